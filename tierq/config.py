@@ -1,0 +1,108 @@
+"""Typed settings of every tierq process, validated when the process starts.
+
+Values come from CLI flags, then ``TIERQ_*`` environment variables, then these defaults.
+Scheduling policy that may change at run time (admission limits, aging, breakers…) is not
+here: it lives in ``tierq.core.Settings`` and is changed through the API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import msgspec
+
+from .errors import InvalidRequestError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_token(value: str, what: str) -> str:
+    """Names that become part of NATS subjects must be plain tokens."""
+    if not _TOKEN.fullmatch(value):
+        raise InvalidRequestError(
+            f"{what} {value!r} must be 1-64 characters of letters, digits, '_' or '-'",
+            field=what,
+        )
+    return value
+
+
+class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """How to reach NATS. ``servers`` empty means: start an embedded nats-server."""
+
+    servers: tuple[str, ...] = ()
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    creds: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    prefix: str = "tierq"
+
+    def __post_init__(self) -> None:
+        check_token(self.prefix, "prefix")
+
+    @classmethod
+    def from_env(cls, servers: str | None = None, prefix: str | None = None) -> NatsConfig:
+        raw = servers or os.environ.get("TIERQ_NATS", "")
+        return cls(
+            servers=tuple(s.strip() for s in raw.split(",") if s.strip()),
+            user=os.environ.get("TIERQ_NATS_USER"),
+            password=os.environ.get("TIERQ_NATS_PASSWORD"),
+            token=os.environ.get("TIERQ_NATS_TOKEN"),
+            creds=os.environ.get("TIERQ_NATS_CREDS"),
+            tls_ca=os.environ.get("TIERQ_NATS_TLS_CA"),
+            tls_cert=os.environ.get("TIERQ_NATS_TLS_CERT"),
+            tls_key=os.environ.get("TIERQ_NATS_TLS_KEY"),
+            prefix=prefix or os.environ.get("TIERQ_PREFIX", "tierq"),
+        )
+
+
+class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):
+    nats: NatsConfig
+    #: Identity in the leader lease; defaults to host:pid.
+    holder: str | None = None
+    leader_lease_seconds: float = 5.0
+    #: Take a snapshot after this many log messages since the last one.
+    snapshot_every: int = 2000
+    #: Longest a region's lease request is held when nothing is ready.
+    max_lease_wait: float = 5.0
+
+
+class RegionConfig(msgspec.Struct, kw_only=True, frozen=True):
+    nats: NatsConfig
+    name: str = "default"
+    labels: tuple[str, ...] = ()
+    #: A worker that has not heartbeated for this long is lost; its tasks are re-queued.
+    worker_lease_seconds: float = 10.0
+    heartbeat_interval: float = 1.0
+    #: Reports are sent upward at most this often (they batch in between).
+    report_interval: float = 0.002
+    #: Tasks held locally beyond the workers' free slots (prefetch), as a count.
+    prefetch: int = 0
+
+    def __post_init__(self) -> None:
+        check_token(self.name, "region")
+
+
+class WorkerConfig(msgspec.Struct, kw_only=True, frozen=True):
+    nats: NatsConfig
+    modules: tuple[str, ...]
+    region: str = "default"
+    concurrency: int = 8
+    pool: str = "async"
+    worker_id: str | None = None
+    #: On SIGTERM, running tasks get this long to finish before they are released.
+    drain_grace: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_token(self.region, "region")
+        if self.pool not in ("async", "thread", "process"):
+            raise InvalidRequestError(
+                f"pool must be async, thread or process, not {self.pool!r}", field="pool"
+            )
+        if not 1 <= self.concurrency <= 10_000:
+            raise InvalidRequestError(
+                "concurrency must be between 1 and 10000", field="concurrency"
+            )

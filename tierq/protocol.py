@@ -1,0 +1,288 @@
+"""Messages between tierq processes: requests, replies and their envelope.
+
+Every request and reply is a versioned msgspec Struct encoded as MessagePack. A reply starts
+with one tag byte: ``0`` then the reply struct, or ``1`` then an :class:`~tierq.errors.ErrorInfo`
+that the caller turns back into the matching exception. Subjects are built by
+``tierq.engine.subjects``; this module only says what travels on them.
+
+Who talks to whom::
+
+    client / API  --master.submit|submit_workflow|cancel|...|query|wait-->  master
+    region        --master.register|lease|report|heartbeat----------------> master
+    worker        --region.<name>.register|pull|report|heartbeat----------> region
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from .core.model import (
+    LeasedTask,
+    Outcome,
+    Progress,
+    RegionInfo,
+    Started,
+    Task,
+    TaskSpec,
+    WorkflowSpec,
+)
+from .errors import ErrorInfo, TierqError, error_from_wire
+
+PROTOCOL_VERSION: Final = 1
+
+_OK: Final = b"\x00"
+_ERR: Final = b"\x01"
+
+T = TypeVar("T")
+
+
+class _Msg(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of every wire message."""
+
+
+# --- client / API -> master -------------------------------------------------------------
+
+
+class SubmitRequest(_Msg):
+    tasks: list[TaskSpec]
+
+
+class SubmitReply(_Msg):
+    ids: list[str]
+
+
+class SubmitWorkflowRequest(_Msg):
+    workflow: WorkflowSpec
+
+
+class SubmitWorkflowReply(_Msg):
+    workflow_id: str
+    ids: dict[str, str]
+
+
+class TaskRef(_Msg):
+    """Names one task (or, for workflow commands, one workflow)."""
+
+    id: str
+
+
+class ReprioritizeRequest(_Msg):
+    id: str
+    priority: int
+
+
+class Ack(_Msg):
+    """A command was committed; ``events`` is how many events it caused."""
+
+    events: int = 0
+
+
+class WaitRequest(_Msg):
+    """Hold the reply until every listed task is terminal or ``timeout`` seconds pass."""
+
+    ids: list[str]
+    timeout: float = 30.0
+
+
+class TasksReply(_Msg):
+    tasks: list[Task]
+    next_cursor: str | None = None
+
+
+class QueryKind(enum.Enum):
+    TASK = "task"
+    TASKS = "tasks"
+    WORKFLOW = "workflow"
+    REGIONS = "regions"
+    WORKERS = "workers"
+    STATS = "stats"
+    SETTINGS = "settings"
+
+
+class QueryRequest(_Msg):
+    kind: QueryKind
+    id: str | None = None
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    region: str | None = None
+    workflow_id: str | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+class SettingsRequest(_Msg):
+    """Replace the live settings; the body is the full Settings struct as msgpack."""
+
+    settings: msgspec.Raw
+
+
+# --- region -> master ---------------------------------------------------------------------
+
+
+class WorkerView(_Msg):
+    """A worker as its region last saw it (soft state, for queries and the dashboard)."""
+
+    id: str
+    region: str
+    task_types: list[str]
+    concurrency: int
+    running: int
+    pool: str = "async"
+    host: str = ""
+    pid: int = 0
+    last_heartbeat: float = 0.0
+    draining: bool = False
+    completed: int = 0
+    failed: int = 0
+
+
+class RegisterRegionRequest(_Msg):
+    info: RegionInfo
+
+
+class RegisterRegionReply(_Msg):
+    lease_seconds: float
+
+
+class LeaseRequest(_Msg):
+    """A region asks for up to ``slots`` tasks; the master may hold it up to ``wait`` s."""
+
+    region: str
+    instance: str
+    slots: int
+    wait: float = 0.0
+
+
+class LeaseReply(_Msg):
+    tasks: list[LeasedTask]
+
+
+class RegionReport(_Msg):
+    """A batch of worker news from a region; also renews the region's lease."""
+
+    region: str
+    instance: str
+    started: list[Started] = []
+    progress: list[Progress] = []
+    outcomes: list[Outcome] = []
+    workers: list[WorkerView] | None = None
+    task_types: list[str] | None = None
+
+
+class RegionReportReply(_Msg):
+    accepted: int = 0
+    duplicates: int = 0
+    #: Attempts the region holds that the master no longer wants run (cancelled, re-queued).
+    cancel: list[tuple[str, int]] = []
+
+
+# --- worker -> region ---------------------------------------------------------------------
+
+
+class RegisterWorkerRequest(_Msg):
+    worker: str
+    task_types: list[str]
+    concurrency: int
+    pool: str = "async"
+    host: str = ""
+    pid: int = 0
+
+
+class RegisterWorkerReply(_Msg):
+    lease_seconds: float
+    heartbeat_interval: float
+
+
+class PullRequest(_Msg):
+    worker: str
+    slots: int
+    wait: float = 5.0
+
+
+class PullReply(_Msg):
+    tasks: list[LeasedTask] = []
+    #: The region wants this worker to stop pulling (drain requested).
+    drain: bool = False
+
+
+class WorkerHeartbeat(_Msg):
+    worker: str
+    running: list[tuple[str, int]] = []
+    draining: bool = False
+
+
+class WorkerHeartbeatReply(_Msg):
+    #: Attempts to stop now (cancelled or reassigned).
+    cancel: list[tuple[str, int]] = []
+    #: The region does not know this worker (restarted): register again.
+    unknown: bool = False
+    drain: bool = False
+
+
+class WorkerReport(_Msg):
+    worker: str
+    started: list[Started] = []
+    progress: list[Progress] = []
+    outcomes: list[Outcome] = []
+
+
+class DrainRequest(_Msg):
+    """Ask a region to drain one worker (or all of them when ``worker`` is None)."""
+
+    worker: str | None = None
+
+
+# --- envelope -----------------------------------------------------------------------------
+
+_encoder = msgspec.msgpack.Encoder()
+_error_decoder = msgspec.msgpack.Decoder(ErrorInfo)
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+
+
+def encode(msg: object) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(data: bytes, typ: type[T]) -> T:
+    """Decode a request body; malformed input becomes InvalidRequestError naming the path."""
+    from .errors import InvalidRequestError
+
+    dec = _decoders.get(typ)
+    if dec is None:
+        dec = _decoders[typ] = msgspec.msgpack.Decoder(typ)
+    try:
+        return dec.decode(data)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(f"invalid request: {exc}", field=_path_of(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"malformed request: {exc}") from None
+
+
+def encode_ok(reply: object) -> bytes:
+    return _OK + _encoder.encode(reply)
+
+
+def encode_error(exc: TierqError | ErrorInfo) -> bytes:
+    info = exc if isinstance(exc, ErrorInfo) else exc.to_info()
+    return _ERR + _encoder.encode(info)
+
+
+def decode_reply(data: bytes, typ: type[T]) -> T:
+    """Return the reply struct, or raise the exception the remote side reported."""
+    if data[:1] == _ERR:
+        raise error_from_wire(_error_decoder.decode(data[1:]))
+    if data[:1] != _OK:
+        raise TierqError(f"unexpected reply ({len(data)} bytes, tag {data[:1]!r})")
+    return decode(data[1:], typ)
+
+
+def _path_of(exc: msgspec.ValidationError) -> str | None:
+    text = str(exc)
+    marker = " - at `"
+    if marker in text:
+        return text.split(marker, 1)[1].rstrip("`")
+    return None
