@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tierq.engine import ConnectOptions, EmbeddedNats, Engine, Message, connect, free_port
+from tierq.errors import EngineUnavailableError
+
+
+async def test_nothing_listening_names_the_url() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    opts = ConnectOptions(servers=[url], connect_timeout=0.5, reconnect_wait=0.05)
+    with pytest.raises(EngineUnavailableError, match=f"cannot reach NATS at {url}"):
+        await connect(opts)
+
+
+async def test_request_reply_and_queue_groups(engine: Engine) -> None:
+    seen: list[str] = []
+
+    async def echo(msg: Message) -> None:
+        seen.append(msg.subject)
+        await msg.respond(b"re:" + msg.data)
+
+    sub = await engine.subscribe("svc.echo", cb=echo, queue="q")
+    try:
+        assert await engine.request("svc.echo", b"hi", timeout=2) == b"re:hi"
+    finally:
+        await sub.unsubscribe()
+        await sub.unsubscribe()  # idempotent
+    assert seen == ["svc.echo"]
+
+
+async def test_no_responders_is_unavailable(engine: Engine) -> None:
+    with pytest.raises(EngineUnavailableError, match="no responders"):
+        await engine.request("nobody.home", b"", timeout=1)
+
+
+async def test_request_timeout_is_unavailable(engine: Engine) -> None:
+    async def silent(msg: Message) -> None:
+        pass
+
+    sub = await engine.subscribe("slow", cb=silent)
+    try:
+        with pytest.raises(EngineUnavailableError, match="timed out"):
+            await engine.request("slow", b"", timeout=0.1)
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_publish_subscribe_with_headers(engine: Engine) -> None:
+    got: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def cb(msg: Message) -> None:
+        await got.put(msg)
+
+    sub = await engine.subscribe("events.>", cb=cb)
+    try:
+        await engine.publish("events.x", b"payload", headers={"Tierq-Kind": "x"})
+        await engine.flush()
+        msg = await asyncio.wait_for(got.get(), 5)
+        assert (msg.subject, msg.data, msg.reply) == ("events.x", b"payload", "")
+        assert msg.headers == {"Tierq-Kind": "x"}
+        await msg.respond(b"ignored")  # nothing to answer: no error
+    finally:
+        await sub.drain()
+
+
+async def test_close_is_idempotent(nats_server: EmbeddedNats) -> None:
+    eng = await connect(ConnectOptions(servers=[nats_server.url]))
+    assert eng.is_connected
+    assert eng.connected_url == nats_server.url
+    async with eng:
+        pass
+    await eng.close()
+    assert eng.is_closed
+    with pytest.raises(EngineUnavailableError):
+        await eng.publish("x", b"")
+
+
+async def test_reconnects_after_server_restart(nats_server: EmbeddedNats) -> None:
+    eng = await connect(ConnectOptions(servers=[nats_server.url], reconnect_wait=0.05))
+    try:
+        nats_server.kill()
+        await nats_server.astart()
+
+        async def echo(msg: Message) -> None:
+            await msg.respond(msg.data)
+
+        for _ in range(200):
+            if eng.is_connected:
+                break
+            await asyncio.sleep(0.05)
+        sub = await eng.subscribe("echo", cb=echo)
+        assert await eng.request("echo", b"back", timeout=2) == b"back"
+        await sub.unsubscribe()
+    finally:
+        await eng.close()
+
+
+def test_options_repr_hides_secrets() -> None:
+    text = repr(ConnectOptions(user="u", password="hunter2", token="t0k"))
+    assert "hunter2" not in text and "t0k" not in text

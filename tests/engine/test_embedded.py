@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tierq.engine import ConnectOptions, EmbeddedNats, connect, find_nats_server, free_port
+from tierq.errors import EngineUnavailableError
+from tierq.testing import nats_server
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); look at its state.
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().split()[2] != "Z"
+
+
+def test_binary_comes_from_the_wheel() -> None:
+    path = find_nats_server()
+    assert Path(path).name.startswith("nats-server")
+    assert os.access(path, os.X_OK)
+
+
+def test_sync_start_stop_is_idempotent(tmp_path: Path) -> None:
+    srv = EmbeddedNats(tmp_path / "store")
+    with srv:
+        assert srv.running
+        pid = srv.pid
+        assert pid is not None and _alive(pid)
+        assert srv.url == f"nats://127.0.0.1:{srv.port}"
+        assert (tmp_path / "store" / "nats-server.conf").exists()
+    assert not srv.running
+    assert not _alive(pid)
+    srv.stop()  # again: nothing happens
+    srv.kill()
+
+
+def test_config_carries_options(tmp_path: Path) -> None:
+    srv = EmbeddedNats(tmp_path, sync_always=True, max_payload=4 * 1024 * 1024)
+    text = srv._config()
+    assert "sync_interval: always" in text
+    assert "max_payload: 4194304" in text
+    assert "sync_interval" not in EmbeddedNats(tmp_path)._config()
+
+
+async def test_kill_and_restart_keep_url_and_data(nats_server: EmbeddedNats) -> None:
+    eng = await connect(ConnectOptions(servers=[nats_server.url]))
+    try:
+        await eng.js.add_stream(name="KEEP", subjects=["keep"])
+        await eng.js.publish("keep", b"1")
+    finally:
+        await eng.close()
+    old_pid = nats_server.pid
+    assert old_pid is not None
+    nats_server.kill()
+    assert not nats_server.running and not _alive(old_pid)
+    await nats_server.arestart()
+    assert nats_server.pid != old_pid
+    eng = await connect(ConnectOptions(servers=[nats_server.url]))
+    try:
+        info = await eng.js.stream_info("KEEP")
+        assert info.state.messages == 1
+    finally:
+        await eng.close()
+
+
+async def test_sync_restart(tmp_path: Path) -> None:
+    srv = EmbeddedNats(tmp_path)
+    try:
+        srv.start()
+        first = srv.pid
+        srv.restart()
+        assert srv.running and srv.pid != first
+    finally:
+        srv.stop()
+
+
+async def test_testing_kit_durable_profile() -> None:
+    async with nats_server(durable=True) as srv:
+        assert srv.sync_always
+        assert "sync_interval: always" in srv.config_file.read_text()
+        store = srv.store_dir
+        pid = srv.pid
+    assert pid is not None and not _alive(pid)
+    assert not store.exists()
+
+
+async def test_port_in_use_fails_clearly(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+    other = EmbeddedNats(tmp_path, port=nats_server.port, startup_timeout=5)
+    with pytest.raises(EngineUnavailableError, match="nats-server exited"):
+        await other.astart()
+    assert not other.running
+
+
+def test_free_port_is_bindable() -> None:
+    assert 1024 < free_port() < 65536

@@ -1,0 +1,90 @@
+"""The engine: tierq's only door to NATS and JetStream.
+
+Nothing else in tierq imports ``nats``; services use the names exported here.
+"""
+
+from .codec import (
+    DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
+)
+from .codec import (
+    Codec as Codec,
+)
+from .codec import (
+    encode_json as encode_json,
+)
+from .codec import (
+    pack_array as pack_array,
+)
+from .commit import CommitterStatistics as CommitterStatistics
+from .commit import GroupCommitter as GroupCommitter
+from .connect import (
+    ConnectOptions as ConnectOptions,
+)
+from .connect import (
+    Engine as Engine,
+)
+from .connect import (
+    Message as Message,
+)
+from .connect import (
+    Subscription as Subscription,
+)
+from .connect import (
+    connect as connect,
+)
+from .embedded import (
+    EmbeddedNats as EmbeddedNats,
+)
+from .embedded import (
+    find_nats_server as find_nats_server,
+)
+from .embedded import (
+    free_port as free_port,
+)
+from .kv import LeaderLease as LeaderLease
+from .kv import SettingsStore as SettingsStore
+from .log import MAX_BATCH_MSGS as MAX_BATCH_MSGS
+from .log import EventLog as EventLog
+from .log import LogReader as LogReader
+from .provision import provision as provision
+from .snapshot import SnapshotStore as SnapshotStore
+from .subjects import (
+    MASTER_OPS as MASTER_OPS,
+)
+from .subjects import (
+    REGION_OPS as REGION_OPS,
+)
+from .subjects import (
+    Subjects as Subjects,
+)
+from .subjects import (
+    validate_token as validate_token,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MASTER_OPS",
+    "MAX_BATCH_MSGS",
+    "REGION_OPS",
+    "Codec",
+    "CommitterStatistics",
+    "ConnectOptions",
+    "EmbeddedNats",
+    "Engine",
+    "EventLog",
+    "GroupCommitter",
+    "LeaderLease",
+    "LogReader",
+    "Message",
+    "SettingsStore",
+    "SnapshotStore",
+    "Subjects",
+    "Subscription",
+    "connect",
+    "encode_json",
+    "find_nats_server",
+    "free_port",
+    "pack_array",
+    "provision",
+    "validate_token",
+]

@@ -1,0 +1,328 @@
+"""Connecting to NATS: options (URLs, auth, TLS, reconnects) and the :class:`Engine` handle."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
+
+from ..errors import EngineUnavailableError
+from ._errors import map_nats_errors
+
+__all__ = ["ConnectOptions", "Engine", "Message", "Subscription", "connect"]
+
+log = logging.getLogger("tierq.engine")
+
+
+class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach NATS. Every process (master, region, worker, API) takes one of these."""
+
+    #: Server URLs; more than one for a cluster (the client fails over between them).
+    servers: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    #: A ``.creds`` file (JWT + NKey seed), as issued by ``nsc``.
+    creds_file: str | None = None
+    #: TLS: CA bundle to verify the server, and an optional client certificate.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_hostname: str | None = None
+    #: Connection name, shown in the server's monitoring (``/connz``).
+    name: str = "tierq"
+    #: Seconds for one TCP/TLS connect attempt.
+    connect_timeout: float = 2.0
+    #: Attempts per server before :func:`connect` gives up (the first connection only).
+    connect_attempts: int = 2
+    #: After the first connection: keep reconnecting (-1: forever), waiting this long between tries.
+    max_reconnect_attempts: int = -1
+    reconnect_wait: float = 0.5
+    #: Default timeout of :meth:`Engine.request` and JetStream API calls.
+    request_timeout: float = 5.0
+    #: Bytes buffered while disconnected before publishing fails (large: log batches are big).
+    pending_size: int = 64 * 1024 * 1024
+
+    def __repr__(self) -> str:
+        # Never print secrets into logs.
+        return (
+            f"ConnectOptions(servers={self.servers!r}, name={self.name!r}, "
+            f"auth={'yes' if self.password or self.token or self.creds_file else 'no'})"
+        )
+
+
+class Message:
+    """A message delivered to a :meth:`Engine.subscribe` callback."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+
+    @property
+    def subject(self) -> str:
+        return self._msg.subject
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def reply(self) -> str:
+        """Where a request wants its answer ('' for a plain publish)."""
+        return self._msg.reply
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return self._msg.headers
+
+    async def respond(self, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer a request; does nothing for a message that expects no answer."""
+        if not self._msg.reply:
+            return
+        with map_nats_errors(f"respond on {self._msg.subject}"):
+            await self._msg._client.publish(self._msg.reply, payload, headers=headers)
+
+
+Callback = Callable[[Message], Awaitable[None]]
+
+
+class Subscription:
+    """A live subscription; :meth:`unsubscribe` ends it (idempotent)."""
+
+    __slots__ = ("_done", "_sub", "subject")
+
+    def __init__(self, sub: NatsSubscription, subject: str) -> None:
+        self._sub = sub
+        self.subject = subject
+        self._done = False
+
+    async def unsubscribe(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            await self._sub.unsubscribe()
+        except nats.errors.Error as exc:
+            # Closed connection or already gone: the subscription is over either way.
+            log.debug("unsubscribe %s: %r", self.subject, exc)
+
+    async def drain(self) -> None:
+        """Stop receiving, but let callbacks for already delivered messages finish."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            await self._sub.drain()  # type: ignore[no-untyped-call]
+        except nats.errors.Error as exc:
+            log.debug("drain %s: %r", self.subject, exc)
+
+
+class Engine:
+    """A connection to NATS and its JetStream context: the only door to the broker.
+
+    Other tierq packages use the methods; the ``nc`` and ``js`` accessors are for the
+    other ``tierq.engine`` modules only.
+    """
+
+    def __init__(self, nc: NatsClient, opts: ConnectOptions) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=opts.request_timeout)
+        self.options = opts
+
+    @property
+    def nc(self) -> NatsClient:
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    @property
+    def connected_url(self) -> str | None:
+        url = self._nc.connected_url
+        return url.geturl() if url is not None else None
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc.is_connected
+
+    @property
+    def is_closed(self) -> bool:
+        return self._nc.is_closed
+
+    @property
+    def max_payload(self) -> int:
+        """The server's ``max_payload``: no single message can be larger."""
+        return self._nc.max_payload
+
+    def new_inbox(self) -> str:
+        return self._nc.new_inbox()
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 - per-request deadline is the API
+        headers: dict[str, str] | None = None,
+    ) -> bytes:
+        """Send a request and return the reply's payload.
+
+        Raises:
+            EngineUnavailableError: nobody answers on ``subject``, or not within ``timeout``.
+        """
+        t = self.options.request_timeout if timeout is None else timeout
+        with map_nats_errors(f"request on {subject}"):
+            msg = await self._nc.request(subject, payload, timeout=t, headers=headers)
+        return msg.data
+
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Fire-and-forget publish on core NATS (buffered; see :meth:`flush`)."""
+        with map_nats_errors(f"publish on {subject}"):
+            await self._nc.publish(subject, payload, headers=headers)
+
+    async def subscribe(
+        self,
+        subject: str,
+        *,
+        cb: Callback,
+        queue: str | None = None,
+        pending_msgs_limit: int = 65536,
+    ) -> Subscription:
+        """Call ``cb`` for every message on ``subject`` (one at a time, in order).
+
+        With ``queue``, subscribers sharing the queue name split the messages between them.
+        """
+
+        async def deliver(msg: Msg) -> None:
+            await cb(Message(msg))
+
+        with map_nats_errors(f"subscribe to {subject}"):
+            sub = await self._nc.subscribe(
+                subject, queue=queue or "", cb=deliver, pending_msgs_limit=pending_msgs_limit
+            )
+        return Subscription(sub, subject)
+
+    async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until the server has seen everything published so far."""
+        t = self.options.request_timeout if timeout is None else timeout
+        with map_nats_errors("flush"):
+            await self._nc.flush(timeout=max(1, round(t)))
+
+    async def drain(self) -> None:
+        """Finish in-flight callbacks, flush, then close."""
+        if self._nc.is_closed:
+            return
+        with map_nats_errors("drain"):
+            await self._nc.drain()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._nc.is_closed:
+            return
+        with map_nats_errors("close"):
+            await self._nc.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _tls_context(opts: ConnectOptions) -> ssl.SSLContext | None:
+    if not (opts.tls_ca or opts.tls_cert):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=opts.tls_ca)
+    if opts.tls_cert:
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+    return ctx
+
+
+async def connect(opts: ConnectOptions | None = None) -> Engine:
+    """Connect to NATS and return an :class:`Engine`.
+
+    Raises:
+        EngineUnavailableError: no server answered ("cannot reach NATS at <url>: <why>").
+    """
+    opts = opts or ConnectOptions()
+    where = ", ".join(opts.servers)
+    last_error: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        last_error.append(exc)
+        log.warning("NATS error (%s): %r", where, exc)
+
+    async def on_disconnected() -> None:
+        log.warning("disconnected from NATS (%s)", where)
+
+    async def on_reconnected() -> None:
+        log.info("reconnected to NATS (%s)", where)
+
+    kwargs: dict[str, Any] = {}
+    if opts.creds_file:
+        kwargs["user_credentials"] = opts.creds_file
+    try:
+        tls = _tls_context(opts)
+    except (OSError, ssl.SSLError) as exc:
+        raise EngineUnavailableError(f"cannot load TLS files for NATS at {where}: {exc}") from exc
+    nc = NatsClient()
+    try:
+        await nc.connect(
+            servers=list(opts.servers),
+            name=opts.name,
+            user=opts.user,
+            password=opts.password,
+            token=opts.token,
+            tls=tls,
+            tls_hostname=opts.tls_hostname,
+            # nats-py's API says int but uses these as floats.
+            connect_timeout=opts.connect_timeout,  # type: ignore[arg-type]
+            reconnect_time_wait=opts.reconnect_wait,  # type: ignore[arg-type]
+            # The first connection must fail in bounded time; the reconnect policy proper
+            # is installed once we are connected (nats-py uses one knob for both).
+            max_reconnect_attempts=max(1, opts.connect_attempts - 1),
+            allow_reconnect=True,
+            pending_size=opts.pending_size,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            **kwargs,
+        )
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        await _quiet_close(nc)
+        cause = last_error[-1] if last_error else exc
+        if isinstance(exc, nats.errors.Error) and "Authorization" in type(exc).__name__:
+            cause = exc
+        raise EngineUnavailableError(f"cannot reach NATS at {where}: {_describe(cause)}") from exc
+    nc.options["max_reconnect_attempts"] = opts.max_reconnect_attempts
+    return Engine(nc, opts)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if text.startswith("nats:") else f"{type(exc).__name__}: {text}"
+
+
+async def _quiet_close(nc: NatsClient) -> None:
+    try:
+        await nc.close()
+    except Exception as exc:
+        log.debug("close after failed connect: %r", exc)

@@ -1,0 +1,129 @@
+"""Every NATS subject, stream and bucket name tierq uses, under one configurable prefix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InvalidRequestError
+
+__all__ = ["MASTER_OPS", "REGION_OPS", "Subjects", "validate_token"]
+
+#: What may go into one subject token: no dots, wildcards, spaces or ``$``.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+#: Request subjects the active master answers (``{prefix}.master.{op}``).
+MASTER_OPS = frozenset(
+    {
+        "submit",
+        "submit_workflow",
+        "lease",
+        "report",
+        "register",
+        "heartbeat",
+        "cancel",
+        "cancel_workflow",
+        "reprioritize",
+        "retry",
+        "query",
+        "wait",
+        "settings",
+        "control",
+    }
+)
+
+#: Request subjects a region answers (``{prefix}.region.{region}.{op}``).
+REGION_OPS = frozenset({"pull", "report", "heartbeat", "register", "control"})
+
+
+def validate_token(value: str, what: str) -> str:
+    """Return ``value`` if it is safe as one subject token, else raise naming the field.
+
+    Anything a user chooses (a region name, the prefix, an event kind) goes through here
+    before it is interpolated into a subject: a ``.`` would add tokens, ``*``/``>`` would
+    turn a publish into a wildcard and ``$`` reaches the system's own API.
+    """
+    if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+        raise InvalidRequestError(
+            f"{what} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {value!r}",
+            field=what,
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """Names of every subject, stream and bucket for one tierq installation.
+
+    Two installations can share a NATS account by using different prefixes. Stream names
+    uppercase the prefix, so prefixes that differ only in case share a log: don't.
+    """
+
+    prefix: str = "tierq"
+
+    def __post_init__(self) -> None:
+        validate_token(self.prefix, "prefix")
+
+    # -- request/reply ---------------------------------------------------------------------
+
+    def master(self, op: str) -> str:
+        """Subject of one master operation, e.g. ``tierq.master.submit``."""
+        if op not in MASTER_OPS:
+            raise InvalidRequestError(f"unknown master operation {op!r}", field="op")
+        return f"{self.prefix}.master.{op}"
+
+    @property
+    def master_all(self) -> str:
+        """Wildcard over every master operation (for one subscription serving all)."""
+        return f"{self.prefix}.master.*"
+
+    def region(self, name: str, op: str) -> str:
+        """Subject of one operation of one region, e.g. ``tierq.region.eu.pull``."""
+        validate_token(name, "region")
+        if op not in REGION_OPS:
+            raise InvalidRequestError(f"unknown region operation {op!r}", field="op")
+        return f"{self.prefix}.region.{name}.{op}"
+
+    def region_all(self, name: str) -> str:
+        """Wildcard over every operation of one region."""
+        validate_token(name, "region")
+        return f"{self.prefix}.region.{name}.*"
+
+    # -- lifecycle events (core NATS, fire and forget) -------------------------------------
+
+    def event(self, kind: str) -> str:
+        """Subject of one kind of lifecycle event, e.g. ``tierq.events.succeeded``."""
+        validate_token(kind, "event kind")
+        return f"{self.prefix}.events.{kind}"
+
+    @property
+    def events_all(self) -> str:
+        """Wildcard a subscriber uses to see every lifecycle event."""
+        return f"{self.prefix}.events.>"
+
+    # -- JetStream -------------------------------------------------------------------------
+
+    @property
+    def log_stream(self) -> str:
+        """The master's durable log stream, e.g. ``TIERQ_LOG``."""
+        return f"{self.prefix.upper()}_LOG"
+
+    @property
+    def log_subject(self) -> str:
+        """The one subject of the log stream."""
+        return f"{self.prefix}.log"
+
+    @property
+    def leader_bucket(self) -> str:
+        """KV bucket holding the leader lease (its TTL is the lease duration)."""
+        return f"{self.prefix}_leader"
+
+    @property
+    def snapshot_bucket(self) -> str:
+        """Object store holding scheduler snapshots."""
+        return f"{self.prefix}_snapshots"
+
+    @property
+    def settings_bucket(self) -> str:
+        """KV bucket holding runtime settings changed through the API."""
+        return f"{self.prefix}_settings"
