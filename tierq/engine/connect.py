@@ -135,8 +135,11 @@ class Engine:
     other ``tierq.engine`` modules only.
     """
 
-    def __init__(self, nc: NatsClient, opts: ConnectOptions) -> None:
+    def __init__(
+        self, nc: NatsClient, opts: ConnectOptions, events: _ConnectionEvents | None = None
+    ) -> None:
         self._nc = nc
+        self._events = events
         self._js = nc.jetstream(timeout=opts.request_timeout)
         self.options = opts
 
@@ -225,6 +228,7 @@ class Engine:
         """Finish in-flight callbacks, flush, then close."""
         if self._nc.is_closed:
             return
+        self._closing()
         with map_nats_errors("drain"):
             await self._nc.drain()
 
@@ -232,8 +236,13 @@ class Engine:
         """Close the connection (idempotent)."""
         if self._nc.is_closed:
             return
+        self._closing()
         with map_nats_errors("close"):
             await self._nc.close()
+
+    def _closing(self) -> None:
+        if self._events is not None:
+            self._events.closing = True
 
     async def __aenter__(self) -> Engine:
         return self
@@ -264,18 +273,7 @@ async def connect(opts: ConnectOptions | None = None) -> Engine:
     """
     opts = opts or ConnectOptions()
     where = ", ".join(opts.servers)
-    last_error: list[BaseException] = []
-
-    async def on_error(exc: Exception) -> None:
-        last_error.append(exc)
-        log.warning("NATS error (%s): %r", where, exc)
-
-    async def on_disconnected() -> None:
-        log.warning("disconnected from NATS (%s)", where)
-
-    async def on_reconnected() -> None:
-        log.info("reconnected to NATS (%s)", where)
-
+    events = _ConnectionEvents(where)
     kwargs: dict[str, Any] = {}
     if opts.creds_file:
         kwargs["user_credentials"] = opts.creds_file
@@ -301,19 +299,40 @@ async def connect(opts: ConnectOptions | None = None) -> Engine:
             max_reconnect_attempts=max(1, opts.connect_attempts - 1),
             allow_reconnect=True,
             pending_size=opts.pending_size,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
+            error_cb=events.on_error,
+            disconnected_cb=events.on_disconnected,
+            reconnected_cb=events.on_reconnected,
             **kwargs,
         )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         await _quiet_close(nc)
-        cause = last_error[-1] if last_error else exc
+        cause = events.last_error or exc
         if isinstance(exc, nats.errors.Error) and "Authorization" in type(exc).__name__:
             cause = exc
         raise EngineUnavailableError(f"cannot reach NATS at {where}: {_describe(cause)}") from exc
     nc.options["max_reconnect_attempts"] = opts.max_reconnect_attempts
-    return Engine(nc, opts)
+    return Engine(nc, opts, events)
+
+
+class _ConnectionEvents:
+    """Logs what the client reports; quiet about the disconnect that closing causes."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.closing = False
+        self.last_error: BaseException | None = None
+
+    async def on_error(self, exc: Exception) -> None:
+        self.last_error = exc
+        if not self.closing:
+            log.warning("NATS error (%s): %r", self.where, exc)
+
+    async def on_disconnected(self) -> None:
+        if not self.closing:
+            log.warning("disconnected from NATS (%s)", self.where)
+
+    async def on_reconnected(self) -> None:
+        log.info("reconnected to NATS (%s)", self.where)
 
 
 def _describe(exc: BaseException) -> str:

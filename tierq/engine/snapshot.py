@@ -71,7 +71,7 @@ class SnapshotStore:
         what = f"provisioning object store {self.bucket}"
         js = self._engine.js
         try:
-            self._obs = await js.create_object_store(config=self.store_config())
+            self._obs = await js.create_object_store(self.bucket, config=self.store_config())
             return self
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != 10058:
