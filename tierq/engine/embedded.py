@@ -21,7 +21,6 @@ import sysconfig
 import tempfile
 import threading
 import time
-import weakref
 from pathlib import Path
 from types import TracebackType
 
@@ -103,7 +102,8 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-_live: weakref.WeakSet[EmbeddedNats] = weakref.WeakSet()
+# Strong references: a server nobody points at any more must still be stopped at exit.
+_live: set[EmbeddedNats] = set()
 
 
 @atexit.register
