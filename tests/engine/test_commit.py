@@ -13,7 +13,7 @@ enc = msgspec.msgpack.Encoder()
 
 async def _items(log: EventLog) -> list[tuple[int, int]]:
     """(seq, item) for every item in the log, decoding the packed arrays."""
-    out = []
+    out: list[tuple[int, int]] = []
     async for seq, payload in log.read():
         out.extend((seq, i) for i in msgspec.msgpack.decode(payload, type=list[int]))
     return out

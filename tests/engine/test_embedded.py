@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tierq import testing
 from tierq.engine import ConnectOptions, EmbeddedNats, connect, find_nats_server, free_port
 from tierq.errors import EngineUnavailableError
-from tierq.testing import nats_server
 
 
 def _alive(pid: int) -> bool:
@@ -81,7 +84,7 @@ async def test_sync_restart(tmp_path: Path) -> None:
 
 
 async def test_testing_kit_durable_profile() -> None:
-    async with nats_server(durable=True) as srv:
+    async with testing.nats_server(durable=True) as srv:
         assert srv.sync_always
         assert "sync_interval: always" in srv.config_file.read_text()
         store = srv.store_dir
@@ -99,3 +102,29 @@ async def test_port_in_use_fails_clearly(nats_server: EmbeddedNats, tmp_path: Pa
 
 def test_free_port_is_bindable() -> None:
     assert 1024 < free_port() < 65536
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs Linux")
+def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed parent runs no atexit; the kernel's parent-death signal stops the server."""
+    script = (
+        "import sys, time\n"
+        "from tierq.engine import EmbeddedNats\n"
+        f"srv = EmbeddedNats({str(tmp_path)!r}).start()\n"
+        "print(srv.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert _alive(pid)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid)

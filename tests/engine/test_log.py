@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tierq.engine import MAX_BATCH_MSGS, Engine, EventLog, Subjects
+from tierq import testing
+from tierq.engine import (
+    MAX_BATCH_MSGS,
+    ConnectOptions,
+    EmbeddedNats,
+    Engine,
+    EventLog,
+    GroupCommitter,
+    Subjects,
+    connect,
+)
 from tierq.errors import EngineUnavailableError, FencedError, PayloadTooLargeError
 
 
@@ -103,6 +115,8 @@ async def test_purge_keeps_later_messages_and_fencing(engine: Engine) -> None:
     assert await _read_all(log) == [(4, b"4"), (5, b"5")]
     assert await _read_all(log, 1) == [(4, b"4"), (5, b"5")]
     assert await log.append([b"6"]) == 6
+    await log.purge(6)
+    assert await _read_all(log) == []
 
 
 async def test_limits(engine: Engine) -> None:
@@ -145,7 +159,7 @@ async def test_unanswered_append_is_resolved_from_the_tail(engine: Engine) -> No
             raise TimeoutError  # stored, but the writer never heard back
         return seq
 
-    log._append_once = lose_reply  # type: ignore[method-assign]
+    log._append_once = lose_reply  # type: ignore[method-assign,assignment]
     assert await log.append([b"1", b"2"]) == 3
     assert calls == 1
     assert await _read_all(log) == [(1, b"0"), (2, b"1"), (3, b"2")]
@@ -158,9 +172,37 @@ async def test_append_that_never_lands_is_retried_then_gives_up(engine: Engine) 
     async def unreachable(*args: object) -> int:
         raise TimeoutError
 
-    log._append_once = unreachable  # type: ignore[method-assign]
+    log._append_once = unreachable  # type: ignore[method-assign,assignment]
     with pytest.raises(EngineUnavailableError, match="outcome unknown"):
         await log.append([b"x"])
     with pytest.raises(EngineUnavailableError):
         await log.append([b"y"])  # refuses until re-opened
     assert await log.open() == 0
+
+
+async def test_appends_continue_after_server_crash(nats_server: EmbeddedNats) -> None:
+    eng = await connect(ConnectOptions(servers=[nats_server.url], reconnect_wait=0.05))
+    try:
+        log = EventLog(eng, retry_timeout=15)
+        await log.open()
+        await log.append([b"before-1", b"before-2"])
+        nats_server.kill()
+        await nats_server.astart()
+        # The first append may hit the reconnect; it is retried after checking the tail.
+        assert await log.append([b"after"]) == 3
+        assert [p async for _, p in log.read()] == [b"before-1", b"before-2", b"after"]
+    finally:
+        await eng.close()
+
+
+async def test_durable_profile_group_commit() -> None:
+    async with testing.nats_server(durable=True) as srv:
+        eng = await connect(ConnectOptions(servers=[srv.url]))
+        try:
+            log = EventLog(eng)
+            await log.open()
+            async with GroupCommitter(log) as gc:
+                seqs = await asyncio.gather(*(gc.submit([b"\x01"]) for _ in range(100)))
+            assert seqs[-1] == await log.last_seq()
+        finally:
+            await eng.close()

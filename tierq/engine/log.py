@@ -338,8 +338,11 @@ class LogReader:
         log_ = self._log
         what = f"replay of {log_.stream}"
         if self._sub is None:
-            self._last = await log_.last_seq()
-            if self._last <= self._after:
+            with map_nats_errors(what):
+                info = await log_.js.stream_info(log_.stream)
+            self._last = info.state.last_seq
+            # Nothing stored after ``after`` (possibly all purged): don't wait on a fetch.
+            if self._last <= self._after or info.state.messages == 0:
                 self._done = True
                 return False
             config = ConsumerConfig(
