@@ -213,6 +213,12 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     progress_message: str | None = None
     #: When the task may next become READY (run_at or retry backoff).
     not_before: float | None = None
+    #: Points added to ``priority`` because the deadline is near (0 until then).
+    boost: int = 0
+    #: Attempts before the current retry budget (raised by a manual retry).
+    retry_base: int = 0
+    #: Why the task is DEAD, CANCELLED or SKIPPED.
+    reason: str | None = None
     #: Time of each transition, by state value (e.g. {"ready": 1.7e9}); latest wins.
     timestamps: dict[str, float] = {}
     #: One entry per attempt: (attempt, started_at, ended_at, outcome, worker).

@@ -1,0 +1,92 @@
+"""Placement classes: tasks that the same regions may run share one heap.
+
+A class is (task name, region affinity, required labels, resource). A region can run a class
+when the name is among its task types, the affinity is None or the region itself, and its labels
+include the required ones. A lease merges the heads of the eligible classes (a k-way merge), so
+it never scans tasks it cannot take. The resource is part of the class so that an open resource
+breaker parks exactly the tasks that need that resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .model import RegionInfo, TaskSpec
+from .pqueue import IndexedPriorityQueue
+
+__all__ = ["ClassKey", "PlacementIndex", "class_key"]
+
+#: (name, region affinity, labels, resource)
+ClassKey = tuple[str, str | None, tuple[str, ...], str | None]
+
+
+def class_key(spec: TaskSpec) -> ClassKey:
+    return (spec.name, spec.region, spec.labels, spec.resource)
+
+
+def can_run(info: RegionInfo, key: ClassKey) -> bool:
+    name, region, labels, _ = key
+    if region is not None and region != info.name:
+        return False
+    if name not in info.task_types:
+        return False
+    return all(label in info.labels for label in labels)
+
+
+class _Eligible:
+    __slots__ = ("info", "keys", "seen")
+
+    def __init__(self, info: RegionInfo) -> None:
+        self.info = info
+        self.keys: list[ClassKey] = []
+        self.seen = 0
+
+
+class PlacementIndex:
+    """One IndexedPriorityQueue per class, created on first use and kept (classes are few)."""
+
+    __slots__ = ("_eligible", "_keys", "_queues", "_rate")
+
+    def __init__(self, rate: float = 0.0) -> None:
+        self._rate = rate
+        self._queues: dict[ClassKey, IndexedPriorityQueue] = {}
+        #: Classes in creation order, so a region's eligible list grows incrementally.
+        self._keys: list[ClassKey] = []
+        self._eligible: dict[str, _Eligible] = {}
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def queue(self, key: ClassKey) -> IndexedPriorityQueue:
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = IndexedPriorityQueue(self._rate)
+            self._keys.append(key)
+        return q
+
+    def get(self, key: ClassKey) -> IndexedPriorityQueue | None:
+        return self._queues.get(key)
+
+    def items(self) -> Iterator[tuple[ClassKey, IndexedPriorityQueue]]:
+        return iter(self._queues.items())
+
+    def set_rate(self, rate: float) -> None:
+        self._rate = rate
+        for q in self._queues.values():
+            q.set_rate(rate)
+
+    def eligible(self, info: RegionInfo) -> list[ClassKey]:
+        """Classes ``info`` can run; cached per region and extended as classes appear."""
+        entry = self._eligible.get(info.name)
+        if entry is None or entry.info != info:
+            entry = self._eligible[info.name] = _Eligible(info)
+        keys = self._keys
+        if entry.seen < len(keys):
+            for key in keys[entry.seen :]:
+                if can_run(info, key):
+                    entry.keys.append(key)
+            entry.seen = len(keys)
+        return entry.keys
+
+    def forget_region(self, name: str) -> None:
+        self._eligible.pop(name, None)

@@ -1,0 +1,1597 @@
+"""SchedulerState: commands in, events out; ``apply(event)`` is the only mutator.
+
+Every command first validates everything it was given (and raises without changing anything),
+then builds events one at a time and applies each before deciding the next, and returns them.
+``apply`` is exactly what a replay runs, so a state rebuilt from the log is the live state by
+construction (temporal's replayer works the same way). Derived indexes (children, unresolved
+parent counts, timers, per-state counters) are updated inside ``apply`` and rebuilt from tasks on
+``restore``; only logical state goes into a snapshot.
+
+Queries, statistics and the snapshot codec live in ``scheduler_queries.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from heapq import heapify, heappop, heappush
+from typing import cast
+
+import msgspec
+
+from ..errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnknownTaskError,
+)
+from . import scheduler_queries as _q
+from .admission import AdmissionStatistics, check_admission
+from .breaker import BreakerState, CircuitBreaker
+from .dag import WorkflowPlan, plan_workflow
+from .events import (
+    BreakerClosed,
+    BreakerHalfOpen,
+    BreakerOpened,
+    BreakerScope,
+    Event,
+    RegionExpired,
+    RegionHeartbeat,
+    RegionRegistered,
+    SettingsChanged,
+    TaskAssigned,
+    TaskCancelled,
+    TaskDead,
+    TaskDeadlineBoosted,
+    TaskDuplicateReport,
+    TaskFailed,
+    TaskProgress,
+    TaskReady,
+    TaskReprioritized,
+    TaskRetried,
+    TasksEvicted,
+    TaskSkipped,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+    WorkflowFinished,
+    WorkflowSubmitted,
+)
+from .ids import WORKFLOW_PREFIX, IdGenerator
+from .leases import RegionRecord, RegionView
+from .model import (
+    AttemptRecord,
+    ErrorSummary,
+    FailurePolicy,
+    LeasedTask,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    RegionInfo,
+    Started,
+    Task,
+    TaskSpec,
+    TaskState,
+    WorkflowSpec,
+)
+from .placement import ClassKey, PlacementIndex
+from .records import SchedulerStatistics, Totals, WorkflowRecord, WorkflowView
+from .retry import RandomSource, backoff_delay, retry_decision
+from .settings import Settings
+from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
+from .validate import (
+    RESULT_REF,
+    check_json,
+    check_labels,
+    check_name,
+    check_priority,
+    check_spec,
+    check_text,
+    check_token,
+    result_refs,
+)
+
+__all__ = ["SchedulerState"]
+
+PENDING, READY, ASSIGNED, RUNNING = (
+    TaskState.PENDING,
+    TaskState.READY,
+    TaskState.ASSIGNED,
+    TaskState.RUNNING,
+)
+SUCCEEDED, FAILED, DEAD = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.DEAD
+CANCELLED, SKIPPED = TaskState.CANCELLED, TaskState.SKIPPED
+HELD_STATES = frozenset({ASSIGNED, RUNNING})
+
+#: (scope, region, name): ("task", region, task name) or ("resource", None, resource).
+BreakerKey = tuple[str, str | None, str]
+
+_MAX_MESSAGE = 4096
+_MAX_TRACEBACK = 65_536
+_MAX_WORKER = 256
+_EVICT_BATCH = 10_000
+
+
+def _digest(wf: WorkflowSpec) -> str:
+    return hashlib.blake2b(msgspec.msgpack.encode(wf), digest_size=16).hexdigest()
+
+
+class SchedulerState:
+    """The master's whole scheduling state. Commands return the events they caused."""
+
+    def __init__(self, settings: Settings, rng: RandomSource) -> None:
+        self._settings = settings.validate()
+        self._rng = rng
+        self._ids = IdGenerator()
+        self._seq = 0
+        self._totals = Totals()
+        self._tasks: dict[str, Task] = {}
+        #: Task ids in creation (= id) order, for cursor pagination; may hold evicted ids.
+        self._order: list[str] = []
+        self._order_holes = 0
+        self._children: dict[str, list[str]] = {}
+        #: PENDING tasks -> number of parents not yet resolved for them.
+        self._unresolved: dict[str, int] = {}
+        #: Tasks whose args use {"$result": parent}.
+        self._refs: set[str] = set()
+        self._idem: dict[str, str] = {}
+        self._wf_idem: dict[str, str] = {}
+        self._workflows: dict[str, WorkflowRecord] = {}
+        self._wf_open: dict[str, int] = {}
+        self._wf_done: set[str] = set()
+        self._placement = PlacementIndex(settings.aging_rate)
+        self._ready_by_name: dict[str, int] = {}
+        self._rules = settings.rule_boosts()
+        #: (time, task id): PENDING tasks waiting for run_at, FAILED ones for their retry.
+        self._timers: list[tuple[float, str]] = []
+        #: (deadline, task id) of tasks not boosted yet.
+        self._deadlines: list[tuple[float, str]] = []
+        #: (time, task id): when a task (or a child of it) finished; eviction candidates.
+        self._retention: list[tuple[float, str]] = []
+        self._wf_retention: list[tuple[float, str]] = []
+        self._regions: dict[str, RegionRecord] = {}
+        self._breakers: dict[BreakerKey, CircuitBreaker] = {}
+        self._by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self._waiting = 0
+        self._waiting_by_queue: dict[str, int] = {}
+        self._waiting_by_band: dict[str, int] = {}
+        self._rejected = 0
+        h: dict[type, Callable[[Event], None]] = {}
+
+        def on(cls: type, fn: object) -> None:
+            h[cls] = cast("Callable[[Event], None]", fn)
+
+        on(TaskSubmitted, self._on_submitted)
+        on(WorkflowSubmitted, self._on_workflow_submitted)
+        on(TaskReady, self._on_ready)
+        on(TaskAssigned, self._on_assigned)
+        on(TaskStarted, self._on_started)
+        on(TaskProgress, self._on_progress)
+        on(TaskSucceeded, self._on_succeeded)
+        on(TaskFailed, self._on_failed)
+        on(TaskDead, self._on_dead)
+        on(TaskCancelled, self._on_cancelled)
+        on(TaskSkipped, self._on_skipped)
+        on(TaskReprioritized, self._on_reprioritized)
+        on(TaskDeadlineBoosted, self._on_boosted)
+        on(TaskRetried, self._on_retried)
+        on(TaskDuplicateReport, self._on_duplicate)
+        on(TasksEvicted, self._on_evicted)
+        on(RegionRegistered, self._on_region_registered)
+        on(RegionHeartbeat, self._on_region_heartbeat)
+        on(RegionExpired, self._on_region_expired)
+        on(BreakerOpened, self._on_breaker_opened)
+        on(BreakerHalfOpen, self._on_breaker_half_open)
+        on(BreakerClosed, self._on_breaker_closed)
+        on(SettingsChanged, self._on_settings)
+        on(WorkflowFinished, self._on_workflow_finished)
+        self._handlers = h
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, event: Event) -> None:
+        """Apply one event: the only way the state changes (live and on replay)."""
+        self._handlers[type(event)](event)
+
+    def apply_all(self, events: Sequence[Event]) -> None:
+        handlers = self._handlers
+        for ev in events:
+            handlers[type(ev)](ev)
+
+    def _emit(self, ev: Event, out: list[Event]) -> None:
+        self._handlers[type(ev)](ev)
+        out.append(ev)
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _policy(self, task: Task) -> FailurePolicy:
+        wf_id = task.workflow_id
+        if wf_id is None:
+            return FailurePolicy.SKIP_DEPENDENTS
+        wf = self._workflows.get(wf_id)
+        return FailurePolicy.SKIP_DEPENDENTS if wf is None else wf.policy
+
+    def _resolves(self, parent_state: TaskState, child: Task) -> bool:
+        """Whether a parent in ``parent_state`` no longer holds ``child`` back."""
+        if parent_state is SUCCEEDED:
+            return True
+        if parent_state is DEAD or parent_state is SKIPPED:
+            return self._policy(child) is FailurePolicy.CONTINUE
+        return False
+
+    def _count_unresolved(self, task: Task) -> int:
+        n = 0
+        tasks = self._tasks
+        for p in task.parents:
+            parent = tasks.get(p)
+            # An evicted parent was terminal and had resolved its children before it went.
+            if parent is not None and not self._resolves(parent.state, task):
+                n += 1
+        return n
+
+    def _push_ready(self, task: Task, at: float) -> None:
+        spec = task.spec
+        key: ClassKey = (spec.name, spec.region, spec.labels, spec.resource)
+        seq = self._seq
+        self._seq = seq + 1
+        self._placement.queue(key).push(task.id, task.priority + task.boost, at, seq)
+        name = spec.name
+        self._ready_by_name[name] = self._ready_by_name.get(name, 0) + 1
+
+    def _leave(self, task: Task) -> None:
+        """Undo the indexes of the task's current state."""
+        st = task.state
+        self._by_state[st] -= 1
+        if st in WAITING_STATES:
+            self._waiting -= 1
+            q = task.spec.queue
+            self._waiting_by_queue[q] -= 1
+            self._waiting_by_band[band(task.priority)] -= 1
+        if st is READY:
+            spec = task.spec
+            queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
+            if queue is not None:
+                queue.remove(task.id)
+            self._ready_by_name[spec.name] -= 1
+        elif st in HELD_STATES:
+            rec = self._regions.get(task.region or "")
+            if rec is not None:
+                rec.held.pop(task.id, None)
+        elif st in TERMINAL_STATES:
+            wf_id = task.workflow_id
+            if wf_id is not None and wf_id in self._wf_open:
+                self._wf_open[wf_id] += 1
+                self._wf_done.discard(wf_id)
+                wf = self._workflows[wf_id]
+                wf.state = None
+                wf.finished_at = None
+
+    def _enter(self, task: Task, at: float) -> None:
+        """Index the task under its (new) state."""
+        st = task.state
+        self._by_state[st] += 1
+        task.timestamps[st.value] = at
+        if st in WAITING_STATES:
+            self._waiting += 1
+            q = task.spec.queue
+            self._waiting_by_queue[q] = self._waiting_by_queue.get(q, 0) + 1
+            b = band(task.priority)
+            self._waiting_by_band[b] = self._waiting_by_band.get(b, 0) + 1
+        if st is READY:
+            self._push_ready(task, at)
+        elif st in HELD_STATES:
+            rec = self._regions.get(task.region or "")
+            if rec is not None:
+                rec.held[task.id] = None
+        elif st in TERMINAL_STATES:
+            self._entered_terminal(task, st, at)
+
+    def _entered_terminal(self, task: Task, st: TaskState, at: float) -> None:
+        tid = task.id
+        self._unresolved.pop(tid, None)
+        wf_id = task.workflow_id
+        if wf_id is not None and wf_id in self._wf_open:
+            left = self._wf_open[wf_id] - 1
+            self._wf_open[wf_id] = left
+            if left == 0:
+                self._wf_done.add(wf_id)
+        retention = self._retention
+        heappush(retention, (at, tid))
+        tasks = self._tasks
+        for p in task.parents:
+            parent = tasks.get(p)
+            if parent is not None and parent.state in TERMINAL_STATES:
+                heappush(retention, (at, p))
+        kids = self._children.get(tid)
+        if not kids:
+            return
+        unresolved = self._unresolved
+        for c in kids:
+            n = unresolved.get(c)
+            if n is None:
+                continue
+            child = tasks.get(c)
+            if child is None or child.state is not PENDING or not self._resolves(st, child):
+                continue
+            if n > 1:
+                unresolved[c] = n - 1
+                continue
+            del unresolved[c]
+            nb = child.not_before
+            if nb is not None and nb > at:
+                heappush(self._timers, (nb, c))
+
+    def _move(self, task: Task, new: TaskState, at: float) -> None:
+        if new not in TRANSITIONS[task.state]:
+            check_transition(task.id, task.state, new)
+        self._leave(task)
+        task.state = new
+        self._enter(task, at)
+
+    def _task(self, task_id: str) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFoundError(f"no task {task_id!r}", ids=(task_id,))
+        return task
+
+    def _breaker_keys(self, task: Task) -> list[BreakerKey]:
+        keys: list[BreakerKey] = [("task", task.region, task.spec.name)]
+        if task.spec.resource is not None:
+            keys.append(("resource", None, task.spec.resource))
+        return keys
+
+    def _breaker(self, key: BreakerKey) -> CircuitBreaker:
+        b = self._breakers.get(key)
+        if b is None:
+            scope, region, name = key
+            label = f"task:{region}:{name}" if scope == "task" else f"resource:{name}"
+            b = self._breakers[key] = CircuitBreaker(label, self._settings.breaker.window)
+        return b
+
+    def _record_outcome(self, task: Task, failed: bool) -> None:
+        for key in self._breaker_keys(task):
+            self._breaker(key).record(failed)
+
+    def _release_probe(self, task: Task) -> None:
+        if not self._breakers:
+            return
+        for key in self._breaker_keys(task):
+            b = self._breakers.get(key)
+            if b is not None and b.probe == task.id:
+                b.probe = None
+
+    # ----------------------------------------------------------- apply: tasks
+
+    def _on_submitted(self, ev: TaskSubmitted) -> None:
+        spec = ev.spec
+        tid = ev.id
+        at = ev.at
+        self._ids.observe(tid)
+        task = Task(
+            id=tid,
+            spec=spec,
+            state=ev.state,
+            submitted_at=at,
+            workflow_id=ev.workflow_id,
+            parents=ev.parents,
+            priority=spec.priority,
+            not_before=ev.not_before,
+        )
+        self._tasks[tid] = task
+        self._order.append(tid)
+        self._totals.submitted += 1
+        if spec.idempotency_key is not None and ev.workflow_id is None:
+            self._idem[spec.idempotency_key] = tid
+        if (spec.args or spec.kwargs) and result_refs([spec.args, spec.kwargs]):
+            self._refs.add(tid)
+        if ev.parents:
+            children = self._children
+            for p in ev.parents:
+                kids = children.get(p)
+                if kids is None:
+                    children[p] = [tid]
+                else:
+                    kids.append(tid)
+            n = self._count_unresolved(task)
+            if n:
+                self._unresolved[tid] = n
+        if spec.deadline is not None:
+            heappush(self._deadlines, (spec.deadline, tid))
+        self._enter(task, at)
+        if ev.state is PENDING and ev.not_before is not None and tid not in self._unresolved:
+            heappush(self._timers, (ev.not_before, tid))
+
+    def _on_workflow_submitted(self, ev: WorkflowSubmitted) -> None:
+        self._ids.observe(ev.id)
+        wf = WorkflowRecord(
+            id=ev.id,
+            name=ev.name,
+            policy=ev.policy,
+            nodes=dict(ev.nodes),
+            edges=list(ev.edges),
+            submitted_at=ev.at,
+            idempotency_key=ev.idempotency_key,
+            digest=ev.digest,
+        )
+        self._workflows[ev.id] = wf
+        self._wf_open[ev.id] = len(ev.nodes)
+        if ev.idempotency_key is not None:
+            self._wf_idem[ev.idempotency_key] = ev.id
+
+    def _on_ready(self, ev: TaskReady) -> None:
+        task = self._tasks[ev.id]
+        task.attempt = ev.attempt
+        task.not_before = None
+        self._move(task, READY, ev.at)
+
+    def _on_assigned(self, ev: TaskAssigned) -> None:
+        task = self._tasks[ev.id]
+        task.region = ev.region
+        task.worker = None
+        task.progress = 0.0
+        task.progress_message = None
+        task.history.append(AttemptRecord(attempt=ev.attempt, region=ev.region, assigned_at=ev.at))
+        self._move(task, ASSIGNED, ev.at)
+        if self._breakers:
+            for key in self._breaker_keys(task):
+                b = self._breakers.get(key)
+                if b is not None and b.state is BreakerState.HALF_OPEN and b.probe is None:
+                    b.probe = task.id
+
+    def _on_started(self, ev: TaskStarted) -> None:
+        task = self._tasks[ev.id]
+        task.worker = ev.worker
+        if task.history:
+            rec = task.history[-1]
+            rec.worker = ev.worker
+            rec.started_at = ev.at
+        self._move(task, RUNNING, ev.at)
+
+    def _on_progress(self, ev: TaskProgress) -> None:
+        task = self._tasks[ev.id]
+        task.progress = ev.fraction
+        task.progress_message = ev.message
+
+    def _end_attempt(self, task: Task, at: float, outcome: str, error: ErrorSummary | None) -> None:
+        if task.history:
+            rec = task.history[-1]
+            if rec.ended_at is None:
+                rec.ended_at = at
+                rec.outcome = outcome
+                rec.error = error
+
+    def _on_succeeded(self, ev: TaskSucceeded) -> None:
+        task = self._tasks[ev.id]
+        task.result = ev.result
+        if ev.worker is not None:
+            task.worker = ev.worker
+        task.progress = 1.0
+        self._end_attempt(task, ev.at, "succeeded", None)
+        self._record_outcome(task, False)
+        self._totals.succeeded += 1
+        self._move(task, SUCCEEDED, ev.at)
+
+    def _on_failed(self, ev: TaskFailed) -> None:
+        task = self._tasks[ev.id]
+        task.error = ev.error
+        if ev.worker is not None:
+            task.worker = ev.worker
+        self._end_attempt(task, ev.at, "lost" if ev.error.lost else "failed", ev.error)
+        if ev.error.lost:
+            self._release_probe(task)
+        else:
+            self._record_outcome(task, True)
+        task.not_before = ev.retry_at
+        self._move(task, FAILED, ev.at)
+        if ev.retry_at is not None:
+            heappush(self._timers, (ev.retry_at, ev.id))
+
+    def _on_dead(self, ev: TaskDead) -> None:
+        task = self._tasks[ev.id]
+        task.reason = ev.reason
+        task.not_before = None
+        self._totals.dead += 1
+        self._move(task, DEAD, ev.at)
+
+    def _on_cancelled(self, ev: TaskCancelled) -> None:
+        task = self._tasks[ev.id]
+        task.reason = ev.reason
+        task.not_before = None
+        if task.state in HELD_STATES:
+            self._end_attempt(task, ev.at, "cancelled", None)
+            self._release_probe(task)
+        self._totals.cancelled += 1
+        self._move(task, CANCELLED, ev.at)
+
+    def _on_skipped(self, ev: TaskSkipped) -> None:
+        task = self._tasks[ev.id]
+        task.reason = ev.reason
+        task.not_before = None
+        self._totals.skipped += 1
+        self._move(task, SKIPPED, ev.at)
+
+    def _on_reprioritized(self, ev: TaskReprioritized) -> None:
+        task = self._tasks[ev.id]
+        if task.state in WAITING_STATES:
+            self._waiting_by_band[band(task.priority)] -= 1
+            b = band(ev.new)
+            self._waiting_by_band[b] = self._waiting_by_band.get(b, 0) + 1
+        task.priority = ev.new
+        self._rekey(task)
+
+    def _on_boosted(self, ev: TaskDeadlineBoosted) -> None:
+        task = self._tasks[ev.id]
+        task.boost = ev.boost
+        self._rekey(task)
+
+    def _rekey(self, task: Task) -> None:
+        if task.state is READY:
+            spec = task.spec
+            queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
+            if queue is not None:
+                queue.update(task.id, task.priority + task.boost)
+
+    def _on_retried(self, ev: TaskRetried) -> None:
+        task = self._tasks[ev.id]
+        task.attempt = ev.attempt
+        task.retry_base = ev.attempt - 1
+        task.reason = None
+        task.not_before = None
+        task.result = None
+        if ev.state is PENDING:
+            n = self._count_unresolved(task)
+            if n:
+                self._unresolved[task.id] = n
+        self._move(task, ev.state, ev.at)
+
+    def _on_duplicate(self, ev: TaskDuplicateReport) -> None:
+        self._totals.duplicate_reports += 1
+
+    def _on_evicted(self, ev: TasksEvicted) -> None:
+        tasks = self._tasks
+        finished_wfs: dict[str, float] = {}
+        for tid in ev.ids:
+            task = tasks.pop(tid, None)
+            if task is None:
+                continue
+            self._order_holes += 1
+            self._by_state[task.state] -= 1
+            self._totals.evicted += 1
+            key = task.spec.idempotency_key
+            if key is not None and self._idem.get(key) == tid:
+                del self._idem[key]
+            self._children.pop(tid, None)
+            self._refs.discard(tid)
+            wf_id = task.workflow_id
+            if wf_id is not None:
+                wf = self._workflows.get(wf_id)
+                if wf is not None and wf.finished_at is not None:
+                    finished_wfs[wf_id] = wf.finished_at
+        for wf_id in ev.workflows:
+            wf = self._workflows.pop(wf_id, None)
+            self._wf_open.pop(wf_id, None)
+            finished_wfs.pop(wf_id, None)
+            key = wf.idempotency_key if wf is not None else None
+            if key is not None and self._wf_idem.get(key) == wf_id:
+                del self._wf_idem[key]
+        for wf_id, at in finished_wfs.items():
+            heappush(self._wf_retention, (at, wf_id))
+        if self._order_holes > 1024 and self._order_holes * 2 > len(self._order):
+            self._order = [tid for tid in self._order if tid in tasks]
+            self._order_holes = 0
+
+    # ------------------------------------------------- apply: regions, others
+
+    def _on_region_registered(self, ev: RegionRegistered) -> None:
+        info = ev.info
+        lease = self._settings.region_lease_seconds
+        old = self._regions.get(info.name)
+        rec = RegionRecord(info, ev.at, lease)
+        if old is not None and old.instance == info.instance:
+            rec.held = old.held
+        self._regions[info.name] = rec
+        self._placement.forget_region(info.name)
+
+    def _on_region_heartbeat(self, ev: RegionHeartbeat) -> None:
+        rec = self._regions.get(ev.name)
+        if rec is not None and rec.instance == ev.instance:
+            rec.renew(ev.at, self._settings.region_lease_seconds)
+
+    def _on_region_expired(self, ev: RegionExpired) -> None:
+        rec = self._regions.get(ev.name)
+        if rec is not None and rec.instance == ev.instance:
+            del self._regions[ev.name]
+            self._placement.forget_region(ev.name)
+
+    def _on_breaker_opened(self, ev: BreakerOpened) -> None:
+        self._breaker((ev.scope, ev.region, ev.name)).open(ev.at)
+
+    def _on_breaker_half_open(self, ev: BreakerHalfOpen) -> None:
+        self._breaker((ev.scope, ev.region, ev.name)).half_open()
+
+    def _on_breaker_closed(self, ev: BreakerClosed) -> None:
+        self._breaker((ev.scope, ev.region, ev.name)).close()
+
+    def _on_settings(self, ev: SettingsChanged) -> None:
+        old = self._settings
+        new = ev.settings
+        self._settings = new
+        self._rules = new.rule_boosts()
+        if new.aging_rate != old.aging_rate:
+            self._placement.set_rate(new.aging_rate)
+        if new.breaker.window != old.breaker.window:
+            for b in self._breakers.values():
+                b.resize(new.breaker.window)
+
+    def _on_workflow_finished(self, ev: WorkflowFinished) -> None:
+        wf = self._workflows[ev.id]
+        wf.state = ev.state
+        wf.finished_at = ev.at
+        self._wf_done.discard(ev.id)
+        heappush(self._wf_retention, (ev.at, ev.id))
+        retention = self._retention
+        for tid in wf.nodes.values():
+            heappush(retention, (ev.at, tid))
+
+    # --------------------------------------------------------------- commands
+
+    def submit(self, specs: Sequence[TaskSpec], now: float) -> tuple[list[Event], list[str]]:
+        """Accept tasks; returns the events and one id per spec, in order.
+
+        A spec whose idempotency key is already known returns the existing id (no event) when
+        it is equal to the stored one, and raises ConflictError otherwise. The batch is
+        all-or-nothing: any invalid spec or an admission refusal raises before any change.
+        """
+        now = float(now)
+        ids: list[str | None] = [None] * len(specs)
+        accepted: list[tuple[int, TaskSpec, tuple[str, ...]]] = []
+        batch_keys: dict[str, int] = {}
+        batch: dict[str, tuple[int, int]] = {}
+        for i, raw in enumerate(specs):
+            prepared = self._prepare(i, raw, specs, batch_keys)
+            if isinstance(prepared, str):
+                ids[i] = prepared
+                continue
+            if prepared is None:
+                continue
+            spec = prepared[0]
+            accepted.append((i, spec, prepared[1]))
+            q = spec.queue
+            n, low = batch.get(q, (0, spec.priority))
+            batch[q] = (n + 1, min(low, spec.priority))
+        self._admit(batch)
+
+        out: list[Event] = []
+        emit = self._emit
+        tasks = self._tasks
+        for i, spec, parents in accepted:
+            tid = self._ids.next(now)
+            run_at = spec.run_at
+            not_before = run_at if run_at is not None and run_at > now else None
+            state = READY
+            if not_before is not None:
+                state = PENDING
+            elif parents:
+                for p in parents:
+                    if tasks[p].state is not SUCCEEDED:
+                        state = PENDING
+                        break
+            emit(
+                TaskSubmitted(
+                    at=now, id=tid, spec=spec, state=state, parents=parents, not_before=not_before
+                ),
+                out,
+            )
+            ids[i] = tid
+        result: list[str] = []
+        for i, maybe in enumerate(ids):
+            if maybe is None:  # a repeat of an idempotency key inside this batch
+                key = specs[i].idempotency_key
+                assert key is not None
+                maybe = self._idem[key]
+            result.append(maybe)
+        return out, result
+
+    def _prepare(
+        self, i: int, raw: TaskSpec, specs: Sequence[TaskSpec], batch_keys: dict[str, int]
+    ) -> tuple[TaskSpec, tuple[str, ...]] | str | None:
+        """Validate one spec of a batch: (spec, parents) to accept, an existing id for a known
+        idempotency key, or None for a repeat of a key earlier in the same batch."""
+        field = f"specs[{i}]"
+        spec, refs = check_spec(raw, field, self._settings)
+        key = spec.idempotency_key
+        if key is not None:
+            existing = self._idem.get(key)
+            if existing is not None:
+                if self._tasks[existing].spec != spec:
+                    raise ConflictError(
+                        f"{field}.idempotency_key {key!r} was used for task {existing} "
+                        "with a different spec",
+                        ids=(existing,),
+                    )
+                return existing
+            first = batch_keys.get(key)
+            if first is not None:
+                if specs[first] != raw:
+                    raise ConflictError(
+                        f"{field}.idempotency_key {key!r} appears twice in the batch "
+                        "with different specs"
+                    )
+                return None
+            batch_keys[key] = i
+        parents: tuple[str, ...] = ()
+        if spec.depends_on:
+            parents = tuple(dict.fromkeys(spec.depends_on))
+            self._check_parents(parents, f"{field}.depends_on")
+        if refs:
+            self._check_refs(spec, parents, {}, field)
+        return spec, parents
+
+    def _check_parents(self, parents: Sequence[str], field: str) -> None:
+        tasks = self._tasks
+        missing = [p for p in parents if p not in tasks]
+        if missing:
+            raise UnknownTaskError(
+                f"{field}: unknown task ids {', '.join(missing[:10])}",
+                field=field,
+                ids=tuple(missing[:100]),
+            )
+        # A dependency on a task that can no longer succeed would wait forever.
+        gone = [p for p in parents if tasks[p].state in (DEAD, CANCELLED, SKIPPED)]
+        if gone:
+            raise ConflictError(
+                f"{field}: tasks {', '.join(gone[:10])} are dead, cancelled or skipped; "
+                "retry them first",
+                ids=tuple(gone[:100]),
+            )
+
+    def _check_refs(
+        self, spec: TaskSpec, parents: Sequence[str], keys: dict[str, str], field: str
+    ) -> None:
+        allowed = set(parents) | set(keys)
+        bad = [r for r in result_refs([spec.args, spec.kwargs]) if r not in allowed]
+        if bad:
+            raise InvalidRequestError(
+                f"{field}.args: {RESULT_REF} names {', '.join(bad[:10])}, which are not "
+                "parents of this task",
+                field=f"{field}.args",
+                ids=tuple(bad[:100]),
+            )
+
+    def _admit(self, batch: dict[str, tuple[int, int]]) -> None:
+        try:
+            check_admission(self._settings.admission, self._waiting, self._waiting_by_queue, batch)
+        except Exception:
+            self._rejected += 1
+            raise
+
+    def submit_workflow(
+        self, wf: WorkflowSpec, now: float
+    ) -> tuple[list[Event], str, dict[str, str]]:
+        """Accept a DAG atomically; returns the events, the workflow id and task ids by key.
+
+        Parents come first in the events (topological order), and ids are handed out in that
+        order. A node's ``depends_on`` may name other keys or existing task ids.
+        """
+        now = float(now)
+        if not isinstance(wf, WorkflowSpec):
+            raise InvalidRequestError("workflow: expected a workflow spec", field="workflow")
+        check_name(wf.name, "name")
+        if not isinstance(wf.on_failure, FailurePolicy):
+            raise InvalidRequestError("on_failure: unknown failure policy", field="on_failure")
+        digest = None
+        if wf.idempotency_key is not None:
+            check_text(wf.idempotency_key, "idempotency_key", 256)
+            digest = _digest(wf)
+            existing = self._wf_idem.get(wf.idempotency_key)
+            if existing is not None:
+                rec = self._workflows[existing]
+                if rec.digest != digest:
+                    raise ConflictError(
+                        f"idempotency_key {wf.idempotency_key!r} was used for workflow "
+                        f"{existing} with a different spec",
+                        ids=(existing,),
+                    )
+                return [], existing, dict(rec.nodes)
+        if not isinstance(wf.nodes, list) or not isinstance(wf.edges, list):
+            raise InvalidRequestError("nodes/edges must be lists", field="nodes")
+        settings = self._settings
+        plan = plan_workflow(
+            wf, settings.max_workflow_nodes, settings.max_workflow_edges, self._tasks.__contains__
+        )
+        specs = self._check_nodes(wf, plan)
+
+        nodes = wf.nodes
+        wf_id = self._ids.next(now, WORKFLOW_PREFIX)
+        node_ids: list[str] = [""] * len(nodes)
+        for i in plan.order:
+            node_ids[i] = self._ids.next(now)
+        by_key = {nodes[i].key: node_ids[i] for i in plan.order}
+        out: list[Event] = []
+        self._emit(
+            WorkflowSubmitted(
+                at=now,
+                id=wf_id,
+                name=wf.name,
+                policy=wf.on_failure,
+                nodes=by_key,
+                edges=[(node_ids[p], node_ids[c]) for p, c in plan.edges],
+                idempotency_key=wf.idempotency_key,
+                digest=digest,
+            ),
+            out,
+        )
+        tasks = self._tasks
+        for i in plan.order:
+            spec = specs[i]
+            parents = tuple(node_ids[p] for p in plan.parents[i]) + plan.external[i]
+            run_at = spec.run_at
+            not_before = run_at if run_at is not None and run_at > now else None
+            waiting = not_before is not None or bool(plan.parents[i])
+            if not waiting:
+                waiting = any(tasks[p].state is not SUCCEEDED for p in plan.external[i])
+            self._emit(
+                TaskSubmitted(
+                    at=now,
+                    id=node_ids[i],
+                    spec=spec,
+                    state=PENDING if waiting else READY,
+                    workflow_id=wf_id,
+                    parents=parents,
+                    not_before=not_before,
+                ),
+                out,
+            )
+        return out, wf_id, by_key
+
+    def _check_nodes(self, wf: WorkflowSpec, plan: WorkflowPlan) -> list[TaskSpec]:
+        """Validate every node's spec and admission; return the normalised specs."""
+        nodes = wf.nodes
+        specs: list[TaskSpec] = []
+        batch: dict[str, tuple[int, int]] = {}
+        for i, node in enumerate(nodes):
+            field = f"nodes[{i}].spec"
+            spec, refs = check_spec(node.spec, field, self._settings)
+            if spec.idempotency_key is not None:
+                raise InvalidRequestError(
+                    f"{field}.idempotency_key: give the workflow an idempotency_key instead",
+                    field=f"{field}.idempotency_key",
+                )
+            if plan.external[i]:
+                self._check_parents(plan.external[i], f"{field}.depends_on")
+            if refs:
+                local = {nodes[p].key: nodes[p].key for p in plan.parents[i]}
+                self._check_refs(spec, plan.external[i], local, field)
+            specs.append(spec)
+            q = spec.queue
+            n, low = batch.get(q, (0, spec.priority))
+            batch[q] = (n + 1, min(low, spec.priority))
+        self._admit(batch)
+        return specs
+
+    # ---------------------------------------------------------------- regions
+
+    def register_region(self, info: RegionInfo, now: float) -> list[Event]:
+        """Register (or re-register) a region. A new instance of a known name re-queues, as
+        lost attempts, everything the old instance held."""
+        now = float(now)
+        if not isinstance(info, RegionInfo):
+            raise InvalidRequestError("info: expected region info", field="info")
+        check_token(info.name, "name", region=True)
+        check_text(info.instance, "instance", 128)
+        labels = check_labels(info.labels, "labels")
+        if not isinstance(info.task_types, tuple | list) or len(info.task_types) > 10_000:
+            raise InvalidRequestError("task_types: at most 10000 task names", field="task_types")
+        for i, name in enumerate(info.task_types):
+            check_name(name, f"task_types[{i}]")
+        types = tuple(info.task_types)
+        if labels is not info.labels or types is not info.task_types:
+            info = msgspec.structs.replace(info, labels=labels, task_types=types)
+        out: list[Event] = []
+        old = self._regions.get(info.name)
+        if old is not None and old.instance != info.instance:
+            self._lose_held(
+                old, f"region {info.name} restarted (instance {old.instance} replaced)", now, out
+            )
+        self._emit(RegionRegistered(at=now, info=info), out)
+        self._finish_workflows(now, out)
+        return out
+
+    def region_heartbeat(self, name: str, instance: str, now: float) -> list[Event]:
+        """Renew a region's lease; logged only once half the lease has gone (see leases.py)."""
+        now = float(now)
+        rec = self._region(name, instance)
+        out: list[Event] = []
+        if rec.needs_renewal(now, self._settings.region_lease_seconds):
+            self._emit(RegionHeartbeat(at=now, name=name, instance=instance), out)
+        return out
+
+    def _region(self, name: str, instance: str) -> RegionRecord:
+        rec = self._regions.get(name)
+        if rec is None:
+            raise NotFoundError(f"region {name!r} is not registered", ids=(name,))
+        if rec.instance != instance:
+            raise ConflictError(
+                f"region {name!r} is registered with instance {rec.instance!r}, not "
+                f"{instance!r}; register again",
+                ids=(name,),
+            )
+        return rec
+
+    def _lose_held(self, rec: RegionRecord, why: str, now: float, out: list[Event]) -> None:
+        tasks = self._tasks
+        for tid in sorted(rec.held):
+            task = tasks[tid]
+            error = ErrorSummary(type="Lost", message=why, lost=True)
+            self._fail(task, error, None, now, out)
+
+    def lease(
+        self, region: str, instance: str, slots: int, now: float
+    ) -> tuple[list[Event], list[LeasedTask]]:
+        """Hand up to ``slots`` READY tasks that ``region`` can run, best first; renews its lease.
+
+        Classes whose task breaker (for this region) or resource breaker is open are skipped:
+        their tasks wait. A half-open breaker lets one probe through.
+        """
+        now = float(now)
+        rec = self._region(region, instance)
+        if type(slots) is not int or slots < 0:
+            raise InvalidRequestError(f"slots must be a count >= 0, got {slots!r}", field="slots")
+        slots = min(slots, self._settings.max_lease_batch)
+        out: list[Event] = []
+        if rec.needs_renewal(now, self._settings.region_lease_seconds):
+            self._emit(RegionHeartbeat(at=now, name=region, instance=instance), out)
+        leased: list[LeasedTask] = []
+        if slots == 0:
+            return out, leased
+        placement = self._placement
+        check_breakers = bool(self._breakers)
+        heads: list[tuple[float, int, int, ClassKey, float]] = []
+        for i, key in enumerate(placement.eligible(rec.info)):
+            queue = placement.get(key)
+            if not queue or (check_breakers and not self._allowed(region, key)):
+                continue
+            entry = queue.head()
+            assert entry is not None
+            offset = self._rule_offset(key[0])
+            heads.append((entry[0] - offset, entry[1], i, key, offset))
+        if not heads:
+            return out, leased
+        heapify(heads)
+        tasks = self._tasks
+        handlers = self._handlers
+        while heads and len(leased) < slots:
+            _, _, i, key, offset = heappop(heads)
+            queue = placement.get(key)
+            assert queue is not None
+            entry = queue.head()
+            assert entry is not None
+            task = tasks[entry[2]]
+            ev = TaskAssigned(at=now, id=task.id, attempt=task.attempt, region=region)
+            handlers[TaskAssigned](ev)
+            out.append(ev)
+            leased.append(self._leased(task))
+            if queue and (not check_breakers or self._allowed(region, key)):
+                entry = queue.head()
+                assert entry is not None
+                heappush(heads, (entry[0] - offset, entry[1], i, key, offset))
+        return out, leased
+
+    def _allowed(self, region: str, key: ClassKey) -> bool:
+        b = self._breakers.get(("task", region, key[0]))
+        if b is not None and not b.allows():
+            return False
+        if key[3] is not None:
+            b = self._breakers.get(("resource", None, key[3]))
+            if b is not None and not b.allows():
+                return False
+        return True
+
+    def _rule_offset(self, name: str) -> float:
+        rules = self._rules.get(name)
+        if not rules:
+            return 0.0
+        depth = self._ready_by_name.get(name, 0)
+        return float(sum(r.boost for r in rules if depth > r.min_queue_depth))
+
+    def _parent_value(self, parent_id: str) -> object:
+        parent = self._tasks.get(parent_id)
+        if parent is None:
+            return None
+        if parent.state is SUCCEEDED:
+            return parent.result
+        err = parent.error
+        return {
+            "$error": {
+                "state": parent.state.value,
+                "type": err.type if err is not None else None,
+                "message": err.message if err is not None else parent.reason,
+            }
+        }
+
+    def _leased(self, task: Task) -> LeasedTask:
+        spec = task.spec
+        args: list[object] = spec.args
+        kwargs: dict[str, object] = spec.kwargs
+        results: dict[str, object] = {}
+        if task.parents:
+            for p in task.parents:
+                results[p] = self._parent_value(p)
+        if task.id in self._refs:
+            nodes: dict[str, str] = {}
+            if task.workflow_id is not None:
+                wf = self._workflows.get(task.workflow_id)
+                if wf is not None:
+                    nodes = wf.nodes
+
+            def value(ref: str) -> object:
+                return results.get(nodes.get(ref, ref))
+
+            args = cast("list[object]", _substitute(args, value))
+            kwargs = cast("dict[str, object]", _substitute(kwargs, value))
+        return LeasedTask(
+            id=task.id,
+            attempt=task.attempt,
+            name=spec.name,
+            args=args,
+            kwargs=kwargs,
+            priority=task.priority,
+            timeout=spec.timeout,
+            deadline=spec.deadline,
+            labels=spec.labels,
+            resource=spec.resource,
+            queue=spec.queue,
+            workflow_id=task.workflow_id,
+            parent_results=results,
+            submitted_at=task.submitted_at,
+        )
+
+    # ---------------------------------------------------------------- reports
+
+    def report_started(self, items: Sequence[Started], now: float) -> list[Event]:
+        """ASSIGNED -> RUNNING. A start for another attempt is counted as a duplicate."""
+        now = float(now)
+        for i, item in enumerate(items):
+            if not isinstance(item, Started):
+                raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
+            check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+        out: list[Event] = []
+        tasks = self._tasks
+        for item in items:
+            task = tasks.get(item.task_id)
+            if task is None or task.attempt != item.attempt or task.state is not ASSIGNED:
+                self._emit(
+                    TaskDuplicateReport(
+                        at=now, id=item.task_id, attempt=item.attempt, what="started"
+                    ),
+                    out,
+                )
+                continue
+            self._emit(
+                TaskStarted(at=now, id=task.id, attempt=item.attempt, worker=item.worker), out
+            )
+        return out
+
+    def report_progress(self, items: Sequence[Progress], now: float) -> list[Event]:
+        """Progress of running attempts; reports for other attempts are ignored silently."""
+        now = float(now)
+        out: list[Event] = []
+        tasks = self._tasks
+        for item in items:
+            if not isinstance(item, Progress):
+                continue
+            task = tasks.get(item.task_id)
+            if task is None or task.attempt != item.attempt or task.state not in HELD_STATES:
+                continue
+            frac = item.fraction
+            if isinstance(frac, bool) or not isinstance(frac, int | float) or frac != frac:
+                continue
+            frac = min(max(float(frac), 0.0), 1.0)
+            message = item.message
+            if message is not None:
+                message = str(message)[:_MAX_MESSAGE]
+            self._emit(
+                TaskProgress(
+                    at=now, id=task.id, attempt=item.attempt, fraction=frac, message=message
+                ),
+                out,
+            )
+        return out
+
+    def report(self, outcomes: Sequence[Outcome], now: float) -> list[Event]:
+        """Outcomes of attempts. Only the current attempt of a held task counts; anything else
+        is a duplicate (counted, not applied, no error)."""
+        now = float(now)
+        for i, o in enumerate(outcomes):
+            if not isinstance(o, Outcome) or not isinstance(o.kind, OutcomeKind):
+                raise InvalidRequestError(
+                    f"outcomes[{i}]: expected Outcome", field=f"outcomes[{i}]"
+                )
+            if o.worker is not None:
+                check_text(o.worker, f"outcomes[{i}].worker", _MAX_WORKER)
+        out: list[Event] = []
+        tasks = self._tasks
+        settings = self._settings
+        for o in outcomes:
+            task = tasks.get(o.task_id)
+            if task is None or task.attempt != o.attempt or task.state not in HELD_STATES:
+                self._emit(
+                    TaskDuplicateReport(at=now, id=o.task_id, attempt=o.attempt, what=o.kind.value),
+                    out,
+                )
+                continue
+            if o.kind is OutcomeKind.SUCCEEDED:
+                bad = None
+                if o.result is not None:
+                    try:
+                        check_json(
+                            o.result, "result", settings.max_json_depth, settings.max_payload_bytes
+                        )
+                    except InvalidRequestError as exc:
+                        bad = exc.message
+                if bad is None:
+                    self._emit(
+                        TaskSucceeded(
+                            at=now, id=task.id, attempt=o.attempt, result=o.result, worker=o.worker
+                        ),
+                        out,
+                    )
+                    self._check_breakers(task, False, now, out)
+                    self._after_terminal(task, now, out)
+                    continue
+                error = ErrorSummary(type="InvalidResult", message=bad)
+            else:
+                error = _clean_error(o.error, o.kind is OutcomeKind.LOST)
+            self._fail(task, error, o.worker, now, out)
+        self._finish_workflows(now, out)
+        return out
+
+    def _fail(
+        self, task: Task, error: ErrorSummary, worker: str | None, now: float, out: list[Event]
+    ) -> None:
+        """End the current attempt as failed (or lost): retry, or dead-letter and cascade."""
+        policy = task.spec.retry
+        used = task.attempt - task.retry_base
+        reason = retry_decision(policy, used, error)
+        attempt = task.attempt
+        if reason is None:
+            retry_at = now if error.lost else now + backoff_delay(policy, used, self._rng)
+            self._emit(
+                TaskFailed(
+                    at=now,
+                    id=task.id,
+                    attempt=attempt,
+                    error=error,
+                    retry_at=retry_at,
+                    worker=worker,
+                ),
+                out,
+            )
+            if not error.lost:
+                self._check_breakers(task, True, now, out)
+            if retry_at <= now:
+                self._emit(TaskReady(at=now, id=task.id, attempt=attempt + 1), out)
+            return
+        self._emit(TaskFailed(at=now, id=task.id, attempt=attempt, error=error, worker=worker), out)
+        if not error.lost:
+            self._check_breakers(task, True, now, out)
+        self._emit(TaskDead(at=now, id=task.id, attempt=attempt, reason=reason), out)
+        wf_id = task.workflow_id
+        if wf_id is not None and self._policy(task) is FailurePolicy.FAIL_WORKFLOW:
+            wf = self._workflows[wf_id]
+            why = f"workflow {wf_id} failed: task {task.id} is dead"
+            for tid in wf.nodes.values():
+                other = self._tasks.get(tid)
+                if other is not None and other.state not in TERMINAL_STATES:
+                    self._cancel_one(other, why, now, out)
+                    self._after_terminal(other, now, out)
+        self._after_terminal(task, now, out)
+
+    def _check_breakers(self, task: Task, failed: bool, now: float, out: list[Event]) -> None:
+        settings = self._settings.breaker
+        for key in self._breaker_keys(task):
+            b = self._breakers.get(key)
+            if b is None:
+                continue
+            scope = cast("BreakerScope", key[0])
+            if b.state is BreakerState.HALF_OPEN and b.probe == task.id:
+                if failed:
+                    ev: Event = BreakerOpened(
+                        at=now,
+                        scope=scope,
+                        region=key[1],
+                        name=key[2],
+                        failures=b.failures,
+                        samples=len(b.window),
+                    )
+                else:
+                    ev = BreakerClosed(at=now, scope=scope, region=key[1], name=key[2])
+                self._emit(ev, out)
+            elif b.should_open(settings):
+                self._emit(
+                    BreakerOpened(
+                        at=now,
+                        scope=scope,
+                        region=key[1],
+                        name=key[2],
+                        failures=b.failures,
+                        samples=len(b.window),
+                    ),
+                    out,
+                )
+
+    def _cancel_one(self, task: Task, reason: str, now: float, out: list[Event]) -> None:
+        held = task.region if task.state in HELD_STATES else None
+        self._emit(
+            TaskCancelled(at=now, id=task.id, reason=reason, attempt=task.attempt, region=held),
+            out,
+        )
+
+    def _after_terminal(self, root: Task, now: float, out: list[Event]) -> None:
+        """Release, skip or cancel the PENDING dependents of a task that just became terminal,
+        transitively, without recursion."""
+        stack = [root]
+        tasks = self._tasks
+        unresolved = self._unresolved
+        while stack:
+            parent = stack.pop()
+            kids = self._children.get(parent.id)
+            if not kids:
+                continue
+            pst = parent.state
+            for c in kids:
+                child = tasks.get(c)
+                if child is None or child.state is not PENDING:
+                    continue
+                if self._resolves(pst, child):
+                    nb = child.not_before
+                    if c not in unresolved and (nb is None or nb <= now):
+                        self._emit(TaskReady(at=now, id=c, attempt=child.attempt), out)
+                elif pst is CANCELLED:
+                    self._cancel_one(child, f"parent {parent.id} was cancelled", now, out)
+                    stack.append(child)
+                else:
+                    self._emit(
+                        TaskSkipped(
+                            at=now,
+                            id=c,
+                            reason=f"parent {parent.id} is {pst.value}",
+                            parent=parent.id,
+                        ),
+                        out,
+                    )
+                    stack.append(child)
+
+    def _finish_workflows(self, now: float, out: list[Event], cancelled: str | None = None) -> None:
+        if not self._wf_done:
+            return
+        tasks = self._tasks
+        for wf_id in sorted(self._wf_done):
+            wf = self._workflows[wf_id]
+            states = {tasks[t].state for t in wf.nodes.values() if t in tasks}
+            if states <= {SUCCEEDED}:
+                state = "succeeded"
+            elif wf_id == cancelled:
+                state = "cancelled"
+            elif DEAD in states or SKIPPED in states:
+                state = "failed"
+            else:
+                state = "cancelled"
+            self._emit(WorkflowFinished(at=now, id=wf_id, state=state), out)
+
+    # ------------------------------------------------------ user interventions
+
+    def cancel(self, task_id: str, now: float) -> list[Event]:
+        """Cancel a task and, transitively, its dependents (they become CANCELLED too)."""
+        now = float(now)
+        task = self._task(task_id)
+        if task.state in TERMINAL_STATES:
+            raise ConflictError(f"task {task_id} is already {task.state.value}", ids=(task_id,))
+        out: list[Event] = []
+        self._cancel_one(task, "cancelled by request", now, out)
+        self._after_terminal(task, now, out)
+        self._finish_workflows(now, out)
+        return out
+
+    def cancel_workflow(self, workflow_id: str, now: float) -> list[Event]:
+        now = float(now)
+        wf = self._workflows.get(workflow_id)
+        if wf is None:
+            raise NotFoundError(f"no workflow {workflow_id!r}", ids=(workflow_id,))
+        if wf.state is not None:
+            raise ConflictError(
+                f"workflow {workflow_id} already finished ({wf.state})", ids=(workflow_id,)
+            )
+        out: list[Event] = []
+        why = f"workflow {workflow_id} cancelled by request"
+        for tid in wf.nodes.values():
+            task = self._tasks.get(tid)
+            if task is not None and task.state not in TERMINAL_STATES:
+                self._cancel_one(task, why, now, out)
+                self._after_terminal(task, now, out)
+        self._finish_workflows(now, out, cancelled=workflow_id)
+        return out
+
+    def reprioritize(self, task_id: str, priority: int, now: float) -> list[Event]:
+        """Change a task's base priority; O(log n) when it is queued."""
+        now = float(now)
+        check_priority(priority, "priority")
+        task = self._task(task_id)
+        if task.state in TERMINAL_STATES:
+            raise ConflictError(f"task {task_id} is already {task.state.value}", ids=(task_id,))
+        if task.priority == priority:
+            return []
+        out: list[Event] = []
+        self._emit(TaskReprioritized(at=now, id=task_id, old=task.priority, new=priority), out)
+        return out
+
+    def retry(self, task_id: str, now: float) -> list[Event]:
+        """Run a DEAD, CANCELLED or SKIPPED task again with a fresh attempt budget.
+
+        Dependents that were skipped because of it come back as PENDING. Refused when a
+        dependent already ran, or while a parent is itself dead, cancelled or skipped.
+        """
+        now = float(now)
+        task = self._task(task_id)
+        if task.state not in (DEAD, CANCELLED, SKIPPED):
+            raise ConflictError(
+                f"task {task_id} is {task.state.value}; only dead, cancelled or skipped tasks "
+                "can be retried",
+                ids=(task_id,),
+            )
+        tasks = self._tasks
+        blocked = [
+            p
+            for p in task.parents
+            if p in tasks
+            and tasks[p].state in (DEAD, CANCELLED, SKIPPED)
+            and not self._resolves(tasks[p].state, task)
+        ]
+        if blocked:
+            raise ConflictError(
+                f"task {task_id}: parents {', '.join(blocked[:10])} must be retried first",
+                ids=tuple(blocked[:100]),
+            )
+        ran = [
+            c
+            for c in self._children.get(task_id, ())
+            if c in tasks and tasks[c].state not in (PENDING, SKIPPED, CANCELLED)
+        ]
+        if ran:
+            raise ConflictError(
+                f"task {task_id}: dependents {', '.join(ran[:10])} already ran",
+                ids=tuple(ran[:100]),
+            )
+        out: list[Event] = []
+        state = PENDING if self._count_unresolved(task) else READY
+        self._emit(TaskRetried(at=now, id=task_id, attempt=task.attempt + 1, state=state), out)
+        # Bring back the dependents this task's failure skipped.
+        stack = [task_id]
+        while stack:
+            for c in self._children.get(stack.pop(), ()):
+                child = tasks.get(c)
+                if child is not None and child.state is SKIPPED:
+                    self._emit(TaskRetried(at=now, id=c, attempt=child.attempt, state=PENDING), out)
+                    stack.append(c)
+        return out
+
+    def configure(self, settings: Settings, now: float) -> list[Event]:
+        """Change settings live."""
+        now = float(now)
+        if not isinstance(settings, Settings):
+            raise InvalidRequestError("settings: expected Settings", field="settings")
+        settings.validate()
+        out: list[Event] = []
+        self._emit(SettingsChanged(at=now, settings=settings), out)
+        return out
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> list[Event]:
+        """Do what time makes due: delayed and backed-off tasks become READY, region leases
+        expire, open breakers cool to half-open, deadline boosts, retention eviction."""
+        now = float(now)
+        out: list[Event] = []
+        tasks = self._tasks
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, tid = heappop(timers)
+            task = tasks.get(tid)
+            if task is None or task.not_before != at:
+                continue
+            if task.state is PENDING and tid not in self._unresolved:
+                self._emit(TaskReady(at=now, id=tid, attempt=task.attempt), out)
+            elif task.state is FAILED:
+                self._emit(TaskReady(at=now, id=tid, attempt=task.attempt + 1), out)
+        for name in sorted(self._regions):
+            rec = self._regions[name]
+            if rec.expires_at <= now:
+                self._lose_held(rec, f"region {name} lease expired", now, out)
+                self._emit(RegionExpired(at=now, name=name, instance=rec.instance), out)
+        settings = self._settings
+        for key in sorted(self._breakers, key=_breaker_sort):
+            b = self._breakers[key]
+            if b.cooled(now, settings.breaker):
+                scope = cast("BreakerScope", key[0])
+                self._emit(BreakerHalfOpen(at=now, scope=scope, region=key[1], name=key[2]), out)
+        if settings.deadline_boost:
+            deadlines = self._deadlines
+            horizon = now + settings.deadline_window
+            while deadlines and deadlines[0][0] <= horizon:
+                _, tid = heappop(deadlines)
+                task = tasks.get(tid)
+                if task is not None and task.boost == 0 and task.state not in TERMINAL_STATES:
+                    self._emit(
+                        TaskDeadlineBoosted(at=now, id=tid, boost=settings.deadline_boost), out
+                    )
+        self._evict(now, out)
+        self._finish_workflows(now, out)
+        return out
+
+    def _evictable(self, task: Task, now: float) -> bool:
+        """Terminal, its children terminal (they may still need its result), its workflow
+        finished, and ``retention_seconds`` passed since the latest of those."""
+        if task.state not in TERMINAL_STATES:
+            return False
+        t = task.timestamps[task.state.value]
+        if task.workflow_id is not None:
+            wf = self._workflows.get(task.workflow_id)
+            if wf is not None:
+                if wf.finished_at is None:
+                    return False
+                t = max(t, wf.finished_at)
+        tasks = self._tasks
+        for c in self._children.get(task.id, ()):
+            child = tasks.get(c)
+            if child is not None:
+                if child.state not in TERMINAL_STATES:
+                    return False
+                t = max(t, child.timestamps[child.state.value])
+        return t + self._settings.retention_seconds <= now
+
+    def _evict(self, now: float, out: list[Event]) -> None:
+        limit = now - self._settings.retention_seconds
+        retention = self._retention
+        due: dict[str, None] = {}
+        while retention and retention[0][0] <= limit:
+            due[heappop(retention)[1]] = None
+        tasks = self._tasks
+        ids = [tid for tid in due if tid in tasks and self._evictable(tasks[tid], now)]
+        gone = set(ids)
+        wfs: list[str] = []
+        wf_ret = self._wf_retention
+        while wf_ret and wf_ret[0][0] <= limit:
+            _, wf_id = heappop(wf_ret)
+            wf = self._workflows.get(wf_id)
+            if (
+                wf is not None
+                and wf.state is not None
+                and wf_id not in wfs
+                and all(t not in tasks or t in gone for t in wf.nodes.values())
+            ):
+                wfs.append(wf_id)
+        for start in range(0, max(len(ids), 1 if wfs else 0), _EVICT_BATCH):
+            chunk = ids[start : start + _EVICT_BATCH]
+            self._emit(TasksEvicted(at=now, ids=chunk, workflows=wfs if start == 0 else []), out)
+
+    def next_wakeup(self) -> float | None:
+        """Earliest time ``tick`` may have work (possibly early, never late), or None."""
+        times: list[float] = []
+        if self._timers:
+            times.append(self._timers[0][0])
+        times.extend(rec.expires_at for rec in self._regions.values())
+        s = self._settings
+        for b in self._breakers.values():
+            if b.state is BreakerState.OPEN and b.opened_at is not None:
+                times.append(b.opened_at + s.breaker.cooldown)
+        if self._deadlines and s.deadline_boost:
+            times.append(self._deadlines[0][0] - s.deadline_window)
+        if self._retention:
+            times.append(self._retention[0][0] + s.retention_seconds)
+        if self._wf_retention:
+            times.append(self._wf_retention[0][0] + s.retention_seconds)
+        return min(times) if times else None
+
+    # ---------------------------------------------------------------- queries
+
+    def get(self, task_id: str) -> Task:
+        """A copy of the task's record (NotFoundError if unknown or evicted)."""
+        return _q.copy_task(self._task(task_id))
+
+    def list_tasks(
+        self,
+        *,
+        state: TaskState | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        region: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[Task], str | None]:
+        """Tasks in id (= creation) order after ``cursor``; returns the page and the next
+        cursor (None at the end). Stable while tasks are added: new ids sort last."""
+        return _q.list_tasks(self, state, name, queue, region, workflow_id, limit, cursor)
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        return _q.workflow_view(self, workflow_id)
+
+    def regions(self) -> list[RegionView]:
+        return _q.region_views(self)
+
+    def statistics(self, now: float) -> SchedulerStatistics:
+        return _q.statistics(self, now)
+
+    def admission_statistics(self) -> AdmissionStatistics:
+        return _q.admission_statistics(self)
+
+    def snapshot(self) -> bytes:
+        """The logical state as MessagePack (SCHEMA_VERSION inside); see ``restore``."""
+        return _q.encode_snapshot(self)
+
+    @classmethod
+    def restore(cls, data: bytes, rng: RandomSource) -> SchedulerState:
+        """Rebuild a state from ``snapshot()`` bytes; the queue pops in exactly the same order."""
+        return _q.decode_snapshot(cls, data, rng)
+
+    def fingerprint(self) -> str:
+        """Digest of the logical state: equal for a live state and its replay."""
+        return hashlib.sha256(self.snapshot()).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SchedulerState):
+            return NotImplemented
+        return self.snapshot() == other.snapshot()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+
+def _breaker_sort(key: BreakerKey) -> tuple[str, str, str]:
+    return (key[0], key[1] or "", key[2])
+
+
+def _clean_error(error: ErrorSummary | None, lost: bool) -> ErrorSummary:
+    if error is None:
+        return ErrorSummary(
+            type="Lost" if lost else "Error",
+            message="attempt lost" if lost else "no error details",
+            lost=lost,
+        )
+    etype = str(error.type)[:200] or "Error"
+    message = str(error.message)[:_MAX_MESSAGE]
+    tb = error.traceback
+    if tb is not None:
+        tb = str(tb)[:_MAX_TRACEBACK]
+    if (
+        etype == error.type
+        and message == error.message
+        and tb == error.traceback
+        and error.lost == lost
+    ):
+        return error
+    return ErrorSummary(
+        type=etype, message=message, traceback=tb, lost=lost or error.lost, timeout=error.timeout
+    )
+
+
+def _substitute(value: object, lookup: Callable[[str], object]) -> object:
+    """A copy of ``value`` with every {"$result": ref} replaced by ``lookup(ref)``."""
+    if type(value) is dict:
+        assert isinstance(value, dict)
+        if len(value) == 1 and RESULT_REF in value and isinstance(value[RESULT_REF], str):
+            return lookup(value[RESULT_REF])
+        return {k: _substitute(v, lookup) for k, v in value.items()}
+    if type(value) is list:
+        assert isinstance(value, list)
+        return [_substitute(v, lookup) for v in value]
+    return value

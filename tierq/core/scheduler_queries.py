@@ -1,0 +1,372 @@
+"""Read-only views of a SchedulerState, its statistics, and the snapshot codec.
+
+Kept apart from ``scheduler.py`` so that file holds only what changes state. These functions
+read the state's private indexes; nothing here mutates a live state (``decode_snapshot`` builds a
+new one).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from heapq import heapify
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..errors import InvalidRequestError, NotFoundError
+from .admission import AdmissionLevel, AdmissionStatistics, admission_level
+from .dag import topological_levels
+from .ids import IdGenerator
+from .leases import RegionRecord, RegionView
+from .model import SCHEMA_VERSION, Task, TaskState
+from .pqueue import QueueStatistics
+from .records import (
+    BreakerSnapshot,
+    RegionSnapshot,
+    SchedulerStatistics,
+    Snapshot,
+    WorkflowNodeView,
+    WorkflowView,
+)
+from .retry import RandomSource
+from .states import TERMINAL_STATES, WAITING_STATES, band
+from .validate import result_refs
+
+if TYPE_CHECKING:
+    from .scheduler import SchedulerState
+
+MAX_PAGE = 1000
+_HELD = (TaskState.ASSIGNED, TaskState.RUNNING)
+
+
+def copy_task(task: Task) -> Task:
+    """A copy callers may keep or change without touching the scheduler's record."""
+    return msgspec.structs.replace(
+        task,
+        timestamps=dict(task.timestamps),
+        history=[msgspec.structs.replace(h) for h in task.history],
+    )
+
+
+def list_tasks(
+    st: SchedulerState,
+    state: TaskState | None,
+    name: str | None,
+    queue: str | None,
+    region: str | None,
+    workflow_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Task], str | None]:
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(f"limit must be in [1, {MAX_PAGE}], got {limit!r}", field="limit")
+    if cursor is not None and (not isinstance(cursor, str) or len(cursor) > 64):
+        raise InvalidRequestError("cursor: not a cursor returned by list_tasks", field="cursor")
+    tasks = st._tasks
+    order = st._order
+    ids: list[str] | tuple[str, ...] = order
+    start = 0 if cursor is None else bisect_right(order, cursor)
+    if workflow_id is not None:
+        wf = st._workflows.get(workflow_id)
+        if wf is None:
+            return [], None
+        ids = sorted(wf.nodes.values())
+        start = 0 if cursor is None else bisect_right(ids, cursor)
+    page: list[Task] = []
+    for i in range(start, len(ids)):
+        task = tasks.get(ids[i])
+        if task is None:
+            continue
+        if state is not None and task.state is not state:
+            continue
+        spec = task.spec
+        if name is not None and spec.name != name:
+            continue
+        if queue is not None and spec.queue != queue:
+            continue
+        if region is not None and task.region != region:
+            continue
+        page.append(copy_task(task))
+        if len(page) == limit:
+            more = i + 1 < len(ids)
+            return page, (task.id if more else None)
+    return page, None
+
+
+def workflow_view(st: SchedulerState, workflow_id: str) -> WorkflowView:
+    wf = st._workflows.get(workflow_id)
+    if wf is None:
+        raise NotFoundError(f"no workflow {workflow_id!r}", ids=(workflow_id,))
+    parents: dict[str, list[str]] = {}
+    for p, c in wf.edges:
+        parents.setdefault(c, []).append(p)
+    ids = list(wf.nodes.values())
+    levels = topological_levels(ids, lambda tid: parents.get(tid, ()))
+    counts: dict[str, int] = {}
+    nodes: list[WorkflowNodeView] = []
+    done = 0
+    for (key, tid), level in zip(wf.nodes.items(), levels, strict=True):
+        task = st._tasks.get(tid)
+        state = task.state if task is not None else None
+        if state is not None:
+            counts[state.value] = counts.get(state.value, 0) + 1
+            done += state in TERMINAL_STATES
+        nodes.append(
+            WorkflowNodeView(
+                key=key,
+                task_id=tid,
+                name=task.spec.name if task is not None else "",
+                state=state,
+                level=level,
+            )
+        )
+    return WorkflowView(
+        id=wf.id,
+        name=wf.name,
+        policy=wf.policy,
+        submitted_at=wf.submitted_at,
+        nodes=nodes,
+        edges=list(wf.edges),
+        counts=counts,
+        total=len(ids),
+        done=done,
+        state=wf.state,
+        finished_at=wf.finished_at,
+    )
+
+
+def region_views(st: SchedulerState) -> list[RegionView]:
+    return [
+        RegionView(
+            name=rec.name,
+            instance=rec.instance,
+            labels=rec.info.labels,
+            task_types=rec.info.task_types,
+            lease_expires_at=rec.expires_at,
+            held=len(rec.held),
+        )
+        for rec in sorted(st._regions.values(), key=lambda r: r.name)
+    ]
+
+
+def admission_statistics(st: SchedulerState) -> AdmissionStatistics:
+    a = st._settings.admission
+    queues: dict[str, AdmissionLevel] = {}
+    for q, n in st._waiting_by_queue.items():
+        level = admission_level(n, a.max_queued_per_queue, a)
+        if level is not AdmissionLevel.OPEN:
+            queues[q] = level
+    return AdmissionStatistics(
+        level=admission_level(st._waiting, a.max_queued, a),
+        waiting=st._waiting,
+        max_queued=a.max_queued,
+        queues=dict(sorted(queues.items())),
+        rejected=st._rejected,
+    )
+
+
+def _queue_statistics(st: SchedulerState) -> QueueStatistics:
+    parts = [q.statistics() for _, q in st._placement.items()]
+    return QueueStatistics(
+        size=sum(p.size for p in parts),
+        heap_entries=sum(p.heap_entries for p in parts),
+        pushes=sum(p.pushes for p in parts),
+        pops=sum(p.pops for p in parts),
+        updates=sum(p.updates for p in parts),
+        removes=sum(p.removes for p in parts),
+        compactions=sum(p.compactions for p in parts),
+    )
+
+
+def statistics(st: SchedulerState, now: float) -> SchedulerStatistics:
+    t = st._totals
+    return SchedulerStatistics(
+        now=now,
+        tasks=len(st._tasks),
+        by_state={s.value: n for s, n in st._by_state.items()},
+        waiting_by_queue={q: n for q, n in sorted(st._waiting_by_queue.items()) if n},
+        waiting_by_band={b: n for b, n in sorted(st._waiting_by_band.items()) if n},
+        held_by_region={name: len(rec.held) for name, rec in sorted(st._regions.items())},
+        queue_depth=st._by_state[TaskState.READY],
+        ready_by_name={k: n for k, n in sorted(st._ready_by_name.items()) if n},
+        workflows=len(st._workflows),
+        regions=len(st._regions),
+        admission=admission_statistics(st),
+        breakers=[st._breakers[k].statistics() for k in sorted(st._breakers, key=_bkey)],
+        queue=_queue_statistics(st),
+        totals=msgspec.structs.replace(t),
+    )
+
+
+def _bkey(key: tuple[str, str | None, str]) -> tuple[str, str, str]:
+    return (key[0], key[1] or "", key[2])
+
+
+# ------------------------------------------------------------------ snapshots
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_snapshot(st: SchedulerState) -> bytes:
+    queue: list[tuple[str, int]] = []
+    for _, q in st._placement.items():
+        queue.extend((e[2], e[1]) for e in q.entries())
+    queue.sort(key=lambda item: item[1])
+    snap = Snapshot(
+        schema_version=SCHEMA_VERSION,
+        settings=st._settings,
+        id_last_ms=st._ids.last_ms,
+        id_counter=st._ids.counter,
+        seq=st._seq,
+        totals=st._totals,
+        tasks=list(st._tasks.values()),
+        queue=queue,
+        workflows=list(st._workflows.values()),
+        regions=[
+            RegionSnapshot(info=r.info, expires_at=r.expires_at, last_renewed=r.last_renewed)
+            for r in sorted(st._regions.values(), key=lambda r: r.name)
+        ],
+        breakers=[
+            BreakerSnapshot(
+                scope=k[0],
+                region=k[1],
+                name=k[2],
+                state=st._breakers[k].state,
+                window=list(st._breakers[k].window),
+                opened_at=st._breakers[k].opened_at,
+                probe=st._breakers[k].probe,
+            )
+            for k in sorted(st._breakers, key=_bkey)
+        ],
+    )
+    return _encoder.encode(snap)
+
+
+def decode_snapshot(cls: type[SchedulerState], data: bytes, rng: RandomSource) -> SchedulerState:
+    try:
+        snap = msgspec.msgpack.decode(data, type=Snapshot)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"snapshot: cannot decode: {exc}", field="snapshot") from exc
+    if snap.schema_version != SCHEMA_VERSION:
+        raise InvalidRequestError(
+            f"snapshot: schema version {snap.schema_version}, this build reads {SCHEMA_VERSION}",
+            field="schema_version",
+        )
+    st = cls(snap.settings, rng)
+    st._ids = IdGenerator(last_ms=snap.id_last_ms, counter=snap.id_counter)
+    st._totals = snap.totals
+    for wf in snap.workflows:
+        st._workflows[wf.id] = wf
+        if wf.idempotency_key is not None:
+            st._wf_idem[wf.idempotency_key] = wf.id
+        st._wf_open[wf.id] = 0
+    tasks = st._tasks
+    for task in snap.tasks:
+        tasks[task.id] = task
+        st._order.append(task.id)
+    _rebuild_indexes(st)
+    for tid, seq in snap.queue:
+        task = tasks[tid]
+        spec = task.spec
+        key = (spec.name, spec.region, spec.labels, spec.resource)
+        st._placement.queue(key).push(
+            tid, task.priority + task.boost, task.timestamps["ready"], seq
+        )
+        st._ready_by_name[spec.name] = st._ready_by_name.get(spec.name, 0) + 1
+    st._seq = snap.seq
+    lease = snap.settings.region_lease_seconds
+    for r in snap.regions:
+        rec = RegionRecord(r.info, r.last_renewed, lease)
+        rec.expires_at = r.expires_at
+        st._regions[r.info.name] = rec
+    for task in tasks.values():
+        if task.state in _HELD and task.region in st._regions:
+            st._regions[task.region].held[task.id] = None
+    for b in snap.breakers:
+        breaker = st._breaker((b.scope, b.region, b.name))
+        breaker.window = deque(b.window, maxlen=snap.settings.breaker.window)
+        breaker.resize(snap.settings.breaker.window)
+        breaker.state = b.state
+        breaker.opened_at = b.opened_at
+        breaker.probe = b.probe
+    return st
+
+
+def _rebuild_indexes(st: SchedulerState) -> None:
+    """Derive every index ``apply`` maintains from the task records."""
+    tasks = st._tasks
+    timers: list[tuple[float, str]] = []
+    deadlines: list[tuple[float, str]] = []
+    retention: list[tuple[float, str]] = []
+    for task in tasks.values():
+        tid = task.id
+        state = task.state
+        spec = task.spec
+        _count(st, task)
+        wf_id = task.workflow_id
+        if wf_id is not None and wf_id in st._wf_open and state not in TERMINAL_STATES:
+            st._wf_open[wf_id] += 1
+        if spec.deadline is not None and task.boost == 0 and state not in TERMINAL_STATES:
+            deadlines.append((spec.deadline, tid))
+        if state is TaskState.FAILED and task.not_before is not None:
+            timers.append((task.not_before, tid))
+        if state in TERMINAL_STATES:
+            at = task.timestamps[state.value]
+            retention.append((at, tid))
+            for p in task.parents:
+                parent = tasks.get(p)
+                if parent is not None and parent.state in TERMINAL_STATES:
+                    retention.append((at, p))
+    _rebuild_pending(st, timers)
+    for wf_id, wf in st._workflows.items():
+        if wf.state is None and st._wf_open[wf_id] == 0:
+            st._wf_done.add(wf_id)
+        if wf.finished_at is not None:
+            st._wf_retention.append((wf.finished_at, wf_id))
+            retention.extend((wf.finished_at, tid) for tid in wf.nodes.values() if tid in tasks)
+    heapify(timers)
+    heapify(deadlines)
+    heapify(retention)
+    heapify(st._wf_retention)
+    st._timers = timers
+    st._deadlines = deadlines
+    st._retention = retention
+
+
+def _count(st: SchedulerState, task: Task) -> None:
+    state = task.state
+    spec = task.spec
+    st._by_state[state] += 1
+    if state in WAITING_STATES:
+        st._waiting += 1
+        st._waiting_by_queue[spec.queue] = st._waiting_by_queue.get(spec.queue, 0) + 1
+        b = band(task.priority)
+        st._waiting_by_band[b] = st._waiting_by_band.get(b, 0) + 1
+    if spec.idempotency_key is not None and task.workflow_id is None:
+        st._idem[spec.idempotency_key] = task.id
+    if (spec.args or spec.kwargs) and result_refs([spec.args, spec.kwargs]):
+        st._refs.add(task.id)
+    for p in task.parents:
+        st._children.setdefault(p, []).append(task.id)
+
+
+def _rebuild_pending(st: SchedulerState, timers: list[tuple[float, str]]) -> None:
+    for task in st._tasks.values():
+        if task.state is TaskState.PENDING:
+            n = st._count_unresolved(task)
+            if n:
+                st._unresolved[task.id] = n
+            elif task.not_before is not None:
+                timers.append((task.not_before, task.id))
+
+
+__all__ = [
+    "copy_task",
+    "decode_snapshot",
+    "encode_snapshot",
+    "list_tasks",
+    "region_views",
+    "statistics",
+    "workflow_view",
+]
