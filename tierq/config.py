@@ -12,6 +12,7 @@ import re
 
 import msgspec
 
+from .engine import ConnectOptions
 from .errors import InvalidRequestError
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,6 +44,20 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         check_token(self.prefix, "prefix")
 
+    def connect_options(self, *, name: str) -> ConnectOptions:
+        """Engine connection options for a process called ``name``."""
+        return ConnectOptions(
+            servers=list(self.servers) or ["nats://127.0.0.1:4222"],
+            user=self.user,
+            password=self.password,
+            token=self.token,
+            creds_file=self.creds,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+            name=name,
+        )
+
     @classmethod
     def from_env(cls, servers: str | None = None, prefix: str | None = None) -> NatsConfig:
         raw = servers or os.environ.get("TIERQ_NATS", "")
@@ -64,8 +79,8 @@ class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):
     #: Identity in the leader lease; defaults to host:pid.
     holder: str | None = None
     leader_lease_seconds: float = 5.0
-    #: Take a snapshot after this many log messages since the last one.
-    snapshot_every: int = 2000
+    #: Take a snapshot after this many events since the last one (bounds replay at start).
+    snapshot_every: int = 200_000
     #: Longest a region's lease request is held when nothing is ready.
     max_lease_wait: float = 5.0
 

@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
+from .core import RegionView, SchedulerStatistics, Settings, WorkflowView
 from .core.model import (
     LeasedTask,
     Outcome,
@@ -114,6 +115,22 @@ class QueryRequest(_Msg):
     cursor: str | None = None
 
 
+class WorkflowReply(_Msg):
+    workflow: WorkflowView
+
+
+class RegionsReply(_Msg):
+    regions: list[RegionView]
+
+
+class StatsReply(_Msg):
+    stats: SchedulerStatistics
+
+
+class SettingsReply(_Msg):
+    settings: Settings
+
+
 class SettingsRequest(_Msg):
     """Replace the live settings; the body is the full Settings struct as msgpack."""
 
@@ -178,6 +195,10 @@ class RegionReportReply(_Msg):
     duplicates: int = 0
     #: Attempts the region holds that the master no longer wants run (cancelled, re-queued).
     cancel: list[tuple[str, int]] = []
+
+
+class WorkersReply(_Msg):
+    workers: list[WorkerView]
 
 
 # --- worker -> region ---------------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""``tierq dev``: the whole system on one laptop with one command.
+
+Starts (in this order) an embedded nats-server unless ``--nats`` points at one, the master and
+one region in this process, the API and dashboard when they are installed, and N worker
+processes. Stops them in reverse order on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import MasterConfig, NatsConfig, RegionConfig
+from .engine import EmbeddedNats, connect
+from .master.service import Master
+from .region.service import Region
+
+log = logging.getLogger("tierq.dev")
+
+
+@dataclass(slots=True)
+class DevOptions:
+    modules: list[str] = field(default_factory=list)
+    workers: int = 2
+    concurrency: int = 8
+    pool: str = "async"
+    demo: bool = False
+    nats_url: str | None = None
+    data_dir: str | None = None
+    nats_port: int | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    grpc_port: int = 50051
+    no_api: bool = False
+    sync_always: bool = False
+    prefix: str = "tierq"
+    region: str = "default"
+    worker_lease_seconds: float = 10.0
+    region_lease_seconds: float | None = None
+    announce: Callable[[str], None] = print
+
+
+@dataclass(slots=True)
+class DevStack:
+    """Handles on a running dev system (for the demo and for tests)."""
+
+    nats_url: str
+    nats: NatsConfig
+    master: Master
+    region: Region
+    workers: list[subprocess.Popen[bytes]]
+    api_url: str | None = None
+
+
+def _worker_command(opts: DevOptions, nats_url: str, modules: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tierq",
+        "worker",
+        *modules,
+        "--nats",
+        nats_url,
+        "--prefix",
+        opts.prefix,
+        "--region",
+        opts.region,
+        "--concurrency",
+        str(opts.concurrency),
+        "--pool",
+        opts.pool,
+    ]
+
+
+def start_workers(
+    opts: DevOptions, nats_url: str, modules: list[str]
+) -> list[subprocess.Popen[bytes]]:
+    env = dict(os.environ)
+    # Workers import the user's modules from where `tierq dev` was started.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
+    return [
+        subprocess.Popen(_worker_command(opts, nats_url, modules), env=env)
+        for _ in range(opts.workers)
+    ]
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
+    """Start everything ``tierq dev`` runs; stop it all on exit."""
+    modules = list(opts.modules)
+    if opts.demo and "tierq.demo" not in modules:
+        modules.append("tierq.demo")
+    if not modules:
+        raise ValueError("tierq dev needs at least one task module (or --demo)")
+    embedded: EmbeddedNats | None = None
+    if opts.nats_url is None:
+        store = Path(opts.data_dir or ".tierq") / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedNats(store, port=opts.nats_port, sync_always=opts.sync_always)
+        await embedded.astart()
+        nats_url = embedded.url
+        opts.announce(f"nats-server  {nats_url}  (JetStream data in {store})")
+    else:
+        nats_url = opts.nats_url
+    nats = NatsConfig(servers=(nats_url,), prefix=opts.prefix)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            master_engine = await connect(nats.connect_options(name="tierq-master"))
+            stack.push_async_callback(master_engine.close)
+            master = Master(MasterConfig(nats=nats), master_engine)
+            region_engine = await connect(nats.connect_options(name="tierq-region"))
+            stack.push_async_callback(region_engine.close)
+            region = Region(
+                RegionConfig(
+                    nats=nats, name=opts.region, worker_lease_seconds=opts.worker_lease_seconds
+                ),
+                region_engine,
+            )
+            async with asyncio.TaskGroup() as tg:
+                master_task = tg.create_task(master.run())
+                await _wait_ready(master.ready, master_task)
+                opts.announce(f"master       leader, prefix {opts.prefix!r}")
+                region_task = tg.create_task(region.run())
+                await _wait_ready(region.ready, region_task)
+                opts.announce(f"region       {opts.region!r}")
+                api_url, api_task = await _start_api(opts, nats, tg)
+                workers = start_workers(opts, nats_url, modules)
+                opts.announce(
+                    f"workers      {opts.workers} x {opts.concurrency} slots ({', '.join(modules)})"
+                )
+                try:
+                    yield DevStack(nats_url, nats, master, region, workers, api_url)
+                finally:
+                    stop_processes(workers)
+                    workers = []
+                    if api_task is not None:
+                        api_task.cancel()
+                    region_task.cancel()
+                    master.stop()
+    finally:
+        stop_processes(workers)
+        if embedded is not None:
+            await embedded.astop()
+
+
+async def _wait_ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(ready.wait())
+    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()  # raises what stopped it
+        raise RuntimeError("service stopped during start-up")
+
+
+async def _start_api(
+    opts: DevOptions, nats: NatsConfig, tg: asyncio.TaskGroup
+) -> tuple[str | None, asyncio.Task[None] | None]:
+    if opts.no_api:
+        return None, None
+    try:
+        api_server = importlib.import_module("tierq.api.server")
+    except ImportError:
+        return None, None
+    start: Callable[..., Coroutine[Any, Any, None]] | None = getattr(
+        api_server, "run_dev_api", None
+    )
+    if start is None:
+        return None, None
+    task: asyncio.Task[None] = tg.create_task(
+        start(nats=nats, host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port)
+    )
+    url = f"http://{opts.api_host}:{opts.api_port}"
+    opts.announce(
+        f"api          {url}  (dashboard at /, gRPC on {opts.grpc_port}; "
+        "open access: no tokens, loopback only)"
+    )
+    return url, task
+
+
+async def run_dev(opts: DevOptions) -> None:
+    """Run until interrupted; with ``demo`` submit the sample workflow and show it."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with dev_stack(opts) as stack:
+        if opts.demo:
+            demo_module = importlib.import_module("tierq.demo")
+            demo = asyncio.ensure_future(demo_module.run_demo_against(stack.nats))
+            await asyncio.wait(
+                {demo, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if demo.done():
+                demo.result()
+                opts.announce("demo finished; tierq dev keeps running (Ctrl-C to stop)")
+            else:
+                demo.cancel()
+        await stop.wait()
+        opts.announce("stopping...")

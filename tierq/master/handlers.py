@@ -1,0 +1,218 @@
+"""Turns master requests into core commands: decode, call SchedulerState, build the reply.
+
+Nothing here waits: a handler returns the events the command caused and the reply to send
+once those events are durable. The service does the waiting (group commit) and the sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from ..core import Event, SchedulerState, Settings, TaskDuplicateReport
+from ..core.model import TERMINAL_STATES, Task, TaskState
+from ..errors import InvalidRequestError, NotFoundError
+from ..protocol import (
+    Ack,
+    QueryKind,
+    QueryRequest,
+    RegionReport,
+    RegionReportReply,
+    RegionsReply,
+    RegisterRegionReply,
+    RegisterRegionRequest,
+    ReprioritizeRequest,
+    SettingsReply,
+    SettingsRequest,
+    StatsReply,
+    SubmitReply,
+    SubmitRequest,
+    SubmitWorkflowReply,
+    SubmitWorkflowRequest,
+    TaskRef,
+    TasksReply,
+    WorkersReply,
+    WorkflowReply,
+    decode,
+)
+from ..protocol import WorkerView as WorkerView
+
+#: Queries never return more than this many tasks per page.
+MAX_PAGE = 1000
+
+
+@dataclass(slots=True)
+class Handled:
+    """What a request produced: events to commit, then the reply to send."""
+
+    events: list[Event]
+    reply: object
+
+
+class Handlers:
+    """One method per master operation, each ``(payload, now) -> Handled``."""
+
+    def __init__(self, state: SchedulerState, workers: dict[str, WorkerView]) -> None:
+        self.state = state
+        #: Soft view of workers as regions last reported them (not in the log).
+        self.workers = workers
+        self.table: dict[str, Callable[[bytes, float], Handled]] = {
+            "submit": self.submit,
+            "submit_workflow": self.submit_workflow,
+            "register": self.register,
+            "report": self.report,
+            "heartbeat": self.report,
+            "cancel": self.cancel,
+            "cancel_workflow": self.cancel_workflow,
+            "reprioritize": self.reprioritize,
+            "retry": self.retry,
+            "query": self.query,
+            "settings": self.settings,
+        }
+
+    def submit(self, data: bytes, now: float) -> Handled:
+        req = decode(data, SubmitRequest)
+        if not req.tasks:
+            raise InvalidRequestError("submit needs at least one task", field="tasks")
+        events, ids = self.state.submit(req.tasks, now)
+        return Handled(events, SubmitReply(ids=ids))
+
+    def submit_workflow(self, data: bytes, now: float) -> Handled:
+        req = decode(data, SubmitWorkflowRequest)
+        events, workflow_id, ids = self.state.submit_workflow(req.workflow, now)
+        return Handled(events, SubmitWorkflowReply(workflow_id=workflow_id, ids=ids))
+
+    def register(self, data: bytes, now: float) -> Handled:
+        req = decode(data, RegisterRegionRequest)
+        events = self.state.register_region(req.info, now)
+        lease = self.state.settings.region_lease_seconds
+        return Handled(events, RegisterRegionReply(lease_seconds=lease))
+
+    def report(self, data: bytes, now: float) -> Handled:
+        req = decode(data, RegionReport)
+        events: list[Event] = list(self.state.region_heartbeat(req.region, req.instance, now))
+        state = self.state
+        if req.started:
+            events += state.report_started(req.started, now)
+        if req.progress:
+            events += state.report_progress(req.progress, now)
+        if req.outcomes:
+            events += state.report(req.outcomes, now)
+        duplicates = sum(1 for ev in events if isinstance(ev, TaskDuplicateReport))
+        if req.workers is not None:
+            for view in req.workers:
+                self.workers[view.id] = view
+            live = {view.id for view in req.workers}
+            for wid in [w for w, v in self.workers.items() if v.region == req.region]:
+                if wid not in live:
+                    del self.workers[wid]
+        cancel = [
+            (s.task_id, s.attempt)
+            for s in req.started
+            if not self._is_current(s.task_id, s.attempt)
+        ]
+        accepted = len(req.outcomes) + len(req.started) + len(req.progress) - duplicates
+        return Handled(
+            events,
+            RegionReportReply(accepted=accepted, duplicates=duplicates, cancel=cancel),
+        )
+
+    def _is_current(self, task_id: str, attempt: int) -> bool:
+        task = self.find(task_id)
+        return (
+            task is not None
+            and task.attempt == attempt
+            and task.state in (TaskState.ASSIGNED, TaskState.RUNNING)
+        )
+
+    def cancel(self, data: bytes, now: float) -> Handled:
+        req = decode(data, TaskRef)
+        events = self.state.cancel(req.id, now)
+        return Handled(events, Ack(events=len(events)))
+
+    def cancel_workflow(self, data: bytes, now: float) -> Handled:
+        req = decode(data, TaskRef)
+        events = self.state.cancel_workflow(req.id, now)
+        return Handled(events, Ack(events=len(events)))
+
+    def reprioritize(self, data: bytes, now: float) -> Handled:
+        req = decode(data, ReprioritizeRequest)
+        events = self.state.reprioritize(req.id, req.priority, now)
+        return Handled(events, Ack(events=len(events)))
+
+    def retry(self, data: bytes, now: float) -> Handled:
+        req = decode(data, TaskRef)
+        events = self.state.retry(req.id, now)
+        return Handled(events, Ack(events=len(events)))
+
+    def settings(self, data: bytes, now: float) -> Handled:
+        req = decode(data, SettingsRequest)
+        try:
+            settings = msgspec.msgpack.decode(req.settings, type=Settings)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequestError(f"invalid settings: {exc}", field="settings") from None
+        events = self.state.configure(settings, now)
+        return Handled(events, Ack(events=len(events)))
+
+    def query(self, data: bytes, now: float) -> Handled:
+        req = decode(data, QueryRequest)
+        return Handled([], self.answer(req, now))
+
+    def answer(self, req: QueryRequest, now: float) -> object:
+        state = self.state
+        match req.kind:
+            case QueryKind.TASK:
+                if not req.id:
+                    raise InvalidRequestError("a task query needs an id", field="id")
+                return TasksReply(tasks=[state.get(req.id)])
+            case QueryKind.TASKS:
+                task_state = _parse_state(req.state)
+                limit = max(1, min(req.limit, MAX_PAGE))
+                tasks, cursor = state.list_tasks(
+                    state=task_state,
+                    name=req.name,
+                    queue=req.queue,
+                    region=req.region,
+                    workflow_id=req.workflow_id,
+                    limit=limit,
+                    cursor=req.cursor,
+                )
+                return TasksReply(tasks=tasks, next_cursor=cursor)
+            case QueryKind.WORKFLOW:
+                if not req.id:
+                    raise InvalidRequestError("a workflow query needs an id", field="id")
+                return WorkflowReply(workflow=state.workflow(req.id))
+            case QueryKind.REGIONS:
+                return RegionsReply(regions=state.regions())
+            case QueryKind.WORKERS:
+                workers = [w for w in self.workers.values() if req.region in (None, w.region)]
+                return WorkersReply(workers=workers)
+            case QueryKind.STATS:
+                return StatsReply(stats=state.statistics(now))
+            case QueryKind.SETTINGS:
+                return SettingsReply(settings=state.settings)
+        raise InvalidRequestError(f"unknown query kind {req.kind!r}", field="kind")
+
+    def find(self, task_id: str) -> Task | None:
+        try:
+            return self.state.get(task_id)
+        except NotFoundError:
+            return None
+
+    def terminal(self, task_id: str) -> bool:
+        task = self.find(task_id)
+        return task is None or task.state in TERMINAL_STATES
+
+
+def _parse_state(value: str | None) -> TaskState | None:
+    if value is None:
+        return None
+    try:
+        return TaskState(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in TaskState)
+        raise InvalidRequestError(
+            f"unknown state {value!r}; expected one of {allowed}", field="state"
+        ) from None

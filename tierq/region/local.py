@@ -1,0 +1,99 @@
+"""The region's soft state: its local queue and the workers it hands tasks to."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..core.model import LeasedTask
+from ..protocol import WorkerView
+
+Attempt = tuple[str, int]
+
+
+class LocalQueue:
+    """Tasks leased from the master, not yet handed out: one heap per task type.
+
+    A worker pops only the types it registered, so a type nobody here can run never blocks
+    another; among the worker's types the highest priority wins, FIFO among equals.
+    """
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[tuple[int, int, LeasedTask]]] = {}
+        self._ids: dict[str, LeasedTask] = {}
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def push(self, task: LeasedTask) -> None:
+        heapq.heappush(
+            self._heaps.setdefault(task.name, []), (-task.priority, next(self._seq), task)
+        )
+        self._ids[task.id] = task
+
+    def remove(self, task_id: str) -> LeasedTask | None:
+        """Forget a task (cancelled); its heap entry is dropped lazily when it surfaces."""
+        return self._ids.pop(task_id, None)
+
+    def pop_for(self, task_types: Iterable[str], limit: int) -> list[LeasedTask]:
+        out: list[LeasedTask] = []
+        heaps = [h for t in task_types if (h := self._heaps.get(t))]
+        while len(out) < limit and heaps:
+            best = min(heaps, key=lambda h: h[0][:2])
+            _, _, task = heapq.heappop(best)
+            if not best:
+                heaps.remove(best)
+            if self._ids.get(task.id) is task:
+                del self._ids[task.id]
+                out.append(task)
+        return out
+
+    def count_for(self, task_types: Iterable[str]) -> int:
+        return sum(len(self._heaps.get(t, ())) for t in task_types)
+
+    def drain_all(self) -> list[LeasedTask]:
+        tasks = list(self._ids.values())
+        self._ids.clear()
+        self._heaps.clear()
+        return tasks
+
+
+@dataclass(slots=True)
+class WorkerSlot:
+    """What the region knows of one worker; soft, rebuilt when workers re-register."""
+
+    id: str
+    task_types: frozenset[str]
+    concurrency: int
+    pool: str
+    host: str
+    pid: int
+    last_heartbeat: float
+    running: dict[Attempt, LeasedTask] = field(default_factory=dict)
+    cancel: set[Attempt] = field(default_factory=set)
+    draining: bool = False
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def free(self) -> int:
+        return 0 if self.draining else max(0, self.concurrency - len(self.running))
+
+    def view(self, region: str) -> WorkerView:
+        return WorkerView(
+            id=self.id,
+            region=region,
+            task_types=sorted(self.task_types),
+            concurrency=self.concurrency,
+            running=len(self.running),
+            pool=self.pool,
+            host=self.host,
+            pid=self.pid,
+            last_heartbeat=self.last_heartbeat,
+            draining=self.draining,
+            completed=self.completed,
+            failed=self.failed,
+        )

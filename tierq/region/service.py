@@ -1,0 +1,485 @@
+"""The regional scheduler: leases batches from the master, hands them to pulling workers.
+
+Flow control is by credits: the region asks the master for at most as many tasks as its live
+workers have free slots (plus a small configured prefetch), so nothing is pushed that nobody
+can run. Workers long-poll; a pull is answered at once when the local queue has something the
+worker can run, otherwise it is parked until tasks arrive or its wait runs out.
+
+Worker reports are forwarded upward in batches; a worker's report is acknowledged only after
+the master acknowledged the batch that carried it, so a region crash loses no outcome (the
+worker retries, and the master treats a repeat as a duplicate).
+
+The region's state is soft. If the region dies, its lease at the master expires and the master
+re-queues what it held; a restarted region registers as a new instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..config import RegionConfig
+from ..core.model import (
+    ErrorSummary,
+    LeasedTask,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    RegionInfo,
+    Started,
+)
+from ..engine import Engine, Message, Subjects, Subscription, connect
+from ..errors import (
+    ConflictError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    NotFoundError,
+    TierqError,
+)
+from ..protocol import (
+    Ack,
+    DrainRequest,
+    LeaseReply,
+    LeaseRequest,
+    PullReply,
+    PullRequest,
+    RegionReport,
+    RegionReportReply,
+    RegisterRegionReply,
+    RegisterRegionRequest,
+    RegisterWorkerReply,
+    RegisterWorkerRequest,
+    WorkerHeartbeat,
+    WorkerHeartbeatReply,
+    WorkerReport,
+    decode,
+    decode_reply,
+    encode,
+    encode_error,
+    encode_ok,
+)
+from .local import LocalQueue, WorkerSlot
+
+log = logging.getLogger("tierq.region")
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _ParkedPull:
+    worker: str
+    slots: int
+    reply: str
+    handle: asyncio.TimerHandle
+
+
+@dataclass(slots=True)
+class _Outbox:
+    """Worker news waiting to go up to the master, and the worker replies that wait on it."""
+
+    started: list[Started] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.progress or self.outcomes or self.replies)
+
+
+class Region:
+    """One region process."""
+
+    def __init__(self, config: RegionConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self.name = config.name
+        self.instance = os.urandom(6).hex()
+        self.subjects = Subjects(config.nats.prefix)
+        self.queue = LocalQueue()
+        self.workers: dict[str, WorkerSlot] = {}
+        self._parked: dict[str, _ParkedPull] = {}
+        self._outbox = _Outbox()
+        self._outbox_ready = asyncio.Event()
+        self._credits_changed = asyncio.Event()
+        self._registered_types: frozenset[str] = frozenset()
+        self._need_register = True
+        self._lease_seconds = 10.0
+        self.ready = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        subs: list[Subscription] = []
+        s = self.subjects
+        try:
+            for op, cb in (
+                ("register", self._on_register),
+                ("pull", self._on_pull),
+                ("heartbeat", self._on_heartbeat),
+                ("report", self._on_report),
+                ("control", self._on_control),
+            ):
+                subs.append(await self.engine.subscribe(s.region(self.name, op), cb=cb))
+            subs.append(
+                await self.engine.subscribe(s.event("task_cancelled"), cb=self._on_cancelled)
+            )
+            await self._register()
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._lease_loop())
+                tg.create_task(self._report_loop())
+                tg.create_task(self._liveness_loop())
+        finally:
+            for sub in subs:
+                with contextlib.suppress(TierqError):
+                    await sub.unsubscribe()
+
+    async def _master(
+        self, op: str, request: object, reply_type: type[T], timeout: float = 10.0
+    ) -> T:
+        data = await self.engine.request(self.subjects.master(op), encode(request), timeout=timeout)
+        return decode_reply(data, reply_type)
+
+    async def _register(self) -> None:
+        """Register (again) with the master; retried until a master answers."""
+        delay = 0.05
+        while True:
+            types = frozenset().union(*(w.task_types for w in self.workers.values()))
+            info = RegionInfo(
+                name=self.name,
+                instance=self.instance,
+                labels=self.config.labels,
+                task_types=tuple(sorted(types)),
+            )
+            try:
+                reply = await self._master(
+                    "register", RegisterRegionRequest(info=info), RegisterRegionReply
+                )
+            except EngineUnavailableError as exc:
+                log.warning("region %s cannot reach the master: %s", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self._lease_seconds = reply.lease_seconds
+            self._registered_types = types
+            self._need_register = False
+            return
+
+    # -- credits and leasing ---------------------------------------------------------------
+
+    def credits(self) -> int:
+        free = sum(w.free for w in self.workers.values())
+        return max(0, free + self.config.prefetch - len(self.queue))
+
+    async def _lease_loop(self) -> None:
+        while True:
+            if self._need_register:
+                await self._register()
+            want = self.credits()
+            if want <= 0:
+                self._credits_changed.clear()
+                if self.credits() <= 0:
+                    await self._credits_changed.wait()
+                continue
+            request = LeaseRequest(region=self.name, instance=self.instance, slots=want, wait=5.0)
+            try:
+                reply = await self._master("lease", request, LeaseReply, timeout=15.0)
+            except (NotFoundError, ConflictError):
+                self._forget_leases()
+                continue
+            except EngineUnavailableError as exc:
+                log.warning("lease request failed: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            if reply.tasks:
+                for task in reply.tasks:
+                    self.queue.push(task)
+                self._dispatch()
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def _on_register(self, msg: Message) -> None:
+        try:
+            req = decode(msg.data, RegisterWorkerRequest)
+            if req.concurrency < 1:
+                raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        old = self.workers.get(req.worker)
+        slot = WorkerSlot(
+            id=req.worker,
+            task_types=frozenset(req.task_types),
+            concurrency=req.concurrency,
+            pool=req.pool,
+            host=req.host,
+            pid=req.pid,
+            last_heartbeat=time.time(),
+        )
+        if old is not None:
+            slot.running = old.running
+        self.workers[req.worker] = slot
+        if not slot.task_types <= self._registered_types:
+            self._need_register = True
+        self._credits_changed.set()
+        await msg.respond(
+            encode_ok(
+                RegisterWorkerReply(
+                    lease_seconds=self.config.worker_lease_seconds,
+                    heartbeat_interval=self.config.heartbeat_interval,
+                )
+            )
+        )
+
+    async def _on_pull(self, msg: Message) -> None:
+        try:
+            req = decode(msg.data, PullRequest)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        if worker is None:
+            await msg.respond(
+                encode_error(NotFoundError(f"worker {req.worker!r} is not registered here"))
+            )
+            return
+        worker.last_heartbeat = time.time()
+        old = self._parked.pop(req.worker, None)
+        if old is not None:
+            old.handle.cancel()
+            await self._respond(old.reply, encode_ok(PullReply()))
+        if worker.draining:
+            await msg.respond(encode_ok(PullReply(drain=True)))
+            return
+        slots = min(req.slots, worker.concurrency - len(worker.running))
+        tasks = self._hand_out(worker, slots) if slots > 0 else []
+        if tasks or req.wait <= 0:
+            await msg.respond(encode_ok(PullReply(tasks=tasks)))
+            return
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(min(req.wait, 30.0), self._expire_pull, req.worker, msg.reply)
+        self._parked[req.worker] = _ParkedPull(req.worker, slots, msg.reply, handle)
+        self._credits_changed.set()
+
+    def _expire_pull(self, worker: str, reply: str) -> None:
+        parked = self._parked.get(worker)
+        if parked is not None and parked.reply == reply:
+            del self._parked[worker]
+            asyncio.get_running_loop().create_task(self._respond(reply, encode_ok(PullReply())))
+
+    def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
+        tasks = self.queue.pop_for(worker.task_types, slots)
+        for task in tasks:
+            worker.running[(task.id, task.attempt)] = task
+            # Handing a task to a worker that pulled for a free slot is the start of the attempt.
+            self._outbox.started.append(
+                Started(task_id=task.id, attempt=task.attempt, worker=worker.id)
+            )
+        if tasks:
+            self._outbox_ready.set()
+        return tasks
+
+    def _dispatch(self) -> None:
+        """Answer parked pulls from the local queue."""
+        for worker_id, parked in list(self._parked.items()):
+            worker = self.workers.get(worker_id)
+            if worker is None:
+                continue
+            tasks = self._hand_out(worker, parked.slots)
+            if tasks:
+                del self._parked[worker_id]
+                parked.handle.cancel()
+                asyncio.get_running_loop().create_task(
+                    self._respond(parked.reply, encode_ok(PullReply(tasks=tasks)))
+                )
+            if not len(self.queue):
+                break
+
+    async def _on_heartbeat(self, msg: Message) -> None:
+        try:
+            req = decode(msg.data, WorkerHeartbeat)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        if worker is None:
+            await msg.respond(encode_ok(WorkerHeartbeatReply(unknown=True)))
+            return
+        worker.last_heartbeat = time.time()
+        if req.draining and not worker.draining:
+            worker.draining = True
+        running = {(task_id, attempt) for task_id, attempt in req.running}
+        cancel = [a for a in worker.cancel if a in running]
+        worker.cancel.intersection_update(running)
+        await msg.respond(encode_ok(WorkerHeartbeatReply(cancel=cancel, drain=worker.draining)))
+
+    async def _on_report(self, msg: Message) -> None:
+        try:
+            req = decode(msg.data, WorkerReport)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        if worker is not None:
+            worker.last_heartbeat = time.time()
+            for outcome in req.outcomes:
+                if worker.running.pop((outcome.task_id, outcome.attempt), None) is not None:
+                    if outcome.kind is OutcomeKind.SUCCEEDED:
+                        worker.completed += 1
+                    else:
+                        worker.failed += 1
+                worker.cancel.discard((outcome.task_id, outcome.attempt))
+        box = self._outbox
+        box.progress.extend(req.progress)
+        box.outcomes.extend(req.outcomes)
+        box.replies.append(msg.reply)
+        self._outbox_ready.set()
+        if req.outcomes:
+            self._credits_changed.set()
+            if self._parked and len(self.queue):
+                self._dispatch()
+
+    async def _on_control(self, msg: Message) -> None:
+        try:
+            req = decode(msg.data, DrainRequest)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        targets = [self.workers[req.worker]] if req.worker in self.workers else []
+        if req.worker is None:
+            targets = list(self.workers.values())
+        elif not targets:
+            await msg.respond(
+                encode_error(NotFoundError(f"no worker {req.worker!r} in region {self.name}"))
+            )
+            return
+        for worker in targets:
+            worker.draining = True
+            parked = self._parked.pop(worker.id, None)
+            if parked is not None:
+                parked.handle.cancel()
+                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
+        await msg.respond(encode_ok(Ack(events=len(targets))))
+
+    async def _on_cancelled(self, msg: Message) -> None:
+        import msgspec
+
+        try:
+            event = msgspec.json.decode(msg.data)
+        except msgspec.DecodeError:
+            return
+        task_id = event.get("id") if isinstance(event, dict) else None
+        if not isinstance(task_id, str):
+            return
+        if self.queue.remove(task_id) is not None:
+            self._credits_changed.set()
+            return
+        for worker in self.workers.values():
+            for attempt in worker.running:
+                if attempt[0] == task_id:
+                    worker.cancel.add(attempt)
+
+    # -- upward reports and liveness -------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        """Send worker news to the master, one batch in flight; heartbeat when idle."""
+        interval = max(0.2, self._lease_seconds / 4)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_ready.wait(), timeout=interval)
+            self._outbox_ready.clear()
+            box, self._outbox = self._outbox, _Outbox()
+            request = RegionReport(
+                region=self.name,
+                instance=self.instance,
+                started=box.started,
+                progress=box.progress,
+                outcomes=box.outcomes,
+                workers=[w.view(self.name) for w in self.workers.values()],
+                task_types=sorted(self._registered_types),
+            )
+            reply = await self._send_report(request)
+            for task_id, attempt in reply.cancel if reply else ():
+                for worker in self.workers.values():
+                    if (task_id, attempt) in worker.running:
+                        worker.cancel.add((task_id, attempt))
+            ack = encode_ok(Ack())
+            for reply_to in box.replies:
+                await self._respond(reply_to, ack)
+
+    async def _send_report(self, request: RegionReport) -> RegionReportReply | None:
+        delay = 0.05
+        while True:
+            try:
+                return await self._master("report", request, RegionReportReply)
+            except (NotFoundError, ConflictError):
+                # The master forgot this instance (its lease expired): the attempts it held
+                # were re-queued, so these reports are stale. Register again and move on.
+                self._forget_leases()
+                return None
+            except EngineUnavailableError as exc:
+                log.warning("report to master failed, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _liveness_loop(self) -> None:
+        """Workers that stopped heartbeating lose their attempts (re-queued by the master)."""
+        lease = self.config.worker_lease_seconds
+        while True:
+            await asyncio.sleep(min(1.0, lease / 4))
+            now = time.time()
+            for worker in [w for w in self.workers.values() if now - w.last_heartbeat > lease]:
+                log.warning(
+                    "worker %s missed its lease; re-queueing %d tasks",
+                    worker.id,
+                    len(worker.running),
+                )
+                del self.workers[worker.id]
+                parked = self._parked.pop(worker.id, None)
+                if parked is not None:
+                    parked.handle.cancel()
+                for task_id, attempt in worker.running:
+                    self._outbox.outcomes.append(
+                        Outcome(
+                            task_id=task_id,
+                            attempt=attempt,
+                            kind=OutcomeKind.LOST,
+                            worker=worker.id,
+                            error=ErrorSummary(
+                                type="WorkerLost",
+                                message=f"worker {worker.id} stopped heartbeating",
+                                lost=True,
+                            ),
+                        )
+                    )
+                self._outbox_ready.set()
+                self._credits_changed.set()
+
+    def _forget_leases(self) -> None:
+        """The master no longer knows this instance and has re-queued what it held."""
+        dropped = self.queue.drain_all()
+        if dropped:
+            log.warning(
+                "region %s lost its lease; dropped %d queued tasks", self.name, len(dropped)
+            )
+        self.instance = os.urandom(6).hex()
+        self._need_register = True
+        self._credits_changed.set()
+
+    async def _respond(self, reply_to: str, payload: bytes) -> None:
+        with contextlib.suppress(EngineUnavailableError):
+            await self.engine.publish(reply_to, payload)
+
+
+async def run_region(config: RegionConfig) -> None:
+    """Entry point of ``tierq region``: connect, register, serve until cancelled."""
+    engine = await connect(config.nats.connect_options(name=f"tierq-region-{config.name}"))
+    try:
+        await Region(config, engine).run()
+    finally:
+        await engine.close()

@@ -1,0 +1,100 @@
+"""Typed request/reply calls to the master, shared by the SDK, the API and the CLI.
+
+One method per master operation; each encodes the request, sends it on the master's subject
+and decodes the reply, raising the exception the master reported.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+
+from .core.model import Task, TaskSpec, WorkflowSpec
+from .engine import Engine, Subjects
+from .protocol import (
+    Ack,
+    QueryKind,
+    QueryRequest,
+    ReprioritizeRequest,
+    SettingsRequest,
+    SubmitReply,
+    SubmitRequest,
+    SubmitWorkflowReply,
+    SubmitWorkflowRequest,
+    TaskRef,
+    TasksReply,
+    WaitRequest,
+    decode_reply,
+    encode,
+)
+
+T = TypeVar("T")
+
+#: Default time to wait for the master to answer an ordinary request.
+REQUEST_TIMEOUT = 10.0
+
+
+class MasterClient:
+    """Calls the active master over NATS request/reply."""
+
+    def __init__(self, engine: Engine, subjects: Subjects, timeout: float = REQUEST_TIMEOUT):
+        self.engine = engine
+        self.subjects = subjects
+        self.timeout = timeout
+
+    async def call(
+        self, op: str, request: object, reply_type: type[T], timeout: float | None = None
+    ) -> T:
+        data = await self.engine.request(
+            self.subjects.master(op), encode(request), timeout=timeout or self.timeout
+        )
+        return decode_reply(data, reply_type)
+
+    async def submit(self, specs: list[TaskSpec]) -> list[str]:
+        reply = await self.call("submit", SubmitRequest(tasks=specs), SubmitReply)
+        return reply.ids
+
+    async def submit_workflow(self, workflow: WorkflowSpec) -> SubmitWorkflowReply:
+        return await self.call(
+            "submit_workflow", SubmitWorkflowRequest(workflow=workflow), SubmitWorkflowReply
+        )
+
+    async def cancel(self, task_id: str) -> Ack:
+        return await self.call("cancel", TaskRef(id=task_id), Ack)
+
+    async def cancel_workflow(self, workflow_id: str) -> Ack:
+        return await self.call("cancel_workflow", TaskRef(id=workflow_id), Ack)
+
+    async def reprioritize(self, task_id: str, priority: int) -> Ack:
+        return await self.call(
+            "reprioritize", ReprioritizeRequest(id=task_id, priority=priority), Ack
+        )
+
+    async def retry(self, task_id: str) -> Ack:
+        return await self.call("retry", TaskRef(id=task_id), Ack)
+
+    async def get(self, task_id: str) -> Task:
+        reply = await self.call("query", QueryRequest(kind=QueryKind.TASK, id=task_id), TasksReply)
+        return reply.tasks[0]
+
+    async def list_tasks(self, query: QueryRequest) -> TasksReply:
+        return await self.call("query", query, TasksReply)
+
+    async def query(self, query: QueryRequest, reply_type: type[T]) -> T:
+        return await self.call("query", query, reply_type)
+
+    async def wait(self, task_ids: list[str], timeout: float) -> list[Task]:
+        """Tasks as they are when all are terminal, or when ``timeout`` runs out."""
+        reply = await self.call(
+            "wait",
+            WaitRequest(ids=task_ids, timeout=timeout),
+            TasksReply,
+            timeout=timeout + self.timeout,
+        )
+        return reply.tasks
+
+    async def put_settings(self, settings_msgpack: bytes) -> Ack:
+        return await self.call(
+            "settings", SettingsRequest(settings=msgspec.Raw(settings_msgpack)), Ack
+        )
