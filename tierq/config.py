@@ -12,6 +12,7 @@ import re
 
 import msgspec
 
+from .core.settings import Settings
 from .engine import ConnectOptions
 from .errors import InvalidRequestError
 
@@ -83,6 +84,8 @@ class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):
     snapshot_every: int = 200_000
     #: Longest a region's lease request is held when nothing is ready.
     max_lease_wait: float = 5.0
+    #: Scheduling settings applied when the log is new (later changes go through the API).
+    initial_settings: Settings | None = None
 
 
 class RegionConfig(msgspec.Struct, kw_only=True, frozen=True):

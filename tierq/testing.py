@@ -11,13 +11,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from .config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
+from .core.settings import Settings
+from .engine import Engine, connect
 from .engine.embedded import DEFAULT_MAX_PAYLOAD, EmbeddedNats, free_port
+from .master import Master
+from .region import Region
 
-__all__ = ["EmbeddedNats", "free_port", "nats_server"]
+__all__ = ["EmbeddedNats", "LocalCluster", "free_port", "local_cluster", "nats_server"]
 
 
 @asynccontextmanager
@@ -44,3 +55,175 @@ async def nats_server(
             yield server
         finally:
             await server.astop()
+
+
+class LocalCluster:
+    """A master and one region in this process, workers in this process or as subprocesses.
+
+    Meant for tests of code that uses tierq: everything runs for real over the given NATS
+    server. Services can be stopped and started again (a "crash" of the in-process master or
+    region is its task being cancelled: its soft state is gone, the log survives).
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        prefix: str = "tierq",
+        region: str = "default",
+        settings: Settings | None = None,
+        worker_lease_seconds: float = 10.0,
+        heartbeat_interval: float = 1.0,
+        leader_lease_seconds: float = 5.0,
+        snapshot_every: int = 200_000,
+    ) -> None:
+        self.nats_url = nats_url
+        self.nats = NatsConfig(servers=(nats_url,), prefix=prefix)
+        self.region_name = region
+        self.settings = settings
+        self.worker_lease_seconds = worker_lease_seconds
+        self.heartbeat_interval = heartbeat_interval
+        self.leader_lease_seconds = leader_lease_seconds
+        self.snapshot_every = snapshot_every
+        self.master: Master | None = None
+        self.region: Region | None = None
+        self._services: dict[str, tuple[asyncio.Task[None], Engine]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    async def start_master(self) -> Master:
+        engine = await connect(self.nats.connect_options(name="tierq-test-master"))
+        config = MasterConfig(
+            nats=self.nats,
+            initial_settings=self.settings,
+            leader_lease_seconds=self.leader_lease_seconds,
+            snapshot_every=self.snapshot_every,
+        )
+        master = Master(config, engine)
+        task = asyncio.create_task(master.run())
+        await _ready(master.ready, task)
+        self.master = master
+        self._services["master"] = (task, engine)
+        return master
+
+    async def stop_master(self, *, crash: bool = False) -> None:
+        """Stop the master; ``crash`` cancels it without releasing its lease or flushing."""
+        task, engine = self._services.pop("master")
+        if crash:
+            task.cancel()
+        elif self.master is not None:
+            self.master.stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await engine.close()
+        self.master = None
+
+    async def start_region(self) -> Region:
+        engine = await connect(self.nats.connect_options(name="tierq-test-region"))
+        config = RegionConfig(
+            nats=self.nats,
+            name=self.region_name,
+            worker_lease_seconds=self.worker_lease_seconds,
+            heartbeat_interval=self.heartbeat_interval,
+        )
+        region = Region(config, engine)
+        task = asyncio.create_task(region.run())
+        await _ready(region.ready, task)
+        self.region = region
+        self._services["region"] = (task, engine)
+        return region
+
+    async def stop_region(self) -> None:
+        task, engine = self._services.pop("region")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await engine.close()
+        self.region = None
+
+    async def start_worker(
+        self, *modules: str, concurrency: int = 4, pool: str = "async"
+    ) -> asyncio.Task[None]:
+        """Run a worker in this process (stopped by :meth:`close`)."""
+        from .worker import run_worker
+
+        config = WorkerConfig(
+            nats=self.nats,
+            modules=modules,
+            region=self.region_name,
+            concurrency=concurrency,
+            pool=pool,
+            drain_grace=1.0,
+        )
+        task = asyncio.create_task(run_worker(config, handle_signals=False))
+        self._workers.append(task)
+        return task
+
+    def spawn_worker(
+        self,
+        *modules: str,
+        concurrency: int = 4,
+        pool: str = "async",
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``tierq worker`` as a real process (stopped by :meth:`close`)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+        env.update(extra_env or {})
+        cmd = [
+            sys.executable,
+            "-m",
+            "tierq",
+            "worker",
+            *modules,
+            "--nats",
+            self.nats_url,
+            "--prefix",
+            self.nats.prefix,
+            "--region",
+            self.region_name,
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+        ]
+        proc = subprocess.Popen(cmd, env=env)
+        self.processes.append(proc)
+        return proc
+
+    async def close(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.processes:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
+        for task in self._workers:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if "region" in self._services:
+            await self.stop_region()
+        if "master" in self._services:
+            await self.stop_master()
+
+
+@asynccontextmanager
+async def local_cluster(nats_url: str, **options: Any) -> AsyncIterator[LocalCluster]:
+    """Start a master and a region against ``nats_url``; stop everything on exit."""
+    cluster = LocalCluster(nats_url, **options)
+    try:
+        await cluster.start_master()
+        await cluster.start_region()
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(ready.wait())
+    done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        waiter.cancel()
+        task.result()
+        raise RuntimeError("service stopped during start-up")

@@ -92,6 +92,7 @@ class Master:
         self._snapshots: SnapshotStore | None = None
         self._since_snapshot = 0
         self._snapshot_running = False
+        self._fresh_log = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
@@ -144,6 +145,7 @@ class Master:
         for region in self.state.regions():
             self.state.region_heartbeat(region.name, region.instance, now)
         log.info("recovered from snapshot at %d plus %d events", start_seq, replayed)
+        self._fresh_log = start_seq == 0 and replayed == 0
 
     async def _serve(self, lease: LeaderLease) -> None:
         assert self._log is not None
@@ -159,6 +161,10 @@ class Master:
                 sub = await self.engine.subscribe(
                     self.subjects.master_all, cb=self._on_request, queue="tierq-master"
                 )
+                initial = self.config.initial_settings
+                if self._fresh_log and initial is not None:
+                    events = self.state.configure(initial, time.time())
+                    await self._commit(events)
                 self.ready.set()
                 await self._stopping.wait()
                 await sub.unsubscribe()

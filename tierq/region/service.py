@@ -315,7 +315,14 @@ class Region:
             worker.draining = True
         running = {(task_id, attempt) for task_id, attempt in req.running}
         cancel = [a for a in worker.cancel if a in running]
-        worker.cancel.intersection_update(running)
+        # A cancelled attempt is not reported back; its slot is free once the worker is told
+        # (the worker itself keeps the slot busy until the code really stopped).
+        for attempt in cancel:
+            worker.running.pop(attempt, None)
+        # Keep asking for attempts handed out after this heartbeat was sent.
+        worker.cancel.intersection_update(worker.running)
+        if cancel:
+            self._credits_changed.set()
         await msg.respond(encode_ok(WorkerHeartbeatReply(cancel=cancel, drain=worker.draining)))
 
     async def _on_report(self, msg: Message) -> None:

@@ -1,0 +1,5 @@
+"""``python -m tierq`` runs the CLI."""
+
+from .cli import main
+
+main()
