@@ -1,19 +1,179 @@
-"""tierq: a distributed task scheduler for Python, on NATS JetStream."""
+"""tierq: a distributed task scheduler for Python, on NATS JetStream.
 
+::
+
+    import tierq
+
+    app = tierq.App()                     # nats://127.0.0.1:4222, or $TIERQ_NATS
+
+    @app.task(retries=2, timeout=30)
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    handle = await add.submit(1, 2)
+    print(await handle.result())
+"""
+
+from .client import (
+    App as App,
+)
+from .client import (
+    NodeRef as NodeRef,
+)
+from .client import (
+    SyncApp as SyncApp,
+)
+from .client import (
+    SyncTaskHandle as SyncTaskHandle,
+)
+from .client import (
+    SyncWorkflowHandle as SyncWorkflowHandle,
+)
+from .client import (
+    TaskDef as TaskDef,
+)
+from .client import (
+    TaskHandle as TaskHandle,
+)
+from .client import (
+    TaskPage as TaskPage,
+)
+from .client import (
+    Workflow as Workflow,
+)
+from .client import (
+    WorkflowHandle as WorkflowHandle,
+)
+from .config import NatsConfig as NatsConfig
+from .core.model import (
+    PRIORITY_DEFAULT as PRIORITY_DEFAULT,
+)
+from .core.model import (
+    PRIORITY_MAX as PRIORITY_MAX,
+)
+from .core.model import (
+    PRIORITY_MIN as PRIORITY_MIN,
+)
+from .core.model import (
+    FailurePolicy as FailurePolicy,
+)
+from .core.model import (
+    RetryPolicy as RetryPolicy,
+)
+from .core.model import (
+    Task as Task,
+)
+from .core.model import (
+    TaskSpec as TaskSpec,
+)
+from .core.model import (
+    TaskState as TaskState,
+)
 from .errors import (
     BackpressureError as BackpressureError,
+)
+from .errors import (
+    CircuitOpenError as CircuitOpenError,
+)
+from .errors import (
+    ConflictError as ConflictError,
+)
+from .errors import (
+    CycleError as CycleError,
+)
+from .errors import (
+    DuplicateTaskError as DuplicateTaskError,
+)
+from .errors import (
+    EngineUnavailableError as EngineUnavailableError,
+)
+from .errors import (
+    FencedError as FencedError,
+)
+from .errors import (
+    GraphTooLargeError as GraphTooLargeError,
+)
+from .errors import (
     InvalidRequestError as InvalidRequestError,
+)
+from .errors import (
+    InvalidTransitionError as InvalidTransitionError,
+)
+from .errors import (
+    NotFoundError as NotFoundError,
+)
+from .errors import (
+    PayloadTooLargeError as PayloadTooLargeError,
+)
+from .errors import (
+    PermissionDeniedError as PermissionDeniedError,
+)
+from .errors import (
     TaskCancelledError as TaskCancelledError,
+)
+from .errors import (
+    TaskError as TaskError,
+)
+from .errors import (
     TaskFailedError as TaskFailedError,
+)
+from .errors import (
     TaskTimeoutError as TaskTimeoutError,
+)
+from .errors import (
     TierqError as TierqError,
 )
+from .errors import (
+    UnauthenticatedError as UnauthenticatedError,
+)
+from .errors import (
+    UnknownTaskError as UnknownTaskError,
+)
+from .errors import (
+    WaitTimeoutError as WaitTimeoutError,
+)
+from .worker.context import TaskContext as TaskContext
 
 __all__ = [
+    "PRIORITY_DEFAULT",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
+    "App",
     "BackpressureError",
+    "CircuitOpenError",
+    "ConflictError",
+    "CycleError",
+    "DuplicateTaskError",
+    "EngineUnavailableError",
+    "FailurePolicy",
+    "FencedError",
+    "GraphTooLargeError",
     "InvalidRequestError",
+    "InvalidTransitionError",
+    "NatsConfig",
+    "NodeRef",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RetryPolicy",
+    "SyncApp",
+    "SyncTaskHandle",
+    "SyncWorkflowHandle",
+    "Task",
     "TaskCancelledError",
+    "TaskContext",
+    "TaskDef",
+    "TaskError",
     "TaskFailedError",
+    "TaskHandle",
+    "TaskPage",
+    "TaskSpec",
+    "TaskState",
     "TaskTimeoutError",
     "TierqError",
+    "UnauthenticatedError",
+    "UnknownTaskError",
+    "WaitTimeoutError",
+    "Workflow",
+    "WorkflowHandle",
 ]

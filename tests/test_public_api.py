@@ -1,0 +1,71 @@
+"""``tierq.__all__`` is the SDK surface: changing it is a deliberate, changelogged act."""
+
+from __future__ import annotations
+
+import tierq
+
+EXPECTED = [
+    "PRIORITY_DEFAULT",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
+    "App",
+    "BackpressureError",
+    "CircuitOpenError",
+    "ConflictError",
+    "CycleError",
+    "DuplicateTaskError",
+    "EngineUnavailableError",
+    "FailurePolicy",
+    "FencedError",
+    "GraphTooLargeError",
+    "InvalidRequestError",
+    "InvalidTransitionError",
+    "NatsConfig",
+    "NodeRef",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RetryPolicy",
+    "SyncApp",
+    "SyncTaskHandle",
+    "SyncWorkflowHandle",
+    "Task",
+    "TaskCancelledError",
+    "TaskContext",
+    "TaskDef",
+    "TaskError",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskPage",
+    "TaskSpec",
+    "TaskState",
+    "TaskTimeoutError",
+    "TierqError",
+    "UnauthenticatedError",
+    "UnknownTaskError",
+    "WaitTimeoutError",
+    "Workflow",
+    "WorkflowHandle",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert tierq.__all__ == EXPECTED
+
+
+def test_all_is_sorted_constants_first() -> None:
+    constants = [n for n in tierq.__all__ if n.isupper()]
+    others = [n for n in tierq.__all__ if not n.isupper()]
+    assert tierq.__all__ == sorted(constants) + sorted(others)
+
+
+def test_every_name_resolves() -> None:
+    for name in tierq.__all__:
+        assert getattr(tierq, name) is not None, name
+
+
+def test_every_exported_error_is_a_tierq_error() -> None:
+    for name in tierq.__all__:
+        value = getattr(tierq, name)
+        if name.endswith("Error"):
+            assert issubclass(value, tierq.TierqError), name

@@ -1,0 +1,499 @@
+"""The worker process: register with a region, pull for free slots, run, report, drain.
+
+Shutdown order (:meth:`Worker.run`): stop pulling (the in-flight pull is let finish so no
+handed-out task is dropped) → wait up to ``drain_grace`` for running attempts → give up the
+rest (reported LOST, so the master re-queues them at once instead of after the lease) →
+flush reports → stop heartbeats → close the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import enum
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..config import WorkerConfig
+from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
+from ..engine import Engine, Subjects
+from ..errors import EngineUnavailableError, NotFoundError, TierqError
+from ..protocol import (
+    Ack,
+    PullReply,
+    PullRequest,
+    RegisterWorkerReply,
+    RegisterWorkerRequest,
+    WorkerHeartbeat,
+    WorkerHeartbeatReply,
+    WorkerReport,
+    decode_reply,
+    encode,
+)
+from .context import TaskContext
+from .outcome import failed, lost, succeeded, summarize, timed_out
+from .processes import ChildTaskError, ProcessPool
+from .registry import TaskRegistry
+from .reporter import Reporter
+
+__all__ = ["Worker", "WorkerStatistics"]
+
+log = logging.getLogger("tierq.worker")
+
+T = TypeVar("T")
+
+#: How long one pull is parked at the region when nothing is ready.
+PULL_WAIT = 5.0
+#: At shutdown, reports get this long to be acknowledged before the worker gives up on them
+#: (the region then loses the worker's lease and the master re-queues what was unreported).
+FLUSH_TIMEOUT = 10.0
+
+
+class _Why(enum.Enum):
+    """Why an attempt was cancelled; decides what is reported."""
+
+    #: The region said the master no longer wants it: report nothing.
+    REGION = "region"
+    #: The worker is shutting down before it finished: report it lost.
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(slots=True, eq=False)
+class _Attempt:
+    leased: LeasedTask
+    ctx: TaskContext
+    task: asyncio.Task[None] | None = None
+    why: _Why | None = None
+    thread: concurrent.futures.Future[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatistics:
+    worker: str
+    concurrency: int
+    running: int
+    busy_slots: int
+    completed: int
+    failed: int
+    draining: bool
+
+
+@dataclass(slots=True)
+class _Counters:
+    completed: int = 0
+    failed: int = 0
+    reports: int = 0
+    pulls: int = 0
+
+
+class Worker:
+    """One worker process's runtime (the CLI's ``tierq worker`` runs exactly one)."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        registry: TaskRegistry,
+        engine: Engine,
+        *,
+        pull_wait: float = PULL_WAIT,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.engine = engine
+        self.id = config.worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
+        self.subjects = Subjects(config.nats.prefix)
+        self.pull_wait = pull_wait
+        self.heartbeat_interval = 1.0
+        self.reporter = Reporter(self.id, self._send_report, max_payload=engine.max_payload)
+        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        #: Slots in use: running attempts plus threads still busy after a timeout or cancel.
+        self._busy = 0
+        self._slot_freed = asyncio.Event()
+        self._draining = asyncio.Event()
+        self._stop_now = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
+        #: Set when the background loops must end; they check it because a cancel alone can
+        #: be lost (CPython 3.11's wait_for, used by nats-py's request, may swallow one).
+        self._closing = False
+        self._registered = asyncio.Event()
+        self._counters = _Counters()
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.concurrency, thread_name_prefix="tierq-task"
+        )
+        self._processes: ProcessPool | None = None
+        if config.pool == "process":
+            self._processes = ProcessPool(config.modules, config.concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+
+    # -- control ---------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    def drain(self) -> None:
+        """Take nothing new; finish what runs (within ``drain_grace``); then :meth:`run` ends."""
+        if not self._draining.is_set():
+            log.info("worker %s draining: %d tasks running", self.id, len(self._attempts))
+            self._draining.set()
+            self._heartbeat_now.set()
+            self._slot_freed.set()
+
+    def stop_now(self) -> None:
+        """Cancel running attempts (reported lost) and end :meth:`run` as soon as reported."""
+        self.drain()
+        self._stop_now.set()
+
+    def on_signal(self) -> None:
+        """First SIGTERM/SIGINT drains, a second one stops now."""
+        if self._draining.is_set():
+            log.warning("second signal: cancelling %d running tasks", len(self._attempts))
+            self.stop_now()
+        else:
+            self.drain()
+
+    async def wait_registered(self) -> None:
+        await self._registered.wait()
+
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(
+            worker=self.id,
+            concurrency=self.config.concurrency,
+            running=len(self._attempts),
+            busy_slots=self._busy,
+            completed=self._counters.completed,
+            failed=self._counters.failed,
+            draining=self.draining,
+        )
+
+    # -- main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until drained (or cancelled)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if self._processes is not None:
+            await self._processes.start()
+        try:
+            if not await self._register():
+                return
+            async with asyncio.TaskGroup() as tg:
+                reporting = tg.create_task(self.reporter.run(), name="tierq-worker-report")
+                beating = tg.create_task(self._heartbeat_loop(), name="tierq-worker-heartbeat")
+                await self._pull_loop()
+                await self._finish_running()
+                if not await self.reporter.wait_flushed(FLUSH_TIMEOUT):
+                    log.error(
+                        "worker %s: %d outcomes unacknowledged at exit; they will be re-run",
+                        self.id,
+                        self.reporter.pending,
+                    )
+                self._closing = True
+                self.reporter.close()
+                self._heartbeat_now.set()
+                reporting.cancel()
+                beating.cancel()
+        finally:
+            await self._abandon_all()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            if self._processes is not None:
+                await self._processes.close()
+        log.info("worker %s stopped", self.id)
+
+    async def _register(self) -> bool:
+        """Register with the region, retrying until it answers; False if stopped first."""
+        request = RegisterWorkerRequest(
+            worker=self.id,
+            task_types=self.registry.names,
+            concurrency=self.config.concurrency,
+            pool=self.config.pool,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        delay = 0.05
+        while not self._draining.is_set():
+            try:
+                reply = await self._call("register", request, RegisterWorkerReply, within=5.0)
+            except EngineUnavailableError as exc:
+                log.warning("region %r does not answer (%s); retrying", self.config.region, exc)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._draining.wait()
+                delay = min(delay * 2, 2.0)
+                continue
+            self.heartbeat_interval = max(0.05, reply.heartbeat_interval)
+            if not self._registered.is_set():
+                log.info(
+                    "worker %s registered in region %s: %d task types, concurrency %d, pool %s",
+                    self.id,
+                    self.config.region,
+                    len(request.task_types),
+                    request.concurrency,
+                    request.pool,
+                )
+            self._registered.set()
+            return True
+        return False
+
+    async def _pull_loop(self) -> None:
+        delay = 0.05
+        while not self._draining.is_set():
+            free = self.config.concurrency - self._busy
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            request = PullRequest(worker=self.id, slots=free, wait=self.pull_wait)
+            try:
+                # Deliberately not cut short by drain(): the region may be handing us tasks
+                # right now, and a reply nobody reads would strand them until our lease ends.
+                reply = await self._pull(request)
+            except NotFoundError:
+                log.warning(
+                    "region %r forgot worker %s; registering again", self.config.region, self.id
+                )
+                await self._register()
+                continue
+            except TierqError as exc:
+                log.warning("pull failed (%s); retrying in %.2f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._draining.wait()
+                delay = min(delay * 2, 2.0)
+                continue
+            if reply is None:
+                return
+            delay = 0.05
+            self._counters.pulls += 1
+            for leased in reply.tasks:
+                self._start(leased)
+            if reply.drain:
+                self.drain()
+
+    async def _pull(self, request: PullRequest) -> PullReply | None:
+        """One long-poll pull; None if the worker must stop at once (second signal)."""
+        call = asyncio.ensure_future(
+            self._call("pull", request, PullReply, within=request.wait + 5.0)
+        )
+        stop = asyncio.ensure_future(self._stop_now.wait())
+        try:
+            await asyncio.wait((call, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not call.done():
+            call.cancel()
+            with contextlib.suppress(BaseException):
+                await call
+            return None
+        return call.result()
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def _start(self, leased: LeasedTask) -> None:
+        key = (leased.id, leased.attempt)
+        if key in self._attempts:
+            return  # the same delivery twice: it is already running here
+        ctx = TaskContext(
+            task_id=leased.id,
+            attempt=leased.attempt,
+            name=leased.name,
+            worker=self.id,
+            workflow_id=leased.workflow_id,
+            parent_results=leased.parent_results,
+            on_progress=self._progress_sink(leased.id, leased.attempt),
+        )
+        attempt = _Attempt(leased, ctx)
+        self._busy += 1
+        self._attempts[key] = attempt
+        self.reporter.started(Started(task_id=leased.id, attempt=leased.attempt, worker=self.id))
+        attempt.task = asyncio.get_running_loop().create_task(
+            self._run_attempt(attempt), name=f"tierq-task-{leased.id}-{leased.attempt}"
+        )
+
+    async def _run_attempt(self, attempt: _Attempt) -> None:
+        leased, ctx = attempt.leased, attempt.ctx
+        outcome: Outcome | None = None
+        timer = asyncio.timeout(leased.timeout)
+        try:
+            async with timer:
+                result = await self._execute(attempt)
+            outcome = succeeded(leased.id, leased.attempt, self.id, result)
+        except TimeoutError as exc:
+            ctx.cancel()
+            if timer.expired():
+                outcome = timed_out(leased.id, leased.attempt, self.id, leased.timeout or 0.0)
+            else:
+                outcome = failed(leased.id, leased.attempt, self.id, summarize(exc))
+        except ChildTaskError as exc:
+            outcome = failed(leased.id, leased.attempt, self.id, exc.summary)
+        except asyncio.CancelledError:
+            ctx.cancel()
+            if attempt.why is None:
+                raise  # the worker itself is being torn down
+            if attempt.why is _Why.SHUTDOWN:
+                outcome = lost(
+                    leased.id,
+                    leased.attempt,
+                    self.id,
+                    f"worker {self.id} shut down before the task finished",
+                )
+        except (Exception, SystemExit) as exc:
+            outcome = failed(leased.id, leased.attempt, self.id, summarize(exc))
+        finally:
+            self._attempts.pop((leased.id, leased.attempt), None)
+            if outcome is not None:
+                if outcome.error is None:
+                    self._counters.completed += 1
+                else:
+                    self._counters.failed += 1
+                self.reporter.outcome(outcome)
+            self._release_when_idle(attempt)
+
+    async def _execute(self, attempt: _Attempt) -> Any:
+        leased, ctx = attempt.leased, attempt.ctx
+        task = self.registry.get(leased.name)
+        if task is None:
+            raise ChildTaskError(
+                ErrorSummary(
+                    type="UnknownTaskError",
+                    message=f"worker {self.id} has no task named {leased.name!r}",
+                )
+            )
+        if task.is_async:
+            return await task.invoke(leased.args, leased.kwargs, ctx)
+        if self._processes is not None:
+            return await self._processes.run(leased, ctx)
+        attempt.thread = self._threads.submit(task.invoke, leased.args, leased.kwargs, ctx)
+        return await asyncio.wrap_future(attempt.thread)
+
+    def _release_when_idle(self, attempt: _Attempt) -> None:
+        """Free the slot now, or, for a thread that has not noticed its cancel flag yet, when
+        it returns: the pool only has ``concurrency`` threads to give."""
+        thread = attempt.thread
+        if thread is None or thread.done():
+            self._release()
+            return
+        loop = asyncio.get_running_loop()
+        thread.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+
+    def _release(self) -> None:
+        self._busy -= 1
+        self._slot_freed.set()
+
+    def _cancel(self, key: tuple[str, int], why: _Why) -> None:
+        attempt = self._attempts.get(key)
+        if attempt is None or attempt.task is None or attempt.task.done():
+            return
+        attempt.why = why
+        attempt.ctx.cancel()
+        attempt.task.cancel()
+
+    def _progress_sink(self, task_id: str, attempt: int) -> Any:
+        def emit(fraction: float, message: str | None) -> None:
+            item = Progress(task_id=task_id, attempt=attempt, fraction=fraction, message=message)
+            if threading.get_ident() == self._loop_thread:
+                self._progress(item)
+            elif self._loop is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
+                    self._loop.call_soon_threadsafe(self._progress, item)
+
+        return emit
+
+    def _progress(self, item: Progress) -> None:
+        if (item.task_id, item.attempt) in self._attempts:
+            self.reporter.progress(item)
+
+    async def _finish_running(self) -> None:
+        """Give running attempts ``drain_grace`` to end, then cancel what is left."""
+        if self._attempts:
+            tasks = {a.task for a in self._attempts.values() if a.task is not None}
+            log.info(
+                "waiting up to %.0f s for %d running tasks", self.config.drain_grace, len(tasks)
+            )
+            stop = asyncio.ensure_future(self._stop_now.wait())
+            try:
+                await _wait_all_or(tasks, stop, self.config.drain_grace)
+            finally:
+                stop.cancel()
+        if self._attempts:
+            log.warning(
+                "giving up %d unfinished tasks; they will run again elsewhere", len(self._attempts)
+            )
+            await self._cancel_all(_Why.SHUTDOWN)
+
+    async def _cancel_all(self, why: _Why) -> None:
+        tasks = [a.task for a in self._attempts.values() if a.task is not None]
+        for key in list(self._attempts):
+            self._cancel(key, why)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _abandon_all(self) -> None:
+        """Tear-down path (cancelled or crashed): stop every attempt, reporting nothing."""
+        tasks = [a.task for a in self._attempts.values() if a.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- heartbeats and requests -----------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._heartbeat_now.wait()
+            self._heartbeat_now.clear()
+            if self._closing:
+                return
+            beat = WorkerHeartbeat(
+                worker=self.id, running=list(self._attempts), draining=self.draining
+            )
+            try:
+                reply = await self._call(
+                    "heartbeat",
+                    beat,
+                    WorkerHeartbeatReply,
+                    within=max(2.0, self.heartbeat_interval * 2),
+                )
+            except TierqError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for task_id, attempt in reply.cancel:
+                self._cancel((task_id, attempt), _Why.REGION)
+            if reply.unknown:
+                log.warning(
+                    "region %r does not know worker %s; registering again",
+                    self.config.region,
+                    self.id,
+                )
+                await self._register()
+            if reply.drain:
+                self.drain()
+
+    async def _send_report(self, report: WorkerReport) -> None:
+        await self._call("report", report, Ack, within=10.0)
+        self._counters.reports += 1
+
+    async def _call(self, op: str, request: object, reply_type: type[T], within: float) -> T:
+        data = await self.engine.request(
+            self.subjects.region(self.config.region, op), encode(request), timeout=within
+        )
+        return decode_reply(data, reply_type)
+
+
+async def _wait_all_or(
+    tasks: set[asyncio.Task[None]], stop: asyncio.Future[Any], within: float
+) -> None:
+    """Until every task is done, ``stop`` fires, or ``within`` seconds pass."""
+    everything = asyncio.ensure_future(asyncio.wait(tasks))
+    try:
+        await asyncio.wait({everything, stop}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        everything.cancel()
