@@ -66,6 +66,8 @@ class TaskSubmitted(_Base, frozen=True, gc=False, tag="task_submitted"):
     #: Parent task ids (workflow keys already resolved).
     parents: tuple[str, ...] = ()
     not_before: float | None = None
+    #: The args use {"$result": parent} (found while validating; saves a second walk).
+    uses_results: bool = False
 
 
 class WorkflowSubmitted(_Base, frozen=True, gc=False, tag="workflow_submitted"):

@@ -11,8 +11,6 @@ same ids. (ULIDs would add 80 random bits we have no use for and would break exa
 
 from __future__ import annotations
 
-import msgspec
-
 __all__ = ["WORKFLOW_PREFIX", "IdGenerator"]
 
 WORKFLOW_PREFIX = "wf_"
@@ -20,24 +18,34 @@ _MS_DIGITS = 12
 _MAX_MS = 16**_MS_DIGITS - 1
 
 
-class IdGenerator(msgspec.Struct, kw_only=True):
+class IdGenerator:
     """Hands out ids; ``observe`` replays an id seen in an event so the next one stays unique."""
 
-    last_ms: int = 0
-    counter: int = 0
-    #: The id handed out last, so ``observe`` of the id just made (the live path) is free.
-    last_id: str = ""
+    __slots__ = ("_ms_text", "_text_ms", "counter", "last_id", "last_ms")
+
+    def __init__(self, last_ms: int = 0, counter: int = 0) -> None:
+        self.last_ms = last_ms
+        self.counter = counter
+        #: The id handed out last, so ``observe`` of the id just made (the live path) is free.
+        self.last_id = ""
+        # The formatted millisecond part, reused while the millisecond does not change.
+        self._text_ms = -1
+        self._ms_text = ""
 
     def next(self, now: float, prefix: str = "") -> str:
         ms = int(now * 1000.0) if now > 0 else 0
         if ms < self.last_ms:
             ms = self.last_ms
-        ms = min(ms, _MAX_MS)
+        if ms > _MAX_MS:
+            ms = _MAX_MS
         self.last_ms = ms
+        if ms != self._text_ms:
+            self._text_ms = ms
+            self._ms_text = f"{ms:012x}"
         self.counter += 1
         # 8 digits cover 2**32 ids per log; past that the id grows a digit and stays unique, but
         # string order then holds only between different milliseconds.
-        ident = self.last_id = f"{prefix}{ms:012x}{self.counter:08x}"
+        ident = self.last_id = f"{prefix}{self._ms_text}{self.counter:08x}"
         return ident
 
     def observe(self, ident: str) -> None:

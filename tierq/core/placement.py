@@ -70,11 +70,6 @@ class PlacementIndex:
     def items(self) -> Iterator[tuple[ClassKey, IndexedPriorityQueue]]:
         return iter(self._queues.items())
 
-    def set_rate(self, rate: float) -> None:
-        self._rate = rate
-        for q in self._queues.values():
-            q.set_rate(rate)
-
     def eligible(self, info: RegionInfo) -> list[ClassKey]:
         """Classes ``info`` can run; cached per region and extended as classes appear."""
         entry = self._eligible.get(info.name)

@@ -2,31 +2,42 @@
 
 Effective priority at time ``t`` is ``priority + rate * (t - enqueued_at)``. With one ``rate`` for
 every entry that orders exactly like the time-free ``priority - rate * enqueued_at``, so waiting
-entries rise without ever being re-keyed. The heap stores the negation,
-``key = rate * enqueued_at - priority``, because :mod:`heapq` is a min-heap; ties break on ``seq``,
-the insertion sequence, which gives FIFO among equals.
+entries rise without ever being re-keyed.
 
-Removal and re-keying use lazy deletion: the index maps each id to its one live entry tuple, and
-an entry in the heap that is no longer the live one is skipped when it reaches the top. The heap is
-rebuilt when stale entries outnumber live ones, so every operation is O(log n) amortised. The C
-``heapq`` over plain tuples beats a hand-written indexed binary heap (positions kept per id) in
-CPython; ``benchmarks/core_bench.py`` measures both. ``seq`` values are unique, so the pop order depends only on the entries and
-never on the heap's internal layout: a queue rebuilt from a snapshot pops in the same order.
+Each entry is one Python int, ``K = q * SPAN + seq``: ``q`` is the negated time-free priority in
+fixed point (``round((rate * enqueued_at - priority) * SCALE)``, so smaller pops first) and
+``seq`` the insertion sequence, which breaks ties FIFO. :mod:`heapq` compares such ints directly;
+the obvious ``(key, seq, id)`` tuples cost about three comparisons each and pointer chasing, and
+measured 3x slower per pop on a million entries (``benchmarks/core_bench.py``). Resolution is
+``1 / SCALE`` (about 1e-6) priority points; entries closer than that are served FIFO.
+
+Removal and re-keying use lazy deletion: ``_ids`` maps each live key to its id, and a key popped
+from the heap that is no longer live is skipped. The heap is rebuilt when stale keys outnumber
+live ones, so every operation is O(log n) amortised. Keys are unique (``seq`` is), so pop order
+depends only on the live keys, never on the heap's layout: a rebuilt queue pops in the same order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
 
 import msgspec
 
-__all__ = ["Entry", "IndexedPriorityQueue", "QueueStatistics"]
+__all__ = ["SCALE", "SPAN", "IndexedPriorityQueue", "QueueStatistics", "make_key"]
 
-#: (key, seq, id, priority, enqueued_at); key = rate * enqueued_at - priority, smaller pops first.
-Entry = tuple[float, int, str, float, float]
-
+#: Fixed-point scale of the priority part of a key.
+SCALE = 1 << 20
+#: Room for the sequence number below the priority part.
+SPAN = 1 << 40
 _COMPACT_SLACK = 64
+
+
+def make_key(priority: float, enqueued_at: float, seq: int, rate: float) -> int:
+    """The heap key of an entry (smaller pops first)."""
+    if rate == 0.0 and type(priority) is int:
+        return -priority * (SCALE * SPAN) + seq
+    return round((rate * enqueued_at - priority) * SCALE) * SPAN + seq
 
 
 class QueueStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,8 +57,10 @@ class IndexedPriorityQueue:
 
     __slots__ = (
         "_compactions",
+        "_enq",
         "_heap",
-        "_index",
+        "_ids",
+        "_keys",
         "_next_seq",
         "_pops",
         "_pushes",
@@ -57,8 +70,13 @@ class IndexedPriorityQueue:
     )
 
     def __init__(self, rate: float = 0.0) -> None:
-        self._heap: list[Entry] = []
-        self._index: dict[str, Entry] = {}
+        self._heap: list[int] = []
+        #: live key -> id
+        self._ids: dict[int, str] = {}
+        #: id -> live key
+        self._keys: dict[str, int] = {}
+        #: id -> enqueue time (needed to re-key under aging)
+        self._enq: dict[str, float] = {}
         self._rate = rate
         self._next_seq = 0
         self._pushes = 0
@@ -68,13 +86,13 @@ class IndexedPriorityQueue:
         self._compactions = 0
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._keys)
 
     def __bool__(self) -> bool:
-        return bool(self._index)
+        return bool(self._keys)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._index
+        return item_id in self._keys
 
     @property
     def rate(self) -> float:
@@ -82,99 +100,121 @@ class IndexedPriorityQueue:
 
     def push(
         self, item_id: str, priority: float, enqueued_at: float = 0.0, seq: int | None = None
-    ) -> None:
-        """Add ``item_id``; ``seq`` orders equals (defaults to this queue's own counter)."""
-        if item_id in self._index:
+    ) -> int:
+        """Add ``item_id``; ``seq`` orders equals (defaults to this queue's own counter).
+        Returns the entry's key."""
+        if item_id in self._keys:
             raise KeyError(f"{item_id!r} is already queued")
         if seq is None:
             seq = self._next_seq
-            self._next_seq += 1
-        elif seq >= self._next_seq:
+        if seq >= self._next_seq:
             self._next_seq = seq + 1
-        entry = (self._rate * enqueued_at - priority, seq, item_id, priority, enqueued_at)
-        self._index[item_id] = entry
-        heappush(self._heap, entry)
+        rate = self._rate
+        if rate == 0.0 and type(priority) is int:
+            key = -priority * (SCALE * SPAN) + seq
+        else:
+            key = round((rate * enqueued_at - priority) * SCALE) * SPAN + seq
+        self._ids[key] = item_id
+        self._keys[item_id] = key
+        self._enq[item_id] = enqueued_at
+        heappush(self._heap, key)
         self._pushes += 1
+        return key
 
-    def head(self) -> Entry | None:
-        """The live entry that would pop next, or None; drops stale entries on the way."""
+    def head_key(self) -> int | None:
+        """The key that would pop next, or None; drops stale keys on the way."""
         heap = self._heap
-        index = self._index
+        ids = self._ids
         while heap:
-            entry = heap[0]
-            if index.get(entry[2]) is entry:
-                return entry
+            key = heap[0]
+            if key in ids:
+                return key
             heappop(heap)
         return None
 
+    def id_of(self, key: int) -> str:
+        return self._ids[key]
+
     def peek(self) -> str | None:
-        entry = self.head()
-        return None if entry is None else entry[2]
+        key = self.head_key()
+        return None if key is None else self._ids[key]
 
     def pop(self) -> str:
         """Remove and return the id with the highest effective priority; IndexError if empty."""
         heap = self._heap
-        index = self._index
+        ids = self._ids
         while heap:
-            entry = heappop(heap)
-            item_id = entry[2]
-            if index.get(item_id) is entry:
-                del index[item_id]
+            item_id = ids.pop(heappop(heap), None)
+            if item_id is not None:
+                del self._keys[item_id]
+                del self._enq[item_id]
                 self._pops += 1
                 return item_id
         raise IndexError("pop from an empty queue")
 
     def remove(self, item_id: str) -> bool:
         """Drop ``item_id`` if queued; returns whether it was."""
-        if self._index.pop(item_id, None) is None:
+        key = self._keys.pop(item_id, None)
+        if key is None:
             return False
+        del self._ids[key]
+        del self._enq[item_id]
         self._removes += 1
-        self._maybe_compact()
+        if len(self._heap) > 2 * len(self._keys) + _COMPACT_SLACK:
+            self._rebuild()
         return True
 
     def update(self, item_id: str, priority: float) -> None:
         """Re-key ``item_id`` in O(log n); keeps its enqueue time and its place among equals."""
-        old = self._index[item_id]
-        entry = (self._rate * old[4] - priority, old[1], item_id, priority, old[4])
-        self._index[item_id] = entry
-        heappush(self._heap, entry)
+        old = self._keys[item_id]
+        seq = old % SPAN
+        key = make_key(priority, self._enq[item_id], seq, self._rate)
+        if key == old:
+            return
+        del self._ids[old]
+        self._ids[key] = item_id
+        self._keys[item_id] = key
+        heappush(self._heap, key)
         self._updates += 1
-        self._maybe_compact()
+        if len(self._heap) > 2 * len(self._keys) + _COMPACT_SLACK:
+            self._rebuild()
+
+    def key(self, item_id: str) -> int:
+        return self._keys[item_id]
+
+    def seq(self, item_id: str) -> int:
+        return self._keys[item_id] % SPAN
 
     def priority(self, item_id: str) -> float:
-        return self._index[item_id][3]
-
-    def entry(self, item_id: str) -> Entry:
-        return self._index[item_id]
+        """The entry's base priority, recovered from its key (exact for integers when rate is 0,
+        else to within 1 / SCALE)."""
+        key = self._keys[item_id]
+        q = (key - key % SPAN) // SPAN
+        return self._rate * self._enq[item_id] - q / SCALE
 
     def set_rate(self, rate: float) -> None:
-        """Change the aging rate: every key changes, so this rebuilds the heap (O(n))."""
+        """Change the aging rate: every key changes, so this re-keys all entries (O(n))."""
         self._rate = rate
-        self._index = {
-            e[2]: (rate * e[4] - e[3], e[1], e[2], e[3], e[4]) for e in self._index.values()
+        prio = {i: self.priority(i) for i in self._keys}
+        # Recompute from the recovered priorities; integral ones stay exact.
+        self._keys = {
+            i: make_key(_as_int(p), self._enq[i], k % SPAN, rate)
+            for (i, k), p in zip(self._keys.items(), prio.values(), strict=True)
         }
         self._rebuild()
 
-    def entries(self) -> Iterator[Entry]:
-        """Live entries in no particular order."""
-        return iter(self._index.values())
+    def entries(self) -> Iterator[tuple[str, int]]:
+        """(id, seq) of the live entries, in no particular order."""
+        return ((i, k % SPAN) for i, k in self._keys.items())
 
-    def ordered(self) -> list[Entry]:
-        """Live entries in pop order (O(n log n))."""
-        return sorted(self._index.values())
-
-    def extend_entries(self, entries: Iterable[Entry]) -> None:
-        """Bulk-load entries (snapshot restore); keys are recomputed with this queue's rate."""
-        for e in entries:
-            entry = (self._rate * e[4] - e[3], e[1], e[2], e[3], e[4])
-            self._index[e[2]] = entry
-            if e[1] >= self._next_seq:
-                self._next_seq = e[1] + 1
-        self._rebuild()
+    def ordered(self) -> list[str]:
+        """Live ids in pop order (O(n log n))."""
+        ids = self._ids
+        return [ids[k] for k in sorted(ids)]
 
     def statistics(self) -> QueueStatistics:
         return QueueStatistics(
-            size=len(self._index),
+            size=len(self._keys),
             heap_entries=len(self._heap),
             pushes=self._pushes,
             pops=self._pops,
@@ -183,11 +223,13 @@ class IndexedPriorityQueue:
             compactions=self._compactions,
         )
 
-    def _maybe_compact(self) -> None:
-        if len(self._heap) > 2 * len(self._index) + _COMPACT_SLACK:
-            self._rebuild()
-
     def _rebuild(self) -> None:
-        self._heap = list(self._index.values())
+        self._ids = {k: i for i, k in self._keys.items()}
+        self._heap = list(self._ids)
         heapify(self._heap)
         self._compactions += 1
+
+
+def _as_int(p: float) -> float:
+    r = round(p)
+    return r if abs(p - r) < 1e-6 else p

@@ -75,6 +75,7 @@ from .model import (
     WorkflowSpec,
 )
 from .placement import ClassKey, PlacementIndex
+from .pqueue import SCALE, SPAN
 from .records import SchedulerStatistics, Totals, WorkflowRecord, WorkflowView
 from .retry import RandomSource, backoff_delay, retry_decision
 from .settings import Settings
@@ -118,6 +119,40 @@ def _digest(wf: WorkflowSpec) -> str:
 
 class SchedulerState:
     """The master's whole scheduling state. Commands return the events they caused."""
+
+    __slots__ = (
+        "_breakers",
+        "_by_state",
+        "_children",
+        "_deadlines",
+        "_handlers",
+        "_idem",
+        "_ids",
+        "_order",
+        "_order_holes",
+        "_placement",
+        "_ready_by_name",
+        "_refs",
+        "_regions",
+        "_rejected",
+        "_retention",
+        "_rng",
+        "_rules",
+        "_seq",
+        "_settings",
+        "_tasks",
+        "_timers",
+        "_totals",
+        "_unresolved",
+        "_waiting",
+        "_waiting_by_band",
+        "_waiting_by_queue",
+        "_wf_done",
+        "_wf_idem",
+        "_wf_open",
+        "_wf_retention",
+        "_workflows",
+    )
 
     def __init__(self, settings: Settings, rng: RandomSource) -> None:
         self._settings = settings.validate()
@@ -370,23 +405,30 @@ class SchedulerState:
         spec = ev.spec
         tid = ev.id
         at = ev.at
-        self._ids.observe(tid)
+        state = ev.state
+        if state is not READY and state is not PENDING:
+            check_transition(tid, PENDING, state)
+        ids = self._ids
+        if tid != ids.last_id:
+            ids.observe(tid)
+        priority = spec.priority
         task = Task(
             id=tid,
             spec=spec,
-            state=ev.state,
+            state=state,
             submitted_at=at,
             workflow_id=ev.workflow_id,
             parents=ev.parents,
-            priority=spec.priority,
+            priority=priority,
             not_before=ev.not_before,
+            timestamps={state.value: at},
         )
         self._tasks[tid] = task
         self._order.append(tid)
         self._totals.submitted += 1
         if spec.idempotency_key is not None and ev.workflow_id is None:
             self._idem[spec.idempotency_key] = tid
-        if (spec.args or spec.kwargs) and result_refs([spec.args, spec.kwargs]):
+        if ev.uses_results:
             self._refs.add(tid)
         if ev.parents:
             children = self._children
@@ -401,8 +443,25 @@ class SchedulerState:
                 self._unresolved[tid] = n
         if spec.deadline is not None:
             heappush(self._deadlines, (spec.deadline, tid))
-        self._enter(task, at)
-        if ev.state is PENDING and ev.not_before is not None and tid not in self._unresolved:
+        # _enter(), inlined: this runs once per submitted task.
+        self._by_state[state] += 1
+        self._waiting += 1
+        q = spec.queue
+        wq = self._waiting_by_queue
+        wq[q] = wq.get(q, 0) + 1
+        b = "normal" if priority == 0 else band(priority)
+        wb = self._waiting_by_band
+        wb[b] = wb.get(b, 0) + 1
+        if state is READY:
+            seq = self._seq
+            self._seq = seq + 1
+            name = spec.name
+            self._placement.queue((name, spec.region, spec.labels, spec.resource)).push(
+                tid, priority, at, seq
+            )
+            rn = self._ready_by_name
+            rn[name] = rn.get(name, 0) + 1
+        elif ev.not_before is not None and tid not in self._unresolved:
             heappush(self._timers, (ev.not_before, tid))
 
     def _on_workflow_submitted(self, ev: WorkflowSubmitted) -> None:
@@ -430,12 +489,34 @@ class SchedulerState:
 
     def _on_assigned(self, ev: TaskAssigned) -> None:
         task = self._tasks[ev.id]
-        task.region = ev.region
-        task.worker = None
-        task.progress = 0.0
-        task.progress_message = None
-        task.history.append(AttemptRecord(attempt=ev.attempt, region=ev.region, assigned_at=ev.at))
-        self._move(task, ASSIGNED, ev.at)
+        if task.state is not READY:
+            check_transition(task.id, task.state, ASSIGNED)
+        at = ev.at
+        region = ev.region
+        task.region = region
+        if task.worker is not None or task.progress:
+            task.worker = None
+            task.progress = 0.0
+            task.progress_message = None
+        task.history.append(AttemptRecord(attempt=ev.attempt, region=region, assigned_at=at))
+        # _leave(READY) + _enter(ASSIGNED), inlined: this runs once per leased task.
+        spec = task.spec
+        by_state = self._by_state
+        by_state[READY] -= 1
+        by_state[ASSIGNED] += 1
+        self._waiting -= 1
+        self._waiting_by_queue[spec.queue] -= 1
+        p = task.priority
+        self._waiting_by_band["normal" if p == 0 else band(p)] -= 1
+        queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
+        if queue is not None:
+            queue.remove(task.id)
+        self._ready_by_name[spec.name] -= 1
+        task.state = ASSIGNED
+        task.timestamps["assigned"] = at
+        rec = self._regions.get(region)
+        if rec is not None:
+            rec.held[task.id] = None
         if self._breakers:
             for key in self._breaker_keys(task):
                 b = self._breakers.get(key)
@@ -622,10 +703,26 @@ class SchedulerState:
         self._settings = new
         self._rules = new.rule_boosts()
         if new.aging_rate != old.aging_rate:
-            self._placement.set_rate(new.aging_rate)
+            self._rebuild_queue(new.aging_rate)
         if new.breaker.window != old.breaker.window:
             for b in self._breakers.values():
                 b.resize(new.breaker.window)
+
+    def _rebuild_queue(self, rate: float) -> None:
+        """Every key depends on the aging rate: re-push all READY tasks (O(n log n))."""
+        old = self._placement
+        entries = sorted(
+            ((seq, tid) for _, q in old.items() for tid, seq in q.entries()), key=_first
+        )
+        self._placement = PlacementIndex(rate)
+        tasks = self._tasks
+        for seq, tid in entries:
+            task = tasks[tid]
+            spec = task.spec
+            key = (spec.name, spec.region, spec.labels, spec.resource)
+            self._placement.queue(key).push(
+                tid, task.priority + task.boost, task.timestamps["ready"], seq
+            )
 
     def _on_workflow_finished(self, ev: WorkflowFinished) -> None:
         wf = self._workflows[ev.id]
@@ -648,7 +745,7 @@ class SchedulerState:
         """
         now = float(now)
         ids: list[str | None] = [None] * len(specs)
-        accepted: list[tuple[int, TaskSpec, tuple[str, ...]]] = []
+        accepted: list[tuple[int, TaskSpec, tuple[str, ...], bool]] = []
         batch_keys: dict[str, int] = {}
         batch: dict[str, tuple[int, int]] = {}
         for i, raw in enumerate(specs):
@@ -659,16 +756,17 @@ class SchedulerState:
             if prepared is None:
                 continue
             spec = prepared[0]
-            accepted.append((i, spec, prepared[1]))
+            accepted.append((i, spec, prepared[1], prepared[2]))
             q = spec.queue
             n, low = batch.get(q, (0, spec.priority))
             batch[q] = (n + 1, min(low, spec.priority))
         self._admit(batch)
 
         out: list[Event] = []
-        emit = self._emit
+        append = out.append
+        apply = self._on_submitted
         tasks = self._tasks
-        for i, spec, parents in accepted:
+        for i, spec, parents, refs in accepted:
             tid = self._ids.next(now)
             run_at = spec.run_at
             not_before = run_at if run_at is not None and run_at > now else None
@@ -680,12 +778,17 @@ class SchedulerState:
                     if tasks[p].state is not SUCCEEDED:
                         state = PENDING
                         break
-            emit(
-                TaskSubmitted(
-                    at=now, id=tid, spec=spec, state=state, parents=parents, not_before=not_before
-                ),
-                out,
+            ev = TaskSubmitted(
+                at=now,
+                id=tid,
+                spec=spec,
+                state=state,
+                parents=parents,
+                not_before=not_before,
+                uses_results=refs,
             )
+            apply(ev)
+            append(ev)
             ids[i] = tid
         result: list[str] = []
         for i, maybe in enumerate(ids):
@@ -698,7 +801,7 @@ class SchedulerState:
 
     def _prepare(
         self, i: int, raw: TaskSpec, specs: Sequence[TaskSpec], batch_keys: dict[str, int]
-    ) -> tuple[TaskSpec, tuple[str, ...]] | str | None:
+    ) -> tuple[TaskSpec, tuple[str, ...], bool] | str | None:
         """Validate one spec of a batch: (spec, parents) to accept, an existing id for a known
         idempotency key, or None for a repeat of a key earlier in the same batch."""
         field = f"specs[{i}]"
@@ -729,7 +832,7 @@ class SchedulerState:
             self._check_parents(parents, f"{field}.depends_on")
         if refs:
             self._check_refs(spec, parents, {}, field)
-        return spec, parents
+        return spec, parents, refs
 
     def _check_parents(self, parents: Sequence[str], field: str) -> None:
         tasks = self._tasks
@@ -803,7 +906,7 @@ class SchedulerState:
         plan = plan_workflow(
             wf, settings.max_workflow_nodes, settings.max_workflow_edges, self._tasks.__contains__
         )
-        specs = self._check_nodes(wf, plan)
+        specs, uses = self._check_nodes(wf, plan)
 
         nodes = wf.nodes
         wf_id = self._ids.next(now, WORKFLOW_PREFIX)
@@ -843,15 +946,19 @@ class SchedulerState:
                     workflow_id=wf_id,
                     parents=parents,
                     not_before=not_before,
+                    uses_results=uses[i],
                 ),
                 out,
             )
         return out, wf_id, by_key
 
-    def _check_nodes(self, wf: WorkflowSpec, plan: WorkflowPlan) -> list[TaskSpec]:
+    def _check_nodes(
+        self, wf: WorkflowSpec, plan: WorkflowPlan
+    ) -> tuple[list[TaskSpec], list[bool]]:
         """Validate every node's spec and admission; return the normalised specs."""
         nodes = wf.nodes
         specs: list[TaskSpec] = []
+        uses: list[bool] = []
         batch: dict[str, tuple[int, int]] = {}
         for i, node in enumerate(nodes):
             field = f"nodes[{i}].spec"
@@ -867,11 +974,12 @@ class SchedulerState:
                 local = {nodes[p].key: nodes[p].key for p in plan.parents[i]}
                 self._check_refs(spec, plan.external[i], local, field)
             specs.append(spec)
+            uses.append(refs)
             q = spec.queue
             n, low = batch.get(q, (0, spec.priority))
             batch[q] = (n + 1, min(low, spec.priority))
         self._admit(batch)
-        return specs
+        return specs, uses
 
     # ---------------------------------------------------------------- regions
 
@@ -950,35 +1058,46 @@ class SchedulerState:
             return out, leased
         placement = self._placement
         check_breakers = bool(self._breakers)
-        heads: list[tuple[float, int, int, ClassKey, float]] = []
+        # (key - rule offset, class index, class, offset); keys are unique across classes
+        # (the sequence number is global), so ties never reach the class tuple.
+        heads: list[tuple[int, int, ClassKey, int]] = []
         for i, key in enumerate(placement.eligible(rec.info)):
             queue = placement.get(key)
             if not queue or (check_breakers and not self._allowed(region, key)):
                 continue
-            entry = queue.head()
-            assert entry is not None
+            head = queue.head_key()
+            assert head is not None
             offset = self._rule_offset(key[0])
-            heads.append((entry[0] - offset, entry[1], i, key, offset))
+            heads.append((head - offset, i, key, offset))
         if not heads:
             return out, leased
         heapify(heads)
         tasks = self._tasks
-        handlers = self._handlers
-        while heads and len(leased) < slots:
-            _, _, i, key, offset = heappop(heads)
+        assign = self._on_assigned
+        make = self._leased
+        n = 0
+        while heads and n < slots:
+            _, i, key, offset = heappop(heads)
             queue = placement.get(key)
             assert queue is not None
-            entry = queue.head()
-            assert entry is not None
-            task = tasks[entry[2]]
-            ev = TaskAssigned(at=now, id=task.id, attempt=task.attempt, region=region)
-            handlers[TaskAssigned](ev)
-            out.append(ev)
-            leased.append(self._leased(task))
-            if queue and (not check_breakers or self._allowed(region, key)):
-                entry = queue.head()
-                assert entry is not None
-                heappush(heads, (entry[0] - offset, entry[1], i, key, offset))
+            # Keep taking from this class while its head still beats the best other head:
+            # with one eligible class (the common case) the merge heap is never touched.
+            nxt = heads[0][0] if heads else None
+            while n < slots:
+                head = queue.head_key()
+                if head is None:
+                    break
+                if nxt is not None and head - offset > nxt:
+                    heappush(heads, (head - offset, i, key, offset))
+                    break
+                task = tasks[queue.id_of(head)]
+                ev = TaskAssigned(at=now, id=task.id, attempt=task.attempt, region=region)
+                assign(ev)
+                out.append(ev)
+                leased.append(make(task))
+                n += 1
+                if check_breakers and not self._allowed(region, key):
+                    break
         return out, leased
 
     def _allowed(self, region: str, key: ClassKey) -> bool:
@@ -991,12 +1110,13 @@ class SchedulerState:
                 return False
         return True
 
-    def _rule_offset(self, name: str) -> float:
+    def _rule_offset(self, name: str) -> int:
+        """Priority points rules add to every READY task of ``name`` now, in key units."""
         rules = self._rules.get(name)
         if not rules:
-            return 0.0
+            return 0
         depth = self._ready_by_name.get(name, 0)
-        return float(sum(r.boost for r in rules if depth > r.min_queue_depth))
+        return sum(r.boost for r in rules if depth > r.min_queue_depth) * SCALE * SPAN
 
     def _parent_value(self, parent_id: str) -> object:
         parent = self._tasks.get(parent_id)
@@ -1015,12 +1135,25 @@ class SchedulerState:
 
     def _leased(self, task: Task) -> LeasedTask:
         spec = task.spec
+        if not task.parents:
+            return LeasedTask(
+                id=task.id,
+                attempt=task.attempt,
+                name=spec.name,
+                args=spec.args,
+                kwargs=spec.kwargs,
+                priority=task.priority,
+                timeout=spec.timeout,
+                deadline=spec.deadline,
+                labels=spec.labels,
+                resource=spec.resource,
+                queue=spec.queue,
+                workflow_id=task.workflow_id,
+                submitted_at=task.submitted_at,
+            )
         args: list[object] = spec.args
         kwargs: dict[str, object] = spec.kwargs
-        results: dict[str, object] = {}
-        if task.parents:
-            for p in task.parents:
-                results[p] = self._parent_value(p)
+        results: dict[str, object] = {p: self._parent_value(p) for p in task.parents}
         if task.id in self._refs:
             nodes: dict[str, str] = {}
             if task.workflow_id is not None:
@@ -1554,6 +1687,10 @@ class SchedulerState:
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
+
+
+def _first(item: tuple[int, str]) -> int:
+    return item[0]
 
 
 def _breaker_sort(key: BreakerKey) -> tuple[str, str, str]:

@@ -211,7 +211,7 @@ _encoder = msgspec.msgpack.Encoder()
 def encode_snapshot(st: SchedulerState) -> bytes:
     queue: list[tuple[str, int]] = []
     for _, q in st._placement.items():
-        queue.extend((e[2], e[1]) for e in q.entries())
+        queue.extend(q.entries())
     queue.sort(key=lambda item: item[1])
     snap = Snapshot(
         schema_version=SCHEMA_VERSION,

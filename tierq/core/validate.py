@@ -52,14 +52,14 @@ _ok_names: set[str] = set()
 _ok_tokens: set[str] = set()
 _ok_regions: set[str] = set()
 _ok_labels: set[tuple[str, ...]] = set()
-_DEFAULT_RETRY = RetryPolicy()
+_ok_retry: set[RetryPolicy] = {RetryPolicy()}
 
 
 def _bad(field: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"{field}: {message}", field=field)
 
 
-def _remember(memo: set[str] | set[tuple[str, ...]], value: object) -> None:
+def _remember(memo: set[str] | set[tuple[str, ...]] | set[RetryPolicy], value: object) -> None:
     if len(memo) >= _MEMO_MAX:
         memo.clear()
     memo.add(value)  # type: ignore[arg-type]
@@ -237,10 +237,13 @@ def check_json(  # noqa: C901 - one flat loop is the fast form of this hot check
 
 
 def check_retry(policy: object, field: str) -> RetryPolicy:
-    if policy is _DEFAULT_RETRY:
-        return policy
     if not isinstance(policy, RetryPolicy):
         raise _bad(field, "must be a retry policy")
+    try:
+        if policy in _ok_retry:
+            return policy
+    except TypeError:  # an unhashable retry_on (a list given from Python)
+        pass
     if type(policy.max_attempts) is not int or not 1 <= policy.max_attempts <= 1000:
         raise _bad(f"{field}.max_attempts", f"must be in [1, 1000], got {policy.max_attempts!r}")
     for name in ("backoff_base", "backoff_max"):
@@ -258,6 +261,8 @@ def check_retry(policy: object, field: str) -> RetryPolicy:
         raise _bad(f"{field}.retry_on", "lists more than 100 error types")
     for i, name in enumerate(policy.retry_on):
         check_name(name, f"{field}.retry_on[{i}]")
+    if type(policy.retry_on) is tuple:
+        _remember(_ok_retry, policy)
     return policy
 
 
@@ -290,54 +295,117 @@ def normalise_spec(spec: TaskSpec) -> TaskSpec:
     return msgspec.structs.replace(spec, **changes) if changes else spec
 
 
-def _check_payload(spec: TaskSpec, field: str, settings: Settings) -> bool:
+def _check_payload(spec: TaskSpec, settings: Settings) -> bool:
     refs = False
     args, kwargs = spec.args, spec.kwargs
     if type(args) is not list:
-        raise _bad(f"{field}.args", "must be a list")
+        raise _bad("args", "must be a list")
     if type(kwargs) is not dict:
-        raise _bad(f"{field}.kwargs", "must be an object")
-    if args or kwargs:
-        budget = settings.max_payload_bytes
-        depth = settings.max_json_depth
-        used, refs = check_json(args, f"{field}.args", depth, budget)
-        _, krefs = check_json(kwargs, f"{field}.kwargs", depth, budget - used)
+        raise _bad("kwargs", "must be an object")
+    budget = settings.max_payload_bytes
+    depth = settings.max_json_depth
+    used = 0
+    if args:
+        used = _flat_size(args)
+        if used < 0 or used > budget:
+            used, refs = check_json(args, "args", depth, budget)
+    if kwargs:
+        _, krefs = check_json(kwargs, "kwargs", depth, budget - used)
         refs = refs or krefs
     return refs
 
 
-def _check_placement(spec: TaskSpec, field: str) -> None:
+def _flat_size(values: list[object]) -> int:
+    """Size estimate of a list of plain ints and ASCII strings (the common args), or -1 when it
+    holds anything else and needs the full ``check_json``."""
+    size = 5
+    for v in values:
+        if type(v) is int:
+            if not _INT64_MIN <= v <= _INT64_MAX:
+                return -1
+            size += 9
+        elif isinstance(v, str) and type(v) is str and v.isascii():
+            size += len(v) + 5
+        else:
+            return -1
+    return size
+
+
+def _check_placement(spec: TaskSpec) -> None:
     if spec.run_at is not None:
-        check_time(spec.run_at, f"{field}.run_at")
+        check_time(spec.run_at, "run_at")
     if spec.deadline is not None:
-        check_time(spec.deadline, f"{field}.deadline")
+        check_time(spec.deadline, "deadline")
     if spec.region is not None:
-        check_token(spec.region, f"{field}.region", region=True)
+        check_token(spec.region, "region", region=True)
     if spec.labels:
-        check_labels(spec.labels, f"{field}.labels")
+        check_labels(spec.labels, "labels")
     deps = spec.depends_on
     if not isinstance(deps, tuple | list):
-        raise _bad(f"{field}.depends_on", "must be a list of task ids")
+        raise _bad("depends_on", "must be a list of task ids")
     if deps:
         if len(deps) > MAX_DEPENDS:
-            raise _bad(f"{field}.depends_on", f"lists more than {MAX_DEPENDS} tasks")
+            raise _bad("depends_on", f"lists more than {MAX_DEPENDS} tasks")
         for i, dep in enumerate(deps):
             if not isinstance(dep, str) or not dep or len(dep) > MAX_KEY_LEN:
-                raise _bad(f"{field}.depends_on[{i}]", "must be a task id or workflow key")
+                raise _bad(f"depends_on[{i}]", "must be a task id or workflow key")
 
 
 def check_spec(spec: object, field: str, settings: Settings) -> tuple[TaskSpec, bool]:
     """Validate a TaskSpec (not its ``depends_on`` targets).
 
     Returns the normalised spec (see ``normalise_spec``) and whether it uses ``$result``.
+    Errors name ``field`` plus the path inside the spec (``specs[3].kwargs``).
     """
-    if not isinstance(spec, TaskSpec):
-        raise _bad(field, f"must be a task spec, got {type(spec).__name__}")
-    check_name(spec.name, f"{field}.name")
-    check_priority(spec.priority, f"{field}.priority")
-    refs = _check_payload(spec, field, settings)
-    _check_placement(spec, field)
-    check_retry(spec.retry, f"{field}.retry")
+    try:
+        return _check_spec(spec, settings)
+    except InvalidRequestError as exc:
+        raise prefixed(exc, field) from None
+
+
+def prefixed(exc: InvalidRequestError, prefix: str) -> InvalidRequestError:
+    """The same error with its field path under ``prefix``."""
+    inner = exc.field or ""
+    field = f"{prefix}.{inner}" if inner else prefix
+    message = exc.message
+    message = (
+        f"{prefix}.{message}" if inner and message.startswith(inner) else f"{prefix}: {message}"
+    )
+    return type(exc)(message, field=field, ids=exc.ids)
+
+
+def _check_spec(spec: object, settings: Settings) -> tuple[TaskSpec, bool]:
+    # Each check is an inline test against a memo first; the full check (and the formatting of
+    # its error) runs only for values not seen before. This is the submit hot path.
+    if type(spec) is not TaskSpec and not isinstance(spec, TaskSpec):
+        raise _bad("spec", f"must be a task spec, got {type(spec).__name__}")
+    name = spec.name
+    if type(name) is not str or name not in _ok_names:
+        check_name(name, "name")
+    p = spec.priority
+    if type(p) is not int or not PRIORITY_MIN <= p <= PRIORITY_MAX:
+        check_priority(p, "priority")
+    args, kwargs = spec.args, spec.kwargs
+    refs = False
+    if args or kwargs or type(args) is not list or type(kwargs) is not dict:
+        refs = _check_payload(spec, settings)
+    if (
+        spec.run_at is not None
+        or spec.deadline is not None
+        or spec.region is not None
+        or spec.labels
+        or spec.depends_on
+        or type(spec.labels) is not tuple
+        or type(spec.depends_on) is not tuple
+    ):
+        _check_placement(spec)
+    retry = spec.retry
+    if (
+        type(retry) is not RetryPolicy
+        or type(retry.retry_on) is not tuple
+        or retry not in _ok_retry
+    ):
+        check_retry(retry, "retry")
     t = spec.timeout
     if t is not None and (
         isinstance(t, bool)
@@ -345,10 +413,21 @@ def check_spec(spec: object, field: str, settings: Settings) -> tuple[TaskSpec, 
         or not math.isfinite(t)
         or not 0.0 < t <= settings.max_timeout
     ):
-        raise _bad(f"{field}.timeout", f"must be in (0, {settings.max_timeout}], got {t!r}")
+        raise _bad("timeout", f"must be in (0, {settings.max_timeout}], got {t!r}")
     if spec.idempotency_key is not None:
-        check_key(spec.idempotency_key, f"{field}.idempotency_key")
-    check_token(spec.queue, f"{field}.queue")
+        check_key(spec.idempotency_key, "idempotency_key")
+    q = spec.queue
+    if type(q) is not str or q not in _ok_tokens:
+        check_token(q, "queue")
     if spec.resource is not None:
-        check_token(spec.resource, f"{field}.resource")
+        check_token(spec.resource, "resource")
+    if (
+        type(spec.labels) is tuple
+        and type(spec.depends_on) is tuple
+        and type(spec.run_at) is not int
+        and type(spec.deadline) is not int
+        and type(t) is not int
+        and retry in _ok_retry
+    ):
+        return spec, refs
     return normalise_spec(spec), refs
