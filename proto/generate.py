@@ -1,0 +1,80 @@
+"""Regenerate the gRPC stubs of ``proto/tierq/v1/*.proto`` into ``tierq/api/proto/``.
+
+protoc writes ``from tierq.v1 import types_pb2``, the import path of the .proto files; the
+stubs live in the ``tierq.api.proto`` package, so those imports are rewritten to relative
+ones. ``--check`` regenerates into a temporary folder and fails if any committed stub differs
+(``tests/api/test_proto.py`` runs it).
+
+Usage: ``python proto/generate.py [--check]`` (``make proto``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ROOT / "proto"
+PACKAGE = ROOT / "tierq" / "api" / "proto"
+INIT = '"""Generated gRPC stubs of the tierq.v1 API (``make proto``); do not edit."""\n'
+_IMPORT = re.compile(r"^from tierq\.v1 import ", re.MULTILINE)
+
+
+def generate(out: Path) -> list[Path]:
+    """Write the stubs into ``out`` and return the files written."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    protos = sorted(str(p.relative_to(SOURCES)) for p in (SOURCES / "tierq" / "v1").glob("*.proto"))
+    include = str(Path(grpc_tools.__file__).parent / "_proto")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            "protoc",
+            f"-I{SOURCES}",
+            f"-I{include}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *protos,
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+        written = [out / "__init__.py"]
+        out.mkdir(parents=True, exist_ok=True)
+        written[0].write_text(INIT)
+        for src in sorted((Path(tmp) / "tierq" / "v1").iterdir()):
+            dest = out / src.name
+            dest.write_text(_IMPORT.sub("from . import ", src.read_text()))
+            written.append(dest)
+    return written
+
+
+def check() -> list[str]:
+    """Names of committed stubs that differ from freshly generated ones (or are missing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = {p.name: p.read_text() for p in generate(Path(tmp))}
+    stale = [name for name, text in fresh.items() if _read(PACKAGE / name) != text]
+    extra = [p.name for p in PACKAGE.glob("*.py*") if p.is_file() and p.name not in fresh]
+    return sorted(stale + extra)
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        stale = check()
+        if stale:
+            print("stale gRPC stubs (run `make proto`): " + ", ".join(stale), file=sys.stderr)
+            return 1
+        return 0
+    for path in generate(PACKAGE):
+        print(path.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

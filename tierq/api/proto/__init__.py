@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the tierq.v1 API (``make proto``); do not edit."""

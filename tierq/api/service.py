@@ -1,0 +1,521 @@
+"""The one service layer under REST and gRPC: authorise, check, call the master or a region.
+
+Transports parse their wire format into the structs of ``schema.py``, name the caller
+(:class:`Caller`) and call one method here; they never decide anything. Every method is an
+*operation*: it checks the caller's role and rate limit, is timed and counted in the metrics,
+and raises only :class:`~tierq.errors.TierqError` subclasses, which ``errors.py`` maps to a
+status on either transport. The API keeps no state of its own, so any number of copies can
+run side by side.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+
+import msgspec
+
+from ..core.model import Task, TaskSpec, TaskState
+from ..core.records import SchedulerStatistics, WorkflowView
+from ..core.settings import Settings
+from ..engine import Engine, Subjects
+from ..errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    TierqError,
+)
+from ..protocol import (
+    Ack,
+    PullReply,
+    PullRequest,
+    QueryKind,
+    QueryRequest,
+    RegionsReply,
+    RegisterWorkerReply,
+    RegisterWorkerRequest,
+    SettingsReply,
+    StatsReply,
+    SubmitRequest,
+    SubmitWorkflowRequest,
+    TasksReply,
+    WorkerHeartbeat,
+    WorkerHeartbeatReply,
+    WorkerReport,
+    WorkersReply,
+    WorkflowReply,
+    decode_reply,
+    encode,
+)
+from ..rpc import MasterClient
+from .auth import Authenticator, Permission, Principal
+from .config import ApiConfig
+from .errors import MalformedRequestError, row_for, validation_field
+from .feed import EventFeed, EventFilter, Watch
+from .metrics import ApiMetrics
+from .schema import (
+    BatchIn,
+    BatchOut,
+    CommandOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    LeaseIn,
+    LeaseOut,
+    PriorityPatch,
+    RegisterWorkerIn,
+    RegisterWorkerOut,
+    ReportIn,
+    ReportOut,
+    SubmitOut,
+    TaskQuery,
+    TaskSpecIn,
+    WaitIn,
+    WorkflowIn,
+    WorkflowOut,
+)
+from .shell import SHELL_TASK, ScheduleIn, ScheduleOut, ShellStatus, spec_for, status_of
+
+__all__ = ["SHELL_TASK", "ApiService", "Caller", "TaskQuery"]
+
+#: Bytes kept free in a NATS message for the envelope around a submission.
+_ENVELOPE_SLACK = 4096
+_MAX_PAGE = 1000
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Caller(NamedTuple):
+    """Who calls, and over which transport (``rest`` or ``grpc``; a metrics label)."""
+
+    principal: Principal
+    transport: str
+
+
+_Method = Callable[Concatenate["ApiService", Caller, P], Coroutine[Any, Any, R]]
+
+
+def operation(
+    permission: Permission,
+) -> Callable[[_Method[P, R]], _Method[P, R]]:
+    """Mark an ApiService method as an operation needing ``permission``."""
+
+    def wrap(fn: _Method[P, R]) -> _Method[P, R]:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        async def run(self: ApiService, caller: Caller, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            outcome = "ok"
+            self.metrics.in_flight.inc()
+            try:
+                self.auth.authorize(caller.principal, permission)
+                return await fn(self, caller, *args, **kwargs)
+            except TierqError as exc:
+                outcome = exc.code if row_for(exc).status != 500 else "internal"
+                raise
+            except BaseException:
+                outcome = "internal"
+                raise
+            finally:
+                self.metrics.in_flight.dec()
+                self.metrics.observe(caller.transport, name, outcome, time.perf_counter() - started)
+
+        return run
+
+    return wrap
+
+
+class ApiService:
+    """Every API operation, transport-free. Create one per process and share it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: ApiConfig,
+        auth: Authenticator,
+        metrics: ApiMetrics | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.auth = auth
+        self.metrics = metrics or ApiMetrics()
+        self.subjects = Subjects(config.nats.prefix)
+        self.master = MasterClient(engine, self.subjects, timeout=config.request_timeout)
+        self.feed = EventFeed(engine, self.subjects)
+        self._watches: set[Watch] = set()
+
+    # -- submissions ---------------------------------------------------------------------
+
+    @operation(Permission.SUBMIT)
+    async def submit_task(self, caller: Caller, spec: TaskSpecIn) -> SubmitOut:
+        ids = await self._submit(caller, [spec])
+        return SubmitOut(id=ids[0])
+
+    @operation(Permission.SUBMIT)
+    async def submit_tasks(self, caller: Caller, batch: BatchIn) -> BatchOut:
+        if len(batch.tasks) > self.config.max_batch:
+            raise InvalidRequestError(
+                f"a batch holds at most {self.config.max_batch} tasks, got {len(batch.tasks)}",
+                field="tasks",
+            )
+        return BatchOut(ids=await self._submit(caller, batch.tasks, prefix="tasks"))
+
+    async def _submit(
+        self, caller: Caller, specs: list[TaskSpecIn], prefix: str | None = None
+    ) -> list[str]:
+        core = [self._check_spec(caller, s, _path(prefix, i)) for i, s in enumerate(specs)]
+        self._check_size(SubmitRequest(tasks=core))
+        try:
+            ids = await self.master.submit(core)
+        except InvalidRequestError as exc:
+            raise _rebase(exc, prefix) from None
+        self.metrics.tasks_submitted.labels(caller.transport).inc(len(ids))
+        return ids
+
+    @operation(Permission.SUBMIT)
+    async def submit_workflow(self, caller: Caller, workflow: WorkflowIn) -> WorkflowOut:
+        for i, node in enumerate(workflow.nodes):
+            self._check_spec(caller, node.spec, f"nodes[{i}].spec")
+        spec = workflow.to_core()
+        self._check_size(SubmitWorkflowRequest(workflow=spec))
+        reply = await self.master.submit_workflow(spec)
+        self.metrics.tasks_submitted.labels(caller.transport).inc(len(reply.ids))
+        return WorkflowOut(workflow_id=reply.workflow_id, ids=reply.ids)
+
+    def _check_spec(self, caller: Caller, spec: TaskSpecIn, field: str | None) -> TaskSpec:
+        """API-side rules on top of the schema: who may run shell, how far ahead."""
+        if spec.name == SHELL_TASK and not caller.principal.can(Permission.ADMIN):
+            raise PermissionDeniedError(f"submitting {SHELL_TASK!r} tasks needs the admin role")
+        core = spec.to_core()
+        horizon = time.time() + self.config.max_schedule_ahead
+        if core.run_at is not None and core.run_at > horizon:
+            raise InvalidRequestError(
+                f"run_at is more than {self.config.max_schedule_ahead:.0f} s in the future",
+                field=_path(field, "run_at"),
+            )
+        return core
+
+    def _check_size(self, request: object) -> None:
+        """A submission must fit one NATS message; say so with 413, not a transport error."""
+        limit = self.engine.max_payload - _ENVELOPE_SLACK
+        size = len(encode(request))
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"the submission encodes to {size} bytes; one request may carry at most "
+                f"{limit} bytes (split it into smaller batches)"
+            )
+
+    # -- reading -------------------------------------------------------------------------
+
+    @operation(Permission.READ)
+    async def get_task(self, caller: Caller, task_id: str) -> Task:
+        return await self.master.get(task_id)
+
+    @operation(Permission.READ)
+    async def list_tasks(self, caller: Caller, query: TaskQuery) -> TasksReply:
+        if query.state is not None and query.state not in _STATES:
+            raise InvalidRequestError(
+                f"unknown state {query.state[:64]!r}; expected one of {', '.join(_STATES)}",
+                field="state",
+            )
+        if not 1 <= query.limit <= _MAX_PAGE:
+            raise InvalidRequestError(f"limit must be 1-{_MAX_PAGE}", field="limit")
+        return await self.master.list_tasks(
+            QueryRequest(
+                kind=QueryKind.TASKS,
+                state=query.state,
+                name=query.name,
+                queue=query.queue,
+                region=query.region,
+                workflow_id=query.workflow,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+        )
+
+    @operation(Permission.READ)
+    async def wait_tasks(self, caller: Caller, body: WaitIn) -> TasksReply:
+        tasks = await self.master.wait(list(dict.fromkeys(body.ids)), body.timeout)
+        return TasksReply(tasks=tasks)
+
+    @operation(Permission.READ)
+    async def get_workflow(self, caller: Caller, workflow_id: str) -> WorkflowView:
+        return await self._workflow(workflow_id)
+
+    async def _workflow(self, workflow_id: str) -> WorkflowView:
+        query = QueryRequest(kind=QueryKind.WORKFLOW, id=workflow_id)
+        return (await self.master.query(query, WorkflowReply)).workflow
+
+    @operation(Permission.READ)
+    async def regions(self, caller: Caller) -> RegionsReply:
+        return await self.master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+
+    @operation(Permission.READ)
+    async def workers(self, caller: Caller, region: str | None = None) -> WorkersReply:
+        query = QueryRequest(kind=QueryKind.WORKERS, region=region)
+        return await self.master.query(query, WorkersReply)
+
+    @operation(Permission.READ)
+    async def stats(self, caller: Caller) -> SchedulerStatistics:
+        reply = await self.master.query(QueryRequest(kind=QueryKind.STATS), StatsReply)
+        return reply.stats
+
+    @operation(Permission.READ)
+    async def get_settings(self, caller: Caller) -> Settings:
+        return await self._settings()
+
+    async def _settings(self, seconds: float | None = None) -> Settings:
+        query = QueryRequest(kind=QueryKind.SETTINGS)
+        reply = await self.master.call("query", query, SettingsReply, timeout=seconds)
+        return reply.settings
+
+    # -- commands ------------------------------------------------------------------------
+
+    @operation(Permission.SUBMIT)
+    async def update_task(self, caller: Caller, task_id: str, patch: PriorityPatch) -> CommandOut:
+        ack = await self.master.reprioritize(task_id, patch.priority)
+        return CommandOut(id=task_id, events=ack.events)
+
+    @operation(Permission.SUBMIT)
+    async def cancel_task(self, caller: Caller, task_id: str) -> CommandOut:
+        return CommandOut(id=task_id, events=(await self.master.cancel(task_id)).events)
+
+    @operation(Permission.SUBMIT)
+    async def retry_task(self, caller: Caller, task_id: str) -> CommandOut:
+        return CommandOut(id=task_id, events=(await self.master.retry(task_id)).events)
+
+    @operation(Permission.SUBMIT)
+    async def cancel_workflow(self, caller: Caller, workflow_id: str) -> CommandOut:
+        ack = await self.master.cancel_workflow(workflow_id)
+        return CommandOut(id=workflow_id, events=ack.events)
+
+    @operation(Permission.ADMIN)
+    async def put_settings(self, caller: Caller, body: bytes) -> Settings:
+        """Replace the live settings with a JSON document (validated here and by the master)."""
+        settings = parse_settings(body)
+        await self.master.put_settings(msgspec.msgpack.encode(settings))
+        return await self._settings()
+
+    # -- event feed ----------------------------------------------------------------------
+
+    @operation(Permission.READ)
+    async def watch_events(self, caller: Caller, filt: EventFilter, after: int | None) -> Watch:
+        """An open watch; the caller must ``aclose`` it. Counted in the watcher gauge."""
+        if filt.workflow_id is not None:
+            # Seed the workflow's task ids: events about its tasks do not name the workflow.
+            try:
+                view = await self._workflow(filt.workflow_id)
+                filt.workflow_tasks.update(node.task_id for node in view.nodes)
+            except NotFoundError:
+                pass  # not submitted yet: its task_submitted events will name it
+        holder: list[Watch] = []
+
+        def closed() -> None:
+            self.metrics.watchers.dec()
+            self._watches.difference_update(holder)
+
+        watch = await self.feed.watch(filt, after, on_close=closed)
+        holder.append(watch)
+        self._watches.add(watch)
+        self.metrics.watchers.inc()
+        return watch
+
+    # -- pull over the API (workers in any language) -------------------------------------
+
+    @operation(Permission.WORK)
+    async def register_worker(
+        self, caller: Caller, region: str, body: RegisterWorkerIn
+    ) -> RegisterWorkerOut:
+        worker = body.worker or f"api-{secrets.token_hex(8)}"
+        request = RegisterWorkerRequest(
+            worker=worker,
+            task_types=list(body.task_types),
+            concurrency=body.concurrency,
+            pool="api",
+            host=body.host,
+        )
+        reply = await self._region(region, "register", request, RegisterWorkerReply)
+        return RegisterWorkerOut(
+            worker=worker,
+            region=region,
+            lease_seconds=reply.lease_seconds,
+            heartbeat_interval=reply.heartbeat_interval,
+        )
+
+    @operation(Permission.WORK)
+    async def lease(self, caller: Caller, region: str, worker: str, body: LeaseIn) -> LeaseOut:
+        request = PullRequest(worker=worker, slots=body.slots, wait=body.wait)
+        reply = await self._region(
+            region, "pull", request, PullReply, seconds=body.wait + self.config.request_timeout
+        )
+        return LeaseOut(tasks=reply.tasks, drain=reply.drain)
+
+    @operation(Permission.WORK)
+    async def heartbeat(
+        self, caller: Caller, region: str, worker: str, body: HeartbeatIn
+    ) -> HeartbeatOut:
+        request = WorkerHeartbeat(
+            worker=worker,
+            running=[(r.task_id, r.attempt) for r in body.running],
+            draining=body.draining,
+        )
+        reply = await self._region(region, "heartbeat", request, WorkerHeartbeatReply)
+        return HeartbeatOut(cancel=list(reply.cancel), unknown=reply.unknown, drain=reply.drain)
+
+    @operation(Permission.WORK)
+    async def report(self, caller: Caller, region: str, worker: str, body: ReportIn) -> ReportOut:
+        started, progress, outcomes = body.to_core(worker)
+        request = WorkerReport(worker=worker, started=started, progress=progress, outcomes=outcomes)
+        self._check_size(request)
+        await self._region(region, "report", request, Ack)
+        return ReportOut(accepted=len(started) + len(progress) + len(outcomes))
+
+    async def _region(
+        self,
+        region: str,
+        op: str,
+        request: object,
+        reply_type: type[R],
+        seconds: float | None = None,
+    ) -> R:
+        subject = self.subjects.region(region, op)  # refuses names that are not one token
+        data = await self.engine.request(
+            subject, encode(request), timeout=seconds or self.config.request_timeout
+        )
+        return decode_reply(data, reply_type)
+
+    # -- seed compatibility: the shell task type -----------------------------------------
+
+    @operation(Permission.ADMIN)
+    async def schedule_shell(self, caller: Caller, body: ScheduleIn) -> ScheduleOut:
+        self._require_shell()
+        spec = spec_for(body)
+        self._check_size(SubmitRequest(tasks=[spec]))
+        ids = await self.master.submit([spec])
+        self.metrics.tasks_submitted.labels(caller.transport).inc()
+        return ScheduleOut(task_id=ids[0], scheduled_at=spec.run_at)
+
+    @operation(Permission.READ)
+    async def shell_status(self, caller: Caller, task_id: str) -> ShellStatus:
+        self._require_shell()
+        task = await self.master.get(task_id)
+        if task.spec.name != SHELL_TASK:
+            # Same answer as an unknown id: /status/ only knows scheduled commands.
+            raise NotFoundError(f"no scheduled command {task_id!r}", ids=(task_id,))
+        return status_of(task)
+
+    def _require_shell(self) -> None:
+        if not self.config.enable_shell:
+            raise NotFoundError(
+                "the shell task type is disabled; start the API with --enable-shell"
+            )
+
+    # -- operations ------------------------------------------------------------------------
+
+    @operation(Permission.READ)
+    async def metrics_text(self, caller: Caller) -> bytes:
+        """Prometheus text: the API's own metrics and the scheduler's current figures."""
+        self.metrics.update_scheduler(await self.scheduler_stats())
+        return self.metrics.render()
+
+    async def close(self) -> None:
+        """End every open event watch (server shutdown: SSE and gRPC streams finish)."""
+        for watch in list(self._watches):
+            await watch.aclose()
+
+    # -- health --------------------------------------------------------------------------
+
+    async def ready(self) -> bool:
+        """True when NATS is connected and the master answers."""
+        if not self.engine.is_connected:
+            return False
+        try:
+            await self._settings(seconds=2.0)
+        except TierqError:
+            return False
+        return True
+
+    async def scheduler_stats(self) -> Mapping[str, object] | None:
+        """The master's statistics for ``/metrics``, or None when it does not answer."""
+        query = QueryRequest(kind=QueryKind.STATS)
+        try:
+            reply = await self.master.call("query", query, StatsReply, timeout=2.0)
+        except TierqError:
+            return None
+        stats: dict[str, object] = msgspec.to_builtins(reply.stats)
+        return stats
+
+
+_STATES = tuple(s.value for s in TaskState)
+
+
+def _path(prefix: str | None, item: int | str) -> str | None:
+    if prefix is None:
+        return None if isinstance(item, int) else item
+    return f"{prefix}[{item}]" if isinstance(item, int) else f"{prefix}.{item}"
+
+
+_SPECS = re.compile(r"^specs\[(\d+)\]\.?")
+
+
+def _rebase(exc: InvalidRequestError, prefix: str | None) -> InvalidRequestError:
+    """Name the field as the client sent it: the master's ``specs[3].x`` is ``tasks[3].x`` in
+    a batch and plain ``x`` for a single task."""
+
+    def fix(text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            return f"{prefix}[{m.group(1)}]." if prefix else ""
+
+        return _SPECS.sub(sub, text, count=1).rstrip(".")
+
+    if exc.field is None or not _SPECS.match(exc.field):
+        return exc
+    rebased = type(exc)(fix(exc.message), field=fix(exc.field) or None, ids=exc.ids)
+    return rebased
+
+
+def parse_settings(body: bytes) -> Settings:
+    """Settings from JSON: strict (an unknown field is a typo, not ignored), then validated."""
+    try:
+        raw = msgspec.json.decode(body)
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(f"invalid settings: {exc}", field=validation_field(exc)) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise MalformedRequestError(f"settings are not valid JSON: {exc}") from None
+    unknown = _unknown_fields(raw, Settings)
+    if unknown:
+        raise InvalidRequestError(f"unknown settings field {unknown!r}", field=unknown)
+    return settings.validate()
+
+
+def _unknown_fields(raw: object, typ: type[msgspec.Struct], prefix: str = "") -> str | None:
+    """The first key of ``raw`` (recursively) that ``typ`` does not have."""
+    if not isinstance(raw, dict):
+        return None
+    info = msgspec.inspect.type_info(typ)
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields = {f.encode_name: f.type for f in info.fields}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            return path
+        sub = fields[key]
+        if isinstance(sub, msgspec.inspect.StructType):
+            found = _unknown_fields(value, sub.cls, path + ".")
+            if found:
+                return found
+        elif isinstance(
+            sub, msgspec.inspect.ListType | msgspec.inspect.VarTupleType
+        ) and isinstance(sub.item_type, msgspec.inspect.StructType):
+            for i, item in enumerate(value if isinstance(value, list) else ()):
+                found = _unknown_fields(item, sub.item_type.cls, f"{path}[{i}].")
+                if found:
+                    return found
+    return None
