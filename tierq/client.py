@@ -35,6 +35,7 @@ from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 import msgspec
 
 from .config import NatsConfig
+from .core import WorkflowView
 from .core.model import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -55,7 +56,7 @@ from .errors import (
     TaskTimeoutError,
     WaitTimeoutError,
 )
-from .protocol import QueryKind, QueryRequest
+from .protocol import QueryKind, QueryRequest, WorkflowReply
 from .rpc import MasterClient
 from .worker.context import TaskContext
 from .worker.outcome import error_type_name
@@ -969,12 +970,24 @@ class App:
         reply = await (await self.master()).list_tasks(query)
         return TaskPage(reply.tasks, reply.next_cursor)
 
-    async def workflow_tasks(self, workflow_id: str) -> list[Task]:
-        """Every task of a workflow (with ``parents``, enough to draw the graph)."""
-        reply = await (await self.master()).list_tasks(
-            QueryRequest(kind=QueryKind.WORKFLOW, id=workflow_id)
+    async def get_workflow(self, workflow_id: str) -> WorkflowView:
+        """A workflow's graph as the master sees it: nodes with states, edges, counts."""
+        reply = await (await self.master()).query(
+            QueryRequest(kind=QueryKind.WORKFLOW, id=workflow_id), WorkflowReply
         )
-        return reply.tasks
+        return reply.workflow
+
+    async def workflow_handle(self, workflow_id: str) -> WorkflowHandle:
+        """A handle on a workflow submitted elsewhere (sinks computed from its edges)."""
+        view = await self.get_workflow(workflow_id)
+        has_children = {parent for parent, _ in view.edges}
+        return WorkflowHandle(
+            self,
+            view.id,
+            {n.key: n.task_id for n in view.nodes},
+            sinks=[n.key for n in view.nodes if n.task_id not in has_children],
+            name=view.name,
+        )
 
     # -- connection ------------------------------------------------------------------------
 

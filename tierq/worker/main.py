@@ -9,13 +9,13 @@ import signal
 from ..config import WorkerConfig
 from ..engine import connect
 from .registry import load_tasks
-from .runtime import Worker
+from .runtime import Worker, WorkerStatistics
 
 __all__ = ["run_worker"]
 
 
-async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> None:
-    """Load ``config.modules``, connect and serve; returns once drained.
+async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> WorkerStatistics:
+    """Load ``config.modules``, connect and serve; returns the final statistics once drained.
 
     With ``handle_signals`` the first SIGTERM or SIGINT drains (finish running work within
     ``drain_grace``, take nothing new) and a second one cancels what still runs.
@@ -37,6 +37,7 @@ async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> No
                 installed.append(sig)
     try:
         await worker.run()
+        return worker.statistics()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,6 +50,8 @@ T = TypeVar("T")
 
 #: How long one pull is parked at the region when nothing is ready.
 PULL_WAIT = 5.0
+#: Signals closer together than this are one request to stop (see :meth:`Worker.on_signal`).
+SIGNAL_DEBOUNCE = 1.0
 #: At shutdown, reports get this long to be acknowledged before the worker gives up on them
 #: (the region then loses the worker's lease and the master re-queues what was unreported).
 FLUSH_TIMEOUT = 10.0
@@ -78,6 +81,8 @@ class WorkerStatistics:
     concurrency: int
     running: int
     busy_slots: int
+    #: Threads still running a sync task whose attempt already ended (timed out, cancelled).
+    stuck_threads: int
     completed: int
     failed: int
     draining: bool
@@ -120,6 +125,7 @@ class Worker:
         #: Set when the background loops must end; they check it because a cancel alone can
         #: be lost (CPython 3.11's wait_for, used by nats-py's request, may swallow one).
         self._closing = False
+        self._first_signal: float | None = None
         self._registered = asyncio.Event()
         self._counters = _Counters()
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -151,12 +157,19 @@ class Worker:
         self._stop_now.set()
 
     def on_signal(self) -> None:
-        """First SIGTERM/SIGINT drains, a second one stops now."""
-        if self._draining.is_set():
+        """First SIGTERM/SIGINT drains, a second one stops now.
+
+        A second signal within :data:`SIGNAL_DEBOUNCE` of the first counts as the same
+        request: Ctrl-C reaches every process of the terminal's group, and a supervisor
+        (``tierq dev``) then sends its own SIGTERM a moment later.
+        """
+        now = time.monotonic()
+        if self._first_signal is None:
+            self._first_signal = now
+            self.drain()
+        elif now - self._first_signal >= SIGNAL_DEBOUNCE:
             log.warning("second signal: cancelling %d running tasks", len(self._attempts))
             self.stop_now()
-        else:
-            self.drain()
 
     async def wait_registered(self) -> None:
         await self._registered.wait()
@@ -167,6 +180,7 @@ class Worker:
             concurrency=self.config.concurrency,
             running=len(self._attempts),
             busy_slots=self._busy,
+            stuck_threads=self._busy - len(self._attempts),
             completed=self._counters.completed,
             failed=self._counters.failed,
             draining=self.draining,
@@ -380,7 +394,12 @@ class Worker:
             self._release()
             return
         loop = asyncio.get_running_loop()
-        thread.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+
+        def release_later(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: so is the worker
+                loop.call_soon_threadsafe(self._release)
+
+        thread.add_done_callback(release_later)
 
     def _release(self) -> None:
         self._busy -= 1
