@@ -1,0 +1,12 @@
+"""Peer benchmarks: celery, dramatiq, rq, huey, arq and taskiq on the tierq workload.
+
+``run_peers()`` measures them (each in its own ``.venv-peers/<name>``, against a private
+``redis-server``) and ``format_table()`` renders the results as Markdown. See ``../peers.md``.
+"""
+
+from .results import PeerResult as PeerResult
+from .results import format_table as format_table
+from .runner import run_peers as run_peers
+from .specs import PEERS as PEERS
+
+__all__ = ["PEERS", "PeerResult", "format_table", "run_peers"]

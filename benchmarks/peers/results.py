@@ -1,0 +1,48 @@
+"""The record of one peer's figures and the Markdown table that lists them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PeerResult:
+    name: str
+    version: str
+    throughput_median: float | None = None
+    """Tasks/s, median of the throughput runs; min and max beside it."""
+    throughput_min: float | None = None
+    throughput_max: float | None = None
+    p50_ms: float | None = None
+    """Submit→start latency at a steady rate."""
+    p99_ms: float | None = None
+    notes: str = ""
+    runs: list[float] = field(default_factory=list)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_table(results: list[PeerResult]) -> str:
+    lines = [
+        "| system | version | tasks/s (median) | min-max | p50 ms | p99 ms | notes |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        spread = (
+            "-"
+            if r.throughput_min is None
+            else f"{r.throughput_min:,.0f}\u2013{_num(r.throughput_max, ',.0f')}"
+        )
+        cells = [
+            r.name,
+            r.version,
+            _num(r.throughput_median, ",.0f"),
+            spread,
+            _num(r.p50_ms, ".2f"),
+            _num(r.p99_ms, ".2f"),
+            r.notes.replace("|", "\\|"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,256 @@
+"""Set up, measure and tear down each peer: venv, Redis, workers, producer.
+
+Runs in any Python 3.11+ with the standard library only. For every measured run it starts a fresh
+``redis-server`` on a free loopback port (persistence off), the peer's worker command(s) and the
+producer (``driver.py``) in the peer's own virtualenv, each in its own process group, and stops all
+of them in ``finally`` blocks, so a failure or Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .results import PeerResult
+from .specs import PEERS, PeerSpec
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VENVS = ROOT / ".venv-peers"
+DRIVER_TIMEOUT = 900.0
+PR_SET_PDEATHSIG = 1
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[peers] {msg}", file=sys.stderr, flush=True)
+
+
+# -- virtualenvs ---------------------------------------------------------------------------------
+
+
+def ensure_venv(spec: PeerSpec) -> Path:
+    """Create ``.venv-peers/<name>`` with the pinned requirements unless it already has them.
+
+    One venv per peer because their Redis clients conflict: arq needs redis<6, kombu (celery)
+    needs redis>=6.4 and taskiq-redis needs redis>=8.
+    """
+    venv = VENVS / spec.name
+    stamp = venv / ".requirements"
+    wanted = "\n".join(spec.requirements)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return venv
+    VENVS.mkdir(exist_ok=True)
+    (VENVS / ".gitignore").write_text("*\n")
+    log(f"creating {venv.relative_to(ROOT)} with {' '.join(spec.requirements)}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, *spec.requirements], check=True)
+    stamp.write_text(wanted)
+    return venv
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it is still there after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; make sure no child of its group outlived it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+
+
+def _die_with_runner() -> None:
+    """Runs in the child before exec: if the runner is SIGKILLed, the child gets a SIGTERM."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(
+    cmd: list[str], env: dict[str, str], log_path: Path, stdout: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own process group (so ``stop`` reaches its children too)."""
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen(
+            cmd,
+            cwd=HERE,
+            env=env,
+            stdout=log_file if stdout is None else stdout,
+            stderr=log_file,
+            start_new_session=True,
+            preexec_fn=_die_with_runner,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_binary() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        raise SetupError(
+            "redis-server not found. Install it with: apt-get install -y redis-server "
+            "(the runner starts its own instance on a free loopback port; the system service "
+            "is not used)"
+        )
+    return path
+
+
+def wait_redis(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise SetupError(f"redis-server did not answer on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def redis_server(log_dir: Path) -> Iterator[str]:
+    port = free_port()
+    cmd = [
+        redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--daemonize", "no", "--dir", str(log_dir),
+    ]  # fmt: skip
+    proc = spawn(cmd, dict(os.environ), log_dir / "redis.log")
+    try:
+        wait_redis(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> Iterator[None]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for i, cmd in enumerate(spec.worker_cmds):
+            program, *args = shlex.split(cmd.format(url=env["BENCH_REDIS_URL"]))
+            argv = [str(venv / "bin" / program), *args]
+            procs.append(spawn(argv, env, log_dir / f"worker{i}.log"))
+        yield
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def measure(spec: PeerSpec, venv: Path, args: list[str], log_dir: Path) -> dict[str, Any]:
+    """One measured run: fresh Redis, fresh workers, one producer; returns the producer's JSON."""
+    with redis_server(log_dir) as url:
+        env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}
+        with workers(spec, venv, env, log_dir):
+            cmd = [str(venv / "bin" / "python"), str(HERE / "driver.py"), spec.name, *args]
+            proc = spawn(cmd, env, log_dir / "driver.log", stdout=subprocess.PIPE)
+            try:
+                out, _ = proc.communicate(timeout=DRIVER_TIMEOUT)
+            finally:
+                stop(proc)
+    if proc.returncode != 0:
+        tail = (log_dir / "driver.log").read_text()[-3000:]
+        raise SetupError(f"{spec.name} {args[0]}: producer exited {proc.returncode}\n{tail}")
+    answer: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return answer
+
+
+def run_peer(
+    spec: PeerSpec, tasks: int, rate: float, latency_tasks: int, runs: int, latency_runs: int
+) -> PeerResult:
+    venv = ensure_venv(spec)
+    log_dir = Path(tempfile.mkdtemp(prefix=f"tierq-peers-{spec.name}-"))
+    log(f"{spec.name}: logs in {log_dir}")
+    notes = [spec.config]
+    throughput = []
+    for i in range(runs):
+        answer = measure(spec, venv, ["throughput", str(tasks)], log_dir)
+        log(f"{spec.name}: throughput {i + 1}/{runs}: {answer}")
+        throughput.append(answer)
+        if answer["processes"] < 2:
+            notes.append(f"run {i + 1}: tasks ran in only {answer['processes']} process")
+    latency = []
+    for i in range(latency_runs):
+        answer = measure(spec, venv, ["latency", str(latency_tasks), str(rate)], log_dir)
+        log(f"{spec.name}: latency {i + 1}/{latency_runs}: {answer}")
+        latency.append(answer)
+        if answer["achieved_rate"] < 0.95 * rate:
+            notes.append(f"producer reached only {answer['achieved_rate']:.0f} tasks/s")
+    rates = [a["tasks_per_s"] for a in throughput]
+    if throughput:
+        enqueue = statistics.median(tasks / a["enqueue_s"] for a in throughput)
+        notes.append(f"enqueue phase alone {enqueue:,.0f}/s")
+    first = (throughput or latency)[0]
+    return PeerResult(
+        name=spec.name,
+        version=f"{first['version']} (redis-py {first['redis_py']})",
+        throughput_median=statistics.median(rates) if rates else None,
+        throughput_min=min(rates, default=None),
+        throughput_max=max(rates, default=None),
+        p50_ms=statistics.median(a["p50_ms"] for a in latency) if latency else None,
+        p99_ms=statistics.median(a["p99_ms"] for a in latency) if latency else None,
+        notes="; ".join(notes),
+        runs=rates,
+    )
+
+
+def run_peers(
+    tasks: int = 20_000,
+    rate: float = 200.0,
+    latency_tasks: int = 2_000,
+    only: list[str] | None = None,
+    *,
+    runs: int = 3,
+    latency_runs: int = 1,
+) -> list[PeerResult]:
+    """Measure each peer (all six unless ``only`` names some); a peer that fails gets a note.
+
+    Throughput is the median of ``runs`` runs; p50/p99 are the medians over ``latency_runs``.
+    """
+    names = [spec.name for spec in PEERS]
+    unknown = set(only or ()) - set(names)
+    if unknown:
+        raise ValueError(f"unknown peer(s) {sorted(unknown)}; known: {', '.join(names)}")
+    if runs + latency_runs < 1:
+        raise ValueError("nothing to measure: runs and latency_runs are both 0")
+    redis_binary()  # fail early, with the install hint, before building any venv
+    results = []
+    for spec in PEERS:
+        if only and spec.name not in only:
+            continue
+        try:
+            results.append(run_peer(spec, tasks, rate, latency_tasks, runs, latency_runs))
+        except (SetupError, subprocess.SubprocessError, KeyError, ValueError) as exc:
+            log(f"{spec.name} failed: {exc}")
+            results.append(PeerResult(spec.name, "?", notes=f"failed: {exc}".splitlines()[0]))
+    return results
