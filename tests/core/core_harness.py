@@ -84,3 +84,25 @@ class Harness:
         assert self.replayed().snapshot() == self.state.snapshot()
         restored = SchedulerState.restore(self.state.snapshot(), random.Random(0))
         assert restored == self.state
+
+
+def explain_difference(a: bytes, b: bytes) -> str:
+    """Which part of two snapshots differs (for assertion messages)."""
+    from tierq.core.records import Snapshot
+
+    sa = msgspec.msgpack.decode(a, type=Snapshot)
+    sb = msgspec.msgpack.decode(b, type=Snapshot)
+    out = []
+    for field in Snapshot.__struct_fields__:
+        va, vb = getattr(sa, field), getattr(sb, field)
+        if va != vb:
+            if field == "tasks":
+                for ta, tb in zip(va, vb, strict=False):
+                    if ta != tb:
+                        out.append(f"task {ta.id}:\n  {ta}\n  {tb}")
+                        break
+                else:
+                    out.append(f"tasks: {len(va)} vs {len(vb)}")
+            else:
+                out.append(f"{field}: {va!r} vs {vb!r}")
+    return "\n".join(out)

@@ -194,8 +194,8 @@ class IndexedPriorityQueue:
 
     def set_rate(self, rate: float) -> None:
         """Change the aging rate: every key changes, so this re-keys all entries (O(n))."""
-        self._rate = rate
         prio = {i: self.priority(i) for i in self._keys}
+        self._rate = rate
         # Recompute from the recovered priorities; integral ones stay exact.
         self._keys = {
             i: make_key(_as_int(p), self._enq[i], k % SPAN, rate)

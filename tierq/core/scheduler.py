@@ -627,6 +627,9 @@ class SchedulerState:
             n = self._count_unresolved(task)
             if n:
                 self._unresolved[task.id] = n
+        if task.spec.deadline is not None and task.boost == 0:
+            # Its entry may have been dropped while it was terminal.
+            heappush(self._deadlines, (task.spec.deadline, task.id))
         self._move(task, ev.state, ev.at)
 
     def _on_duplicate(self, ev: TaskDuplicateReport) -> None:
@@ -1034,6 +1037,8 @@ class SchedulerState:
         tasks = self._tasks
         for tid in sorted(rec.held):
             task = tasks[tid]
+            if task.state not in HELD_STATES:  # cancelled by an earlier one's failure policy
+                continue
             error = ErrorSummary(type="Lost", message=why, lost=True)
             self._fail(task, error, None, now, out)
 
@@ -1593,7 +1598,9 @@ class SchedulerState:
         while retention and retention[0][0] <= limit:
             due[heappop(retention)[1]] = None
         tasks = self._tasks
-        ids = [tid for tid in due if tid in tasks and self._evictable(tasks[tid], now)]
+        # Sorted, so the event does not depend on the heap's history (a restored state has
+        # a different one).
+        ids = sorted(tid for tid in due if tid in tasks and self._evictable(tasks[tid], now))
         gone = set(ids)
         wfs: list[str] = []
         wf_ret = self._wf_retention
@@ -1607,6 +1614,7 @@ class SchedulerState:
                 and all(t not in tasks or t in gone for t in wf.nodes.values())
             ):
                 wfs.append(wf_id)
+        wfs.sort()
         for start in range(0, max(len(ids), 1 if wfs else 0), _EVICT_BATCH):
             chunk = ids[start : start + _EVICT_BATCH]
             self._emit(TasksEvicted(at=now, ids=chunk, workflows=wfs if start == 0 else []), out)

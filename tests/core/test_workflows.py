@@ -1,0 +1,229 @@
+"""Workflows: atomic submission, results flowing down, failure policies, cancellation, views."""
+
+from __future__ import annotations
+
+import pytest
+from core_harness import Harness
+
+from tierq.core import (
+    FailurePolicy,
+    RetryPolicy,
+    TaskSpec,
+    TaskState,
+    WorkflowNode,
+    WorkflowSpec,
+    event_kind,
+)
+from tierq.errors import ConflictError, CycleError, InvalidRequestError, NotFoundError
+
+ONCE = RetryPolicy(max_attempts=1)
+
+
+def diamond(policy: FailurePolicy = FailurePolicy.SKIP_DEPENDENTS, **kw: object) -> WorkflowSpec:
+    """a -> (b, c) -> d, plus an independent e."""
+    return WorkflowSpec(
+        nodes=[
+            WorkflowNode(key="d", spec=TaskSpec(name="d", depends_on=("b", "c"))),
+            WorkflowNode(key="a", spec=TaskSpec(name="a", retry=ONCE)),
+            WorkflowNode(key="b", spec=TaskSpec(name="b", args=[{"$result": "a"}], retry=ONCE)),
+            WorkflowNode(key="c", spec=TaskSpec(name="c", kwargs={"x": {"$result": "a"}})),
+            WorkflowNode(key="e", spec=TaskSpec(name="e")),
+        ],
+        edges=[("a", "b"), ("a", "c")],
+        on_failure=policy,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+TYPES = ("a", "b", "c", "d", "e")
+
+
+def submit(h: Harness, wf: WorkflowSpec) -> tuple[str, dict[str, str]]:
+    evs, wf_id, ids = h.state.submit_workflow(wf, h.now)
+    h.rec(evs)
+    return wf_id, ids
+
+
+def run(h: Harness, ids: dict[str, str], fail: set[str] = frozenset()) -> dict[str, object]:  # type: ignore[assignment]
+    """Lease and report until nothing is left; returns what each key was handed."""
+    by_id = {v: k for k, v in ids.items()}
+    seen: dict[str, object] = {}
+    for _ in range(20):
+        leased = h.lease(10)
+        if not leased:
+            break
+        for t in leased:
+            key = by_id[t.id]
+            seen[key] = (t.args, t.kwargs, t.parent_results)
+            if key in fail:
+                h.fail(t.id, attempt=t.attempt)
+            else:
+                h.succeed(t.id, attempt=t.attempt, result=f"r-{key}")
+    return seen
+
+
+def states(h: Harness, ids: dict[str, str]) -> dict[str, str]:
+    return {k: h.state.get(v).state.value for k, v in ids.items()}
+
+
+def test_events_parents_first_and_results_flow(h: Harness) -> None:
+    wf_id, ids = submit(h, diamond())
+    kinds = [event_kind(e) for e in h.events]
+    assert kinds == ["workflow_submitted"] + ["task_submitted"] * 5
+    order = [e.id for e in h.events[1:]]  # type: ignore[union-attr]
+    assert order.index(ids["a"]) < order.index(ids["b"]) < order.index(ids["d"])
+    assert order == sorted(order)  # ids are handed out in that order too
+    h.region(types=TYPES)
+    seen = run(h, ids)
+    assert seen["b"] == (["r-a"], {}, {ids["a"]: "r-a"})
+    assert seen["c"] == ([], {"x": "r-a"}, {ids["a"]: "r-a"})
+    assert seen["d"][2] == {ids["b"]: "r-b", ids["c"]: "r-c"}  # type: ignore[index]
+    view = h.state.workflow(wf_id)
+    assert view.state == "succeeded" and view.done == view.total == 5
+    assert {n.key: n.level for n in view.nodes} == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 0}
+    assert event_kind(h.events[-1]) == "workflow_finished"
+    h.check_replay()
+
+
+def test_skip_dependents(h: Harness) -> None:
+    wf_id, ids = submit(h, diamond(FailurePolicy.SKIP_DEPENDENTS))
+    h.region(types=TYPES)
+    run(h, ids, fail={"b"})
+    assert states(h, ids) == {
+        "a": "succeeded",
+        "b": "dead",
+        "c": "succeeded",
+        "d": "skipped",
+        "e": "succeeded",
+    }
+    assert h.state.get(ids["d"]).reason == f"parent {ids['b']} is dead"
+    assert h.state.workflow(wf_id).state == "failed"
+    h.check_replay()
+
+
+def test_fail_workflow_cancels_the_rest(h: Harness) -> None:
+    wf_id, ids = submit(h, diamond(FailurePolicy.FAIL_WORKFLOW))
+    h.region(types=TYPES)
+    leased = h.lease(10)  # a and e are ready
+    assert sorted(t.name for t in leased) == ["a", "e"]
+    h.fail(ids["a"])
+    assert states(h, ids) == {
+        "a": "dead",
+        "b": "cancelled",
+        "c": "cancelled",
+        "d": "cancelled",
+        "e": "cancelled",
+    }
+    assert h.state.workflow(wf_id).state == "failed"
+    assert [event_kind(e) for e in h.succeed(ids["e"])] == ["task_duplicate_report"]
+    h.check_replay()
+
+
+def test_continue_passes_the_error_down(h: Harness) -> None:
+    wf_id, ids = submit(h, diamond(FailurePolicy.CONTINUE))
+    h.region(types=TYPES)
+    seen = run(h, ids, fail={"a"})
+    err = seen["b"][0][0]  # type: ignore[index]
+    assert err["$error"]["state"] == "dead" and err["$error"]["type"] == "ValueError"
+    assert states(h, ids)["d"] == "succeeded"
+    assert h.state.workflow(wf_id).state == "failed"
+    h.check_replay()
+
+
+def test_cancel_workflow(h: Harness) -> None:
+    wf_id, _ids = submit(h, diamond())
+    h.region(types=TYPES)
+    h.lease(1)
+    evs = h.rec(h.state.cancel_workflow(wf_id, h.now))
+    assert [event_kind(e) for e in evs].count("task_cancelled") == 5
+    assert event_kind(evs[-1]) == "workflow_finished" and evs[-1].state == "cancelled"  # type: ignore[union-attr]
+    with pytest.raises(ConflictError):
+        h.state.cancel_workflow(wf_id, h.now)
+    with pytest.raises(NotFoundError):
+        h.state.cancel_workflow("wf_nope", h.now)
+    h.check_replay()
+
+
+def test_workflow_idempotency(h: Harness) -> None:
+    wf_id, ids = submit(h, diamond(idempotency_key="w1"))
+    evs, again, ids2 = h.state.submit_workflow(diamond(idempotency_key="w1"), h.now)
+    assert evs == [] and again == wf_id and ids2 == ids
+    with pytest.raises(ConflictError):
+        h.state.submit_workflow(diamond(FailurePolicy.CONTINUE, idempotency_key="w1"), h.now)
+
+
+def test_node_may_depend_on_existing_task(h: Harness) -> None:
+    (ext,) = h.submit(TaskSpec(name="a"))
+    wf = WorkflowSpec(nodes=[WorkflowNode(key="x", spec=TaskSpec(name="b", depends_on=(ext,)))])
+    _, ids = submit(h, wf)
+    assert h.state.get(ids["x"]).state is TaskState.PENDING
+    h.region(types=TYPES)
+    h.lease()
+    assert [event_kind(e) for e in h.succeed(ext)] == ["task_succeeded", "task_ready"]
+    h.check_replay()
+
+
+@pytest.mark.parametrize(
+    ("wf", "error", "field"),
+    [
+        (
+            WorkflowSpec(
+                nodes=[WorkflowNode(key="a", spec=TaskSpec(name="a"))], edges=[("a", "a")]
+            ),
+            CycleError,
+            "edges",
+        ),
+        (
+            WorkflowSpec(
+                nodes=[WorkflowNode(key="a", spec=TaskSpec(name="a", args=[{"$result": "zz"}]))]
+            ),
+            InvalidRequestError,
+            "nodes[0].spec.args",
+        ),
+        (
+            WorkflowSpec(
+                nodes=[WorkflowNode(key="a", spec=TaskSpec(name="a", idempotency_key="k"))]
+            ),
+            InvalidRequestError,
+            "nodes[0].spec.idempotency_key",
+        ),
+        (
+            WorkflowSpec(nodes=[WorkflowNode(key="a", spec=TaskSpec(name="a", priority=-5000))]),
+            InvalidRequestError,
+            "nodes[0].spec.priority",
+        ),
+        (
+            WorkflowSpec(nodes=[WorkflowNode(key="a", spec=TaskSpec(name="a"))], name=""),
+            InvalidRequestError,
+            "name",
+        ),
+    ],
+)
+def test_refused_workflows_change_nothing(
+    h: Harness, wf: WorkflowSpec, error: type[Exception], field: str
+) -> None:
+    before = h.state.snapshot()
+    with pytest.raises(error) as info:
+        h.state.submit_workflow(wf, h.now)
+    assert getattr(info.value, "field", None) == field
+    assert h.state.snapshot() == before
+
+
+def test_wide_fan_in_and_out(h: Harness) -> None:
+    n = 2000
+    nodes = [WorkflowNode(key="root", spec=TaskSpec(name="a"))]
+    nodes += [
+        WorkflowNode(key=f"m{i}", spec=TaskSpec(name="b", depends_on=("root",))) for i in range(n)
+    ]
+    nodes.append(
+        WorkflowNode(
+            key="sink", spec=TaskSpec(name="c", depends_on=tuple(f"m{i}" for i in range(n)))
+        )
+    )
+    wf_id, _ids = submit(h, WorkflowSpec(nodes=nodes))
+    h.region(types=TYPES)
+    for _ in range(5):
+        for t in h.lease(5000):
+            h.succeed(t.id, result=1)
+    assert h.state.workflow(wf_id).state == "succeeded"
+    assert max(n.level for n in h.state.workflow(wf_id).nodes) == 2
