@@ -93,6 +93,8 @@ class Master:
         self._since_snapshot = 0
         self._snapshot_running = False
         self._fresh_log = False
+        #: Log sequence of the snapshot the last recovery started from (0: none).
+        self.recovered_from_snapshot = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
@@ -140,10 +142,7 @@ class Master:
             for event in decoder.decode(payload):
                 self.state.apply(event)
                 replayed += 1
-        # Regions cannot have renewed their leases while no master ran: give them a fresh one.
-        now = time.time()
-        for region in self.state.regions():
-            self.state.region_heartbeat(region.name, region.instance, now)
+        self.recovered_from_snapshot = start_seq
         log.info("recovered from snapshot at %d plus %d events", start_seq, replayed)
         self._fresh_log = start_seq == 0 and replayed == 0
 
@@ -161,10 +160,7 @@ class Master:
                 sub = await self.engine.subscribe(
                     self.subjects.master_all, cb=self._on_request, queue="tierq-master"
                 )
-                initial = self.config.initial_settings
-                if self._fresh_log and initial is not None:
-                    events = self.state.configure(initial, time.time())
-                    await self._commit(events)
+                await self._commit(self._after_recovery(time.time()))
                 self.ready.set()
                 await self._stopping.wait()
                 await sub.unsubscribe()
@@ -179,6 +175,20 @@ class Master:
                     await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+
+    def _after_recovery(self, now: float) -> list[Event]:
+        """Events that start a term: initial settings on a new log, fresh region leases.
+
+        Regions could not renew their leases while no master ran, so each gets a new one
+        instead of losing its tasks at the first tick.
+        """
+        events: list[Event] = []
+        initial = self.config.initial_settings
+        if self._fresh_log and initial is not None:
+            events += self.state.configure(initial, now)
+        for region in self.state.regions():
+            events += self.state.region_heartbeat(region.name, region.instance, now)
+        return events
 
     # -- requests --------------------------------------------------------------------------
 

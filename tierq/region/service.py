@@ -256,7 +256,9 @@ class Region:
         if worker.draining:
             await msg.respond(encode_ok(PullReply(drain=True)))
             return
-        slots = min(req.slots, worker.concurrency - len(worker.running))
+        # The worker's own count of free slots is the truth: the region's view of what it runs
+        # lags by the outcome reports still on their way.
+        slots = max(0, min(req.slots, worker.concurrency))
         tasks = self._hand_out(worker, slots) if slots > 0 else []
         if tasks or req.wait <= 0:
             await msg.respond(encode_ok(PullReply(tasks=tasks)))

@@ -1,0 +1,269 @@
+"""End-to-end throughput and latency: client -> master -> region -> 2 worker processes.
+
+Every process is separate and talks only over NATS, as in production: one nats-server (the
+embedded one), one master, one region, two workers (``--concurrency`` slots each, async pool),
+and this process as the producer. Durability is on: the master's log is a file-backed
+JetStream stream. Run twice: with the server's default ``sync_interval`` and with
+``sync_interval: always`` (fsync before every ack).
+
+    python benchmarks/throughput.py [--tasks 20000] [--rate 200] [--latency-tasks 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tierq.config import NatsConfig  # noqa: E402
+from tierq.core.model import TaskSpec  # noqa: E402
+from tierq.engine import EmbeddedNats, Message, Subjects, connect  # noqa: E402
+from tierq.rpc import MasterClient  # noqa: E402
+
+SERVICE = """
+import asyncio, sys
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+from tierq.config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
+nats = NatsConfig(servers=(sys.argv[2],))
+kind = sys.argv[1]
+if kind == "master":
+    from tierq.master import run_master
+    asyncio.run(run_master(MasterConfig(nats=nats)))
+elif kind == "region":
+    from tierq.region import run_region
+    asyncio.run(run_region(RegionConfig(nats=nats, prefetch=int(sys.argv[3]))))
+else:
+    from tierq.worker import run_worker
+    asyncio.run(run_worker(WorkerConfig(nats=nats, modules=("benchmarks.noop_tasks",),
+                                        concurrency=int(sys.argv[3]))))
+"""
+
+
+@dataclass
+class Result:
+    profile: str
+    tasks: int
+    seconds: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    latency_rate: float
+
+
+class Stack:
+    """nats-server + master + region + 2 workers, each its own process."""
+
+    def __init__(self, sync_always: bool, concurrency: int, prefetch: int) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tierq-bench-")
+        self.nats = EmbeddedNats(self.dir, sync_always=sync_always)
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, *args: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.procs.append(
+            subprocess.Popen([sys.executable, "-c", SERVICE, *args], env=env, cwd=ROOT)
+        )
+
+    async def start(self) -> None:
+        await self.nats.astart()
+        self._spawn("master", self.nats.url)
+        self._spawn("region", self.nats.url, str(self.prefetch))
+        for _ in range(2):
+            self._spawn("worker", self.nats.url, str(self.concurrency))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.nats.stop()
+
+
+async def _warm_up(client: MasterClient) -> None:
+    """Wait until master, region and both workers answer by running a few tasks."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ids = await client.submit([TaskSpec(name="noop", args=[i]) for i in range(50)])
+            tasks = await client.wait(ids, timeout=10)
+            if all(t.state.value == "succeeded" for t in tasks):
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def measure(
+    sync_always: bool,
+    n_tasks: int,
+    rate: float,
+    latency_tasks: int,
+    concurrency: int,
+    prefetch: int,
+    batch: int,
+) -> Result:
+    stack = Stack(sync_always, concurrency, prefetch)
+    await stack.start()
+    try:
+        nats = NatsConfig(servers=(stack.nats.url,))
+        engine = await connect(nats.connect_options(name="bench-producer"))
+        subjects = Subjects()
+        client = MasterClient(engine, subjects, timeout=30)
+        await _warm_up(client)
+        await asyncio.sleep(1.0)  # let the warm-up's stragglers settle
+
+        # -- throughput -------------------------------------------------------------------
+        done = asyncio.Event()
+        finished = 0
+        results: dict[str, object] = {}
+        decoder = msgspec.json.Decoder()
+
+        async def on_succeeded(msg: Message) -> None:
+            # Record every success: one can arrive before its submit's reply does.
+            nonlocal finished
+            ev = decoder.decode(msg.data)
+            results[ev["id"]] = ev.get("result")
+            finished += 1
+            if expected and finished >= expected[0] and wanted <= results.keys():
+                done.set()
+
+        expected: list[int] = []
+
+        wanted: set[str] = set()
+        sub = await engine.subscribe(subjects.event("task_succeeded"), cb=on_succeeded)
+        t0 = time.perf_counter()
+        for start in range(0, n_tasks, batch):
+            specs = [
+                TaskSpec(name="noop", args=[i]) for i in range(start, min(n_tasks, start + batch))
+            ]
+            wanted.update(await client.submit(specs))
+        expected.append(n_tasks)
+        if not wanted <= results.keys():
+            await asyncio.wait_for(done.wait(), timeout=600)
+        seconds = time.perf_counter() - t0
+
+        # -- latency at a steady rate ---------------------------------------------------------
+        finished = 0
+        done.clear()
+        results.clear()
+        wanted.clear()
+        expected[:] = []
+        submitted_at: dict[str, float] = {}
+        interval = 1.0 / rate
+        next_at = time.perf_counter()
+        tasks = []
+
+        async def submit_one(i: int) -> None:
+            at = time.time()
+            (task_id,) = await client.submit([TaskSpec(name="stamp", args=[i])])
+            submitted_at[task_id] = at
+            wanted.add(task_id)
+
+        for i in range(latency_tasks):
+            tasks.append(asyncio.create_task(submit_one(i)))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*tasks)
+        expected.append(latency_tasks)
+        if not wanted <= results.keys():
+            await asyncio.wait_for(done.wait(), timeout=120)
+        latencies = sorted(
+            (float(results[tid]) - submitted_at[tid]) * 1000  # type: ignore[arg-type]
+            for tid in submitted_at
+        )
+        await sub.unsubscribe()
+        await engine.close()
+        profile = "sync_interval: always" if sync_always else "server defaults"
+        return Result(
+            profile=profile,
+            tasks=n_tasks,
+            seconds=seconds,
+            rate=n_tasks / seconds,
+            p50_ms=statistics.median(latencies),
+            p99_ms=latencies[int(len(latencies) * 0.99) - 1],
+            latency_rate=rate,
+        )
+    finally:
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--latency-tasks", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--prefetch", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["default", "always"], default=None)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    out: list[Result] = []
+    profiles = [False, True] if args.only is None else [args.only == "always"]
+    for sync_always in profiles:
+        runs = [
+            asyncio.run(
+                measure(
+                    sync_always,
+                    args.tasks,
+                    args.rate,
+                    args.latency_tasks,
+                    args.concurrency,
+                    args.prefetch,
+                    args.batch,
+                )
+            )
+            for _ in range(args.runs)
+        ]
+        runs.sort(key=lambda r: r.rate)
+        median = runs[len(runs) // 2]
+        for r in runs:
+            print(
+                f"  {r.profile}: {r.rate:,.0f} tasks/s ({r.seconds:.2f} s); "
+                f"latency p50 {r.p50_ms:.2f} ms p99 {r.p99_ms:.2f} ms",
+                flush=True,
+            )
+        print(
+            f"{median.profile}: median {median.rate:,.0f} tasks/s "
+            f"(min {runs[0].rate:,.0f}, max {runs[-1].rate:,.0f})",
+            flush=True,
+        )
+        out.append(median)
+    return out
+
+
+if __name__ == "__main__":
+    main()
