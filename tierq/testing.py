@@ -110,6 +110,8 @@ class LocalCluster:
         """Stop the master; ``crash`` cancels it without releasing its lease or flushing."""
         task, engine = self._services.pop("master")
         if crash:
+            if self.master is not None:
+                self.master.crashed = True
             task.cancel()
         elif self.master is not None:
             self.master.stop()

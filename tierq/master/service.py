@@ -96,15 +96,48 @@ class Master:
         #: Log sequence of the snapshot the last recovery started from (0: none).
         self.recovered_from_snapshot = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._term_over = asyncio.Event()
+        #: Set by tests to simulate a crash: the leader lease is then not released.
+        self.crashed = False
         self.ready = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Wait for leadership, recover, serve until stopped or deposed."""
+        """Lead terms until stopped: acquire the lease, recover, serve.
+
+        A term ends when the log refuses an append (another writer got in: a deposed master's
+        late append, or a new leader) or the lease is lost. The state may then be behind the
+        log, so it is thrown away and the next term recovers from the log again.
+        """
         ttl = self.config.leader_lease_seconds
         await provision(self.engine, self.subjects, lease_ttl=ttl)
         lease = LeaderLease(self.engine, self.subjects, ttl=ttl)
+        try:
+            while not self._stopping.is_set():
+                if not await self._still_leader(lease) and not await self._acquire(lease):
+                    return
+                log.info("master %s is the leader", self.holder)
+                self._term_over.clear()
+                await self._recover()
+                await self._serve(lease)
+                if not self._stopping.is_set():
+                    log.warning("master %s: term ended; recovering from the log", self.holder)
+        finally:
+            if not self.crashed:
+                with contextlib.suppress(TierqError):
+                    await lease.release()
+
+    async def _still_leader(self, lease: LeaderLease) -> bool:
+        if not lease.held:
+            return False
+        try:
+            await lease.renew()
+        except TierqError:
+            return False
+        return True
+
+    async def _acquire(self, lease: LeaderLease) -> bool:
         acquire = asyncio.ensure_future(lease.wait_acquire(self.holder))
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -113,18 +146,16 @@ class Master:
             acquire.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await acquire
-            return
+            return False
         acquire.result()
-        log.info("master %s is the leader", self.holder)
-        try:
-            await self._recover()
-            await self._serve(lease)
-        finally:
-            with contextlib.suppress(TierqError):
-                await lease.release()
+        return True
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def end_term(self) -> None:
+        """Stop serving and recover again (the log moved under us, or the lease is gone)."""
+        self._term_over.set()
 
     async def _recover(self) -> None:
         self._log = EventLog(self.engine, self.subjects)
@@ -135,7 +166,13 @@ class Master:
         if snap is not None:
             start_seq, data = snap
             self.state = SchedulerState.restore(data, random.Random())
-            self.handlers.state = self.state
+        else:
+            self.state = SchedulerState(Settings(), random.Random())
+        self.handlers.state = self.state
+        self._outgoing = asyncio.Queue()
+        for parked in self.parking.all():
+            self.parking.take(parked.region, parked.instance)
+        self._since_snapshot = 0
         decoder = msgspec.msgpack.Decoder(list[Event])
         replayed = 0
         async for _seq, payload in self._log.read(after_seq=start_seq):
@@ -162,7 +199,12 @@ class Master:
                 )
                 await self._commit(self._after_recovery(time.time()))
                 self.ready.set()
-                await self._stopping.wait()
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                term_over = asyncio.ensure_future(self._term_over.wait())
+                await asyncio.wait({stopping, term_over}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                term_over.cancel()
+                self.ready.clear()
                 await sub.unsubscribe()
                 # Let replies already committed go out before the loops stop.
                 with contextlib.suppress(TimeoutError):
@@ -320,8 +362,8 @@ class Master:
                 await out.commit
             except TierqError as exc:
                 if isinstance(exc, FencedError):
-                    log.error("master %s was fenced: another master took over", self.holder)
-                    self.stop()
+                    log.error("master %s was fenced: the log moved under it", self.holder)
+                    self.end_term()
                 if out.reply_to:
                     await self._respond(out.reply_to, encode_error(exc))
                 return
@@ -366,7 +408,7 @@ class Master:
                 await lease.renew()
             except FencedError:
                 log.error("master %s lost the leader lease", self.holder)
-                self.stop()
+                self.end_term()
                 return
             except EngineUnavailableError as exc:
                 log.warning("could not renew the leader lease: %s", exc)
