@@ -111,39 +111,13 @@ class _Edges:
         self, wf: WorkflowSpec, index: dict[str, int], task_exists: Callable[[str], bool]
     ) -> None:
         n = len(wf.nodes)
-        self.wf = wf
         self.parents: list[list[int]] = [[] for _ in range(n)]
         self.external: list[tuple[str, ...]] = [()] * n
-        self.edges: list[tuple[int, int]] = []
-        self.seen: set[tuple[int, int]] = set()
+        # An edge p -> c is the int p * n + c here: cheaper to hash than a tuple.
+        self.seen: set[int] = set()
         unknown: list[str] = []
-        for j, edge in enumerate(wf.edges):
-            if len(edge) != 2:
-                raise InvalidRequestError(
-                    f"edges[{j}]: an edge is [parent, child]", field=f"edges[{j}]"
-                )
-            pk, ck = edge
-            p = index.get(pk)
-            c = index.get(ck)
-            if p is None:
-                unknown.append(str(pk))
-            if c is None:
-                unknown.append(str(ck))
-            if p is not None and c is not None:
-                self.add(p, c)
-        for i, node in enumerate(wf.nodes):
-            ext: list[str] = []
-            for dep in node.spec.depends_on:
-                p = index.get(dep)
-                if p is not None:
-                    self.add(p, i)
-                elif task_exists(dep):
-                    if dep not in ext:
-                        ext.append(dep)
-                else:
-                    unknown.append(dep)
-            if ext:
-                self.external[i] = tuple(ext)
+        self._from_edges(wf, index, unknown)
+        self._from_depends(wf, index, task_exists, unknown)
         if unknown:
             # Unknown and foreign ids answer alike: no existence leak across tenants.
             uniq = list(dict.fromkeys(unknown))
@@ -153,14 +127,69 @@ class _Edges:
                 ids=tuple(uniq[:100]),
             )
 
-    def add(self, p: int, c: int) -> None:
-        if p == c:
-            key = self.wf.nodes[c].key
-            raise CycleError(f"edges: {key!r} depends on itself", field="edges", ids=(key,))
-        if (p, c) not in self.seen:
-            self.seen.add((p, c))
-            self.edges.append((p, c))
-            self.parents[c].append(p)
+    def _from_edges(self, wf: WorkflowSpec, index: dict[str, int], unknown: list[str]) -> None:
+        n = len(wf.nodes)
+        parents = self.parents
+        seen = self.seen
+        get = index.get
+        for j, edge in enumerate(wf.edges):
+            if len(edge) != 2:
+                raise InvalidRequestError(
+                    f"edges[{j}]: an edge is [parent, child]", field=f"edges[{j}]"
+                )
+            pk, ck = edge
+            p = get(pk)
+            c = get(ck)
+            if p is None or c is None:
+                unknown.extend(str(k) for k, i in ((pk, p), (ck, c)) if i is None)
+                continue
+            if p == c:
+                _self_loop(ck)
+            code = p * n + c
+            if code not in seen:
+                seen.add(code)
+                parents[c].append(p)
+
+    def _from_depends(
+        self,
+        wf: WorkflowSpec,
+        index: dict[str, int],
+        task_exists: Callable[[str], bool],
+        unknown: list[str],
+    ) -> None:
+        n = len(wf.nodes)
+        parents = self.parents
+        seen = self.seen
+        get = index.get
+        for i, node in enumerate(wf.nodes):
+            deps = node.spec.depends_on
+            if not deps:
+                continue
+            ext: list[str] = []
+            for dep in deps:
+                p = get(dep)
+                if p is not None:
+                    if p == i:
+                        _self_loop(node.key)
+                    code = p * n + i
+                    if code not in seen:
+                        seen.add(code)
+                        parents[i].append(p)
+                elif task_exists(dep):
+                    if dep not in ext:
+                        ext.append(dep)
+                else:
+                    unknown.append(dep)
+            if ext:
+                self.external[i] = tuple(ext)
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        return [(p, c) for c, ps in enumerate(self.parents) for p in ps]
+
+
+def _self_loop(key: str) -> None:
+    raise CycleError(f"edges: {key!r} depends on itself", field="edges", ids=(key,))
 
 
 def _kahn(n: int, parents: list[list[int]]) -> list[int]:

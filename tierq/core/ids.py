@@ -50,8 +50,9 @@ class IdGenerator:
 
     def observe(self, ident: str) -> None:
         """Advance past an id produced elsewhere (replay of an event)."""
-        if ident == self.last_id:
-            return
+        last = self.last_id
+        if ident <= last and len(ident) == len(last):
+            return  # made here, at or before the last id: nothing to learn
         body = ident[len(WORKFLOW_PREFIX) :] if ident.startswith(WORKFLOW_PREFIX) else ident
         try:
             ms = int(body[:_MS_DIGITS], 16)

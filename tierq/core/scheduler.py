@@ -104,9 +104,18 @@ SUCCEEDED, FAILED, DEAD = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.DEAD
 CANCELLED, SKIPPED = TaskState.CANCELLED, TaskState.SKIPPED
 HELD_STATES = frozenset({ASSIGNED, RUNNING})
 
+#: The history of every task that was never assigned: one shared empty list, replaced on the
+#: first assignment (copy-on-write). Saves a tracked list per queued task; nothing appends to it.
+NO_HISTORY: list[AttemptRecord] = []
+
+#: TaskState -> its value; Enum.value is a Python-level property and this is the hot path.
+SV: dict[TaskState, str] = {state: state.value for state in TaskState}
+
 #: (scope, region, name): ("task", region, task name) or ("resource", None, resource).
 BreakerKey = tuple[str, str | None, str]
 
+#: Results that need no JSON walk (a float still does: it may be NaN).
+_PLAIN_RESULTS = frozenset({bool, str})
 _MAX_MESSAGE = 4096
 _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
@@ -309,7 +318,7 @@ class SchedulerState:
         """Index the task under its (new) state."""
         st = task.state
         self._by_state[st] += 1
-        task.timestamps[st.value] = at
+        task.timestamps[SV[st]] = at
         if st in WAITING_STATES:
             self._waiting += 1
             q = task.spec.queue
@@ -334,13 +343,10 @@ class SchedulerState:
             self._wf_open[wf_id] = left
             if left == 0:
                 self._wf_done.add(wf_id)
-        retention = self._retention
-        heappush(retention, (at, tid))
+        if wf_id is None:
+            # Workflow tasks get theirs when the workflow finishes.
+            heappush(self._retention, (at, tid))
         tasks = self._tasks
-        for p in task.parents:
-            parent = tasks.get(p)
-            if parent is not None and parent.state in TERMINAL_STATES:
-                heappush(retention, (at, p))
         kids = self._children.get(tid)
         if not kids:
             return
@@ -388,8 +394,15 @@ class SchedulerState:
         return b
 
     def _record_outcome(self, task: Task, failed: bool) -> None:
-        for key in self._breaker_keys(task):
-            self._breaker(key).record(failed)
+        breakers = self._breakers
+        key: BreakerKey = ("task", task.region, task.spec.name)
+        b = breakers.get(key)
+        if b is None:
+            b = self._breaker(key)
+        b.record(failed)
+        resource = task.spec.resource
+        if resource is not None:
+            self._breaker(("resource", None, resource)).record(failed)
 
     def _release_probe(self, task: Task) -> None:
         if not self._breakers:
@@ -421,7 +434,8 @@ class SchedulerState:
             parents=ev.parents,
             priority=priority,
             not_before=ev.not_before,
-            timestamps={state.value: at},
+            timestamps={SV[state]: at},
+            history=NO_HISTORY,
         )
         self._tasks[tid] = task
         self._order.append(tid)
@@ -432,13 +446,22 @@ class SchedulerState:
             self._refs.add(tid)
         if ev.parents:
             children = self._children
+            tasks = self._tasks
+            n = 0
             for p in ev.parents:
                 kids = children.get(p)
                 if kids is None:
                     children[p] = [tid]
                 else:
                     kids.append(tid)
-            n = self._count_unresolved(task)
+                parent = tasks.get(p)
+                # An evicted parent was terminal and had resolved its children before it went.
+                if (
+                    parent is not None
+                    and parent.state is not SUCCEEDED
+                    and not self._resolves(parent.state, task)
+                ):
+                    n += 1
             if n:
                 self._unresolved[tid] = n
         if spec.deadline is not None:
@@ -485,7 +508,19 @@ class SchedulerState:
         task = self._tasks[ev.id]
         task.attempt = ev.attempt
         task.not_before = None
-        self._move(task, READY, ev.at)
+        old = task.state
+        if old is not PENDING and old is not FAILED:
+            self._move(task, READY, ev.at)
+            return
+        # PENDING/FAILED -> READY, inlined (a released workflow task takes this path): both
+        # are waiting states, so only the state counters, the timestamp and the queue change.
+        at = ev.at
+        by_state = self._by_state
+        by_state[old] -= 1
+        by_state[READY] += 1
+        task.state = READY
+        task.timestamps["ready"] = at
+        self._push_ready(task, at)
 
     def _on_assigned(self, ev: TaskAssigned) -> None:
         task = self._tasks[ev.id]
@@ -498,7 +533,11 @@ class SchedulerState:
             task.worker = None
             task.progress = 0.0
             task.progress_message = None
-        task.history.append(AttemptRecord(attempt=ev.attempt, region=region, assigned_at=at))
+        rec = AttemptRecord(attempt=ev.attempt, region=region, assigned_at=at)
+        if task.history is NO_HISTORY:
+            task.history = [rec]
+        else:
+            task.history.append(rec)
         # _leave(READY) + _enter(ASSIGNED), inlined: this runs once per leased task.
         spec = task.spec
         by_state = self._by_state
@@ -514,9 +553,9 @@ class SchedulerState:
         self._ready_by_name[spec.name] -= 1
         task.state = ASSIGNED
         task.timestamps["assigned"] = at
-        rec = self._regions.get(region)
-        if rec is not None:
-            rec.held[task.id] = None
+        held = self._regions.get(region)
+        if held is not None:
+            held.held[task.id] = None
         if self._breakers:
             for key in self._breaker_keys(task):
                 b = self._breakers.get(key)
@@ -547,14 +586,31 @@ class SchedulerState:
 
     def _on_succeeded(self, ev: TaskSucceeded) -> None:
         task = self._tasks[ev.id]
+        old = task.state
+        if old is not ASSIGNED and old is not RUNNING:
+            check_transition(task.id, old, SUCCEEDED)
+        at = ev.at
         task.result = ev.result
         if ev.worker is not None:
             task.worker = ev.worker
         task.progress = 1.0
-        self._end_attempt(task, ev.at, "succeeded", None)
+        history = task.history
+        if history and history[-1].ended_at is None:
+            rec = history[-1]
+            rec.ended_at = at
+            rec.outcome = "succeeded"
         self._record_outcome(task, False)
         self._totals.succeeded += 1
-        self._move(task, SUCCEEDED, ev.at)
+        # _leave(held) + _enter(SUCCEEDED), inlined.
+        by_state = self._by_state
+        by_state[old] -= 1
+        by_state[SUCCEEDED] += 1
+        region = self._regions.get(task.region or "")
+        if region is not None:
+            region.held.pop(task.id, None)
+        task.state = SUCCEEDED
+        task.timestamps["succeeded"] = at
+        self._entered_terminal(task, SUCCEEDED, at)
 
     def _on_failed(self, ev: TaskFailed) -> None:
         task = self._tasks[ev.id]
@@ -637,7 +693,6 @@ class SchedulerState:
 
     def _on_evicted(self, ev: TasksEvicted) -> None:
         tasks = self._tasks
-        finished_wfs: dict[str, float] = {}
         for tid in ev.ids:
             task = tasks.pop(tid, None)
             if task is None:
@@ -650,20 +705,12 @@ class SchedulerState:
                 del self._idem[key]
             self._children.pop(tid, None)
             self._refs.discard(tid)
-            wf_id = task.workflow_id
-            if wf_id is not None:
-                wf = self._workflows.get(wf_id)
-                if wf is not None and wf.finished_at is not None:
-                    finished_wfs[wf_id] = wf.finished_at
         for wf_id in ev.workflows:
             wf = self._workflows.pop(wf_id, None)
             self._wf_open.pop(wf_id, None)
-            finished_wfs.pop(wf_id, None)
             key = wf.idempotency_key if wf is not None else None
             if key is not None and self._wf_idem.get(key) == wf_id:
                 del self._wf_idem[key]
-        for wf_id, at in finished_wfs.items():
-            heappush(self._wf_retention, (at, wf_id))
         if self._order_holes > 1024 and self._order_holes * 2 > len(self._order):
             self._order = [tid for tid in self._order if tid in tasks]
             self._order_holes = 0
@@ -733,9 +780,6 @@ class SchedulerState:
         wf.finished_at = ev.at
         self._wf_done.discard(ev.id)
         heappush(self._wf_retention, (ev.at, ev.id))
-        retention = self._retention
-        for tid in wf.nodes.values():
-            heappush(retention, (ev.at, tid))
 
     # --------------------------------------------------------------- commands
 
@@ -932,27 +976,34 @@ class SchedulerState:
             out,
         )
         tasks = self._tasks
+        local_parents = plan.parents
+        external = plan.external
+        apply = self._on_submitted
+        append = out.append
         for i in plan.order:
             spec = specs[i]
-            parents = tuple(node_ids[p] for p in plan.parents[i]) + plan.external[i]
+            local = local_parents[i]
+            ext = external[i]
+            parents: tuple[str, ...] = tuple([node_ids[p] for p in local]) if local else ()
+            if ext:
+                parents += ext
             run_at = spec.run_at
             not_before = run_at if run_at is not None and run_at > now else None
-            waiting = not_before is not None or bool(plan.parents[i])
-            if not waiting:
-                waiting = any(tasks[p].state is not SUCCEEDED for p in plan.external[i])
-            self._emit(
-                TaskSubmitted(
-                    at=now,
-                    id=node_ids[i],
-                    spec=spec,
-                    state=PENDING if waiting else READY,
-                    workflow_id=wf_id,
-                    parents=parents,
-                    not_before=not_before,
-                    uses_results=uses[i],
-                ),
-                out,
+            waiting = not_before is not None or bool(local)
+            if not waiting and ext:
+                waiting = any(tasks[p].state is not SUCCEEDED for p in ext)
+            ev = TaskSubmitted(
+                at=now,
+                id=node_ids[i],
+                spec=spec,
+                state=PENDING if waiting else READY,
+                workflow_id=wf_id,
+                parents=parents,
+                not_before=not_before,
+                uses_results=uses[i],
             )
+            apply(ev)
+            append(ev)
         return out, wf_id, by_key
 
     def _check_nodes(
@@ -1158,7 +1209,14 @@ class SchedulerState:
             )
         args: list[object] = spec.args
         kwargs: dict[str, object] = spec.kwargs
-        results: dict[str, object] = {p: self._parent_value(p) for p in task.parents}
+        results: dict[str, object] = {}
+        tasks = self._tasks
+        for p in task.parents:
+            parent = tasks.get(p)
+            if parent is not None and parent.state is SUCCEEDED:
+                results[p] = parent.result
+            else:
+                results[p] = self._parent_value(p)
         if task.id in self._refs:
             nodes: dict[str, str] = {}
             if task.workflow_id is not None:
@@ -1264,20 +1322,20 @@ class SchedulerState:
                 continue
             if o.kind is OutcomeKind.SUCCEEDED:
                 bad = None
-                if o.result is not None:
+                result = o.result
+                if result is not None and type(result) not in _PLAIN_RESULTS:
                     try:
                         check_json(
-                            o.result, "result", settings.max_json_depth, settings.max_payload_bytes
+                            result, "result", settings.max_json_depth, settings.max_payload_bytes
                         )
                     except InvalidRequestError as exc:
                         bad = exc.message
                 if bad is None:
-                    self._emit(
-                        TaskSucceeded(
-                            at=now, id=task.id, attempt=o.attempt, result=o.result, worker=o.worker
-                        ),
-                        out,
+                    ev = TaskSucceeded(
+                        at=now, id=task.id, attempt=o.attempt, result=result, worker=o.worker
                     )
+                    self._on_succeeded(ev)
+                    out.append(ev)
                     self._check_breakers(task, False, now, out)
                     self._after_terminal(task, now, out)
                     continue
@@ -1331,9 +1389,12 @@ class SchedulerState:
 
     def _check_breakers(self, task: Task, failed: bool, now: float, out: list[Event]) -> None:
         settings = self._settings.breaker
+        breakers = self._breakers
         for key in self._breaker_keys(task):
-            b = self._breakers.get(key)
-            if b is None:
+            b = breakers.get(key)
+            if b is None or (
+                b.state is BreakerState.CLOSED and len(b.window) < settings.min_samples
+            ):
                 continue
             scope = cast("BreakerScope", key[0])
             if b.state is BreakerState.HALF_OPEN and b.probe == task.id:
@@ -1385,10 +1446,12 @@ class SchedulerState:
                 child = tasks.get(c)
                 if child is None or child.state is not PENDING:
                     continue
-                if self._resolves(pst, child):
+                if pst is SUCCEEDED or self._resolves(pst, child):
                     nb = child.not_before
                     if c not in unresolved and (nb is None or nb <= now):
-                        self._emit(TaskReady(at=now, id=c, attempt=child.attempt), out)
+                        ev = TaskReady(at=now, id=c, attempt=child.attempt)
+                        self._on_ready(ev)
+                        out.append(ev)
                 elif pst is CANCELLED:
                     self._cancel_one(child, f"parent {parent.id} was cancelled", now, out)
                     stack.append(child)
@@ -1570,51 +1633,66 @@ class SchedulerState:
         self._finish_workflows(now, out)
         return out
 
-    def _evictable(self, task: Task, now: float) -> bool:
-        """Terminal, its children terminal (they may still need its result), its workflow
-        finished, and ``retention_seconds`` passed since the latest of those."""
+    def _evictable(self, task: Task, now: float, gone: set[str]) -> bool:
+        """Terminal for ``retention_seconds``, its workflow (if any) finished as long ago, and
+        every dependent already evicted (a dependent may still need its result)."""
         if task.state not in TERMINAL_STATES:
             return False
-        t = task.timestamps[task.state.value]
+        tasks = self._tasks
+        for c in self._children.get(task.id, ()):
+            if c in tasks and c not in gone:
+                return False
+        t = task.timestamps[SV[task.state]]
         if task.workflow_id is not None:
             wf = self._workflows.get(task.workflow_id)
             if wf is not None:
                 if wf.finished_at is None:
                     return False
                 t = max(t, wf.finished_at)
-        tasks = self._tasks
-        for c in self._children.get(task.id, ()):
-            child = tasks.get(c)
-            if child is not None:
-                if child.state not in TERMINAL_STATES:
-                    return False
-                t = max(t, child.timestamps[child.state.value])
         return t + self._settings.retention_seconds <= now
 
     def _evict(self, now: float, out: list[Event]) -> None:
+        """Drop what retention allows. Leaves go first and each eviction re-checks the parents
+        in the same pass, so a finished chain goes in one tick. Every decision reads only the
+        logical state, so a restored state (whose heaps hold more stale entries) decides alike."""
         limit = now - self._settings.retention_seconds
-        retention = self._retention
-        due: dict[str, None] = {}
-        while retention and retention[0][0] <= limit:
-            due[heappop(retention)[1]] = None
         tasks = self._tasks
-        # Sorted, so the event does not depend on the heap's history (a restored state has
-        # a different one).
-        ids = sorted(tid for tid in due if tid in tasks and self._evictable(tasks[tid], now))
-        gone = set(ids)
-        wfs: list[str] = []
+        todo: list[str] = []
+        retention = self._retention
+        while retention and retention[0][0] <= limit:
+            todo.append(heappop(retention)[1])
+        wf_due: list[str] = []
         wf_ret = self._wf_retention
         while wf_ret and wf_ret[0][0] <= limit:
-            _, wf_id = heappop(wf_ret)
+            wf_id = heappop(wf_ret)[1]
             wf = self._workflows.get(wf_id)
-            if (
-                wf is not None
-                and wf.state is not None
-                and wf_id not in wfs
+            if wf is not None and wf.finished_at is not None:
+                wf_due.append(wf_id)
+                todo.extend(wf.nodes.values())
+        if not todo and not wf_due:
+            return
+        gone: set[str] = set()
+        while todo:
+            tid = todo.pop()
+            task = tasks.get(tid)
+            if task is None or tid in gone or not self._evictable(task, now, gone):
+                continue
+            gone.add(tid)
+            todo.extend(task.parents)
+            if task.workflow_id is not None:
+                wf_due.append(task.workflow_id)
+        wfs = sorted(
+            {
+                wf_id
+                for wf_id in wf_due
+                if (wf := self._workflows.get(wf_id)) is not None
+                and wf.finished_at is not None
+                and wf.finished_at <= limit
                 and all(t not in tasks or t in gone for t in wf.nodes.values())
-            ):
-                wfs.append(wf_id)
-        wfs.sort()
+            }
+        )
+        # Sorted, so the event does not depend on the heaps' history.
+        ids = sorted(gone)
         for start in range(0, max(len(ids), 1 if wfs else 0), _EVICT_BATCH):
             chunk = ids[start : start + _EVICT_BATCH]
             self._emit(TasksEvicted(at=now, ids=chunk, workflows=wfs if start == 0 else []), out)

@@ -311,20 +311,14 @@ def _rebuild_indexes(st: SchedulerState) -> None:
             deadlines.append((spec.deadline, tid))
         if state is TaskState.FAILED and task.not_before is not None:
             timers.append((task.not_before, tid))
-        if state in TERMINAL_STATES:
-            at = task.timestamps[state.value]
-            retention.append((at, tid))
-            for p in task.parents:
-                parent = tasks.get(p)
-                if parent is not None and parent.state in TERMINAL_STATES:
-                    retention.append((at, p))
+        if state in TERMINAL_STATES and task.workflow_id is None:
+            retention.append((task.timestamps[state.value], tid))
     _rebuild_pending(st, timers)
     for wf_id, wf in st._workflows.items():
         if wf.state is None and st._wf_open[wf_id] == 0:
             st._wf_done.add(wf_id)
         if wf.finished_at is not None:
             st._wf_retention.append((wf.finished_at, wf_id))
-            retention.extend((wf.finished_at, tid) for tid in wf.nodes.values() if tid in tasks)
     heapify(timers)
     heapify(deadlines)
     heapify(retention)
