@@ -33,6 +33,12 @@ def main() -> int:
     parser.add_argument(
         "--only", help=f"comma-separated subset of {','.join(p.name for p in PEERS)}"
     )
+    parser.add_argument(
+        "--min-idle",
+        type=float,
+        default=0.6,
+        help="before each run, wait up to 60 s for this CPU idle fraction (0: don't wait)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",")] if args.only else None
@@ -47,6 +53,7 @@ def main() -> int:
             only,
             runs=args.runs,
             latency_runs=args.latency_runs,
+            min_idle=args.min_idle,
         )
     except KeyboardInterrupt:
         print("interrupted; every process started was stopped", file=sys.stderr)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ ROOT = HERE.parents[1]
 VENVS = ROOT / ".venv-peers"
 DRIVER_TIMEOUT = 900.0
 PR_SET_PDEATHSIG = 1
+QUIET_MAX_WAIT = 60.0
 
 
 class SetupError(RuntimeError):
@@ -167,6 +169,29 @@ def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> I
             stop(proc)
 
 
+def cpu_idle(seconds: float = 1.0) -> float:
+    """Fraction of the machine's CPU time that was idle over the next ``seconds``."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet(min_idle: float, max_wait: float) -> float:
+    """Wait (up to ``max_wait`` s) until others leave ``min_idle`` of the CPU idle; return it."""
+    deadline = time.monotonic() + max_wait
+    idle = cpu_idle()
+    while idle < min_idle and time.monotonic() < deadline:
+        time.sleep(2)
+        idle = cpu_idle()
+    return idle
+
+
 def measure(spec: PeerSpec, venv: Path, args: list[str], log_dir: Path) -> dict[str, Any]:
     """One measured run: fresh Redis, fresh workers, one producer; returns the producer's JSON."""
     with redis_server(log_dir) as url:
@@ -185,35 +210,60 @@ def measure(spec: PeerSpec, venv: Path, args: list[str], log_dir: Path) -> dict[
     return answer
 
 
-def run_peer(
-    spec: PeerSpec, tasks: int, rate: float, latency_tasks: int, runs: int, latency_runs: int
-) -> PeerResult:
-    venv = ensure_venv(spec)
-    log_dir = Path(tempfile.mkdtemp(prefix=f"tierq-peers-{spec.name}-"))
-    log(f"{spec.name}: logs in {log_dir}")
-    notes = [spec.config]
-    throughput = []
-    for i in range(runs):
-        answer = measure(spec, venv, ["throughput", str(tasks)], log_dir)
-        log(f"{spec.name}: throughput {i + 1}/{runs}: {answer}")
-        throughput.append(answer)
+@dataclass
+class _Peer:
+    """One peer's state across the measuring rounds."""
+
+    spec: PeerSpec
+    log_dir: Path
+    venv: Path | None = None
+    answers: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"throughput": [], "latency": []}
+    )
+    error: str | None = None
+
+
+_FAILURES = (SetupError, OSError, subprocess.SubprocessError, KeyError, ValueError)
+
+
+def _measure_into(peer: _Peer, args: list[str], label: str, min_idle: float) -> None:
+    name = peer.spec.name
+    try:
+        if peer.venv is None:
+            peer.venv = ensure_venv(peer.spec)
+        idle = wait_for_quiet(min_idle, QUIET_MAX_WAIT) if min_idle > 0 else cpu_idle()
+        answer = measure(peer.spec, peer.venv, args, peer.log_dir)
+    except _FAILURES as exc:
+        peer.error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        log(f"{name} failed (logs in {peer.log_dir}): {exc}")
+        return
+    answer["idle_before"] = idle
+    log(f"{name}: {label} {args[0]}: {answer}")
+    peer.answers[args[0]].append(answer)
+
+
+def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
+    throughput, latency = peer.answers["throughput"], peer.answers["latency"]
+    notes = [f"failed: {peer.error}"] if peer.error else []
+    notes.append(peer.spec.config)
+    for i, answer in enumerate(throughput):
         if answer["processes"] < 2:
             notes.append(f"run {i + 1}: tasks ran in only {answer['processes']} process")
-    latency = []
-    for i in range(latency_runs):
-        answer = measure(spec, venv, ["latency", str(latency_tasks), str(rate)], log_dir)
-        log(f"{spec.name}: latency {i + 1}/{latency_runs}: {answer}")
-        latency.append(answer)
+    for answer in latency:
         if answer["achieved_rate"] < 0.95 * rate:
             notes.append(f"producer reached only {answer['achieved_rate']:.0f} tasks/s")
     rates = [a["tasks_per_s"] for a in throughput]
     if throughput:
         enqueue = statistics.median(tasks / a["enqueue_s"] for a in throughput)
         notes.append(f"enqueue phase alone {enqueue:,.0f}/s")
-    first = (throughput or latency)[0]
+    answers = throughput + latency
+    if answers:
+        idle = sorted(a["idle_before"] for a in answers)
+        notes.append(f"CPU idle just before its runs {idle[0]:.0%}\u2013{idle[-1]:.0%}")
+    version = f"{answers[0]['version']} (redis-py {answers[0]['redis_py']})" if answers else "?"
     return PeerResult(
-        name=spec.name,
-        version=f"{first['version']} (redis-py {first['redis_py']})",
+        name=peer.spec.name,
+        version=version,
         throughput_median=statistics.median(rates) if rates else None,
         throughput_min=min(rates, default=None),
         throughput_max=max(rates, default=None),
@@ -232,10 +282,14 @@ def run_peers(
     *,
     runs: int = 3,
     latency_runs: int = 1,
+    min_idle: float = 0.6,
 ) -> list[PeerResult]:
     """Measure each peer (all six unless ``only`` names some); a peer that fails gets a note.
 
     Throughput is the median of ``runs`` runs; p50/p99 are the medians over ``latency_runs``.
+    Rounds go across the peers (run 1 of each, then run 2, ...), so a burst of load from other
+    users of the machine lands on one run of several peers rather than on every run of one.
+    Before each run it waits (at most a minute) until others leave ``min_idle`` of the CPU idle.
     """
     names = [spec.name for spec in PEERS]
     unknown = set(only or ()) - set(names)
@@ -244,13 +298,15 @@ def run_peers(
     if runs + latency_runs < 1:
         raise ValueError("nothing to measure: runs and latency_runs are both 0")
     redis_binary()  # fail early, with the install hint, before building any venv
-    results = []
-    for spec in PEERS:
-        if only and spec.name not in only:
-            continue
-        try:
-            results.append(run_peer(spec, tasks, rate, latency_tasks, runs, latency_runs))
-        except (SetupError, subprocess.SubprocessError, KeyError, ValueError) as exc:
-            log(f"{spec.name} failed: {exc}")
-            results.append(PeerResult(spec.name, "?", notes=f"failed: {exc}".splitlines()[0]))
-    return results
+    peers = [
+        _Peer(spec, Path(tempfile.mkdtemp(prefix=f"tierq-peers-{spec.name}-")))
+        for spec in PEERS
+        if not only or spec.name in only
+    ]
+    plan = [["throughput", str(tasks)]] * runs
+    plan += [["latency", str(latency_tasks), str(rate)]] * latency_runs
+    for i, args in enumerate(plan):
+        for peer in peers:
+            if peer.error is None:
+                _measure_into(peer, args, f"round {i + 1}/{len(plan)}", min_idle)
+    return [_summarize(peer, tasks, rate) for peer in peers]
