@@ -94,16 +94,25 @@ def start_workers(
     ]
 
 
-def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+async def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    """SIGTERM (workers drain), then SIGKILL what is still alive after ``timeout``.
+
+    Waits without blocking the loop: the master and region in this process must keep
+    answering while the workers finish and report.
+    """
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    await asyncio.gather(*(reap(proc, timeout) for proc in procs))
+
+
+async def reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for ``proc`` in a thread (the loop keeps running); SIGKILL it after ``timeout``."""
+    try:
+        await asyncio.to_thread(proc.wait, timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        await asyncio.to_thread(proc.wait)
 
 
 @contextlib.asynccontextmanager
@@ -154,14 +163,14 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
                 try:
                     yield DevStack(nats_url, nats, master, region, workers, api_url)
                 finally:
-                    stop_processes(workers)
+                    await stop_processes(workers)
                     workers = []
                     if api_task is not None:
                         api_task.cancel()
                     region_task.cancel()
                     master.stop()
     finally:
-        stop_processes(workers)
+        await stop_processes(workers)
         if embedded is not None:
             await embedded.astop()
 

@@ -197,9 +197,7 @@ class LocalCluster:
         for proc in self.processes:
             if proc.poll() is None:
                 proc.kill()
-        for proc in self.processes:
-            with contextlib.suppress(Exception):
-                proc.wait(timeout=10)
+        await asyncio.gather(*(asyncio.to_thread(p.wait) for p in self.processes))
         for task in self._workers:
             task.cancel()
         with contextlib.suppress(Exception):

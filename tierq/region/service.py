@@ -315,6 +315,11 @@ class Region:
         worker.last_heartbeat = time.time()
         if req.draining and not worker.draining:
             worker.draining = True
+            # Answer its parked pull now so the worker can exit without waiting it out.
+            parked = self._parked.pop(worker.id, None)
+            if parked is not None:
+                parked.handle.cancel()
+                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
         running = {(task_id, attempt) for task_id, attempt in req.running}
         cancel = [a for a in worker.cancel if a in running]
         # A cancelled attempt is not reported back; its slot is free once the worker is told
