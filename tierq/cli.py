@@ -458,7 +458,7 @@ def worker(
     """
     _service_logging(ctx)
     ctx.meta["tierq.prefix"] = prefix
-    from .worker import run_worker
+    from .worker.main import serve
 
     config = WorkerConfig(
         nats=_nats_config(nats_url, prefix),
@@ -469,7 +469,7 @@ def worker(
         worker_id=worker_id,
         drain_grace=drain_grace,
     )
-    stats = _run(run_worker(config))
+    stats = _run(serve(config))
     if stats.stuck_threads:
         # A sync task that ignored its cancel flag still holds its thread, and the interpreter
         # would join it at exit; its attempt was already reported, so leave without it.

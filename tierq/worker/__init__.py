@@ -18,13 +18,12 @@ from .context import TaskContext as TaskContext
 
 if TYPE_CHECKING:
     from ..config import WorkerConfig
-    from .runtime import WorkerStatistics
 
 __all__ = ["TaskContext", "run_worker"]
 
 
-async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> WorkerStatistics:
+async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> None:
     """Run one worker until it is drained (SIGTERM/SIGINT, or the region asks)."""
-    from .main import run_worker as run
+    from .main import serve
 
-    return await run(config, handle_signals=handle_signals)
+    await serve(config, handle_signals=handle_signals)

@@ -11,10 +11,10 @@ from ..engine import connect
 from .registry import load_tasks
 from .runtime import Worker, WorkerStatistics
 
-__all__ = ["run_worker"]
+__all__ = ["serve"]
 
 
-async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> WorkerStatistics:
+async def serve(config: WorkerConfig, *, handle_signals: bool = True) -> WorkerStatistics:
     """Load ``config.modules``, connect and serve; returns the final statistics once drained.
 
     With ``handle_signals`` the first SIGTERM or SIGINT drains (finish running work within

@@ -1,0 +1,165 @@
+"""The CLI against the real stack, run as a subprocess like a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+import tierq
+from tierq.engine import free_port
+from tierq.testing import LocalCluster
+
+from .conftest import tierq as run_tierq
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+async def test_submit_wait_prints_the_result(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    run = await run_tierq(
+        "submit", "c.steps", "--args", "[4]", "--wait", "--nats", cluster.nats_url
+    )
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout) == {"steps": 4}
+    assert "submitted c.steps as" in run.stderr
+
+
+async def test_submit_without_wait_prints_the_id(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    run = await run_tierq(
+        "submit", "c.add", "--kwargs", '{"x": 1, "y": 2}', "--nats", cluster.nats_url
+    )
+    assert run.code == 0, run.stderr
+    task_id = run.stdout.strip()
+    async with tierq.App(cluster.nats_url) as app:
+        assert await app.handle(task_id).result(timeout=20) == 3
+    status = await run_tierq("status", task_id, "--nats", cluster.nats_url)
+    assert status.code == 0, status.stderr
+    assert "succeeded" in status.stdout and "c.add" in status.stdout
+    as_json = await run_tierq("status", task_id, "--json", "--nats", cluster.nats_url)
+    assert json.loads(as_json.stdout)["result"] == 3
+
+
+async def test_a_failed_task_exits_1_with_its_error(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    run = await run_tierq("submit", "c.fail", "--wait", "--nats", cluster.nats_url)
+    assert run.code == 1
+    assert f"task failed: {name}.Broken: it broke" in run.stderr
+    assert 'raise Broken("it broke")' in run.stderr  # the remote traceback
+
+
+async def test_tasks_and_workflows_views(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    async with tierq.App(cluster.nats_url) as app:
+        wf = app.workflow("cli-view")
+        a = wf.add("c.add", 1, 2, key="first")
+        b = wf.add("c.add", a, 10, key="second")
+        wf.add("c.add", a, b, key="third")
+        handle = await wf.submit()
+        assert await handle.result(timeout=20) == {"third": 16}
+    tree = await run_tierq("workflows", handle.id, "--nats", cluster.nats_url)
+    assert tree.code == 0, tree.stderr
+    assert "cli-view" in tree.stdout and "3/3 done" in tree.stdout
+    for key in ("first", "second", "third"):
+        assert key in tree.stdout
+    listing = await run_tierq(
+        "tasks",
+        "--state",
+        "succeeded",
+        "--workflow",
+        handle.id,
+        "--json",
+        "--nats",
+        cluster.nats_url,
+    )
+    assert listing.code == 0, listing.stderr
+    records = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert sorted(r["result"] for r in records) == [3, 13, 16]
+    table = await run_tierq("tasks", "--nats", cluster.nats_url)
+    assert table.code == 0 and "c.add" in table.stdout
+
+
+async def test_unknown_task_id_is_a_clean_error(cluster: LocalCluster) -> None:
+    run = await run_tierq("status", "00000000000000000bad", "--nats", cluster.nats_url)
+    assert run.code == 1
+    assert "00000000000000000bad" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_no_master_behind_the_server(nats_server) -> None:  # type: ignore[no-untyped-def]
+    run = await run_tierq("tasks", "--nats", nats_server.url)
+    assert run.code == 1
+    assert "tierq dev" in run.stderr and "Traceback" not in run.stderr
+
+
+async def test_tierq_dev_end_to_end(module_dir: tuple[str, Path], tmp_path: Path) -> None:
+    """`tierq dev mymodule` then `tierq submit --wait` from another shell, then Ctrl-C."""
+    name, where = module_dir
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(where), os.getcwd()])
+    log = (tmp_path / "dev.log").open("wb")
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tierq",
+        "dev",
+        name,
+        "--workers",
+        "1",
+        "--no-api",
+        "--nats-port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        cwd=where,
+        env=env,
+        stderr=log,
+        stdout=log,
+    )
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        result = None
+        for _ in range(60):
+            result = await run_tierq(
+                "submit",
+                "c.add",
+                "--args",
+                "[20, 22]",
+                "--wait",
+                "--wait-timeout",
+                "20",
+                "--nats",
+                url,
+                cwd=where,
+            )
+            if result.code == 0:
+                break
+            await asyncio.sleep(0.5)
+        assert result is not None and result.code == 0, (tmp_path / "dev.log").read_text()
+        assert json.loads(result.stdout) == 42
+        dev.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(dev.wait(), 30) == 0
+    finally:
+        if dev.returncode is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            await dev.wait()
+        log.close()
