@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .config import MasterConfig, NatsConfig, RegionConfig
 from .engine import EmbeddedNats, connect
@@ -26,6 +25,19 @@ from .master.service import Master
 from .region.service import Region
 
 log = logging.getLogger("tierq.dev")
+
+
+#: The port clients try when nothing else is configured (NATS's standard port).
+DEFAULT_NATS_PORT = 4222
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(slots=True)
@@ -127,10 +139,13 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
     if opts.nats_url is None:
         store = Path(opts.data_dir or ".tierq") / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedNats(store, port=opts.nats_port, sync_always=opts.sync_always)
+        port = opts.nats_port or (DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None)
+        embedded = EmbeddedNats(store, port=port, sync_always=opts.sync_always)
         await embedded.astart()
         nats_url = embedded.url
         opts.announce(f"nats-server  {nats_url}  (JetStream data in {store})")
+        if embedded.port != DEFAULT_NATS_PORT:
+            opts.announce(f"             clients: export TIERQ_NATS={nats_url}")
     else:
         nats_url = opts.nats_url
     nats = NatsConfig(servers=(nats_url,), prefix=opts.prefix)
@@ -189,18 +204,11 @@ async def _start_api(
 ) -> tuple[str | None, asyncio.Task[None] | None]:
     if opts.no_api:
         return None, None
-    try:
-        api_server = importlib.import_module("tierq.api.server")
-    except ImportError:
-        return None, None
-    start: Callable[..., Coroutine[Any, Any, None]] | None = getattr(
-        api_server, "run_dev_api", None
-    )
-    if start is None:
-        return None, None
-    task: asyncio.Task[None] = tg.create_task(
-        start(nats=nats, host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port)
-    )
+    from .api.config import ApiConfig
+    from .api.server import run_api
+
+    config = ApiConfig(nats=nats, host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port)
+    task: asyncio.Task[None] = tg.create_task(run_api(config))
     url = f"http://{opts.api_host}:{opts.api_port}"
     opts.announce(
         f"api          {url}  (dashboard at /, gRPC on {opts.grpc_port}; "
@@ -218,8 +226,9 @@ async def run_dev(opts: DevOptions) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with dev_stack(opts) as stack:
         if opts.demo:
-            demo_module = importlib.import_module("tierq.demo")
-            demo = asyncio.ensure_future(demo_module.run_demo_against(stack.nats))
+            from .demo import run_demo_against
+
+            demo = asyncio.ensure_future(run_demo_against(stack.nats))
             await asyncio.wait(
                 {demo, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
             )
