@@ -86,6 +86,7 @@ class Master:
         self._encoder = msgspec.msgpack.Encoder()
         self._json = msgspec.json.Encoder()
         self._tick_wakeup = asyncio.Event()
+        self._event_subjects: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._log: EventLog | None = None
         self._committer: GroupCommitter | None = None
@@ -374,15 +375,23 @@ class Master:
             self._maybe_snapshot()
 
     async def _publish_events(self, events: list[Event]) -> None:
+        """Fan the committed events out on ``<prefix>.events.<kind>``, one message each."""
         finished: list[str] = []
+        subject_of = self._event_subjects
+        encode = self._json.encode
+        messages: list[tuple[str, bytes]] = []
         for event in events:
             kind = event_kind(event)
-            with contextlib.suppress(EngineUnavailableError):
-                await self.engine.publish(self.subjects.event(kind), self._json.encode(event))
+            subject = subject_of.get(kind)
+            if subject is None:
+                subject = subject_of[kind] = self.subjects.event(kind)
+            messages.append((subject, encode(event)))
             if kind in _TERMINAL_KINDS:
                 task_id = event_task_id(event)
                 if task_id is not None:
                     finished.append(task_id)
+        with contextlib.suppress(EngineUnavailableError):
+            await self.engine.publish_many(messages)
         if finished and self.waiters.by_task:
             self.waiters.wake(finished)
 
