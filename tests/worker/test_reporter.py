@@ -146,3 +146,36 @@ async def test_wait_flushed_times_out_when_the_region_holds_the_report(region: R
         assert not await reporter.wait_flushed(0.1)
     finally:
         loop_task.cancel()
+
+
+async def test_progress_alone_is_paced_but_outcomes_are_not(region: Region) -> None:
+    reporter = Reporter("w", region.send)
+    loop_task = await run_reporter(reporter)
+    try:
+        reporter.progress(Progress(task_id="a", attempt=1, fraction=0.1))
+        assert await reporter.wait_flushed(5)
+        for i in range(50):
+            reporter.progress(Progress(task_id="a", attempt=1, fraction=i / 50))
+            await asyncio.sleep(0)
+        reporter.outcome(ok("b"))  # cuts the pause short and takes the latest progress along
+        assert await reporter.wait_flushed(5)
+        assert len(region.reports) == 2
+        assert [o.task_id for o in region.reports[1].outcomes] == ["b"]
+        assert [p.fraction for p in region.reports[1].progress] == [49 / 50]
+    finally:
+        loop_task.cancel()
+
+
+async def test_pending_counts_what_is_in_flight(region: Region) -> None:
+    region.release.clear()
+    reporter = Reporter("w", region.send)
+    loop_task = await run_reporter(reporter)
+    try:
+        reporter.outcome(ok("a"))
+        await asyncio.sleep(0.05)
+        assert reporter.pending == 1
+        region.release.set()
+        assert await reporter.wait_flushed(5)
+        assert reporter.pending == 0
+    finally:
+        loop_task.cancel()

@@ -61,6 +61,12 @@ async def progress(ctx):
 def parent(value, ctx):
     return {"value": value, "parents": dict(ctx.parent_results)}
 
+@app.task(name="t.chatty")
+def chatty(n, ctx):
+    for i in range(n):
+        ctx.progress(i / n, "busy")
+    return n
+
 @app.task(name="t.blocked")
 def blocked():
     gate.wait(30)
@@ -285,3 +291,15 @@ async def test_process_pool_runs_sync_tasks_in_children(
     assert mul is not None and mul.result == 42
     spin = region.outcome_of("t.spin")
     assert spin is not None and spin.error is not None and spin.error.timeout
+
+
+async def test_progress_from_a_tight_loop_in_a_thread_is_coalesced(
+    region: ScriptedRegion, running_worker: WorkerFactory
+) -> None:
+    async with running_worker(pool="thread"):
+        await region.push(task("t.chatty", 100_000))
+        await region.wait_for(lambda: region.outcome_of("t.chatty") is not None, timeout=40)
+    out = region.outcome_of("t.chatty")
+    assert out is not None and out.result == 100_000
+    progress_reports = [r for r in region.reports if r.progress]
+    assert len(progress_reports) < 50

@@ -10,6 +10,7 @@ recognised there by ``(task_id, attempt)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +27,9 @@ SendReport = Callable[[WorkerReport], Awaitable[None]]
 
 #: Most outcomes in one report; more wait for the next one.
 MAX_OUTCOMES = 1000
+#: Progress alone is sent at most this often: a task may call ``ctx.progress`` in a tight
+#: loop, and every report becomes events in the master's log. Outcomes never wait.
+PROGRESS_INTERVAL = 0.2
 
 
 class Reporter:
@@ -40,6 +44,9 @@ class Reporter:
         self._progress: dict[tuple[str, int], Progress] = {}
         self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
+        self._outcome_added = asyncio.Event()
+        self._last_progress = -PROGRESS_INTERVAL
+        self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -57,13 +64,16 @@ class Reporter:
         self._kick()
 
     def outcome(self, item: Outcome) -> None:
-        self._progress.pop((item.task_id, item.attempt), None)
+        # Pending progress rides along (the master applies it before the outcome), so the
+        # task's last message is not lost when it finishes inside the pacing interval.
         self._outcomes.append(item)
+        self._outcome_added.set()
         self._kick()
 
     @property
     def pending(self) -> int:
-        return len(self._outcomes) + len(self._progress)
+        """Outcomes and progress not yet acknowledged (queued or in flight)."""
+        return len(self._outcomes) + len(self._progress) + self._in_flight
 
     def _kick(self) -> None:
         self._idle.clear()
@@ -83,13 +93,31 @@ class Reporter:
             self._wake.clear()
             if self._closed:
                 return
+            await self._pace_progress()
             report = self._take()
             if report is not None:
-                await self._deliver(report)
+                self._in_flight = len(report.outcomes) + len(report.progress)
+                try:
+                    await self._deliver(report)
+                finally:
+                    self._in_flight = 0
             if self.pending:
                 self._wake.set()
             else:
                 self._idle.set()
+
+    async def _pace_progress(self) -> None:
+        """Hold a progress-only report until PROGRESS_INTERVAL after the last one."""
+        if self._outcomes or not self._progress:
+            return
+        loop = asyncio.get_running_loop()
+        left = self._last_progress + PROGRESS_INTERVAL - loop.time()
+        if left <= 0:
+            return
+        self._outcome_added.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                await self._outcome_added.wait()
 
     async def wait_flushed(self, within: float) -> bool:
         """Wait until everything handed in so far was acknowledged; False on timeout."""
@@ -114,6 +142,8 @@ class Reporter:
             outcomes=outcomes,
         )
         self._started, self._progress = [], {}
+        if report.progress:
+            self._last_progress = asyncio.get_running_loop().time()
         return report
 
     async def _deliver(self, report: WorkerReport) -> None:

@@ -414,13 +414,28 @@ class Worker:
         attempt.task.cancel()
 
     def _progress_sink(self, task_id: str, attempt: int) -> Any:
+        """The attempt's progress callback: direct on the loop, coalesced from threads (a
+        tight loop of ``ctx.progress`` calls costs one loop wake-up, not one each)."""
+        lock = threading.Lock()
+        latest: list[Progress | None] = [None]
+
+        def deliver() -> None:
+            with lock:
+                item, latest[0] = latest[0], None
+            if item is not None:
+                self._progress(item)
+
         def emit(fraction: float, message: str | None) -> None:
             item = Progress(task_id=task_id, attempt=attempt, fraction=fraction, message=message)
             if threading.get_ident() == self._loop_thread:
                 self._progress(item)
-            elif self._loop is not None:
+                return
+            with lock:
+                scheduled = latest[0] is not None
+                latest[0] = item
+            if not scheduled and self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # loop closed: nobody to tell
-                    self._loop.call_soon_threadsafe(self._progress, item)
+                    self._loop.call_soon_threadsafe(deliver)
 
         return emit
 
