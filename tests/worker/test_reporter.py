@@ -63,7 +63,7 @@ async def test_outcomes_batch_while_one_report_is_in_flight(region: Region) -> N
         loop_task.cancel()
 
 
-async def test_progress_is_coalesced_and_dropped_after_the_outcome(region: Region) -> None:
+async def test_progress_is_coalesced_and_rides_with_the_outcome(region: Region) -> None:
     reporter = Reporter("w", region.send)
     reporter.started(Started(task_id="a", attempt=1, worker="w"))
     reporter.progress(Progress(task_id="a", attempt=1, fraction=0.1))
@@ -74,7 +74,8 @@ async def test_progress_is_coalesced_and_dropped_after_the_outcome(region: Regio
     try:
         assert await reporter.wait_flushed(5)
         (report,) = region.reports
-        assert [(p.task_id, p.fraction) for p in report.progress] == [("a", 0.5)]
+        # The last progress of "b" goes with its outcome, so its final message is kept.
+        assert [(p.task_id, p.fraction) for p in report.progress] == [("a", 0.5), ("b", 0.2)]
         assert [s.task_id for s in report.started] == ["a"]
         assert [o.task_id for o in report.outcomes] == ["b"]
     finally:
