@@ -142,3 +142,31 @@ async def test_modules_that_do_not_load_fail_start(make_module: ModuleMaker) -> 
     pool = ProcessPool((make_module("raise ImportError('nope')\n"),), size=2)
     with pytest.raises(InvalidRequestError, match="could not load"):
         await pool.start()
+
+
+async def test_children_ignore_signals_meant_for_the_group(make_module: ModuleMaker) -> None:
+    """Ctrl-C hits the whole process group; the parent drains, so children must finish."""
+    import os
+    import signal
+
+    source = """
+import os, time
+import tierq
+app = tierq.App()
+
+@app.task(name="g.slow")
+def slow():
+    time.sleep(0.5)
+    return os.getpid()
+"""
+    pool = ProcessPool((make_module(source),), size=1)
+    await pool.start()
+    try:
+        (child,) = pool._children
+        running = asyncio.ensure_future(pool.run(leased("g.slow"), TaskContext.local()))
+        await asyncio.sleep(0.2)
+        os.kill(child.pid, signal.SIGINT)
+        os.kill(child.pid, signal.SIGTERM)
+        assert await running == child.pid
+    finally:
+        await pool.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import struct
 import sys
 import threading
@@ -74,6 +75,11 @@ class _Channel:
 
 
 def main() -> None:
+    # The parent decides when a child stops (end of input, or a kill past the cancel grace).
+    # Ctrl-C reaches every process of the terminal's group and a service manager may signal
+    # the whole group: either would kill a task the draining parent means to let finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Keep the real stdout for frames; fd 1 (and print) now go to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
