@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import httpx
+
 from tierq.api import ApiConfig
 from tierq.config import NatsConfig
+from tierq.engine import Engine
 
 #: One token per role (long enough for the minimum length, obviously not secret).
 TOKENS = {
@@ -34,3 +40,40 @@ def auth_header(role: str | None) -> dict[str, str]:
     if role == "bogus":
         return {"authorization": "Bearer not-a-configured-token-at-all"}
     return {"authorization": f"Bearer {TOKENS[role]}"}
+
+
+async def read_sse(
+    http: httpx.AsyncClient,
+    count: int,
+    *,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    seconds: float = 20.0,
+) -> list[dict[str, str]]:
+    """The first ``count`` events of ``GET /v1/events`` (fields id, event, data)."""
+
+    async def read() -> list[dict[str, str]]:
+        events: list[dict[str, str]] = []
+        async with http.stream("GET", "/v1/events", params=params, headers=headers) as r:
+            assert r.status_code == 200, await r.aread()
+            assert r.headers["content-type"].startswith("text/event-stream")
+            current: dict[str, str] = {}
+            async for line in r.aiter_lines():
+                if not line:
+                    if "data" in current:
+                        events.append(current)
+                        if len(events) >= count:
+                            return events
+                    current = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    current[name] = value.removeprefix(" ")
+        return events
+
+    return await asyncio.wait_for(read(), seconds)
+
+
+async def stream_last_sequence(engine: Engine, prefix: str = "tierq") -> int:
+    info = json.loads(await engine.request(f"$JS.API.STREAM.INFO.{prefix.upper()}_EVENTS", b""))
+    last: int = info["state"]["last_seq"]
+    return last

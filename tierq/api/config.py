@@ -47,6 +47,12 @@ class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
     static_dir: str | None = None
     #: Seconds between SSE keep-alive comments.
     sse_keepalive: float = 15.0
+    #: Longest a worker's lease call (long poll) and a ``tasks:wait`` call are held; longer
+    #: requests are shortened to this (keep it under the timeouts of proxies in front).
+    max_pull_wait: float = 30.0
+    max_wait: float = 300.0
+    #: Create the ``<PREFIX>_EVENTS`` stream at start if nothing has (the feed resumes from it).
+    provision_events: bool = True
 
     def __post_init__(self) -> None:
         for name in ("port", "grpc_port"):

@@ -188,7 +188,7 @@ class _Workers:
         worker = convert.worker_id(r.worker)
         out = await self.s.heartbeat(c, r.region, worker, convert.heartbeat_in(r))
         return wpb.HeartbeatResponse(
-            cancel=[wpb.AttemptRef(task_id=t, attempt=a) for t, a in out.cancel],
+            cancel=[wpb.AttemptRef(task_id=a.task_id, attempt=a.attempt) for a in out.cancel],
             unknown=out.unknown,
             drain=out.drain,
         )

@@ -9,6 +9,7 @@ The OpenAPI document is FastAPI's, with the msgspec schemas of the bodies put in
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -642,6 +643,10 @@ def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
             error = MethodNotAllowedError(
                 f"{request.method} is not allowed on {request.url.path[:200]!r}"
             )
+            response = problem_response(error, request.url.path)
+            # RFC 9110: a 405 lists what is allowed.
+            response.headers["Allow"] = (exc.headers or {}).get("Allow", "")
+            return response
         elif exc.status_code == 413:
             error = PayloadTooLargeError(str(exc.detail))
         else:
@@ -676,7 +681,7 @@ def _install_openapi(app: FastAPI) -> None:
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
-        schemas.update(components)
+        schemas.update(_plain_tuples(components))
         schemas.update(_LOOSE_SCHEMAS)
         doc["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "description": "An API token"}
@@ -694,6 +699,27 @@ def _install_openapi(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _plain_tuples(node: Any) -> Any:
+    """Fixed-size arrays (the core's ``(parent, child)`` pairs) as plain bounded arrays.
+
+    msgspec writes a tuple with ``prefixItems``, which is right for OpenAPI 3.1 but which
+    common tooling (schemathesis's response validation among it) still misreads; an array of
+    exactly two items of either type says nearly as much and reads everywhere.
+    """
+    if isinstance(node, list):
+        return [_plain_tuples(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _plain_tuples(value) for key, value in node.items()}
+    prefix = out.pop("prefixItems", None)
+    if prefix is not None:
+        kinds = {json.dumps(p, sort_keys=True): p for p in prefix}
+        out["items"] = (
+            next(iter(kinds.values())) if len(kinds) == 1 else {"anyOf": list(kinds.values())}
+        )
+    return out
 
 
 def _any_json(typ: type) -> dict[str, Any]:

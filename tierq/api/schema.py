@@ -33,6 +33,7 @@ from ..core.model import (
 )
 
 __all__ = [
+    "AttemptOut",
     "AttemptRef",
     "BatchIn",
     "BatchOut",
@@ -120,8 +121,8 @@ class TaskSpecIn(_In):
 
     name: Name
     #: Positional arguments (JSON values). ``{"$result": "<parent>"}`` stands for a parent's result.
-    args: Annotated[list[Any], Meta(max_length=10_000)] = []
-    kwargs: Annotated[dict[str, Any], Meta(max_length=10_000)] = {}
+    args: Annotated[list[Any], Meta(max_length=1000)] = []
+    kwargs: Annotated[dict[str, Any], Meta(max_length=1000)] = {}
     priority: Priority = 0
     run_at: Time | None = None
     deadline: Time | None = None
@@ -266,9 +267,14 @@ class HeartbeatIn(_In):
     draining: bool = False
 
 
+class AttemptOut(_Out):
+    task_id: str
+    attempt: int
+
+
 class HeartbeatOut(_Out):
     #: Attempts to stop now: cancelled, or no longer this worker's.
-    cancel: list[tuple[str, int]] = []
+    cancel: list[AttemptOut] = []
     #: The region does not know this worker (it restarted): register again.
     unknown: bool = False
     drain: bool = False

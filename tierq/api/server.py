@@ -26,8 +26,10 @@ import grpc.aio
 import uvicorn
 
 from ..engine import ConnectOptions, Engine, Subjects, connect
+from ..errors import TierqError
 from .auth import Authenticator, is_loopback, load_tokens
 from .config import ApiConfig
+from .feed import ensure_events_stream
 from .grpc import HealthServicer, add_to_server, set_serving
 from .rest import create_app
 from .service import ApiService
@@ -107,6 +109,11 @@ class ApiServer:
         if self._engine is None:
             self._engine = await connect(connect_options(config))
         try:
+            if config.provision_events:
+                try:
+                    await ensure_events_stream(self._engine, Subjects(config.nats.prefix))
+                except TierqError as exc:
+                    log.warning("event feed without its stream (live only): %s", exc)
             self.service = ApiService(self._engine, config, auth)
             await self._start_http(self.service)
             if config.grpc_port is not None:

@@ -22,8 +22,10 @@ import msgspec
 from ..core.model import Task, TaskSpec, TaskState
 from ..core.records import SchedulerStatistics, WorkflowView
 from ..core.settings import Settings
+from ..core.validate import check_json, check_name, check_text
 from ..engine import Engine, Subjects
 from ..errors import (
+    EngineUnavailableError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -59,6 +61,7 @@ from .errors import MalformedRequestError, row_for, validation_field
 from .feed import EventFeed, EventFilter, Watch
 from .metrics import ApiMetrics
 from .schema import (
+    AttemptOut,
     BatchIn,
     BatchOut,
     CommandOut,
@@ -85,6 +88,9 @@ __all__ = ["SHELL_TASK", "ApiService", "Caller", "TaskQuery"]
 #: Bytes kept free in a NATS message for the envelope around a submission.
 _ENVELOPE_SLACK = 4096
 _MAX_PAGE = 1000
+#: Structural bounds of JSON values checked here; the master applies the live (tighter) ones.
+_MAX_DEPTH = 1000
+_MAX_BYTES = 64 << 20
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -193,6 +199,10 @@ class ApiService:
         if spec.name == SHELL_TASK and not caller.principal.can(Permission.ADMIN):
             raise PermissionDeniedError(f"submitting {SHELL_TASK!r} tasks needs the admin role")
         core = spec.to_core()
+        if core.args:
+            check_json(core.args, _path(field, "args") or "args", _MAX_DEPTH, _MAX_BYTES)
+        if core.kwargs:
+            check_json(core.kwargs, _path(field, "kwargs") or "kwargs", _MAX_DEPTH, _MAX_BYTES)
         horizon = time.time() + self.config.max_schedule_ahead
         if core.run_at is not None and core.run_at > horizon:
             raise InvalidRequestError(
@@ -204,7 +214,13 @@ class ApiService:
     def _check_size(self, request: object) -> None:
         """A submission must fit one NATS message; say so with 413, not a transport error."""
         limit = self.engine.max_payload - _ENVELOPE_SLACK
-        size = len(encode(request))
+        try:
+            size = len(encode(request))
+        except (OverflowError, TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
+            # The schema and check_json should have caught it; never let it become a 500.
+            raise InvalidRequestError(
+                f"the request holds a value that cannot be sent: {exc}"
+            ) from None
         if size > limit:
             raise PayloadTooLargeError(
                 f"the submission encodes to {size} bytes; one request may carry at most "
@@ -241,7 +257,8 @@ class ApiService:
 
     @operation(Permission.READ)
     async def wait_tasks(self, caller: Caller, body: WaitIn) -> TasksReply:
-        tasks = await self.master.wait(list(dict.fromkeys(body.ids)), body.timeout)
+        seconds = min(body.timeout, self.config.max_wait)
+        tasks = await self.master.wait(list(dict.fromkeys(body.ids)), seconds)
         return TasksReply(tasks=tasks)
 
     @operation(Permission.READ)
@@ -333,6 +350,12 @@ class ApiService:
         self, caller: Caller, region: str, body: RegisterWorkerIn
     ) -> RegisterWorkerOut:
         worker = body.worker or f"api-{secrets.token_hex(8)}"
+        # The region passes task types on to the master, which refuses unprintable names;
+        # refuse them here, where the worker can be told which one.
+        for i, name in enumerate(body.task_types):
+            check_name(name, f"task_types[{i}]")
+        if body.host:
+            check_text(body.host, "host", 256)
         request = RegisterWorkerRequest(
             worker=worker,
             task_types=list(body.task_types),
@@ -350,9 +373,10 @@ class ApiService:
 
     @operation(Permission.WORK)
     async def lease(self, caller: Caller, region: str, worker: str, body: LeaseIn) -> LeaseOut:
-        request = PullRequest(worker=worker, slots=body.slots, wait=body.wait)
+        wait = min(body.wait, self.config.max_pull_wait)
+        request = PullRequest(worker=worker, slots=body.slots, wait=wait)
         reply = await self._region(
-            region, "pull", request, PullReply, seconds=body.wait + self.config.request_timeout
+            region, "pull", request, PullReply, seconds=wait + self.config.request_timeout
         )
         return LeaseOut(tasks=reply.tasks, drain=reply.drain)
 
@@ -366,10 +390,14 @@ class ApiService:
             draining=body.draining,
         )
         reply = await self._region(region, "heartbeat", request, WorkerHeartbeatReply)
-        return HeartbeatOut(cancel=list(reply.cancel), unknown=reply.unknown, drain=reply.drain)
+        cancel = [AttemptOut(task_id=t, attempt=a) for t, a in reply.cancel]
+        return HeartbeatOut(cancel=cancel, unknown=reply.unknown, drain=reply.drain)
 
     @operation(Permission.WORK)
     async def report(self, caller: Caller, region: str, worker: str, body: ReportIn) -> ReportOut:
+        for i, outcome in enumerate(body.outcomes):
+            if outcome.result is not None:
+                check_json(outcome.result, f"outcomes[{i}].result", _MAX_DEPTH, _MAX_BYTES)
         started, progress, outcomes = body.to_core(worker)
         request = WorkerReport(worker=worker, started=started, progress=progress, outcomes=outcomes)
         self._check_size(request)
@@ -385,10 +413,24 @@ class ApiService:
         seconds: float | None = None,
     ) -> R:
         subject = self.subjects.region(region, op)  # refuses names that are not one token
-        data = await self.engine.request(
-            subject, encode(request), timeout=seconds or self.config.request_timeout
-        )
+        try:
+            data = await self.engine.request(
+                subject, encode(request), timeout=seconds or self.config.request_timeout
+            )
+        except EngineUnavailableError:
+            await self._check_region_known(region)
+            raise
         return decode_reply(data, reply_type)
+
+    async def _check_region_known(self, region: str) -> None:
+        """NATS cannot tell a region that is down from one that never was; the master can."""
+        query = QueryRequest(kind=QueryKind.REGIONS)
+        try:
+            reply = await self.master.call("query", query, RegionsReply, timeout=2.0)
+        except TierqError:
+            return  # the master does not answer either: the original error stands
+        if all(r.name != region for r in reply.regions):
+            raise NotFoundError(f"no region {region!r} is registered", ids=(region,))
 
     # -- seed compatibility: the shell task type -----------------------------------------
 

@@ -1,0 +1,270 @@
+"""Pull over the API: a worker that is not the Python worker runtime, only raw gRPC stubs
+(what a Go or Rust worker would generate from workers.proto), under the same lease rules.
+Also the built-in shell task type, which is such a worker inside the API process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import grpc.aio
+import httpx
+import pytest
+
+from tierq.api import ApiServer
+from tierq.api.proto import workers_pb2 as wpb
+from tierq.api.proto import workers_pb2_grpc
+from tierq.engine import EmbeddedNats
+
+from .conftest import Stack
+from .support import TOKENS, api_config, auth_header, read_sse
+
+pytestmark = pytest.mark.integration
+
+WORKER = (("authorization", f"Bearer {TOKENS['worker']}"),)
+
+
+class RawWorker:
+    """A worker made of nothing but the generated gRPC stub."""
+
+    def __init__(self, channel: grpc.aio.Channel, task_types: list[str]) -> None:
+        self.stub = workers_pb2_grpc.WorkersStub(channel)
+        self.task_types = task_types
+        self.id = ""
+
+    async def register(self) -> wpb.RegisterWorkerResponse:
+        reply: wpb.RegisterWorkerResponse = await self.stub.RegisterWorker(
+            wpb.RegisterWorkerRequest(
+                region="default", task_types=self.task_types, concurrency=4, host="raw"
+            ),
+            metadata=WORKER,
+            timeout=10,
+        )
+        self.id = reply.worker
+        return reply
+
+    async def lease(self, slots: int = 4, wait: float = 5.0) -> list[wpb.LeasedTask]:
+        reply = await self.stub.LeaseTasks(
+            wpb.LeaseTasksRequest(region="default", worker=self.id, slots=slots, wait=wait),
+            metadata=WORKER,
+            timeout=wait + 10,
+        )
+        return list(reply.tasks)
+
+    async def lease_until(self, count: int, seconds: float = 15.0) -> list[wpb.LeasedTask]:
+        deadline = time.monotonic() + seconds
+        got: list[wpb.LeasedTask] = []
+        while len(got) < count and time.monotonic() < deadline:
+            got += await self.lease(slots=count - len(got), wait=1.0)
+        assert len(got) == count, f"leased {len(got)} of {count}"
+        return got
+
+    async def heartbeat(self, running: list[wpb.LeasedTask]) -> wpb.HeartbeatResponse:
+        reply: wpb.HeartbeatResponse = await self.stub.Heartbeat(
+            wpb.HeartbeatRequest(
+                region="default",
+                worker=self.id,
+                running=[wpb.AttemptRef(task_id=t.id, attempt=t.attempt) for t in running],
+            ),
+            metadata=WORKER,
+            timeout=10,
+        )
+        return reply
+
+    async def report(self, **fields: Any) -> None:
+        await self.stub.Report(
+            wpb.ReportRequest(region="default", worker=self.id, **fields),
+            metadata=WORKER,
+            timeout=10,
+        )
+
+
+async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    r = await http.post("/v1/tasks", json=body)
+    assert r.status_code == 201, r.text
+    task_id: str = r.json()["id"]
+    return task_id
+
+
+async def wait_state(http: httpx.AsyncClient, task_id: str, seconds: float = 15) -> dict[str, Any]:
+    r = await http.post("/v1/tasks:wait", json={"ids": [task_id], "timeout": seconds})
+    doc: dict[str, Any] = r.json()["tasks"][0]
+    return doc
+
+
+async def test_lease_heartbeat_report(stack: Stack, stack_channel: grpc.aio.Channel) -> None:
+    worker = RawWorker(stack_channel, ["resize"])
+    registered = await worker.register()
+    assert registered.lease_seconds > 0 and registered.heartbeat_interval > 0
+    task_id = await submit(stack.http, {"name": "resize", "args": [640, 480]})
+    (leased,) = await worker.lease_until(1)
+    assert (leased.id, leased.attempt, leased.name) == (task_id, 1, "resize")
+    assert json.loads(leased.args_json) == [640, 480]
+
+    beat = await worker.heartbeat([leased])
+    assert not beat.unknown and list(beat.cancel) == []
+    await worker.report(
+        progress=[wpb.ProgressUpdate(task_id=leased.id, attempt=1, fraction=0.5, message="half")]
+    )
+    await worker.report(
+        outcomes=[
+            wpb.Outcome(
+                task_id=leased.id,
+                attempt=1,
+                kind=wpb.OUTCOME_KIND_SUCCEEDED,
+                result_json=json.dumps({"width": 320}),
+            )
+        ]
+    )
+    done = await wait_state(stack.http, task_id)
+    assert done["state"] == "succeeded"
+    assert done["result"] == {"width": 320}
+    assert done["worker"] == worker.id
+
+    kinds = [
+        e["event"] for e in await read_sse(stack.http, 5, params={"after": "0", "task": task_id})
+    ]
+    assert kinds[0] == "task_submitted" and kinds[-1] == "task_succeeded"
+    assert "task_started" in kinds
+
+
+async def test_failure_is_reported_with_its_error(
+    stack: Stack, stack_channel: grpc.aio.Channel
+) -> None:
+    worker = RawWorker(stack_channel, ["flaky"])
+    await worker.register()
+    task_id = await submit(stack.http, {"name": "flaky", "retry": {"max_attempts": 1}})
+    (leased,) = await worker.lease_until(1)
+    error = {"type": "IOError", "message": "disk on fire", "traceback": "at main.go:12"}
+    await worker.report(
+        outcomes=[
+            wpb.Outcome(
+                task_id=leased.id,
+                attempt=leased.attempt,
+                kind=wpb.OUTCOME_KIND_FAILED,
+                error={
+                    "type": error["type"],
+                    "message": error["message"],
+                    "traceback": error["traceback"],
+                },
+            )
+        ]
+    )
+    dead = await wait_state(stack.http, task_id)
+    assert dead["state"] == "dead"
+    assert dead["error"]["type"] == "IOError" and dead["error"]["traceback"] == "at main.go:12"
+
+
+async def test_a_silent_worker_loses_its_lease(
+    stack: Stack, stack_channel: grpc.aio.Channel
+) -> None:
+    """No heartbeats: the attempt is taken back and runs again as attempt 2 elsewhere; the
+    first worker's late report is recognised as stale and changes nothing."""
+    silent = RawWorker(stack_channel, ["slow"])
+    await silent.register()
+    task_id = await submit(
+        stack.http, {"name": "slow", "retry": {"max_attempts": 3, "backoff_base": 0.05}}
+    )
+    (first,) = await silent.lease_until(1)
+    assert first.attempt == 1
+
+    rescuer = RawWorker(stack_channel, ["slow"])
+    await rescuer.register()
+    (second,) = await rescuer.lease_until(1, seconds=20)
+    assert (second.id, second.attempt) == (task_id, 2)
+
+    stale = wpb.Outcome(
+        task_id=first.id, attempt=1, kind=wpb.OUTCOME_KIND_SUCCEEDED, result_json='"stale"'
+    )
+    await silent.report(outcomes=[stale])
+    fresh = wpb.Outcome(
+        task_id=second.id, attempt=2, kind=wpb.OUTCOME_KIND_SUCCEEDED, result_json='"fresh"'
+    )
+    await rescuer.report(outcomes=[fresh])
+    done = await wait_state(stack.http, task_id)
+    assert (done["state"], done["result"], done["attempt"]) == ("succeeded", "fresh", 2)
+    lost = done["history"][0]
+    assert lost["attempt"] == 1 and lost["error"]["lost"] is True
+    # The silent worker is unknown to the region now: it is told to register again.
+    assert (await silent.heartbeat([first])).unknown
+
+
+async def test_cancel_reaches_the_worker(stack: Stack, stack_channel: grpc.aio.Channel) -> None:
+    worker = RawWorker(stack_channel, ["long"])
+    await worker.register()
+    task_id = await submit(stack.http, {"name": "long"})
+    (leased,) = await worker.lease_until(1)
+    r = await stack.http.post(f"/v1/tasks/{task_id}/cancel")
+    assert r.status_code == 200
+    deadline = time.monotonic() + 10
+    cancel: list[tuple[str, int]] = []
+    while not cancel and time.monotonic() < deadline:
+        cancel = [(a.task_id, a.attempt) for a in (await worker.heartbeat([leased])).cancel]
+        await asyncio.sleep(0.1)
+    assert cancel == [(task_id, 1)]
+    assert (await wait_state(stack.http, task_id))["state"] == "cancelled"
+
+
+async def test_workers_list_shows_the_raw_worker(
+    stack: Stack, stack_channel: grpc.aio.Channel
+) -> None:
+    worker = RawWorker(stack_channel, ["resize"])
+    await worker.register()
+    deadline = time.monotonic() + 10
+    ids: list[str] = []
+    while worker.id not in ids and time.monotonic() < deadline:
+        ids = [w["id"] for w in (await stack.http.get("/v1/workers")).json()["workers"]]
+        await asyncio.sleep(0.2)
+    assert worker.id in ids
+
+
+# --- the shell task type -----------------------------------------------------------------
+
+
+async def shell_status(http: httpx.AsyncClient, task_id: str, want: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        r = await http.get("/status/", params={"task_id": task_id})
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        if doc["status"] in want or time.monotonic() > deadline:
+            return doc
+        await asyncio.sleep(0.1)
+
+
+async def test_shell_schedule_and_status(stack: Stack, nats_server: EmbeddedNats) -> None:
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+    ):
+        r = await http.post("/schedule", json={"command": "echo hello from $0"})
+        assert r.status_code == 201, r.text
+        ok = await shell_status(http, r.json()["task_id"], {"succeeded", "dead"})
+        assert (ok["status"], ok["exit_code"]) == ("succeeded", 0)
+        assert ok["output"].startswith("hello from")
+
+        later = time.time() + 1.0
+        r = await http.post(
+            "/schedule", json={"command": "echo boom >&2; exit 3", "scheduled_at": later}
+        )
+        task_id = r.json()["task_id"]
+        assert (await http.get("/status/", params={"task_id": task_id})).json()["status"] in (
+            "pending",
+            "ready",
+        )
+        failed = await shell_status(http, task_id, {"succeeded", "dead"})
+        assert (failed["status"], failed["exit_code"]) == ("dead", 3)
+        assert "boom" in failed["output"]
+
+        # Only admins may run commands, through /schedule or as a plain task.
+        submit_only = auth_header("submit")
+        r = await http.post("/schedule", json={"command": "true"}, headers=submit_only)
+        assert r.status_code == 403
+        r = await http.post("/v1/tasks", json={"name": "shell"}, headers=submit_only)
+        assert r.status_code == 403
+        # /status/ only knows shell tasks.
+        other = await submit(http, {"name": "add"})
+        assert (await http.get("/status/", params={"task_id": other})).status_code == 404
