@@ -108,3 +108,41 @@ def _all_tasks(master: object) -> list[Task]:
     tasks, cursor = state.list_tasks(limit=1000)
     assert cursor is None
     return list(tasks)
+
+
+async def test_standby_master_takes_over_when_the_leader_dies(
+    nats_server: object, client: tierq.App, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import FAST_SETTINGS
+    from tierq.config import MasterConfig
+    from tierq.engine import connect
+    from tierq.master import Master
+    from tierq.testing import local_cluster
+
+    url = nats_server.url  # type: ignore[attr-defined]
+    order = tmp_path / "order.jsonl"
+    async with local_cluster(
+        url, settings=FAST_SETTINGS, leader_lease_seconds=1.0, worker_lease_seconds=1.5
+    ) as cluster:
+        engine = await connect(cluster.nats.connect_options(name="standby"))
+        standby = Master(
+            MasterConfig(nats=cluster.nats, holder="standby", leader_lease_seconds=1.0), engine
+        )
+        standby_task = asyncio.create_task(standby.run())
+        try:
+            await cluster.start_worker(TASKS, concurrency=4)
+            handles = [await client.submit(itasks.record, str(order), f"s{i}") for i in range(30)]
+            handles += [await client.submit(itasks.nap, 0.3) for _ in range(4)]
+            assert not standby.ready.is_set()
+            await cluster.stop_master(crash=True)  # its lease is not released: it expires
+            await asyncio.wait_for(standby.ready.wait(), timeout=15)
+            for h in handles:
+                await h.result(timeout=30)
+            seen = {json.loads(line)["label"] for line in order.read_text().splitlines()}
+            assert seen == {f"s{i}" for i in range(30)}
+            counts = await ledger(client)
+            assert counts["succeeded"] == 34
+        finally:
+            standby.stop()
+            await asyncio.wait_for(standby_task, timeout=10)
+            await engine.close()

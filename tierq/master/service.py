@@ -258,7 +258,11 @@ class Master:
             log.exception("handler %s failed", op)
             await msg.respond(encode_error(TierqError(f"internal error in {op}: {exc}")))
             return
-        self._send_after_commit(handled.events, msg.reply, encode_ok(handled.reply))
+        try:
+            self._send_after_commit(handled.events, msg.reply, encode_ok(handled.reply))
+        except TierqError as exc:  # the term is ending: the committer takes nothing more
+            await msg.respond(encode_error(exc))
+            return
         if handled.events:
             self._after_change(now)
 

@@ -69,6 +69,13 @@ log = logging.getLogger("tierq.region")
 
 T = TypeVar("T")
 
+#: How long a lease request may wait at the master for work (long-poll).
+LEASE_WAIT = 2.0
+#: How long the master may take to answer beyond that. The master answers once its log
+#: append is acknowledged (milliseconds); a silent master has died, and a standby will answer
+#: the retry, so waiting long only delays recovery.
+MASTER_TIMEOUT = 3.0
+
 
 @dataclass(slots=True)
 class _ParkedPull:
@@ -186,9 +193,13 @@ class Region:
                 if self.credits() <= 0:
                     await self._credits_changed.wait()
                 continue
-            request = LeaseRequest(region=self.name, instance=self.instance, slots=want, wait=5.0)
+            request = LeaseRequest(
+                region=self.name, instance=self.instance, slots=want, wait=LEASE_WAIT
+            )
             try:
-                reply = await self._master("lease", request, LeaseReply, timeout=15.0)
+                reply = await self._master(
+                    "lease", request, LeaseReply, timeout=LEASE_WAIT + MASTER_TIMEOUT
+                )
             except (NotFoundError, ConflictError):
                 self._forget_leases()
                 continue
@@ -430,7 +441,9 @@ class Region:
         delay = 0.05
         while True:
             try:
-                return await self._master("report", request, RegionReportReply)
+                return await self._master(
+                    "report", request, RegionReportReply, timeout=MASTER_TIMEOUT
+                )
             except (NotFoundError, ConflictError):
                 # The master forgot this instance (its lease expired): the attempts it held
                 # were re-queued, so these reports are stale. Register again and move on.
