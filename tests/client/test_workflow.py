@@ -60,7 +60,7 @@ def test_the_same_parent_twice_is_one_edge() -> None:
 
 
 def test_sinks_of_a_diamond() -> None:
-    from tierq.client import _sinks
+    from tierq.client._workflow import sink_keys
 
     wf = app.workflow()
     a = wf.add(extract, "1")
@@ -68,7 +68,7 @@ def test_sinks_of_a_diamond() -> None:
     c = wf.add(transform, a, key="right")
     wf.add("join", b, c, key="join")
     wf.add(extract, "lonely", key="alone")
-    assert _sinks(wf.spec()) == ["join", "alone"]
+    assert sink_keys(wf.spec()) == ["join", "alone"]
 
 
 def test_errors() -> None:

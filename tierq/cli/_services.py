@@ -1,0 +1,242 @@
+"""Commands that run a service: dev, master, region, worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..config import WorkerConfig
+from ._common import err, nats_config, nats_options, run, serve, service_logging
+
+
+@click.command()
+@click.argument("modules", nargs=-1)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=2,
+    show_default=True,
+    help="Worker processes to start.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 10_000),
+    default=8,
+    show_default=True,
+    help="Slots per worker.",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["async", "thread", "process"]),
+    default="async",
+    show_default=True,
+    help="Where sync task functions run.",
+)
+@click.option("--demo", is_flag=True, help="Load tierq.demo and run its sample workflow.")
+@click.option(
+    "--nats",
+    "nats_url",
+    metavar="URL",
+    help="Use this NATS server instead of starting an embedded one.",
+)
+@click.option(
+    "--nats-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port of the embedded nats-server [default: a free one].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="HTTP port of the API and dashboard.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=".tierq",
+    show_default=True,
+    help="Where the embedded server keeps its JetStream data.",
+)
+@click.option(
+    "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
+)
+@click.option("--region", default="default", show_default=True, help="Name of the region.")
+@click.option("--no-api", is_flag=True, help="Do not start the API and dashboard.")
+@click.option(
+    "--sync-always",
+    is_flag=True,
+    help="Durable profile: fsync every write before acknowledging it.",
+)
+@click.pass_context
+def dev(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    workers: int,
+    concurrency: int,
+    pool: str,
+    demo: bool,
+    nats_url: str | None,
+    nats_port: int | None,
+    port: int,
+    data_dir: str,
+    prefix: str,
+    region: str,
+    no_api: bool,
+    sync_always: bool,
+) -> None:
+    """Run nats-server, master, region, API and workers on this machine.
+
+    MODULES are the task modules the workers load (e.g. myapp.tasks).
+    """
+    if not modules and not demo:
+        raise click.UsageError("give the task modules to run (tierq dev myapp.tasks) or --demo")
+    service_logging(ctx)
+    from ..dev import DevOptions, run_dev
+
+    options = DevOptions(
+        modules=list(modules),
+        workers=workers,
+        concurrency=concurrency,
+        pool=pool,
+        demo=demo,
+        nats_url=nats_url,
+        data_dir=data_dir,
+        nats_port=nats_port,
+        api_port=port,
+        no_api=no_api,
+        sync_always=sync_always,
+        prefix=prefix,
+        region=region,
+        announce=lambda line: err.print(line, markup=False),
+    )
+    run(run_dev(options))
+
+
+@click.command()
+@nats_options
+@click.option("--holder", default=None, help="Identity in the leader lease [default: host:pid].")
+@click.pass_context
+def master(ctx: click.Context, nats_url: str | None, prefix: str, holder: str | None) -> None:
+    """Run a master (the first one leads; more are standbys)."""
+    service_logging(ctx)
+    ctx.meta["tierq.prefix"] = prefix
+    from ..config import MasterConfig
+    from ..master import run_master
+
+    config = MasterConfig(nats=nats_config(nats_url, prefix), holder=holder)
+    serve(lambda: run_master(config))
+
+
+@click.command()
+@nats_options
+@click.option("--name", default="default", show_default=True, help="Region name.")
+@click.option(
+    "--labels",
+    multiple=True,
+    metavar="LABEL[,LABEL]",
+    help="Labels this region offers (e.g. gpu); repeat or comma-separate.",
+)
+@click.option(
+    "--worker-lease",
+    type=click.FloatRange(0.5, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds without a heartbeat before a worker is lost.",
+)
+@click.pass_context
+def region(
+    ctx: click.Context,
+    nats_url: str | None,
+    prefix: str,
+    name: str,
+    labels: tuple[str, ...],
+    worker_lease: float,
+) -> None:
+    """Run a regional scheduler."""
+    service_logging(ctx)
+    ctx.meta["tierq.prefix"] = prefix
+    from ..config import RegionConfig
+    from ..region import run_region
+
+    flat = tuple(label.strip() for item in labels for label in item.split(",") if label.strip())
+    config = RegionConfig(
+        nats=nats_config(nats_url, prefix),
+        name=name,
+        labels=flat,
+        worker_lease_seconds=worker_lease,
+    )
+    serve(lambda: run_region(config))
+
+
+@click.command()
+@click.argument("modules", nargs=-1, required=True)
+@nats_options
+@click.option("--region", default="default", show_default=True, help="Region to join.")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 10_000),
+    default=8,
+    show_default=True,
+    help="Attempts run at once.",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["async", "thread", "process"]),
+    default="async",
+    show_default=True,
+    help="Where sync functions run: threads (async, thread) or child processes.",
+)
+@click.option(
+    "--drain-grace",
+    type=click.FloatRange(0, 86_400),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, seconds running tasks get to finish.",
+)
+@click.option("--worker-id", default=None, help="Worker id [default: host-pid-random].")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    nats_url: str | None,
+    prefix: str,
+    region: str,
+    concurrency: int,
+    pool: str,
+    drain_grace: float,
+    worker_id: str | None,
+) -> None:
+    """Run a worker for the tasks declared in MODULES (e.g. myapp.tasks).
+
+    SIGTERM or Ctrl-C drains: nothing new is taken, running tasks get --drain-grace
+    seconds, then the worker exits 0. A second signal cancels what still runs.
+    """
+    service_logging(ctx)
+    ctx.meta["tierq.prefix"] = prefix
+    from ..worker.main import serve
+
+    config = WorkerConfig(
+        nats=nats_config(nats_url, prefix),
+        modules=modules,
+        region=region,
+        concurrency=concurrency,
+        pool=pool,
+        worker_id=worker_id,
+        drain_grace=drain_grace,
+    )
+    stats = run(serve(config))
+    if stats.stuck_threads:
+        # A sync task that ignored its cancel flag still holds its thread, and the interpreter
+        # would join it at exit; its attempt was already reported, so leave without it.
+        logging.getLogger("tierq.worker").warning(
+            "%d task threads still busy after drain; exiting without them", stats.stuck_threads
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
