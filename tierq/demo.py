@@ -127,6 +127,8 @@ async def run_demo(client: App, console: Console | None = None) -> dict[str, Any
         f"submitted workflow [bold]{run.id}[/] ({len(run.ids)} tasks) and {len(side)} side tasks"
     )
     await _show(client, run, side, console)
+    if not console.is_terminal:
+        console.line()  # a live display ends without a newline when it is not a terminal
     results = await run.result(timeout=60)
     console.print(f"[green]done:[/] {results['report']}")
     return results
