@@ -116,6 +116,9 @@ BreakerKey = tuple[str, str | None, str]
 
 #: Results that need no JSON walk (a float still does: it may be NaN).
 _PLAIN_RESULTS = frozenset({bool, str})
+_BLOCKED, _PROBE, _FLOW = 0, 1, 2
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
 _MAX_MESSAGE = 4096
 _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
@@ -1112,22 +1115,10 @@ class SchedulerState:
         leased: list[LeasedTask] = []
         if slots == 0:
             return out, leased
-        placement = self._placement
-        check_breakers = bool(self._breakers)
-        # (key - rule offset, class index, class, offset); keys are unique across classes
-        # (the sequence number is global), so ties never reach the class tuple.
-        heads: list[tuple[int, int, ClassKey, int]] = []
-        for i, key in enumerate(placement.eligible(rec.info)):
-            queue = placement.get(key)
-            if not queue or (check_breakers and not self._allowed(region, key)):
-                continue
-            head = queue.head_key()
-            assert head is not None
-            offset = self._rule_offset(key[0])
-            heads.append((head - offset, i, key, offset))
+        heads, probing = self._lease_heads(rec)
         if not heads:
             return out, leased
-        heapify(heads)
+        placement = self._placement
         tasks = self._tasks
         assign = self._on_assigned
         make = self._leased
@@ -1152,19 +1143,52 @@ class SchedulerState:
                 out.append(ev)
                 leased.append(make(task))
                 n += 1
-                if check_breakers and not self._allowed(region, key):
+                if i in probing:
                     break
         return out, leased
 
-    def _allowed(self, region: str, key: ClassKey) -> bool:
-        b = self._breakers.get(("task", region, key[0]))
-        if b is not None and not b.allows():
-            return False
-        if key[3] is not None:
-            b = self._breakers.get(("resource", None, key[3]))
-            if b is not None and not b.allows():
-                return False
-        return True
+    def _lease_heads(
+        self, rec: RegionRecord
+    ) -> tuple[list[tuple[int, int, ClassKey, int]], set[int]]:
+        """The merge heap of the classes ``rec`` may take from now, and which of them are
+        behind a half-open breaker (they give one probe, then stop)."""
+        placement = self._placement
+        check_breakers = bool(self._breakers)
+        region = rec.name
+        # (key - rule offset, class index, class, offset); keys are unique across classes
+        # (the sequence number is global), so ties never reach the class tuple.
+        heads: list[tuple[int, int, ClassKey, int]] = []
+        probing: set[int] = set()
+        for i, key in enumerate(placement.eligible(rec.info)):
+            queue = placement.get(key)
+            if not queue:
+                continue
+            if check_breakers:
+                gate = self._gate(region, key)
+                if gate == _BLOCKED:
+                    continue
+                if gate == _PROBE:
+                    probing.add(i)
+            head = queue.head_key()
+            assert head is not None
+            offset = self._rule_offset(key[0])
+            heads.append((head - offset, i, key, offset))
+        heapify(heads)
+        return heads, probing
+
+    def _gate(self, region: str, key: ClassKey) -> int:
+        """What the class's breakers let through now: nothing, one probe, or everything."""
+        gate = _FLOW
+        for b in (
+            self._breakers.get(("task", region, key[0])),
+            self._breakers.get(("resource", None, key[3])) if key[3] is not None else None,
+        ):
+            if b is None or b.state is BreakerState.CLOSED:
+                continue
+            if not b.allows():
+                return _BLOCKED
+            gate = _PROBE
+        return gate
 
     def _rule_offset(self, name: str) -> int:
         """Priority points rules add to every READY task of ``name`` now, in key units."""
@@ -1323,7 +1347,11 @@ class SchedulerState:
             if o.kind is OutcomeKind.SUCCEEDED:
                 bad = None
                 result = o.result
-                if result is not None and type(result) not in _PLAIN_RESULTS:
+                if (
+                    result is not None
+                    and type(result) not in _PLAIN_RESULTS
+                    and not (type(result) is int and _INT64_MIN <= result <= _INT64_MAX)
+                ):
                     try:
                         check_json(
                             result, "result", settings.max_json_depth, settings.max_payload_bytes
@@ -1393,7 +1421,8 @@ class SchedulerState:
         for key in self._breaker_keys(task):
             b = breakers.get(key)
             if b is None or (
-                b.state is BreakerState.CLOSED and len(b.window) < settings.min_samples
+                b.state is BreakerState.CLOSED
+                and (b.failures == 0 or len(b.window) < settings.min_samples)
             ):
                 continue
             scope = cast("BreakerScope", key[0])
