@@ -1,0 +1,268 @@
+"""A real stack for the browser tests, and a real Chromium driving the dashboard.
+
+The stack (nats-server, master, region, an in-process worker running ``btasks``, and two
+API servers: one open, one with tokens) runs on an event loop in a background thread, so
+the tests themselves can use Playwright's sync API. It is started once per session: each
+test submits tasks of its own and looks only at those. Everything is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+
+from tierq.api import ApiConfig, ApiService
+from tierq.api.auth import Authenticator, load_tokens
+from tierq.api.feed import ensure_events_stream
+from tierq.api.rest import create_app
+from tierq.api.server import connect_options
+from tierq.config import NatsConfig
+from tierq.core.settings import Settings
+from tierq.dashboard import install
+from tierq.engine import Engine, Subjects, connect
+from tierq.testing import LocalCluster, local_cluster, nats_server
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+ADMIN_TOKEN = "browser-admin-token-0123456789abcdef"
+READ_TOKEN = "browser-read-token-0123456789abcdef"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+
+
+class _Uvicorn(uvicorn.Server):
+    """No signal handlers: this server runs in a thread of the test process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiProcess:
+    """One API (REST app + dashboard) on a free loopback port, over its own connection."""
+
+    def __init__(self, nats_url: str, tokens: str | None) -> None:
+        self.config = ApiConfig(
+            nats=NatsConfig(servers=(nats_url,)),
+            port=0,
+            grpc_port=None,
+            tokens=tokens,
+            rate_limit=0.0,
+            request_timeout=5.0,
+            sse_keepalive=2.0,
+        )
+        self.url = ""
+        self._engine: Engine | None = None
+        self._service: ApiService | None = None
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        self._engine = await connect(connect_options(config))
+        await ensure_events_stream(self._engine, Subjects(config.nats.prefix))
+        auth = Authenticator(load_tokens(None, config.tokens), rate=0.0)
+        self._service = ApiService(self._engine, config, auth)
+        app = create_app(self._service)
+        install(app, self._service)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = self._server = _Uvicorn(
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._service is not None:
+            await self._service.close()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._engine is not None:
+            await self._engine.close()
+
+
+class LiveStack:
+    """The stack on a background event loop; ``call`` runs a coroutine there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._exit = AsyncExitStack()
+        self.cluster: LocalCluster | None = None
+        self.open_api: ApiProcess | None = None
+        self.auth_api: ApiProcess | None = None
+        self.nats_url = ""
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.call(self._start())
+
+    async def _start(self) -> None:
+        server = await self._exit.enter_async_context(nats_server())
+        self.nats_url = server.url
+        self.cluster = await self._exit.enter_async_context(
+            local_cluster(
+                server.url,
+                settings=Settings(region_lease_seconds=3.0),
+                worker_lease_seconds=2.0,
+                heartbeat_interval=0.3,
+            )
+        )
+        await self.cluster.start_worker("tests.browser.btasks", concurrency=8)
+        self.open_api = await self._started(ApiProcess(server.url, None))
+        tokens = f"admin:{ADMIN_TOKEN},read:{READ_TOKEN}"
+        self.auth_api = await self._started(ApiProcess(server.url, tokens))
+
+    async def _started(self, api: ApiProcess) -> ApiProcess:
+        await api.start()
+        self._exit.push_async_callback(api.stop)
+        return api
+
+    def start_worker(self, concurrency: int = 2) -> None:
+        assert self.cluster is not None
+        cluster = self.cluster
+
+        async def start() -> None:
+            await cluster.start_worker("tests.browser.btasks", concurrency=concurrency)
+
+        self.call(start())
+
+    def stop(self) -> None:
+        try:
+            self.call(self._exit.aclose(), timeout=60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack(chromium: str) -> Iterator[LiveStack]:
+    live = LiveStack()
+    try:
+        live.start()
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Dashboard:
+    """A page on one API, with its console errors and dialogs recorded."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.base = base
+        self.context = browser.new_context(viewport={"width": 1360, "height": 860})
+        self.context.set_default_timeout(15_000)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "console",
+            lambda msg: self.errors.append(msg.text) if msg.type == "error" else None,
+        )
+
+        def on_dialog(dialog: Any) -> None:
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        self.page.on("dialog", on_dialog)
+
+    def goto(self, route: str = "") -> None:
+        self.page.goto(f"{self.base}/{('#' + route) if route else ''}")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def dash(browser: Any, stack: LiveStack) -> Iterator[Dashboard]:
+    assert stack.open_api is not None
+    d = Dashboard(browser, stack.open_api.url)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def api(stack: LiveStack) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the open API, to submit and inspect tasks."""
+    assert stack.open_api is not None
+    with httpx.Client(base_url=stack.open_api.url, timeout=20) as client:
+        yield client

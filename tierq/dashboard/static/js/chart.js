@@ -1,0 +1,50 @@
+// Time-series charts over the last minutes, drawn by uPlot (canvas).
+
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+
+/**
+ * A line chart of `series` ({label, color, fmt}) over time, keeping `span` seconds.
+ * push(t, values) adds a point (t in epoch seconds); destroy() frees it.
+ */
+export function timeChart(el, { series, span = 300, height = 200, yLabel = "" }) {
+  const data = [[], ...series.map(() => [])];
+  const opts = {
+    width: Math.max(300, el.clientWidth || 600),
+    height,
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [
+      { stroke: "#6b7280", grid: { stroke: "#f0f1f3" } },
+      { stroke: "#6b7280", grid: { stroke: "#f0f1f3" }, label: yLabel, size: 56 },
+    ],
+    series: [
+      {},
+      ...series.map((s) => ({
+        label: s.label,
+        stroke: s.color,
+        width: 2,
+        points: { show: false },
+        value: (u, v) => (v === null || v === undefined ? "–" : (s.fmt ? s.fmt(v) : v.toFixed(1))),
+      })),
+    ],
+  };
+  const plot = new uPlot(opts, data, el);
+  const resize = new ResizeObserver(() => {
+    const w = el.clientWidth;
+    if (w > 0 && Math.abs(w - plot.width) > 4) plot.setSize({ width: w, height });
+  });
+  resize.observe(el);
+  return {
+    push(t, values) {
+      data[0].push(t);
+      values.forEach((v, i) => data[i + 1].push(v));
+      while (data[0].length && data[0][0] < t - span) for (const col of data) col.shift();
+      plot.setData(data);
+    },
+    destroy() {
+      resize.disconnect();
+      plot.destroy();
+    },
+  };
+}

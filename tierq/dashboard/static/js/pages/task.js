@@ -1,0 +1,179 @@
+// One task: arguments, result or error with traceback, attempts on a timeline, progress, and
+// the actions cancel, retry and change priority (confirmed first; the API's refusal shown).
+
+import { enc, get, send, watch } from "../api.js";
+import {
+  badge, clear, confirmDialog, errorBox, fmtDuration, fmtTime, h, json, kv, link,
+  progressBar, section, setProgress, throttle, toast,
+} from "../dom.js";
+import { applyEvent } from "../live.js";
+import { drawTimeline } from "../timeline.js";
+
+function attemptRows(task) {
+  const rows = (task.history || []).map((a) => ({
+    label: `attempt ${a.attempt}${a.worker ? " · " + a.worker : ""}`,
+    wait: a.assigned_at ? [a.assigned_at, a.started_at ?? a.ended_at ?? null] : null,
+    run: a.started_at ? [a.started_at, a.ended_at ?? null] : null,
+    state: a.outcome || (a.ended_at ? "failed" : "running"),
+    title: `${a.outcome || "running"}${a.error ? ": " + a.error.message : ""}`,
+  }));
+  const ts = task.timestamps || {};
+  const known = new Set((task.history || []).map((a) => a.attempt));
+  // The attempt in flight is in the history only once it ends.
+  if (!known.has(task.attempt) && (task.state === "assigned" || task.state === "running")) {
+    rows.push({
+      label: `attempt ${task.attempt}${task.worker ? " · " + task.worker : ""}`,
+      wait: ts.assigned ? [ts.assigned, task.state === "running" ? ts.running : null] : null,
+      run: task.state === "running" && ts.running ? [ts.running, null] : null,
+      state: task.state,
+      title: task.state,
+    });
+  }
+  return rows;
+}
+
+export async function mount(view, route) {
+  const id = route.id;
+  const path = `/v1/tasks/${enc(id)}`;
+  let task;
+  try {
+    task = await get(path);
+  } catch (err) {
+    view.append(h("h1", null, "Task ", h("span", { class: "mono" }, id)), errorBox(err), link(["tasks"], null, "← all tasks"));
+    return null;
+  }
+
+  const title = h("span", { "data-role": "task-title" });
+  const state = h("span", { "data-role": "task-state" });
+  const bar = progressBar(0);
+  bar.dataset.role = "task-progress";
+  const barNote = h("div", { class: "muted small", "data-role": "progress-message" });
+  const details = h("div");
+  const payload = h("div");
+  const outcome = h("div");
+  const attempts = h("div", { class: "timeline", "data-role": "attempts" });
+  const attemptsTable = h("div");
+  const actionError = h("div", { "data-role": "action-error" });
+  const priorityInput = h("input", { type: "number", min: -1000, max: 1000, step: 1, "data-role": "priority-input", size: 6 });
+
+  async function act(label, body, run, danger = false) {
+    if (!(await confirmDialog(label, body, label, danger))) return;
+    clear(actionError);
+    try {
+      await run();
+      toast(`${label}: done`);
+      await refresh();
+    } catch (err) {
+      clear(actionError).append(errorBox(err));
+    }
+  }
+
+  const actions = h("div", { class: "actions" },
+    h("button", { type: "button", class: "danger", "data-action": "cancel", on: {
+      click: () => act("Cancel task", `Cancel ${task.spec.name} (${id})? Running attempts are stopped and dependents are cancelled.`,
+        () => send("POST", `${path}/cancel`), true),
+    } }, "Cancel"),
+    h("button", { type: "button", "data-action": "retry", on: {
+      click: () => act("Retry task", `Run ${task.spec.name} (${id}) again with a fresh attempt budget?`, () => send("POST", `${path}/retry`)),
+    } }, "Retry"),
+    h("span", { class: "muted" }, "Priority"),
+    priorityInput,
+    h("button", { type: "button", "data-action": "priority", on: {
+      click: () => {
+        const raw = priorityInput.value.trim();
+        const value = raw === "" || !/^-?\d+$/.test(raw) ? raw : Number(raw);
+        act("Change priority", `Set the priority of ${task.spec.name} (${id}) to ${raw}?`,
+          () => send("PATCH", path, { priority: value }));
+      },
+    } }, "Set priority"),
+  );
+
+  view.append(
+    h("h1", null, title, state, h("span", { class: "mono small muted" }, id)),
+    section("Actions", actions, actionError),
+    section("Progress", bar, barNote),
+    h("div", { class: "grid cols-2" }, section("Details", details), h("div", null, section("Arguments", payload), section("Outcome", outcome))),
+    section("Attempts", attempts, attemptsTable),
+  );
+
+  function render() {
+    title.textContent = task.spec.name;
+    clear(state).append(badge(task.state));
+    const fraction = task.state === "succeeded" ? 1 : task.progress || 0;
+    setProgress(bar, fraction);
+    barNote.textContent = task.progress_message || "";
+    if (document.activeElement !== priorityInput) priorityInput.value = String(task.priority ?? task.spec.priority ?? 0);
+    const ts = task.timestamps || {};
+    const spec = task.spec;
+    clear(details).append(kv([
+      ["Workflow", task.workflow_id ? link(["workflows", task.workflow_id], { class: "mono" }, task.workflow_id) : "–"],
+      ["Queue", spec.queue || "default"],
+      ["Priority", `${task.priority ?? spec.priority ?? 0}${task.boost ? ` (+${task.boost} boost)` : ""}`],
+      ["Attempt", `${task.attempt || 1} of ${(spec.retry && spec.retry.max_attempts) || 3}`],
+      ["Region", task.region || "–"],
+      ["Worker", task.worker || "–"],
+      ["Submitted", fmtTime(task.submitted_at)],
+      ...Object.entries(ts).filter(([k]) => k !== "submitted").sort((a, b) => a[1] - b[1]).map(([k, v]) => [k[0].toUpperCase() + k.slice(1), fmtTime(v)]),
+      spec.timeout ? ["Timeout", fmtDuration(spec.timeout)] : null,
+      spec.deadline ? ["Deadline", fmtTime(spec.deadline)] : null,
+      spec.run_at ? ["Run at", fmtTime(spec.run_at)] : null,
+      spec.labels && spec.labels.length ? ["Labels", spec.labels.join(", ")] : null,
+      spec.resource ? ["Resource", spec.resource] : null,
+      task.reason ? ["Reason", task.reason] : null,
+      task.parents && task.parents.length ? ["Parents", h("span", null, task.parents.map((p) => [link(["tasks", p], { class: "mono" }, p), " "]))] : null,
+    ]));
+    clear(payload).append(
+      h("div", { class: "muted small" }, "args"), h("pre", { "data-role": "args" }, json(spec.args || [])),
+      h("div", { class: "muted small" }, "kwargs"), h("pre", { "data-role": "kwargs" }, json(spec.kwargs || {})),
+    );
+    clear(outcome);
+    if (task.error) {
+      outcome.append(
+        h("p", null, h("strong", { "data-role": "error-type" }, task.error.type), ": ", h("span", { "data-role": "error-message" }, task.error.message)),
+        task.error.traceback ? h("pre", { "data-role": "traceback" }, task.error.traceback) : null,
+      );
+    }
+    if (task.state === "succeeded" || task.result !== undefined) {
+      outcome.append(h("div", { class: "muted small" }, "result"), h("pre", { "data-role": "result" }, json(task.result ?? null)));
+    }
+    if (!outcome.childNodes.length) outcome.append(h("p", { class: "muted" }, "No result yet."));
+    const rows = attemptRows(task);
+    if (rows.length) drawTimeline(attempts, rows);
+    else clear(attempts).append(h("p", { class: "muted" }, "Not started yet."));
+    clear(attemptsTable).append(
+      (task.history || []).length ? h("table", { class: "data" },
+        h("thead", null, h("tr", null, ["Attempt", "Region", "Worker", "Assigned", "Started", "Ended", "Outcome", "Error"].map((c) => h("th", null, c)))),
+        h("tbody", null, task.history.map((a) => h("tr", null,
+          h("td", null, String(a.attempt)), h("td", null, a.region || "–"), h("td", { class: "mono small" }, a.worker || "–"),
+          h("td", null, fmtTime(a.assigned_at)), h("td", null, fmtTime(a.started_at)), h("td", null, fmtTime(a.ended_at)),
+          h("td", null, a.outcome || "–"), h("td", null, a.error ? `${a.error.type}: ${a.error.message}` : ""))))) : null,
+    );
+  }
+
+  async function refresh() {
+    try {
+      task = await get(path);
+      render();
+    } catch (err) {
+      clear(actionError).append(errorBox(err));
+    }
+  }
+
+  const refetch = throttle(refresh, 500);
+  const stop = watch({ task: id }, (kind, ev) => {
+    if (kind === "task_progress") {
+      applyEvent(task, kind, ev);
+      setProgress(bar, task.progress);
+      barNote.textContent = task.progress_message || "";
+      return;
+    }
+    applyEvent(task, kind, ev);
+    render();
+    refetch();
+  });
+  render();
+  return () => {
+    stop();
+    refetch.cancel();
+  };
+}
