@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cpu import OthersMeter, idle_share, wait_for_quiet
 from .results import PeerResult
 from .specs import PEERS, PeerSpec
 
@@ -141,7 +142,8 @@ def wait_redis(port: int, timeout: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def redis_server(log_dir: Path) -> Iterator[str]:
+def redis_server(log_dir: Path) -> Iterator[tuple[str, int]]:
+    """A private Redis; yields its URL and its process group id."""
     port = free_port()
     cmd = [
         redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -150,63 +152,47 @@ def redis_server(log_dir: Path) -> Iterator[str]:
     proc = spawn(cmd, dict(os.environ), log_dir / "redis.log")
     try:
         wait_redis(port)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc.pid
     finally:
         stop(proc)
 
 
 @contextlib.contextmanager
-def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> Iterator[None]:
+def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> Iterator[list[int]]:
+    """The peer's worker command(s); yields their process group ids."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i, cmd in enumerate(spec.worker_cmds):
             program, *args = shlex.split(cmd.format(url=env["BENCH_REDIS_URL"]))
             argv = [str(venv / "bin" / program), *args]
             procs.append(spawn(argv, env, log_dir / f"worker{i}.log"))
-        yield
+        yield [proc.pid for proc in procs]
     finally:
         for proc in procs:
             stop(proc)
 
 
-def cpu_idle(seconds: float = 1.0) -> float:
-    """Fraction of the machine's CPU time that was idle over the next ``seconds``."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, total
-
-    idle0, total0 = sample()
-    time.sleep(seconds)
-    idle1, total1 = sample()
-    return (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_for_quiet(min_idle: float, max_wait: float) -> float:
-    """Wait (up to ``max_wait`` s) until others leave ``min_idle`` of the CPU idle; return it."""
-    deadline = time.monotonic() + max_wait
-    idle = cpu_idle()
-    while idle < min_idle and time.monotonic() < deadline:
-        time.sleep(2)
-        idle = cpu_idle()
-    return idle
-
-
 def measure(spec: PeerSpec, venv: Path, args: list[str], log_dir: Path) -> dict[str, Any]:
-    """One measured run: fresh Redis, fresh workers, one producer; returns the producer's JSON."""
-    with redis_server(log_dir) as url:
+    """One measured run: fresh Redis, fresh workers, one producer; returns the producer's JSON.
+
+    Adds ``others_cpu``: the share of the machine's CPU that other users took during the run.
+    """
+    meter = OthersMeter()
+    with redis_server(log_dir) as (url, redis_pgid):
         env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}
-        with workers(spec, venv, env, log_dir):
+        with workers(spec, venv, env, log_dir) as worker_pgids:
             cmd = [str(venv / "bin" / "python"), str(HERE / "driver.py"), spec.name, *args]
             proc = spawn(cmd, env, log_dir / "driver.log", stdout=subprocess.PIPE)
             try:
                 out, _ = proc.communicate(timeout=DRIVER_TIMEOUT)
             finally:
                 stop(proc)
+            others = meter.share([redis_pgid, *worker_pgids])
     if proc.returncode != 0:
         tail = (log_dir / "driver.log").read_text()[-3000:]
         raise SetupError(f"{spec.name} {args[0]}: producer exited {proc.returncode}\n{tail}")
     answer: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    answer["others_cpu"] = others
     return answer
 
 
@@ -231,7 +217,7 @@ def _measure_into(peer: _Peer, args: list[str], label: str, min_idle: float) -> 
     try:
         if peer.venv is None:
             peer.venv = ensure_venv(peer.spec)
-        idle = wait_for_quiet(min_idle, QUIET_MAX_WAIT) if min_idle > 0 else cpu_idle()
+        idle = wait_for_quiet(min_idle, QUIET_MAX_WAIT) if min_idle > 0 else idle_share()
         answer = measure(peer.spec, peer.venv, args, peer.log_dir)
     except _FAILURES as exc:
         peer.error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
@@ -258,8 +244,8 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
         notes.append(f"enqueue phase alone {enqueue:,.0f}/s")
     answers = throughput + latency
     if answers:
-        idle = sorted(a["idle_before"] for a in answers)
-        notes.append(f"CPU idle just before its runs {idle[0]:.0%}\u2013{idle[-1]:.0%}")
+        others = max(a["others_cpu"] for a in throughput) if throughput else 0.0
+        notes.append(f"others' CPU use during its throughput runs up to {others:.0%}")
     version = f"{answers[0]['version']} (redis-py {answers[0]['redis_py']})" if answers else "?"
     return PeerResult(
         name=peer.spec.name,
