@@ -196,7 +196,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(chromium: str) -> Iterator[LiveStack]:
+def stack() -> Iterator[LiveStack]:
     live = LiveStack()
     try:
         live.start()
@@ -239,6 +239,11 @@ class Dashboard:
 
         self.page.on("dialog", on_dialog)
 
+    def script_errors(self) -> list[str]:
+        """Console errors other than the browser's note of an expected 4xx from the API."""
+        refused = "Failed to load resource: the server responded with a status of 4"
+        return [e for e in self.errors if not e.startswith(refused)]
+
     def goto(self, route: str = "") -> None:
         self.page.goto(f"{self.base}/{('#' + route) if route else ''}")
 
@@ -266,3 +271,18 @@ def api(stack: LiveStack) -> Iterator[httpx.Client]:
     assert stack.open_api is not None
     with httpx.Client(base_url=stack.open_api.url, timeout=20) as client:
         yield client
+
+
+def submit(api: httpx.Client, name: str, *args: Any, **spec: Any) -> str:
+    """Submit one task over REST; returns its id."""
+    r = api.post("/v1/tasks", json={"name": name, "args": list(args), **spec})
+    assert r.status_code == 201, r.text
+    task_id: str = r.json()["id"]
+    return task_id
+
+
+def task_state(api: httpx.Client, task_id: str) -> str:
+    r = api.get(f"/v1/tasks/{task_id}")
+    assert r.status_code == 200, r.text
+    state: str = r.json()["state"]
+    return state

@@ -80,7 +80,9 @@ class DashboardGuard:
         method: str = scope.get("method", "GET")
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", ()))
         values = _header_map(headers)
-        send = _with_headers(send, with_csp=not path.startswith("/docs"))
+        send = _with_headers(
+            send, with_csp=not path.startswith("/docs"), revalidate=not is_api_path(path)
+        )
         unsafe = method not in _SAFE_METHODS
 
         if unsafe and not _same_origin(scope, values):
@@ -145,7 +147,7 @@ def _same_origin(scope: Scope, values: dict[bytes, bytes]) -> bool:
     return origin.decode("latin-1").lower() == f"{scheme}://{host.decode('latin-1')}".lower()
 
 
-def _with_headers(send: Send, *, with_csp: bool) -> Send:
+def _with_headers(send: Send, *, with_csp: bool, revalidate: bool) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
@@ -153,6 +155,11 @@ def _with_headers(send: Send, *, with_csp: bool) -> Send:
             extra = list(_HARDENING)
             if with_csp:
                 extra.append((b"content-security-policy", CSP.encode()))
+            if revalidate:
+                # Pages and scripts are revalidated (a cheap 304 by ETag) on every load, so
+                # a browser never shows a cached page without asking (and being refused) and
+                # picks up a new dashboard after an upgrade.
+                extra.append((b"cache-control", b"no-cache"))
             headers += [(k, v) for k, v in extra if k not in present]
             message = dict(message, headers=headers)
         await send(message)

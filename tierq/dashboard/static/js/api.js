@@ -26,7 +26,8 @@ export const session = { open: true, authenticated: true, name: null, role: null
 
 export async function loadSession() {
   const r = await fetch("/v1/session", { credentials: "same-origin", cache: "no-store" });
-  Object.assign(session, await r.json());
+  // 404: an API without the dashboard's routes installed; only an open API serves pages then.
+  if (r.ok) Object.assign(session, await r.json());
   return session;
 }
 
@@ -84,28 +85,32 @@ export const enc = encodeURIComponent;
 
 const listeners = new Set();
 let openStreams = 0;
+let watchers = 0;
 
-/** Subscribe to connection-state changes of the event streams ("live" indicator). */
+/** Subscribe to the state of the event streams ("live" indicator): fn(up, watching). */
 export function onLiveState(fn) {
   listeners.add(fn);
-  fn(openStreams > 0);
+  fn(openStreams > 0, watchers > 0);
   return () => listeners.delete(fn);
 }
 
-function changed(delta) {
+function changed(delta, watching = 0) {
   openStreams += delta;
-  for (const fn of listeners) fn(openStreams > 0);
+  watchers += watching;
+  for (const fn of listeners) fn(openStreams > 0, watchers > 0);
 }
 
 /**
  * Watch the lifecycle feed. params: kinds (array), task, workflow, region, after.
- * onEvent(kind, data, sequence) gets raw JSON text unless parse is true. EventSource
- * reconnects on its own and resumes after the last sequence (Last-Event-ID).
+ * onEvent(kind, data, sequence) gets raw JSON text unless parse is true; onOpen() runs each
+ * time the stream (re)connects. EventSource reconnects on its own and resumes after the
+ * last sequence it saw (Last-Event-ID).
  */
-export function watch(params, onEvent, { parse: parseData = true, onError } = {}) {
+export function watch(params, onEvent, { parse: parseData = true, onError, onOpen } = {}) {
   const p = { ...params };
   if (Array.isArray(p.kinds)) p.kinds = p.kinds.join(",");
   const source = new EventSource("/v1/events" + query(p), { withCredentials: true });
+  changed(0, 1);
   const kinds = params.kinds && params.kinds.length ? params.kinds : EVENT_KINDS;
   let up = false;
   const setUp = (v) => {
@@ -114,7 +119,13 @@ export function watch(params, onEvent, { parse: parseData = true, onError } = {}
       changed(v ? 1 : -1);
     }
   };
-  source.addEventListener("open", () => setUp(true));
+  // The server subscribes before it answers, so anything read after "open" misses nothing:
+  // pages re-read their snapshot here (events before it and after the first read are
+  // otherwise lost between the two).
+  source.addEventListener("open", () => {
+    setUp(true);
+    if (onOpen) onOpen();
+  });
   source.addEventListener("error", () => {
     setUp(false);
     if (onError) onError(source.readyState);
@@ -135,5 +146,6 @@ export function watch(params, onEvent, { parse: parseData = true, onError } = {}
   return () => {
     source.close();
     setUp(false);
+    changed(0, -1);
   };
 }

@@ -13,7 +13,12 @@ export function timeChart(el, { series, span = 300, height = 200, yLabel = "" })
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    scales: {
+      // Always the last `span` seconds, even with one point (uPlot would otherwise pick a
+      // range of years around a single timestamp).
+      x: { time: true, range: (u, min, max) => (max === null ? [Date.now() / 1000 - span, Date.now() / 1000] : [max - span, max]) },
+      y: { range: (u, min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] },
+    },
     axes: [
       { stroke: "#6b7280", grid: { stroke: "#f0f1f3" } },
       { stroke: "#6b7280", grid: { stroke: "#f0f1f3" }, label: yLabel, size: 56 },

@@ -85,8 +85,9 @@ async function boot() {
   }
   showWho();
   const live = document.getElementById("live");
-  onLiveState((up) => {
-    live.textContent = up ? "live" : "offline";
+  onLiveState((up, watching) => {
+    live.hidden = !watching;
+    live.textContent = up ? "live" : "reconnecting";
     live.classList.toggle("up", up);
   });
   window.addEventListener("hashchange", render);

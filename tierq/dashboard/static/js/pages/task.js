@@ -170,7 +170,7 @@ export async function mount(view, route) {
     applyEvent(task, kind, ev);
     render();
     refetch();
-  });
+  }, { onOpen: refetch });
   render();
   return () => {
     stop();

@@ -153,7 +153,30 @@ export async function mount(view, r) {
   tabGantt.addEventListener("click", () => showTab("timeline"));
 
   // --- live --------------------------------------------------------------------------------
-  const summary = throttle(renderSummary, 250);
+  const summary = throttle(renderSummary, 100);
+  // Re-read the workflow: on each (re)connect of the feed, and now and then while it runs
+  // (a safety net; the feed is what keeps the page live).
+  async function resync() {
+    let again;
+    try {
+      again = await get(path);
+    } catch {
+      return;
+    }
+    wf.state = again.state || wf.state;
+    for (const n of again.nodes) {
+      const rec = states.get(n.task_id);
+      const state = n.state || "evicted";
+      // A snapshot read while events arrive may be older than what they said.
+      if (rec && rec.state !== state && !(TERMINAL.has(rec.state) && !TERMINAL.has(state))) {
+        rec.state = state;
+        if (dag) dag.setState(n.task_id, state);
+      }
+    }
+    renderSummary();
+    levelSummary();
+  }
+  const every = setInterval(() => { if (!wf.state) resync(); }, 10_000);
   const stop = watch({ workflow: id, kinds: [...TASK_KINDS, "workflow_finished", "tasks_evicted"] }, (kind, ev) => {
     if (kind === "workflow_finished") {
       wf.state = ev.state;
@@ -167,24 +190,13 @@ export async function mount(view, r) {
     summary();
     levelSummary();
     drawGantt();
-  });
-  // Events between the first read and the watch starting are not lost: read once more.
-  get(path).then((again) => {
-    wf = again;
-    for (const n of again.nodes) {
-      const rec = states.get(n.task_id);
-      if (rec && n.state && rec.state !== n.state && !TERMINAL.has(rec.state)) {
-        rec.state = n.state;
-        if (dag) dag.setState(n.task_id, n.state);
-      }
-    }
-    renderSummary();
-  }).catch(() => null);
+  }, { onOpen: resync });
   renderSummary();
   if (r.params.get("tab") === "timeline") showTab("timeline");
 
   return () => {
     stop();
+    clearInterval(every);
     summary.cancel();
     drawGantt.cancel();
     levelSummary.cancel();

@@ -1,0 +1,320 @@
+"""The dashboard in a real Chromium against a real stack (open API: no tokens)."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from .btasks import XSS_NAME
+from .conftest import Dashboard, LiveStack, submit, task_state
+
+pytestmark = pytest.mark.browser
+
+expect = pytest.importorskip("playwright.sync_api").expect
+expect.set_options(timeout=15_000)
+
+
+def wait_state(api: httpx.Client, task_id: str, state: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while (current := task_state(api, task_id)) != state:
+        assert time.monotonic() < deadline, f"{task_id} is {current}, not {state}"
+        time.sleep(0.1)
+
+
+def metric(dash: Dashboard, name: str) -> int:
+    text = dash.page.locator(f'[data-metric="{name}"]').inner_text()
+    return int(text.replace(",", ""))
+
+
+def test_overview_counters_move(dash: Dashboard, api: httpx.Client) -> None:
+    dash.goto()
+    page = dash.page
+    expect(page.locator('[data-metric="succeeded-total"]')).to_have_text(re.compile(r"^[\d,]+$"))
+    expect(page.locator('[data-role="master-health"] .dot.ok')).to_be_visible()
+    before = metric(dash, "succeeded-total")
+    ids = api.post(
+        "/v1/tasks:batch",
+        json={"tasks": [{"name": "b.quick", "args": [i]} for i in range(150)]},
+    ).json()["ids"]
+    assert len(ids) == 150
+    page.wait_for_function(
+        """(n) => Number(document.querySelector('[data-metric="succeeded-total"]')
+                 .textContent.replace(/,/g, '')) >= n""",
+        arg=before + 150,
+        timeout=20_000,
+    )
+    # The per-second cards saw the burst too (started/s comes from the event feed).
+    page.wait_for_function(
+        """() => ['submitted-rate', 'started-rate', 'succeeded-rate'].every(m =>
+              parseFloat(document.querySelector(`[data-metric="${m}"]`).textContent) > 0)"""
+    )
+    expect(page.locator('[data-metric="latency"]')).not_to_have_text("\u2013")
+    expect(page.locator('[data-role="region-health"]')).to_contain_text("region default")
+    dash.shot("overview")
+    assert dash.errors == []
+
+
+def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> None:
+    keys = [f"n{i}" for i in range(9)]
+    edges = [["n0", "n1"], ["n0", "n2"], ["n1", "n3"], ["n2", "n3"], ["n3", "n4"]]
+    edges += [["n4", "n5"], ["n4", "n6"], ["n5", "n7"], ["n6", "n7"], ["n7", "n8"]]
+    r = api.post(
+        "/v1/workflows",
+        json={
+            "name": "browser-dag",
+            "nodes": [{"key": k, "spec": {"name": "b.sleep", "args": [0.5]}} for k in keys],
+            "edges": edges,
+        },
+    )
+    assert r.status_code == 201, r.text
+    wf = r.json()["workflow_id"]
+    dash.goto(f"/workflows/{wf}")
+    page = dash.page
+    nodes = page.locator('[data-role="dag"] .node')
+    expect(nodes).to_have_count(9)
+    expect(page.locator('[data-role="dag"]')).to_have_attribute("data-layout", "dagre")
+    page.evaluate("window.__sameDocument = true")
+    first = nodes.evaluate_all("els => els.map(e => e.dataset.state)")
+    assert "succeeded" not in first[-1:], first  # the last node waits on eight others
+    dash.shot("workflow-running")
+    # Live: every node turns green without a reload.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-role="dag"] .node')]
+              .every(n => n.dataset.state === 'succeeded')""",
+        timeout=25_000,
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    fill = page.locator('[data-role="dag"] .node[data-key="n8"] rect').evaluate(
+        "r => getComputedStyle(r).fill"
+    )
+    assert fill == "rgb(34, 197, 94)"
+    expect(page.locator('[data-role="workflow-progress"]')).to_contain_text("9 / 9 done")
+    expect(page.locator('[data-role="workflow-state"]')).to_have_text("succeeded")
+    dash.shot("workflow")
+    # Pan and zoom change the view transform.
+    svg = page.locator('[data-role="dag"]')
+    box = svg.bounding_box()
+    assert box is not None
+    before = page.locator('[data-role="dag"] .viewport').get_attribute("transform")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    expect(page.locator('[data-role="dag"] .viewport')).not_to_have_attribute(
+        "transform", before or ""
+    )
+    # The timeline tab draws one bar per task.
+    page.locator('[data-tab="timeline"]').click()
+    expect(page.locator('[data-role="gantt"] rect.run')).to_have_count(9)
+    dash.shot("workflow-timeline")
+    # A click on a node opens its task.
+    page.locator('[data-tab="graph"]').click()
+    page.locator('[data-role="dag"] .node[data-key="n8"]').click()
+    expect(page.locator('[data-role="task-title"]')).to_have_text("b.sleep")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("succeeded")
+    assert dash.errors == []
+
+
+def test_workflow_of_1000_nodes_is_laid_out(dash: Dashboard, api: httpx.Client) -> None:
+    # 40 levels of 25 tasks; each task depends on one or two tasks of the level before.
+    width = 25
+    nodes = [{"key": f"k{i}", "spec": {"name": "b.quick", "args": [i]}} for i in range(1000)]
+    edges = []
+    for i in range(width, 1000):
+        level = i // width
+        edges.append([f"k{(level - 1) * width + (i * 7) % width}", f"k{i}"])
+        if i % 3 == 0:
+            edges.append([f"k{(level - 1) * width + (i * 11 + 3) % width}", f"k{i}"])
+    unique = sorted({(a, b) for a, b in edges})
+    r = api.post(
+        "/v1/workflows",
+        json={"name": "wide", "nodes": nodes, "edges": [list(e) for e in unique]},
+    )
+    assert r.status_code == 201, r.text
+    dash.goto(f"/workflows/{r.json()['workflow_id']}")
+    page = dash.page
+    expect(page.locator('[data-role="dag"] .node')).to_have_count(1000)
+    expect(page.locator('[data-role="dag"]')).to_have_attribute(
+        "data-layout", "dagre", timeout=30_000
+    )
+    expect(page.locator('[data-role="dag-status"]')).to_contain_text("laid out in")
+    page.locator('[data-role="fit"]').click()
+    dash.shot("workflow-1000")
+    assert dash.errors == []
+
+
+def test_cancel_and_change_priority_from_the_page(dash: Dashboard, api: httpx.Client) -> None:
+    page = dash.page
+    # Cancel a running task.
+    running = submit(api, "b.sleep", 30.0)
+    wait_state(api, running, "running")
+    dash.goto(f"/tasks/{running}")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("running")
+    # Declining the confirmation changes nothing.
+    page.locator('[data-action="cancel"]').click()
+    page.locator("dialog[open] button", has_text="Cancel").first.click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    assert task_state(api, running) == "running"
+    page.locator('[data-action="cancel"]').click()
+    page.locator('[data-role="confirm-ok"]').click()
+    expect(page.locator('[data-role="task-state"]')).to_have_text("cancelled")
+    assert task_state(api, running) == "cancelled"
+    # The API refuses to reprioritise a cancelled task: its reason is shown.
+    page.locator('[data-role="priority-input"]').fill("7")
+    page.locator('[data-action="priority"]').click()
+    page.locator('[data-role="confirm-ok"]').click()
+    expect(page.locator('[data-role="action-error"]')).to_contain_text("already cancelled")
+    dash.shot("task-refused")
+
+    # Reprioritise a waiting task (its region does not exist, so it stays ready).
+    waiting = submit(api, "b.quick", 1, region="nowhere", priority=3)
+    dash.goto(f"/tasks/{waiting}")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("ready")
+    expect(page.locator('[data-role="priority-input"]')).to_have_value("3")
+    page.locator('[data-role="priority-input"]').fill("42")
+    page.locator('[data-action="priority"]').click()
+    expect(page.locator("dialog[open]")).to_contain_text("to 42")
+    page.locator('[data-role="confirm-ok"]').click()
+    expect(page.locator('[data-role="priority-input"]')).to_have_value("42")
+    assert api.get(f"/v1/tasks/{waiting}").json()["priority"] == 42
+    # An out-of-range priority is the API's to refuse, with its words.
+    page.locator('[data-role="priority-input"]').fill("5000")
+    page.locator('[data-action="priority"]').click()
+    page.locator('[data-role="confirm-ok"]').click()
+    expect(page.locator('[data-role="action-error"]')).to_contain_text("priority")
+    api.post(f"/v1/tasks/{waiting}/cancel")
+    assert dash.script_errors() == []
+
+
+def test_settings_validation_error_then_saved(dash: Dashboard, api: httpx.Client) -> None:
+    original = api.get("/v1/settings").json()
+    page = dash.page
+    dash.goto("/settings")
+    rate = page.locator('input[data-path="breaker.failure_rate"]')
+    expect(rate).to_have_value("0.5")
+    rate.fill("0")
+    page.locator('[data-action="save"]').click()
+    error = page.locator('[data-error-for="breaker.failure_rate"]')
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("breaker.failure_rate must be > 0")
+    expect(rate).to_have_class("invalid")
+    # A type error is refused by the API's schema, named by field as well.
+    rate.fill("0.5")
+    depth = page.locator('input[data-path="admission.max_queued"]')
+    depth.fill("lots")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-error-for="admission.max_queued"]')).to_be_visible()
+    dash.shot("settings-invalid")
+    depth.fill("500000")
+    page.locator('input[data-path="aging_rate"]').fill("0.25")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    expect(page.locator(".field-error:visible")).to_have_count(0)
+    saved = api.get("/v1/settings").json()
+    assert saved["aging_rate"] == 0.25
+    assert saved["admission"]["max_queued"] == 500000
+    expect(page.locator('input[data-path="aging_rate"]')).to_have_value("0.25")
+    r = api.put("/v1/settings", json=original)
+    assert r.status_code == 200, r.text
+    assert dash.script_errors() == []
+
+
+def test_user_supplied_text_is_never_markup(dash: Dashboard, api: httpx.Client) -> None:
+    payload = "<script>alert(2)</script><img src=y onerror=alert(3)>"
+    task_id = submit(api, XSS_NAME, payload, retry={"max_attempts": 1})
+    wait_state(api, task_id, "dead")
+    page = dash.page
+    response = page.goto(f"{dash.base}/")
+    assert response is not None
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    dash.goto(f"/tasks?name={quote(XSS_NAME, safe='')}")
+    cell = page.locator(f'[data-task="{task_id}"] [data-role="task-name"]')
+    expect(cell).to_have_text(XSS_NAME)
+    dash.shot("tasks-xss")
+    dash.goto(f"/tasks/{task_id}")
+    expect(page.locator('[data-role="task-title"]')).to_have_text(XSS_NAME)
+    expect(page.locator('[data-role="error-message"]')).to_have_text(payload)
+    expect(page.locator('[data-role="args"]')).to_contain_text(payload)
+    dash.goto("/events")
+    expect(page.locator('[data-role="event-list"]')).to_be_visible()
+    # Nothing the data said became an element or ran.
+    assert page.locator("img").count() == 0
+    assert page.locator("main script").count() == 0
+    assert dash.dialogs == []
+    assert dash.errors == []
+
+
+def test_events_tail_live(dash: Dashboard, api: httpx.Client) -> None:
+    dash.goto("/events")
+    page = dash.page
+    expect(page.locator("#live")).to_have_text("live")
+    task_id = submit(api, "b.quick", 5)
+    row = page.locator('[data-role="event-list"] .vrow', has_text=task_id)
+    expect(row.first).to_be_visible()
+    expect(
+        page.locator('[data-role="event-list"] .vrow[data-kind="task_succeeded"]', has_text=task_id)
+    ).to_have_count(1)
+    # A server-side filter: only this task's events.
+    page.locator('[data-role="event-filters"] input[name="task"]').fill(task_id)
+    page.locator('[data-role="event-filters"] button[type="submit"]').click()
+    other = submit(api, "b.quick", 6)
+    again = submit(api, "b.quick", 7)
+    wait_state(api, again, "succeeded")
+    time.sleep(0.5)
+    assert page.locator('[data-role="event-list"] .vrow', has_text=other).count() == 0
+    dash.shot("events")
+    assert dash.errors == []
+
+
+def test_long_task_list_is_paged_and_virtual(dash: Dashboard, api: httpx.Client) -> None:
+    # 3,000 tasks no region can run: they stay ready, and the list must page through them.
+    tasks = [{"name": "b.virtual", "args": [i], "region": "nowhere"} for i in range(3000)]
+    r = api.post("/v1/tasks:batch", json={"tasks": tasks})
+    assert r.status_code == 201, r.text
+    dash.goto("/tasks?name=b.virtual")
+    page = dash.page
+    status = page.locator('[data-role="list-status"]')
+    expect(status).to_have_text("200+ tasks")
+    rendered = page.locator('[data-role="task-list"] .vrow').count()
+    assert 0 < rendered < 80  # only what is on screen (plus a margin)
+    box = page.locator('[data-role="task-list"]')
+    for _ in range(30):
+        box.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        page.wait_for_timeout(100)
+        if status.inner_text() == "3,000 tasks":
+            break
+    expect(status).to_have_text("3,000 tasks")
+    assert page.locator('[data-role="task-list"] .vrow').count() < 80
+    expect(page.locator('[data-role="list-footer"]')).to_have_text("End of list.")
+    assert dash.errors == []
+
+
+def test_regions_page_drains_a_worker(dash: Dashboard, api: httpx.Client, stack: LiveStack) -> None:
+    before = {w["id"] for w in api.get("/v1/workers").json()["workers"]}
+    stack.start_worker(concurrency=2)
+    deadline = time.monotonic() + 15
+    while not (new := {w["id"] for w in api.get("/v1/workers").json()["workers"]} - before):
+        assert time.monotonic() < deadline, "the extra worker never registered"
+        time.sleep(0.2)
+    worker = new.pop()
+    dash.goto("/regions")
+    page = dash.page
+    row = page.locator(f'tr[data-worker="{worker}"]')
+    expect(row).to_be_visible()
+    expect(page.locator('[data-region="default"]')).to_contain_text("Lease")
+    dash.shot("regions")
+    row.locator('[data-action="drain-worker"]').click()
+    page.locator('[data-role="confirm-ok"]').click()
+    # The region marks it draining, and the worker leaves once idle.
+    deadline = time.monotonic() + 15
+    while True:
+        views = {w["id"]: w for w in api.get("/v1/workers").json()["workers"]}
+        if worker not in views or views[worker].get("draining"):
+            break
+        assert time.monotonic() < deadline, "the worker was not drained"
+        time.sleep(0.2)
+    assert api.post("/v1/regions/nowhere/drain").status_code == 404
+    assert dash.errors == []
