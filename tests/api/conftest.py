@@ -18,8 +18,12 @@ from .support import api_config, auth_header
 
 @pytest.fixture
 async def api(nats_server: EmbeddedNats) -> AsyncIterator[ApiServer]:
-    """An API with a token per role, over NATS, with no master behind it."""
-    async with ApiServer(api_config(nats_server.url)) as server:
+    """An API with a token per role, over NATS, with no master behind it.
+
+    The master client resends while nobody answers (a failover); a short request timeout
+    keeps "no master" a quick 503 here.
+    """
+    async with ApiServer(api_config(nats_server.url, request_timeout=0.3)) as server:
         yield server
 
 

@@ -97,13 +97,13 @@ async def test_unavailable_master_is_503_with_retry_after(http: httpx.AsyncClien
     r = await http.post("/v1/tasks", json=TASK, headers=auth_header("submit"))
     assert r.status_code == 503
     assert r.headers["retry-after"] == "1"
-    assert r.json()["code"] == "unavailable"
+    assert r.json()["title"] == "Service unavailable"
 
 
 async def test_rate_limit(nats_server: Any) -> None:
     from .support import api_config
 
-    config = api_config(nats_server.url, rate_limit=1.0, rate_burst=2.0)
+    config = api_config(nats_server.url, rate_limit=1.0, rate_burst=2.0, request_timeout=0.3)
     async with ApiServer(config) as api, httpx.AsyncClient(base_url=api.url) as http:
         statuses = [
             (await http.get("/metrics", headers=auth_header("read"))).status_code for _ in range(3)
@@ -119,7 +119,7 @@ async def test_rate_limit(nats_server: Any) -> None:
 async def test_open_api_without_tokens(nats_server: Any) -> None:
     from .support import api_config
 
-    config = api_config(nats_server.url, tokens=False)
+    config = api_config(nats_server.url, tokens=False, request_timeout=0.3)
     async with ApiServer(config) as api, httpx.AsyncClient(base_url=api.url) as http:
         assert (await http.get("/metrics")).status_code == 200
         assert (await http.put("/v1/settings", json={})).status_code == 503

@@ -91,6 +91,7 @@ async def run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
+        cwd=tmp_path,  # its cache folder goes there, not into the checkout
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 150)

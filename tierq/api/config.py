@@ -14,7 +14,7 @@ class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
     nats: NatsConfig
     #: REST (HTTP) listener. Port 0 picks a free one.
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = 8000
     #: gRPC listener; ``grpc_port`` None disables gRPC.
     grpc_host: str | None = None
     grpc_port: int | None = 50051

@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import Message, Receive, Scope, Send
 
 from ..core.model import Task
@@ -284,13 +285,15 @@ def _doc(
 # --- dependencies -------------------------------------------------------------------------
 
 
-def _service(request: Request) -> ApiService:
+# Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in a thread pool,
+# two thread hops per request that cost more than everything else the API does.
+async def _service(request: Request) -> ApiService:
     service: ApiService = request.app.state.service
     return service
 
 
-def _caller(request: Request) -> Caller:
-    service = _service(request)
+async def _caller(request: Request) -> Caller:
+    service: ApiService = request.app.state.service
     try:
         principal = service.auth.authenticate(request.headers.get("authorization"))
     except UnauthenticatedError:
@@ -592,9 +595,30 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
     if static is not None:
         # The dashboard (tierq/dashboard, another issue) is static files. Mounted last, so
         # every API route above wins over a file of the same name.
-        app.mount("/", StaticFiles(directory=static, html=True), name="dashboard")
+        app.router.routes.append(
+            _StaticMount("/", StaticFiles(directory=static, html=True), name="dashboard")
+        )
     app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
     return app
+
+
+class _StaticMount(Mount):
+    """The dashboard's files at ``/``, never answering for an API path.
+
+    A mount at ``/`` matches every path fully, and Starlette prefers a full match to a route
+    that matched the path but not the method: ``GET`` on a POST-only API route would reach the
+    file server (404) instead of answering 405 with its ``Allow`` header.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path: str = scope.get("path", "")
+        if path in _API_EXACT or path.startswith(_API_PREFIXES):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+_API_PREFIXES = ("/v1/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs", "/schedule")
+_API_EXACT = frozenset({"/v1", "/status/"})
 
 
 async def _sse(watch: Watch, keepalive: float) -> AsyncIterator[bytes]:

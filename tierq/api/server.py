@@ -24,6 +24,7 @@ from types import TracebackType
 import grpc
 import grpc.aio
 import uvicorn
+from fastapi import FastAPI
 
 from ..engine import ConnectOptions, Engine, Subjects, connect
 from ..errors import TierqError
@@ -153,6 +154,7 @@ class ApiServer:
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
         app = create_app(service, Path(config.static_dir) if config.static_dir else None)
+        _install_dashboard(app, service)
         uv_config = uvicorn.Config(
             app,
             lifespan="off",
@@ -239,6 +241,18 @@ class ApiServer:
         """Wait until cancelled (or until the HTTP server stops on its own)."""
         assert self._http_task is not None
         await asyncio.shield(self._http_task)
+
+
+def _install_dashboard(app: FastAPI, service: ApiService) -> None:
+    """The dashboard's own routes (session login, drains) and guard, when it is installed.
+
+    Imported here, at assembly, because the dashboard depends on the API, not the reverse.
+    """
+    try:
+        from ..dashboard import install
+    except ImportError:
+        return
+    install(app, service)
 
 
 def _credentials(cert: str, key: str) -> grpc.ServerCredentials:

@@ -155,6 +155,8 @@ class ApiService:
         self.master = MasterClient(engine, self.subjects, timeout=config.request_timeout)
         self.feed = EventFeed(engine, self.subjects)
         self._watches: set[Watch] = set()
+        #: Health checks, scrapes and region look-ups give the master less time than a call.
+        self._probe_timeout = min(2.0, config.request_timeout)
 
     # -- submissions ---------------------------------------------------------------------
 
@@ -426,7 +428,9 @@ class ApiService:
         """NATS cannot tell a region that is down from one that never was; the master can."""
         query = QueryRequest(kind=QueryKind.REGIONS)
         try:
-            reply = await self.master.call("query", query, RegionsReply, timeout=2.0)
+            reply = await self.master.call(
+                "query", query, RegionsReply, timeout=self._probe_timeout
+            )
         except TierqError:
             return  # the master does not answer either: the original error stands
         if all(r.name != region for r in reply.regions):
@@ -478,7 +482,7 @@ class ApiService:
         if not self.engine.is_connected:
             return False
         try:
-            await self._settings(seconds=2.0)
+            await self._settings(seconds=self._probe_timeout)
         except TierqError:
             return False
         return True
@@ -487,7 +491,7 @@ class ApiService:
         """The master's statistics for ``/metrics``, or None when it does not answer."""
         query = QueryRequest(kind=QueryKind.STATS)
         try:
-            reply = await self.master.call("query", query, StatsReply, timeout=2.0)
+            reply = await self.master.call("query", query, StatsReply, timeout=self._probe_timeout)
         except TierqError:
             return None
         stats: dict[str, object] = msgspec.to_builtins(reply.stats)
