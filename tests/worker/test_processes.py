@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -67,14 +68,23 @@ def ctx_for(
     return TaskContext(task_id=task.id, attempt=task.attempt, name=task.name, on_progress=sink)
 
 
-@pytest.fixture
-async def pool(make_module: ModuleMaker) -> AsyncIterator[ProcessPool]:
-    p = ProcessPool((make_module(SOURCE),), size=1, kill_grace=0.5)
+@asynccontextmanager
+async def started(
+    source: str, make_module: ModuleMaker, kill_grace: float
+) -> AsyncIterator[ProcessPool]:
+    p = ProcessPool((make_module(source),), size=1, kill_grace=kill_grace)
     await p.start()
     try:
         yield p
     finally:
         await p.close()
+
+
+@pytest.fixture
+async def pool(make_module: ModuleMaker) -> AsyncIterator[ProcessPool]:
+    # A generous grace: a polite child on a loaded machine must not be mistaken for a stuck one.
+    async with started(SOURCE, make_module, kill_grace=10.0) as p:
+        yield p
 
 
 async def test_runs_and_forwards_progress(pool: ProcessPool) -> None:
@@ -120,7 +130,12 @@ async def test_cancel_sets_the_flag_and_keeps_the_child(pool: ProcessPool) -> No
     assert await pool.run(leased("p.pid"), TaskContext.local()) == before
 
 
-async def test_cancel_kills_a_child_that_ignores_it(pool: ProcessPool) -> None:
+async def test_cancel_kills_a_child_that_ignores_it(make_module: ModuleMaker) -> None:
+    async with started(SOURCE, make_module, kill_grace=0.3) as pool:
+        await _kill_stubborn(pool)
+
+
+async def _kill_stubborn(pool: ProcessPool) -> None:
     before = await pool.run(leased("p.pid"), TaskContext.local())
     running = asyncio.ensure_future(pool.run(leased("p.stubborn"), TaskContext.local()))
     await asyncio.sleep(0.2)
