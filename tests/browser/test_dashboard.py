@@ -270,8 +270,9 @@ def test_events_tail_live(dash: Dashboard, api: httpx.Client) -> None:
 
 
 def test_long_task_list_is_paged_and_virtual(dash: Dashboard, api: httpx.Client) -> None:
-    # 3,000 tasks no region can run: they stay ready, and the list must page through them.
-    tasks = [{"name": "b.virtual", "args": [i], "region": "nowhere"} for i in range(3000)]
+    # 3,000 tasks due in an hour: they wait (pending), and the list must page through them.
+    later = time.time() + 3600
+    tasks = [{"name": "b.virtual", "args": [i], "run_at": later} for i in range(3000)]
     r = api.post("/v1/tasks:batch", json={"tasks": tasks})
     assert r.status_code == 201, r.text
     dash.goto("/tasks?name=b.virtual")

@@ -2,6 +2,11 @@
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 
+function clock(t) {
+  const d = new Date(t * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
 /**
  * A line chart of `series` ({label, color, fmt}) over time, keeping `span` seconds.
  * push(t, values) adds a point (t in epoch seconds); destroy() frees it.
@@ -14,13 +19,19 @@ export function timeChart(el, { series, span = 300, height = 200, yLabel = "" })
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
     scales: {
-      // Always the last `span` seconds, even with one point (uPlot would otherwise pick a
-      // range of years around a single timestamp).
-      x: { time: true, range: (u, min, max) => (max === null ? [Date.now() / 1000 - span, Date.now() / 1000] : [max - span, max]) },
+      // The points so far (at least 30 s), up to the last `span` seconds. uPlot would
+      // otherwise pick a range of years around a single timestamp.
+      x: {
+        time: true,
+        range: (u, min, max) => {
+          const end = max ?? Date.now() / 1000;
+          return [Math.min(end - 30, Math.max(min ?? end, end - span)), end];
+        },
+      },
       y: { range: (u, min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] },
     },
     axes: [
-      { stroke: "#6b7280", grid: { stroke: "#f0f1f3" } },
+      { stroke: "#6b7280", grid: { stroke: "#f0f1f3" }, values: (u, splits) => splits.map(clock) },
       { stroke: "#6b7280", grid: { stroke: "#f0f1f3" }, label: yLabel, size: 56 },
     ],
     series: [

@@ -25,7 +25,9 @@ export function drawTimeline(el, rows, { now = Date.now() / 1000, labelWidth = 1
     return;
   }
   const t0 = Math.min(...times);
-  const t1 = Math.max(now, ...times);
+  // Up to now while something still runs or waits; else up to the last end.
+  const open = rows.some((r) => (r.run && r.run[0] && !r.run[1]) || (r.wait && r.wait[0] && !r.wait[1] && !r.run));
+  const t1 = open ? Math.max(now, ...times) : Math.max(...times);
   const span = Math.max(t1 - t0, 0.001);
   const w = Math.max(400, width || el.clientWidth || 800);
   const plotW = w - labelWidth - 16;

@@ -129,13 +129,15 @@ export async function mount(view) {
   let slow = 0;
   let regions = null;
   let workers = null;
+  let fleetNow = null; // the master's clock when regions and workers were read
   let masterOk = null;
   let masterSeen = null;
   let alive = true;
 
-  async function refreshFleet() {
+  async function refreshFleet(now) {
     try {
       [regions, workers] = await Promise.all([get("/v1/regions"), get("/v1/workers")]);
+      fleetNow = now ?? Date.now() / 1000;
     } catch {
       regions = workers = null;
     }
@@ -150,7 +152,7 @@ export async function mount(view) {
       clear(error);
     } catch (err) {
       masterOk = false;
-      renderHealth(null);
+      renderHealth();
       clear(error).append(h("div", { class: "error-box", role: "alert" }, `Master unreachable: ${err.detail || err.message}`));
       return;
     }
@@ -174,8 +176,8 @@ export async function mount(view) {
     failed = 0;
     last = stats;
     renderStats(stats, now);
-    if (slow++ % 3 === 0) await refreshFleet();
-    renderHealth(stats);
+    if (slow++ % 3 === 0) await refreshFleet(stats.now);
+    renderHealth();
   }
 
   function windowRate(key, now) {
@@ -260,8 +262,8 @@ export async function mount(view) {
     }
   }
 
-  function renderHealth(stats) {
-    const now = stats ? stats.now : Date.now() / 1000;
+  function renderHealth() {
+    const now = fleetNow ?? Date.now() / 1000;
     clear(health);
     health.append(h("div", { class: "item", "data-role": "master-health" },
       h("span", { class: `dot ${masterOk ? "ok" : masterOk === false ? "bad" : ""}` }),
@@ -283,7 +285,6 @@ export async function mount(view) {
     if (!regions.regions.length) health.append(h("div", { class: "item" }, h("span", { class: "dot bad" }), "no regions registered"));
   }
 
-  await refreshFleet();
   await tick();
   const loop = async () => {
     if (!alive) return;
