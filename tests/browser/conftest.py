@@ -9,10 +9,8 @@ test submits tasks of its own and looks only at those. Everything is stopped at 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
@@ -22,17 +20,10 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 
-from tierq.api import ApiConfig, ApiService
-from tierq.api.auth import Authenticator, load_tokens
-from tierq.api.feed import ensure_events_stream
-from tierq.api.rest import create_app
-from tierq.api.server import connect_options
+from tierq.api import ApiConfig, ApiServer
 from tierq.config import NatsConfig
 from tierq.core.settings import Settings
-from tierq.dashboard import install
-from tierq.engine import Engine, Subjects, connect
 from tierq.testing import LocalCluster, local_cluster, nats_server
 
 T = TypeVar("T")
@@ -61,71 +52,19 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-class _Uvicorn(uvicorn.Server):
-    """No signal handlers: this server runs in a thread of the test process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class ApiProcess:
-    """One API (REST app + dashboard) on a free loopback port, over its own connection."""
-
-    def __init__(self, nats_url: str, tokens: str | None) -> None:
-        self.config = ApiConfig(
-            nats=NatsConfig(servers=(nats_url,)),
-            port=0,
-            grpc_port=None,
-            tokens=tokens,
-            rate_limit=0.0,
-            request_timeout=5.0,
-            sse_keepalive=2.0,
-        )
-        self.url = ""
-        self._engine: Engine | None = None
-        self._service: ApiService | None = None
-        self._server: _Uvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        config = self.config
-        self._engine = await connect(connect_options(config))
-        await ensure_events_stream(self._engine, Subjects(config.nats.prefix))
-        auth = Authenticator(load_tokens(None, config.tokens), rate=0.0)
-        self._service = ApiService(self._engine, config, auth)
-        app = create_app(self._service)
-        install(app, self._service)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        sock.setblocking(False)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server = self._server = _Uvicorn(
-            uvicorn.Config(
-                app,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                timeout_graceful_shutdown=2,
-            )
-        )
-        self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-        while not server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        if self._service is not None:
-            await self._service.close()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._engine is not None:
-            await self._engine.close()
+def api_server(nats_url: str, tokens: str | None) -> ApiServer:
+    """An API as ``tierq api`` assembles it (REST app, dashboard routes and guard), on a free
+    loopback port, without gRPC."""
+    config = ApiConfig(
+        nats=NatsConfig(servers=(nats_url,)),
+        port=0,
+        grpc_port=None,
+        tokens=tokens,
+        rate_limit=0.0,
+        request_timeout=5.0,
+        sse_keepalive=2.0,
+    )
+    return ApiServer(config)
 
 
 class LiveStack:
@@ -136,8 +75,8 @@ class LiveStack:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._exit = AsyncExitStack()
         self.cluster: LocalCluster | None = None
-        self.open_api: ApiProcess | None = None
-        self.auth_api: ApiProcess | None = None
+        self.open_api: ApiServer | None = None
+        self.auth_api: ApiServer | None = None
         self.nats_url = ""
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -160,14 +99,9 @@ class LiveStack:
             )
         )
         await self.cluster.start_worker("tests.browser.btasks", concurrency=8)
-        self.open_api = await self._started(ApiProcess(server.url, None))
+        self.open_api = await self._exit.enter_async_context(api_server(server.url, None))
         tokens = f"admin:{ADMIN_TOKEN},read:{READ_TOKEN}"
-        self.auth_api = await self._started(ApiProcess(server.url, tokens))
-
-    async def _started(self, api: ApiProcess) -> ApiProcess:
-        await api.start()
-        self._exit.push_async_callback(api.stop)
-        return api
+        self.auth_api = await self._exit.enter_async_context(api_server(server.url, tokens))
 
     def start_worker(self, concurrency: int = 2) -> None:
         assert self.cluster is not None
