@@ -41,16 +41,20 @@ export function svg(tag, attrs, ...children) {
   return append(apply(document.createElementNS(SVG_NS, tag), attrs), children);
 }
 
-/** An in-app link: only "#/..." routes, with each dynamic part URI-encoded. */
+/**
+ * An in-app link: only "#/..." routes, each part URI-encoded; a trailing object is the query
+ * (link(["tasks", {region: "eu"}]) -> "#/tasks?region=eu"). The one place that sets href.
+ */
 export function link(parts, attrs, ...children) {
-  const href = "#/" + parts.map((p) => encodeURIComponent(String(p))).join("/");
   const a = h("a", attrs, ...children);
-  a.setAttribute("href", href);
+  a.setAttribute("href", route(...parts));
   return a;
 }
 
 export function route(...parts) {
-  return "#/" + parts.map((p) => encodeURIComponent(String(p))).join("/");
+  const last = parts[parts.length - 1];
+  const query = last && typeof last === "object" ? new URLSearchParams(parts.pop()).toString() : "";
+  return "#/" + parts.map((p) => encodeURIComponent(String(p))).join("/") + (query ? `?${query}` : "");
 }
 
 export function clear(el) {

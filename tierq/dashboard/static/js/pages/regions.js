@@ -88,11 +88,7 @@ export async function mount(view) {
               h("td", null, h("button", { type: "button", class: "small", disabled: w.draining, "data-action": "drain-worker", on: { click: () => drain(r.name, w.id) } }, "Drain")),
             );
           }) : h("tr", null, h("td", { colspan: 11, class: "muted" }, "No workers.")))),
-        h("p", { class: "small" }, link(["tasks"], null, "Tasks"), " in this region: ", (() => {
-          const a = h("a", null, "list");
-          a.setAttribute("href", `#/tasks?region=${encodeURIComponent(r.name)}`);
-          return a;
-        })()),
+        h("p", { class: "small" }, link(["tasks", { region: r.name }], null, "Tasks held by this region")),
       ));
     }
     clear(error);
