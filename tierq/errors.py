@@ -11,14 +11,15 @@ Branch on what the caller must do, not on where the error came from::
     │   ├── InvalidTransitionError   a state change the state machine forbids
     │   └── PayloadTooLargeError     a message over the size limit
     ├── NotFoundError                no task / workflow / region with that id
-    ├── ConflictError                idempotency key reused with another body; task not in a fitting state
+    ├── ConflictError                idempotency key reused with another body, or wrong state
     ├── BackpressureError            back off and retry after ``retry_after`` seconds
     ├── CircuitOpenError             a breaker is open for that key; back off
     ├── UnauthenticatedError         no or bad credentials
     ├── PermissionDeniedError        credentials lack the role
     ├── EngineUnavailableError       NATS or the master is unreachable; transient
+    │   ├── NoRespondersError        nobody serves that subject right now (safe to resend)
     │   └── FencedError              this master lost leadership; its writes are refused
-    ├── WaitTimeoutError             waiting for a result took longer than asked (also a TimeoutError)
+    ├── WaitTimeoutError             a wait for a result ran out (also a TimeoutError)
     └── TaskError                    the task itself ended badly
         ├── TaskFailedError          the task raised (remote type, message, traceback)
         ├── TaskCancelledError       the task was cancelled
@@ -46,6 +47,7 @@ __all__ = [
     "GraphTooLargeError",
     "InvalidRequestError",
     "InvalidTransitionError",
+    "NoRespondersError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -182,6 +184,12 @@ class EngineUnavailableError(TierqError):
     """NATS, JetStream or the master did not answer; safe to retry."""
 
     code = "unavailable"
+
+
+class NoRespondersError(EngineUnavailableError):
+    """The request reached no process (e.g. between two masters' terms): nothing was done."""
+
+    code = "no_responders"
 
 
 class FencedError(EngineUnavailableError):

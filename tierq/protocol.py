@@ -188,6 +188,9 @@ class RegionReport(_Msg):
     outcomes: list[Outcome] = []
     workers: list[WorkerView] | None = None
     task_types: list[str] | None = None
+    #: Every attempt the region holds (queued or running), sent every few seconds so the
+    #: master can re-queue assignments whose lease reply never arrived.
+    held: list[tuple[str, int]] | None = None
 
 
 class RegionReportReply(_Msg):

@@ -6,12 +6,14 @@ and decodes the reply, raising the exception the master reported.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 import msgspec
 
 from .core.model import Task, TaskSpec, WorkflowSpec
 from .engine import Engine, Subjects
+from .errors import EngineUnavailableError, NoRespondersError
 from .protocol import (
     Ack,
     QueryKind,
@@ -46,10 +48,28 @@ class MasterClient:
     async def call(
         self, op: str, request: object, reply_type: type[T], timeout: float | None = None
     ) -> T:
-        data = await self.engine.request(
-            self.subjects.master(op), encode(request), timeout=timeout or self.timeout
-        )
-        return decode_reply(data, reply_type)
+        """One request; resent while no master answers (a failover), up to ``timeout``.
+
+        Only "no responders" is resent: the request reached nobody, so nothing was done. A
+        timeout is ambiguous (the master may have acted) and is raised to the caller.
+        """
+        limit = timeout or self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        payload = encode(request)
+        subject = self.subjects.master(op)
+        delay = 0.05
+        while True:
+            left = deadline - loop.time()
+            try:
+                data = await self.engine.request(subject, payload, timeout=max(0.05, left))
+            except NoRespondersError:
+                if loop.time() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            return decode_reply(data, reply_type)
 
     async def submit(self, specs: list[TaskSpec]) -> list[str]:
         reply = await self.call("submit", SubmitRequest(tasks=specs), SubmitReply)
@@ -85,14 +105,28 @@ class MasterClient:
         return await self.call("query", query, reply_type)
 
     async def wait(self, task_ids: list[str], timeout: float) -> list[Task]:
-        """Tasks as they are when all are terminal, or when ``timeout`` runs out."""
-        reply = await self.call(
-            "wait",
-            WaitRequest(ids=task_ids, timeout=timeout),
-            TasksReply,
-            timeout=timeout + self.timeout,
-        )
-        return reply.tasks
+        """Tasks as they are when all are terminal, or when ``timeout`` runs out.
+
+        Waiting changes nothing, so it is resent after any transient failure (the master that
+        held the wait may have died) until ``timeout`` is spent.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = max(0.0, deadline - loop.time())
+            try:
+                reply = await self.call(
+                    "wait",
+                    WaitRequest(ids=task_ids, timeout=left),
+                    TasksReply,
+                    timeout=left + self.timeout,
+                )
+            except EngineUnavailableError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.1)
+                continue
+            return reply.tasks
 
     async def put_settings(self, settings_msgpack: bytes) -> Ack:
         return await self.call(

@@ -200,8 +200,10 @@ class LocalCluster:
         await asyncio.gather(*(asyncio.to_thread(p.wait) for p in self.processes))
         for task in self._workers:
             task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._workers:
+            _, stuck = await asyncio.wait(self._workers, timeout=10)
+            if stuck:
+                raise RuntimeError(f"{len(stuck)} in-process worker(s) ignored cancellation")
         if "region" in self._services:
             await self.stop_region()
         if "master" in self._services:

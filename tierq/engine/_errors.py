@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import nats.errors
 import nats.js.errors
 
-from ..errors import EngineUnavailableError, FencedError, TierqError
+from ..errors import EngineUnavailableError, FencedError, NoRespondersError, TierqError
 
 __all__ = ["WRONG_LAST_SEQUENCE", "is_wrong_last_sequence", "map_nats_errors", "translate"]
 
@@ -37,7 +37,7 @@ def translate(exc: BaseException, what: str) -> TierqError:
             f"{what}: JetStream error {exc.code}/{exc.err_code}: {exc.description}"
         )
     if isinstance(exc, nats.errors.NoRespondersError):
-        return EngineUnavailableError(f"{what}: no responders")
+        return NoRespondersError(f"{what}: no responders")
     if isinstance(exc, nats.errors.TimeoutError | asyncio.TimeoutError | TimeoutError):
         return EngineUnavailableError(f"{what}: timed out")
     if isinstance(exc, nats.errors.ConnectionClosedError):

@@ -13,6 +13,7 @@ import msgspec
 
 from ..core import Event, SchedulerState, Settings, TaskDuplicateReport
 from ..core.model import TERMINAL_STATES, Task, TaskState
+from ..core.reconcile import missing_attempts
 from ..errors import InvalidRequestError, NotFoundError
 from ..protocol import (
     Ack,
@@ -41,6 +42,9 @@ from ..protocol import WorkerView as WorkerView
 
 #: Queries never return more than this many tasks per page.
 MAX_PAGE = 1000
+
+#: An assignment a region does not report holding this long after it was made is lost.
+LOST_REPLY_GRACE = 5.0
 
 
 @dataclass(slots=True)
@@ -100,6 +104,12 @@ class Handlers:
             events += state.report_progress(req.progress, now)
         if req.outcomes:
             events += state.report(req.outcomes, now)
+        if req.held is not None:
+            lost = missing_attempts(
+                state, req.region, req.instance, set(req.held), LOST_REPLY_GRACE, now
+            )
+            if lost:
+                events += state.report(lost, now)
         duplicates = sum(1 for ev in events if isinstance(ev, TaskDuplicateReport))
         if req.workers is not None:
             for view in req.workers:

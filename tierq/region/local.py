@@ -54,6 +54,9 @@ class LocalQueue:
     def count_for(self, task_types: Iterable[str]) -> int:
         return sum(len(self._heaps.get(t, ())) for t in task_types)
 
+    def tasks(self) -> list[LeasedTask]:
+        return list(self._ids.values())
+
     def drain_all(self) -> list[LeasedTask]:
         tasks = list(self._ids.values())
         self._ids.clear()

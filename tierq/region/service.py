@@ -75,6 +75,8 @@ LEASE_WAIT = 2.0
 #: append is acknowledged (milliseconds); a silent master has died, and a standby will answer
 #: the retry, so waiting long only delays recovery.
 MASTER_TIMEOUT = 3.0
+#: How often the region lists every attempt it holds (see ``tierq.core.reconcile``).
+HELD_EVERY = 2.0
 
 
 @dataclass(slots=True)
@@ -116,6 +118,7 @@ class Region:
         self._registered_types: frozenset[str] = frozenset()
         self._need_register = True
         self._lease_seconds = 10.0
+        self._held_sent_at = time.monotonic()
         self.ready = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -427,6 +430,7 @@ class Region:
                 outcomes=box.outcomes,
                 workers=[w.view(self.name) for w in self.workers.values()],
                 task_types=sorted(self._registered_types),
+                held=self._held() if self._held_due() else None,
             )
             reply = await self._send_report(request)
             for task_id, attempt in reply.cancel if reply else ():
@@ -436,6 +440,19 @@ class Region:
             ack = encode_ok(Ack())
             for reply_to in box.replies:
                 await self._respond(reply_to, ack)
+
+    def _held_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._held_sent_at < HELD_EVERY:
+            return False
+        self._held_sent_at = now
+        return True
+
+    def _held(self) -> list[tuple[str, int]]:
+        held = [(task.id, task.attempt) for task in self.queue.tasks()]
+        for worker in self.workers.values():
+            held.extend(worker.running)
+        return held
 
     async def _send_report(self, request: RegionReport) -> RegionReportReply | None:
         delay = 0.05

@@ -188,8 +188,8 @@ class ProcessPool:
         """Ask the child to stop; kill it if it has not within the grace. True if reusable."""
         with contextlib.suppress(ConnectionError, OSError):
             await child.send(["cancel"])
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(exchange), self.kill_grace)
+        # asyncio.wait neither cancels the exchange on timeout nor swallows our own cancel.
+        await asyncio.wait((exchange,), timeout=self.kill_grace)
         if exchange.done():
             if not exchange.cancelled():
                 exchange.exception()  # the cancelled attempt's own end is of no interest

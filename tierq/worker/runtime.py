@@ -300,10 +300,12 @@ class Worker:
             await asyncio.wait((call, stop), return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if not call.done():
-            call.cancel()
-            with contextlib.suppress(BaseException):
-                await call
+            if not call.done():
+                # Stopping now, or this task itself is being cancelled: end the pull too, and
+                # wait for it without swallowing our own cancellation.
+                call.cancel()
+                await asyncio.wait((call,))
+        if call.cancelled():
             return None
         return call.result()
 
