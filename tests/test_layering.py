@@ -1,4 +1,4 @@
-"""The dependency rule: core is pure, only engine talks to NATS, client imports nothing server-side."""
+"""The dependency rule: core is pure, only engine talks to NATS, the SDK stays client-side."""
 
 from __future__ import annotations
 

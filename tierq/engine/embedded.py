@@ -219,7 +219,7 @@ class EmbeddedNats:
                 proc.wait()
         self._reap()
 
-    async def astop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def astop(self, timeout: float = 10.0) -> None:
         """:meth:`stop` without blocking the event loop."""
         proc = self._proc
         if proc is None:
