@@ -82,6 +82,7 @@ class ApiServer:
         self._grpc: grpc.aio.Server | None = None
         self._health: HealthServicer | None = None
         self._shell_task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -152,6 +153,7 @@ class ApiServer:
             raise
         sock.listen(1024)
         sock.setblocking(False)
+        self._sock = sock
         self.http_port = sock.getsockname()[1]
         app = create_app(service, Path(config.static_dir) if config.static_dir else None)
         _install_dashboard(app, service)
@@ -213,6 +215,10 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
             self._http_task = None
+        if self._sock is not None:
+            # uvicorn closes it when it got as far as serving; this covers a failed start.
+            self._sock.close()
+            self._sock = None
         if self._grpc is not None:
             await self._grpc.stop(_GRACE)
             self._grpc = None
