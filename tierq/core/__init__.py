@@ -92,6 +92,9 @@ from .events import (
     TaskRetried as TaskRetried,
 )
 from .events import (
+    TasksAssigned as TasksAssigned,
+)
+from .events import (
     TasksEvicted as TasksEvicted,
 )
 from .events import (
@@ -301,6 +304,7 @@ __all__ = [
     "TaskState",
     "TaskSubmitted",
     "TaskSucceeded",
+    "TasksAssigned",
     "TasksEvicted",
     "Totals",
     "WorkflowFinished",

@@ -133,11 +133,12 @@ class _Edges:
         seen = self.seen
         get = index.get
         for j, edge in enumerate(wf.edges):
-            if len(edge) != 2:
+            try:
+                pk, ck = edge
+            except (TypeError, ValueError):
                 raise InvalidRequestError(
                     f"edges[{j}]: an edge is [parent, child]", field=f"edges[{j}]"
-                )
-            pk, ck = edge
+                ) from None
             p = get(pk)
             c = get(ck)
             if p is None or c is None:
@@ -194,19 +195,18 @@ def _self_loop(key: str) -> None:
 
 def _kahn(n: int, parents: list[list[int]]) -> list[int]:
     children: list[list[int]] = [[] for _ in range(n)]
-    indegree = [0] * n
-    for c in range(n):
-        indegree[c] = len(parents[c])
-        for p in parents[c]:
+    for c, ps in enumerate(parents):
+        for p in ps:
             children[p].append(c)
-    order = [i for i in range(n) if indegree[i] == 0]
-    k = 0
-    while k < len(order):
-        for c in children[order[k]]:
-            indegree[c] -= 1
-            if indegree[c] == 0:
+    indegree = [len(ps) for ps in parents]
+    order = [i for i, d in enumerate(indegree) if d == 0]
+    # Iterating a list while appending to it visits the appended items too: a FIFO queue.
+    for node in order:
+        for c in children[node]:
+            d = indegree[c] - 1
+            indegree[c] = d
+            if d == 0:
                 order.append(c)
-        k += 1
     return order
 
 

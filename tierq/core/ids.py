@@ -48,6 +48,21 @@ class IdGenerator:
         ident = self.last_id = f"{prefix}{self._ms_text}{self.counter:08x}"
         return ident
 
+    def next_many(self, now: float, n: int) -> list[str]:
+        """``n`` ids at once, as ``n`` calls of ``next(now)`` would make them."""
+        if n <= 0:
+            return []
+        first = self.next(now)
+        if n == 1:
+            return [first]
+        start = self.counter
+        ms_text = self._ms_text
+        out = [first]
+        out += [f"{ms_text}{c:08x}" for c in range(start + 1, start + n)]
+        self.counter = start + n - 1
+        self.last_id = out[-1]
+        return out
+
     def observe(self, ident: str) -> None:
         """Advance past an id produced elsewhere (replay of an event)."""
         last = self.last_id

@@ -45,11 +45,15 @@ class _Eligible:
 class PlacementIndex:
     """One IndexedPriorityQueue per class, created on first use and kept (classes are few)."""
 
-    __slots__ = ("_eligible", "_keys", "_queues", "_rate")
+    __slots__ = ("_eligible", "_keys", "_last_key", "_last_queue", "_queues", "_rate")
 
     def __init__(self, rate: float = 0.0) -> None:
         self._rate = rate
         self._queues: dict[ClassKey, IndexedPriorityQueue] = {}
+        #: The class looked up last and its queue: consecutive tasks mostly share a class, and
+        #: comparing four fields by identity is cheaper than building and hashing the tuple.
+        self._last_key: ClassKey | None = None
+        self._last_queue: IndexedPriorityQueue | None = None
         #: Classes in creation order, so a region's eligible list grows incrementally.
         self._keys: list[ClassKey] = []
         self._eligible: dict[str, _Eligible] = {}
@@ -60,8 +64,30 @@ class PlacementIndex:
     def queue(self, key: ClassKey) -> IndexedPriorityQueue:
         q = self._queues.get(key)
         if q is None:
-            q = self._queues[key] = IndexedPriorityQueue(self._rate)
+            # The scheduler keeps enqueue times on its tasks and re-pushes everything when the
+            # aging rate changes, so a non-aging queue need not store them again.
+            rate = self._rate
+            q = self._queues[key] = IndexedPriorityQueue(rate, keep_times=rate != 0.0)
             self._keys.append(key)
+        return q
+
+    def queue_of(self, spec: TaskSpec) -> IndexedPriorityQueue:
+        """The queue of ``spec``'s class (created on first use)."""
+        last = self._last_key
+        if (
+            last is not None
+            and last[0] is spec.name
+            and last[1] is spec.region
+            and last[2] is spec.labels
+            and last[3] is spec.resource
+        ):
+            q = self._last_queue
+            assert q is not None
+            return q
+        key = (spec.name, spec.region, spec.labels, spec.resource)
+        q = self.queue(key)
+        self._last_key = key
+        self._last_queue = q
         return q
 
     def get(self, key: ClassKey) -> IndexedPriorityQueue | None:

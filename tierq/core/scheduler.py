@@ -49,6 +49,7 @@ from .events import (
     TaskReady,
     TaskReprioritized,
     TaskRetried,
+    TasksAssigned,
     TasksEvicted,
     TaskSkipped,
     TaskStarted,
@@ -60,6 +61,8 @@ from .events import (
 from .ids import WORKFLOW_PREFIX, IdGenerator
 from .leases import RegionRecord, RegionView
 from .model import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
     AttemptRecord,
     ErrorSummary,
     FailurePolicy,
@@ -86,7 +89,7 @@ from .validate import (
     check_labels,
     check_name,
     check_priority,
-    check_spec,
+    check_specs,
     check_text,
     check_token,
     result_refs,
@@ -103,6 +106,8 @@ PENDING, READY, ASSIGNED, RUNNING = (
 SUCCEEDED, FAILED, DEAD = TaskState.SUCCEEDED, TaskState.FAILED, TaskState.DEAD
 CANCELLED, SKIPPED = TaskState.CANCELLED, TaskState.SKIPPED
 HELD_STATES = frozenset({ASSIGNED, RUNNING})
+#: States in which a parent still holds its children back, whatever the failure policy.
+_UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 
 #: The history of every task that was never assigned: one shared empty list, replaced on the
 #: first assignment (copy-on-write). Saves a tracked list per queued task; nothing appends to it.
@@ -212,6 +217,7 @@ class SchedulerState:
         on(WorkflowSubmitted, self._on_workflow_submitted)
         on(TaskReady, self._on_ready)
         on(TaskAssigned, self._on_assigned)
+        on(TasksAssigned, self._on_tasks_assigned)
         on(TaskStarted, self._on_started)
         on(TaskProgress, self._on_progress)
         on(TaskSucceeded, self._on_succeeded)
@@ -282,10 +288,9 @@ class SchedulerState:
 
     def _push_ready(self, task: Task, at: float) -> None:
         spec = task.spec
-        key: ClassKey = (spec.name, spec.region, spec.labels, spec.resource)
         seq = self._seq
         self._seq = seq + 1
-        self._placement.queue(key).push(task.id, task.priority + task.boost, at, seq)
+        self._placement.queue_of(spec).push(task.id, task.priority + task.boost, at, seq)
         name = spec.name
         self._ready_by_name[name] = self._ready_by_name.get(name, 0) + 1
 
@@ -300,9 +305,7 @@ class SchedulerState:
             self._waiting_by_band[band(task.priority)] -= 1
         if st is READY:
             spec = task.spec
-            queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
-            if queue is not None:
-                queue.remove(task.id)
+            self._placement.queue_of(spec).remove(task.id)
             self._ready_by_name[spec.name] -= 1
         elif st in HELD_STATES:
             rec = self._regions.get(task.region or "")
@@ -359,7 +362,11 @@ class SchedulerState:
             if n is None:
                 continue
             child = tasks.get(c)
-            if child is None or child.state is not PENDING or not self._resolves(st, child):
+            if (
+                child is None
+                or child.state is not PENDING
+                or (st is not SUCCEEDED and not self._resolves(st, child))
+            ):
                 continue
             if n > 1:
                 unresolved[c] = n - 1
@@ -448,25 +455,7 @@ class SchedulerState:
         if ev.uses_results:
             self._refs.add(tid)
         if ev.parents:
-            children = self._children
-            tasks = self._tasks
-            n = 0
-            for p in ev.parents:
-                kids = children.get(p)
-                if kids is None:
-                    children[p] = [tid]
-                else:
-                    kids.append(tid)
-                parent = tasks.get(p)
-                # An evicted parent was terminal and had resolved its children before it went.
-                if (
-                    parent is not None
-                    and parent.state is not SUCCEEDED
-                    and not self._resolves(parent.state, task)
-                ):
-                    n += 1
-            if n:
-                self._unresolved[tid] = n
+            self._link_parents(task, ev.parents)
         if spec.deadline is not None:
             heappush(self._deadlines, (spec.deadline, tid))
         # _enter(), inlined: this runs once per submitted task.
@@ -482,13 +471,34 @@ class SchedulerState:
             seq = self._seq
             self._seq = seq + 1
             name = spec.name
-            self._placement.queue((name, spec.region, spec.labels, spec.resource)).push(
-                tid, priority, at, seq
-            )
+            self._placement.queue_of(spec).push(tid, priority, at, seq)
             rn = self._ready_by_name
             rn[name] = rn.get(name, 0) + 1
         elif ev.not_before is not None and tid not in self._unresolved:
             heappush(self._timers, (ev.not_before, tid))
+
+    def _link_parents(self, task: Task, parents: tuple[str, ...]) -> None:
+        """Register a new task as a child of its parents and count those still pending."""
+        tid = task.id
+        children = self._children
+        tasks = self._tasks
+        n = 0
+        for p in parents:
+            kids = children.get(p)
+            if kids is None:
+                children[p] = [tid]
+            else:
+                kids.append(tid)
+            parent = tasks.get(p)
+            # An evicted parent was terminal and had resolved its children before it went.
+            if parent is None:
+                continue
+            pst = parent.state
+            # _resolves(), short-cut for the states a parent is usually in here.
+            if pst in _UNFINISHED or (pst is not SUCCEEDED and not self._resolves(pst, task)):
+                n += 1
+        if n:
+            self._unresolved[tid] = n
 
     def _on_workflow_submitted(self, ev: WorkflowSubmitted) -> None:
         self._ids.observe(ev.id)
@@ -550,9 +560,7 @@ class SchedulerState:
         self._waiting_by_queue[spec.queue] -= 1
         p = task.priority
         self._waiting_by_band["normal" if p == 0 else band(p)] -= 1
-        queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
-        if queue is not None:
-            queue.remove(task.id)
+        self._placement.queue_of(spec).remove(task.id)
         self._ready_by_name[spec.name] -= 1
         task.state = ASSIGNED
         task.timestamps["assigned"] = at
@@ -560,10 +568,70 @@ class SchedulerState:
         if held is not None:
             held.held[task.id] = None
         if self._breakers:
-            for key in self._breaker_keys(task):
-                b = self._breakers.get(key)
-                if b is not None and b.state is BreakerState.HALF_OPEN and b.probe is None:
-                    b.probe = task.id
+            self._claim_probe(task)
+
+    def _on_tasks_assigned(self, ev: TasksAssigned) -> None:
+        # The per-task steps of _on_assigned, once per lease call: this is the lease hot path.
+        ids = ev.ids
+        attempts = ev.attempts
+        if len(attempts) != len(ids):
+            raise InvalidRequestError(
+                "tasks_assigned: ids and attempts differ in length", field="attempts"
+            )
+        tasks = self._tasks
+        at = ev.at
+        region = ev.region
+        rec = self._regions.get(region)
+        held = rec.held if rec is not None else None
+        queue_of = self._placement.queue_of
+        wq = self._waiting_by_queue
+        wb = self._waiting_by_band
+        rn = self._ready_by_name
+        probes = self._breakers and any(
+            b.state is BreakerState.HALF_OPEN and b.probe is None for b in self._breakers.values()
+        )
+        done = 0
+        try:
+            for tid, attempt in zip(ids, attempts, strict=True):
+                task = tasks[tid]
+                if task.state is not READY:
+                    check_transition(tid, task.state, ASSIGNED)
+                task.region = region
+                if task.worker is not None or task.progress:
+                    task.worker = None
+                    task.progress = 0.0
+                    task.progress_message = None
+                attempt_rec = AttemptRecord(attempt=attempt, region=region, assigned_at=at)
+                if task.history is NO_HISTORY:
+                    task.history = [attempt_rec]
+                else:
+                    task.history.append(attempt_rec)
+                spec = task.spec
+                queue_of(spec).remove(tid)
+                wq[spec.queue] -= 1
+                p = task.priority
+                wb["normal" if p == 0 else band(p)] -= 1
+                rn[spec.name] -= 1
+                task.state = ASSIGNED
+                task.timestamps["assigned"] = at
+                if held is not None:
+                    held[tid] = None
+                if probes:
+                    self._claim_probe(task)
+                done += 1
+        finally:
+            # The state counters in one step (and still right if a corrupt log raised above).
+            by_state = self._by_state
+            by_state[READY] -= done
+            by_state[ASSIGNED] += done
+            self._waiting -= done
+
+    def _claim_probe(self, task: Task) -> None:
+        """A half-open breaker with no probe out takes this assignment as its probe."""
+        for key in self._breaker_keys(task):
+            b = self._breakers.get(key)
+            if b is not None and b.state is BreakerState.HALF_OPEN and b.probe is None:
+                b.probe = task.id
 
     def _on_started(self, ev: TaskStarted) -> None:
         task = self._tasks[ev.id]
@@ -656,12 +724,17 @@ class SchedulerState:
 
     def _on_reprioritized(self, ev: TaskReprioritized) -> None:
         task = self._tasks[ev.id]
-        if task.state in WAITING_STATES:
-            self._waiting_by_band[band(task.priority)] -= 1
-            b = band(ev.new)
-            self._waiting_by_band[b] = self._waiting_by_band.get(b, 0) + 1
-        task.priority = ev.new
-        self._rekey(task)
+        new = ev.new
+        state = task.state
+        if state in WAITING_STATES:
+            wb = self._waiting_by_band
+            wb[band(task.priority)] -= 1
+            b = band(new)
+            wb[b] = wb.get(b, 0) + 1
+        task.priority = new
+        if state is READY:
+            # _rekey(), inlined: reprioritising a queued task is this event's common case.
+            self._placement.queue_of(task.spec).update(ev.id, new + task.boost)
 
     def _on_boosted(self, ev: TaskDeadlineBoosted) -> None:
         task = self._tasks[ev.id]
@@ -670,10 +743,7 @@ class SchedulerState:
 
     def _rekey(self, task: Task) -> None:
         if task.state is READY:
-            spec = task.spec
-            queue = self._placement.get((spec.name, spec.region, spec.labels, spec.resource))
-            if queue is not None:
-                queue.update(task.id, task.priority + task.boost)
+            self._placement.queue_of(task.spec).update(task.id, task.priority + task.boost)
 
     def _on_retried(self, ev: TaskRetried) -> None:
         task = self._tasks[ev.id]
@@ -794,30 +864,29 @@ class SchedulerState:
         all-or-nothing: any invalid spec or an admission refusal raises before any change.
         """
         now = float(now)
+        checked = check_specs(specs, "specs", self._settings)
         ids: list[str | None] = [None] * len(specs)
         accepted: list[tuple[int, TaskSpec, tuple[str, ...], bool]] = []
         batch_keys: dict[str, int] = {}
-        batch: dict[str, tuple[int, int]] = {}
-        for i, raw in enumerate(specs):
-            prepared = self._prepare(i, raw, specs, batch_keys)
-            if isinstance(prepared, str):
-                ids[i] = prepared
-                continue
-            if prepared is None:
-                continue
-            spec = prepared[0]
-            accepted.append((i, spec, prepared[1], prepared[2]))
-            q = spec.queue
-            n, low = batch.get(q, (0, spec.priority))
-            batch[q] = (n + 1, min(low, spec.priority))
-        self._admit(batch)
+        for i, (spec, refs) in enumerate(checked):
+            parents: tuple[str, ...] = ()
+            if spec.idempotency_key is not None or spec.depends_on or refs:
+                prepared = self._prepare(i, spec, refs, specs, batch_keys)
+                if isinstance(prepared, str):
+                    ids[i] = prepared
+                    continue
+                if prepared is None:
+                    continue
+                parents = prepared
+            accepted.append((i, spec, parents, refs))
+        self._admit_specs([a[1] for a in accepted])
 
         out: list[Event] = []
         append = out.append
         apply = self._on_submitted
         tasks = self._tasks
-        for i, spec, parents, refs in accepted:
-            tid = self._ids.next(now)
+        tids = self._ids.next_many(now, len(accepted))
+        for (i, spec, parents, refs), tid in zip(accepted, tids, strict=True):
             run_at = spec.run_at
             not_before = run_at if run_at is not None and run_at > now else None
             state = READY
@@ -840,6 +909,8 @@ class SchedulerState:
             apply(ev)
             append(ev)
             ids[i] = tid
+        if len(accepted) == len(specs):
+            return out, tids
         result: list[str] = []
         for i, maybe in enumerate(ids):
             if maybe is None:  # a repeat of an idempotency key inside this batch
@@ -850,12 +921,16 @@ class SchedulerState:
         return out, result
 
     def _prepare(
-        self, i: int, raw: TaskSpec, specs: Sequence[TaskSpec], batch_keys: dict[str, int]
-    ) -> tuple[TaskSpec, tuple[str, ...], bool] | str | None:
-        """Validate one spec of a batch: (spec, parents) to accept, an existing id for a known
-        idempotency key, or None for a repeat of a key earlier in the same batch."""
+        self,
+        i: int,
+        spec: TaskSpec,
+        refs: bool,
+        specs: Sequence[TaskSpec],
+        batch_keys: dict[str, int],
+    ) -> tuple[str, ...] | str | None:
+        """The rest of one checked spec's validation: its parents to accept it, an existing id
+        for a known idempotency key, or None for a repeat of a key earlier in the same batch."""
         field = f"specs[{i}]"
-        spec, refs = check_spec(raw, field, self._settings)
         key = spec.idempotency_key
         if key is not None:
             existing = self._idem.get(key)
@@ -869,7 +944,7 @@ class SchedulerState:
                 return existing
             first = batch_keys.get(key)
             if first is not None:
-                if specs[first] != raw:
+                if specs[first] != specs[i]:
                     raise ConflictError(
                         f"{field}.idempotency_key {key!r} appears twice in the batch "
                         "with different specs"
@@ -882,7 +957,7 @@ class SchedulerState:
             self._check_parents(parents, f"{field}.depends_on")
         if refs:
             self._check_refs(spec, parents, {}, field)
-        return spec, parents, refs
+        return parents
 
     def _check_parents(self, parents: Sequence[str], field: str) -> None:
         tasks = self._tasks
@@ -914,6 +989,23 @@ class SchedulerState:
                 field=f"{field}.args",
                 ids=tuple(bad[:100]),
             )
+
+    def _admit_specs(self, specs: Sequence[TaskSpec]) -> None:
+        """Admission for a batch: how many per queue, and the lowest priority of each."""
+        counts: dict[str, int] = {}
+        lows: dict[str, int] = {}
+        for spec in specs:
+            q = spec.queue
+            p = spec.priority
+            n = counts.get(q)
+            if n is None:
+                counts[q] = 1
+                lows[q] = p
+            else:
+                counts[q] = n + 1
+                if p < lows[q]:
+                    lows[q] = p
+        self._admit({q: (n, lows[q]) for q, n in counts.items()})
 
     def _admit(self, batch: dict[str, tuple[int, int]]) -> None:
         try:
@@ -961,8 +1053,8 @@ class SchedulerState:
         nodes = wf.nodes
         wf_id = self._ids.next(now, WORKFLOW_PREFIX)
         node_ids: list[str] = [""] * len(nodes)
-        for i in plan.order:
-            node_ids[i] = self._ids.next(now)
+        for i, tid in zip(plan.order, self._ids.next_many(now, len(plan.order)), strict=True):
+            node_ids[i] = tid
         by_key = {nodes[i].key: node_ids[i] for i in plan.order}
         out: list[Event] = []
         self._emit(
@@ -1014,28 +1106,26 @@ class SchedulerState:
     ) -> tuple[list[TaskSpec], list[bool]]:
         """Validate every node's spec and admission; return the normalised specs."""
         nodes = wf.nodes
+        checked = check_specs([node.spec for node in nodes], "nodes", self._settings, ".spec")
         specs: list[TaskSpec] = []
         uses: list[bool] = []
-        batch: dict[str, tuple[int, int]] = {}
-        for i, node in enumerate(nodes):
-            field = f"nodes[{i}].spec"
-            spec, refs = check_spec(node.spec, field, self._settings)
-            if spec.idempotency_key is not None:
-                raise InvalidRequestError(
-                    f"{field}.idempotency_key: give the workflow an idempotency_key instead",
-                    field=f"{field}.idempotency_key",
-                )
-            if plan.external[i]:
-                self._check_parents(plan.external[i], f"{field}.depends_on")
-            if refs:
-                local = {nodes[p].key: nodes[p].key for p in plan.parents[i]}
-                self._check_refs(spec, plan.external[i], local, field)
+        external = plan.external
+        for i, (spec, refs) in enumerate(checked):
+            if spec.idempotency_key is not None or external[i] or refs:
+                field = f"nodes[{i}].spec"
+                if spec.idempotency_key is not None:
+                    raise InvalidRequestError(
+                        f"{field}.idempotency_key: give the workflow an idempotency_key instead",
+                        field=f"{field}.idempotency_key",
+                    )
+                if external[i]:
+                    self._check_parents(external[i], f"{field}.depends_on")
+                if refs:
+                    local = {nodes[p].key: nodes[p].key for p in plan.parents[i]}
+                    self._check_refs(spec, external[i], local, field)
             specs.append(spec)
             uses.append(refs)
-            q = spec.queue
-            n, low = batch.get(q, (0, spec.priority))
-            batch[q] = (n + 1, min(low, spec.priority))
-        self._admit(batch)
+        self._admit_specs(specs)
         return specs, uses
 
     # ---------------------------------------------------------------- regions
@@ -1119,32 +1209,36 @@ class SchedulerState:
         if not heads:
             return out, leased
         placement = self._placement
-        tasks = self._tasks
-        assign = self._on_assigned
-        make = self._leased
-        n = 0
-        while heads and n < slots:
+        chosen: list[str] = []
+        while heads and len(chosen) < slots:
             _, i, key, offset = heappop(heads)
             queue = placement.get(key)
             assert queue is not None
-            # Keep taking from this class while its head still beats the best other head:
-            # with one eligible class (the common case) the merge heap is never touched.
-            nxt = heads[0][0] if heads else None
-            while n < slots:
+            # Take a run from this class while its head still beats the best other head: with
+            # one eligible class (the common case) the merge heap is never touched again.
+            # ``take`` only pops the heap; the tasks leave the queue when the event is applied.
+            probe = i in probing
+            got = queue.take(
+                1 if probe else slots - len(chosen),
+                heads[0][0] + offset if heads else None,
+            )
+            chosen += got
+            # A class behind a half-open breaker gives one probe, then drops out.
+            if len(chosen) < slots and not (probe and got):
                 head = queue.head_key()
-                if head is None:
-                    break
-                if nxt is not None and head - offset > nxt:
+                if head is not None:
                     heappush(heads, (head - offset, i, key, offset))
-                    break
-                task = tasks[queue.id_of(head)]
-                ev = TaskAssigned(at=now, id=task.id, attempt=task.attempt, region=region)
-                assign(ev)
-                out.append(ev)
-                leased.append(make(task))
-                n += 1
-                if i in probing:
-                    break
+        if not chosen:
+            return out, leased
+        tasks = self._tasks
+        picked = [tasks[tid] for tid in chosen]
+        ev = TasksAssigned(
+            at=now, region=region, ids=chosen, attempts=[task.attempt for task in picked]
+        )
+        self._on_tasks_assigned(ev)
+        out.append(ev)
+        make = self._leased
+        leased = [make(task) for task in picked]
         return out, leased
 
     def _lease_heads(
@@ -1418,6 +1512,12 @@ class SchedulerState:
     def _check_breakers(self, task: Task, failed: bool, now: float, out: list[Event]) -> None:
         settings = self._settings.breaker
         breakers = self._breakers
+        if task.spec.resource is None:
+            # The common case, without building the key list: one task breaker, closed and
+            # without failures (it cannot open on this outcome).
+            b = breakers.get(("task", task.region, task.spec.name))
+            if b is None or (b.state is BreakerState.CLOSED and b.failures == 0):
+                return
         for key in self._breaker_keys(task):
             b = breakers.get(key)
             if b is None or (
@@ -1548,16 +1648,19 @@ class SchedulerState:
 
     def reprioritize(self, task_id: str, priority: int, now: float) -> list[Event]:
         """Change a task's base priority; O(log n) when it is queued."""
-        now = float(now)
-        check_priority(priority, "priority")
-        task = self._task(task_id)
+        if type(priority) is not int or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+            check_priority(priority, "priority")
+        task = self._tasks.get(task_id)
+        if task is None:
+            task = self._task(task_id)
         if task.state in TERMINAL_STATES:
             raise ConflictError(f"task {task_id} is already {task.state.value}", ids=(task_id,))
-        if task.priority == priority:
+        old = task.priority
+        if old == priority:
             return []
-        out: list[Event] = []
-        self._emit(TaskReprioritized(at=now, id=task_id, old=task.priority, new=priority), out)
-        return out
+        ev = TaskReprioritized(at=float(now), id=task_id, old=old, new=priority)
+        self._on_reprioritized(ev)
+        return [ev]
 
     def retry(self, task_id: str, now: float) -> list[Event]:
         """Run a DEAD, CANCELLED or SKIPPED task again with a fresh attempt budget.

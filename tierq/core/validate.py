@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 
 import msgspec
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_key",
     "check_name",
     "check_spec",
+    "check_specs",
     "check_text",
     "check_token",
     "is_result_ref",
@@ -361,6 +363,21 @@ def check_spec(spec: object, field: str, settings: Settings) -> tuple[TaskSpec, 
         return _check_spec(spec, settings)
     except InvalidRequestError as exc:
         raise prefixed(exc, field) from None
+
+
+def check_specs(
+    specs: Sequence[object], field: str, settings: Settings, suffix: str = ""
+) -> list[tuple[TaskSpec, bool]]:
+    """``check_spec`` for a batch; errors name ``field[i]suffix``. One call per batch, and the
+    field path is formatted only for the spec that failed."""
+    out: list[tuple[TaskSpec, bool]] = []
+    append = out.append
+    try:
+        for spec in specs:
+            append(_check_spec(spec, settings))
+    except InvalidRequestError as exc:
+        raise prefixed(exc, f"{field}[{len(out)}]{suffix}") from None
+    return out
 
 
 def prefixed(exc: InvalidRequestError, prefix: str) -> InvalidRequestError:

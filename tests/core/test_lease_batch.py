@@ -1,0 +1,148 @@
+"""One ``tasks_assigned`` event per lease call; old ``task_assigned`` logs still replay; a lease
+never touches the queues of classes the region cannot run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from core_harness import T0, Harness
+
+from tierq.core import (
+    Event,
+    IndexedPriorityQueue,
+    RegionInfo,
+    SchedulerState,
+    Settings,
+    TaskAssigned,
+    TasksAssigned,
+    TaskSpec,
+    TaskState,
+    event_kind,
+    event_task_id,
+)
+from tierq.core.ids import IdGenerator
+from tierq.core.validate import check_specs
+from tierq.errors import InvalidRequestError
+
+
+def test_one_event_per_lease_in_hand_out_order(h: Harness) -> None:
+    ids = h.submit(*(TaskSpec(name="a", priority=p) for p in (1, 5, 3)))
+    h.region()
+    evs, leased = h.state.lease("eu", "i1", 10, h.now)
+    h.rec(evs)
+    assert [event_kind(e) for e in evs] == ["tasks_assigned"]
+    (ev,) = evs
+    assert isinstance(ev, TasksAssigned)
+    assert ev.ids == [t.id for t in leased] == [ids[1], ids[2], ids[0]]
+    assert ev.attempts == [1, 1, 1] and ev.region == "eu"
+    assert event_task_id(ev) is None
+    for tid in ids:
+        task = h.state.get(tid)
+        assert task.state is TaskState.ASSIGNED and task.region == "eu"
+        assert task.timestamps["assigned"] == h.now
+        assert [(r.attempt, r.region) for r in task.history] == [(1, "eu")]
+    assert h.state.statistics(h.now).held_by_region == {"eu": 3}
+    h.check_replay()
+
+
+def test_old_task_assigned_logs_replay_to_the_same_state(h: Harness) -> None:
+    h.submit(*(TaskSpec(name="a", priority=p) for p in range(5)))
+    h.region()
+    h.lease(3)
+    # The same log with the batch split into the per-task events older masters wrote.
+    old: list[Event] = []
+    for ev in h.events:
+        if isinstance(ev, TasksAssigned):
+            old += [
+                TaskAssigned(at=ev.at, id=tid, attempt=a, region=ev.region)
+                for tid, a in zip(ev.ids, ev.attempts, strict=True)
+            ]
+        else:
+            old.append(ev)
+    fresh = SchedulerState(h.settings, random.Random(0))
+    for ev in old:
+        fresh.apply(ev)
+    assert fresh == h.state
+    assert fresh.lease("eu", "i1", 10, h.now)[1] == h.state.lease("eu", "i1", 10, h.now)[1]
+
+
+def test_a_batch_applies_checks_every_transition(h: Harness) -> None:
+    (tid,) = h.submit(TaskSpec(name="a"))
+    h.region()
+    h.lease()
+    with pytest.raises(InvalidRequestError):
+        h.state.apply(TasksAssigned(at=h.now, region="eu", ids=[tid], attempts=[]))
+    before = h.state.statistics(h.now).by_state
+    with pytest.raises(InvalidRequestError):  # ASSIGNED -> ASSIGNED is not a transition
+        h.state.apply(TasksAssigned(at=h.now, region="eu", ids=[tid], attempts=[1]))
+    assert h.state.statistics(h.now).by_state == before
+
+
+def test_lease_merges_classes_across_batches(h: Harness) -> None:
+    a = h.submit(*(TaskSpec(name="a", priority=p) for p in (9, 1, 5)))
+    b = h.submit(*(TaskSpec(name="b", priority=p) for p in (8, 2, 6)))
+    h.region()
+    got = [t.id for t in h.lease(2)] + [t.id for t in h.lease(10)]
+    assert got == [a[0], b[0], b[2], a[2], b[1], a[1]]
+    h.check_replay()
+
+
+def test_lease_ignores_tasks_the_region_cannot_run() -> None:
+    """100k READY tasks pinned to a region that does not exist: leasing for a live region
+    never pops, scans or re-keys their queue (the master's lease path, reproduced in the core)."""
+    st = SchedulerState(Settings(), random.Random(1))
+    st.register_region(RegionInfo(name="eu", instance="i", task_types=("job",)), T0)
+    for k in range(100):
+        st.submit([TaskSpec(name="job", region="nowhere", priority=5)] * 1000, T0 + k)
+    pinned = st._placement.get(("job", "nowhere", (), None))
+    assert pinned is not None
+    before = pinned.statistics()
+    now = T0 + 200
+    for _ in range(300):
+        now += 0.01
+        (tid,) = st.submit([TaskSpec(name="job")], now)[1]
+        _, leased = st.lease("eu", "i", 10, now)
+        assert [t.id for t in leased] == [tid]
+        st.tick(now)
+        st.next_wakeup()
+    assert pinned.statistics() == before
+    assert st.statistics(now).by_state["ready"] == 100_000
+
+
+def test_take_pops_only_the_heap_until_remove() -> None:
+    q = IndexedPriorityQueue()
+    for i, p in enumerate((3, 9, 1, 7)):
+        q.push(f"t{i}", p)
+    q.remove("t3")
+    assert q.take(2) == ["t1", "t0"]
+    assert len(q) == 3 and "t1" in q  # still queued until removed
+    bound = q.key("t2") - 1
+    assert q.take(5, bound) == []
+    assert q.remove("t1") and q.remove("t0")
+    assert q.ordered() == ["t2"] and q.pop() == "t2"
+
+
+def test_a_queue_without_times_cannot_age() -> None:
+    q = IndexedPriorityQueue(keep_times=False)
+    q.push("a", 1, enqueued_at=50.0)
+    q.update("a", 4)
+    assert q.priority("a") == 4
+    with pytest.raises(ValueError):
+        q.set_rate(1.0)
+    with pytest.raises(ValueError):
+        IndexedPriorityQueue(0.5, keep_times=False)
+
+
+def test_next_many_matches_next() -> None:
+    one, many = IdGenerator(), IdGenerator()
+    for now, n in ((T0, 3), (T0, 1), (T0 + 0.5, 4), (T0 - 10, 2), (T0 + 1, 0)):
+        assert many.next_many(now, n) == [one.next(now) for _ in range(n)]
+        assert (many.counter, many.last_ms, many.last_id) == (one.counter, one.last_ms, one.last_id)
+
+
+def test_check_specs_names_the_failing_index() -> None:
+    ok = TaskSpec(name="a")
+    with pytest.raises(InvalidRequestError) as err:
+        check_specs([ok, ok, TaskSpec(name="a", priority=5000)], "nodes", Settings(), ".spec")
+    assert err.value.field == "nodes[2].spec.priority"
