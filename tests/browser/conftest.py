@@ -121,7 +121,7 @@ class LiveStack:
             self.loop.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> str:
     path = chromium_path()
     if path is None:
@@ -129,7 +129,7 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack() -> Iterator[LiveStack]:
     live = LiveStack()
     try:
@@ -139,7 +139,7 @@ def stack() -> Iterator[LiveStack]:
         live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -28,7 +28,7 @@ from ..core.events import EVENT_KINDS
 from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
 
-__all__ = ["EventFeed", "EventFilter", "FeedEvent", "Watch", "ensure_events_stream"]
+__all__ = ["EventFeed", "EventFilter", "FeedEvent", "Watch"]
 
 log = logging.getLogger("tierq.api.feed")
 
@@ -348,46 +348,6 @@ class EventFeed:
         watch = Watch(self, filt, after, on_close)
         await watch.start()
         return watch
-
-
-#: Retention of the events stream when the API has to create it.
-EVENTS_MAX_AGE = 24 * 3600
-EVENTS_MAX_MSGS = 1_000_000
-_STREAM_NAME_IN_USE = 10058
-
-
-async def ensure_events_stream(engine: Engine, subjects: Subjects) -> bool:
-    """Create ``<PREFIX>_EVENTS`` (limits retention) unless it exists; True if created.
-
-    Never changes an existing stream: whoever provisioned it (the master) decides its limits.
-    """
-    name = f"{subjects.prefix.upper()}_EVENTS"
-    info = json.loads(await engine.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=5.0))
-    if "error" not in info:
-        return False
-    if info["error"].get("err_code") != _STREAM_NOT_FOUND:
-        raise EngineUnavailableError(f"cannot inspect {name}: {info['error']}")
-    config = {
-        "name": name,
-        "subjects": [subjects.events_all],
-        "retention": "limits",
-        "storage": "file",
-        "discard": "old",
-        "max_age": EVENTS_MAX_AGE * 1_000_000_000,
-        "max_msgs": EVENTS_MAX_MSGS,
-        "num_replicas": 1,
-    }
-    reply = json.loads(
-        await engine.request(
-            f"$JS.API.STREAM.CREATE.{name}", json.dumps(config).encode(), timeout=5.0
-        )
-    )
-    error = reply.get("error")
-    if error is not None and error.get("err_code") != _STREAM_NAME_IN_USE:
-        raise EngineUnavailableError(f"cannot create {name}: {error}")
-    if error is None:
-        log.info("created the %s stream for the event feed", name)
-    return error is None
 
 
 def _ack_metadata(reply: str) -> tuple[int, int] | None:

@@ -26,11 +26,10 @@ import grpc.aio
 import uvicorn
 from fastapi import FastAPI
 
-from ..engine import ConnectOptions, Engine, Subjects, connect
+from ..engine import ConnectOptions, Engine, Subjects, connect, ensure_events_stream
 from ..errors import TierqError
 from .auth import Authenticator, is_loopback, load_tokens
 from .config import ApiConfig
-from .feed import ensure_events_stream
 from .grpc import HealthServicer, add_to_server, set_serving
 from .rest import create_app
 from .service import ApiService

@@ -240,3 +240,63 @@ def worker(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+@click.command()
+@nats_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="REST listen address.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    default=50051,
+    show_default=True,
+    help="gRPC port.",
+)
+@click.option("--no-grpc", is_flag=True, help="Serve REST only.")
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar="TIERQ_API_TOKENS_FILE",
+    help="JSON file of bearer tokens with roles (see docs/api.md).",
+)
+@click.option(
+    "--insecure", is_flag=True, help="Allow serving without tokens on a non-loopback address."
+)
+@click.option("--enable-shell", is_flag=True, help="Run the built-in shell task type here.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None)
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None)
+@click.pass_context
+def api(
+    ctx: click.Context,
+    nats_url: str | None,
+    prefix: str,
+    host: str,
+    port: int,
+    grpc_port: int,
+    no_grpc: bool,
+    tokens_file: str | None,
+    insecure: bool,
+    enable_shell: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
+    """Run the REST and gRPC API with the dashboard (stateless; run as many as you like)."""
+    service_logging(ctx)
+    ctx.meta["tierq.prefix"] = prefix
+    from ..api.config import ApiConfig
+    from ..api.server import run_api
+
+    config = ApiConfig(
+        nats=nats_config(nats_url, prefix),
+        host=host,
+        port=port,
+        grpc_port=None if no_grpc else grpc_port,
+        tokens_file=tokens_file,
+        tokens=os.environ.get("TIERQ_API_TOKENS"),
+        insecure=insecure,
+        enable_shell=enable_shell,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    serve(lambda: run_api(config))

@@ -41,6 +41,7 @@ from .embedded import (
 from .embedded import (
     free_port as free_port,
 )
+from .events import ensure_events_stream as ensure_events_stream
 from .kv import LeaderLease as LeaderLease
 from .kv import SettingsStore as SettingsStore
 from .log import MAX_BATCH_MSGS as MAX_BATCH_MSGS
@@ -82,6 +83,7 @@ __all__ = [
     "Subscription",
     "connect",
     "encode_json",
+    "ensure_events_stream",
     "find_nats_server",
     "free_port",
     "pack_array",

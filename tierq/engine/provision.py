@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .codec import DEFAULT_MAX_BYTES
 from .connect import Engine
+from .events import ensure_events_stream
 from .kv import LeaderLease, SettingsStore
 from .log import EventLog
 from .snapshot import SnapshotStore
@@ -21,7 +22,7 @@ async def provision(
     lease_ttl: float = 10.0,
     max_msg_size: int = DEFAULT_MAX_BYTES,
 ) -> None:
-    """Create the log stream, leader and settings buckets and the snapshot store.
+    """Create the log and events streams, leader and settings buckets and the snapshot store.
 
     Safe to call again and from several processes at once: an existing stream is updated to
     this config, existing buckets are used as they are.
@@ -38,3 +39,4 @@ async def provision(
     await LeaderLease(engine, subjects, ttl=lease_ttl, durable=durable, replicas=replicas).open()
     await SettingsStore(engine, subjects, durable=durable, replicas=replicas).open()
     await SnapshotStore(engine, subjects, durable=durable, replicas=replicas).open()
+    await ensure_events_stream(engine, subjects, durable=durable)

@@ -33,6 +33,7 @@ from ..core.model import (
     RegionInfo,
     Started,
 )
+from ..core.validate import check_name
 from ..engine import Engine, Message, Subjects, Subscription, connect
 from ..errors import (
     ConflictError,
@@ -175,6 +176,11 @@ class Region:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            except TierqError as exc:
+                # Refused (e.g. bad labels): keep serving and try again, loudly.
+                log.error("the master refused region %s: %s", self.name, exc)
+                await asyncio.sleep(2.0)
+                continue
             self._lease_seconds = reply.lease_seconds
             self._registered_types = types
             self._need_register = False
@@ -222,6 +228,10 @@ class Region:
             req = decode(msg.data, RegisterWorkerRequest)
             if req.concurrency < 1:
                 raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
+            # The same rule as task names at submission: a type the master would refuse
+            # must not reach the region's own registration.
+            for i, name in enumerate(req.task_types):
+                check_name(name, f"task_types[{i}]")
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -353,21 +363,29 @@ class Region:
             await msg.respond(encode_error(exc))
             return
         worker = self.workers.get(req.worker)
+        outcomes: list[Outcome] = []
+        progress: list[Progress] = []
         if worker is not None:
             worker.last_heartbeat = time.time()
+            held = worker.running
+            # Only the worker holding an attempt may end it or report on it.
+            progress = [p for p in req.progress if (p.task_id, p.attempt) in held]
             for outcome in req.outcomes:
-                if worker.running.pop((outcome.task_id, outcome.attempt), None) is not None:
-                    if outcome.kind is OutcomeKind.SUCCEEDED:
-                        worker.completed += 1
-                    else:
-                        worker.failed += 1
-                worker.cancel.discard((outcome.task_id, outcome.attempt))
+                key = (outcome.task_id, outcome.attempt)
+                if held.pop(key, None) is None:
+                    continue
+                outcomes.append(outcome)
+                if outcome.kind is OutcomeKind.SUCCEEDED:
+                    worker.completed += 1
+                else:
+                    worker.failed += 1
+                worker.cancel.discard(key)
         box = self._outbox
-        box.progress.extend(req.progress)
-        box.outcomes.extend(req.outcomes)
+        box.progress.extend(progress)
+        box.outcomes.extend(outcomes)
         box.replies.append(msg.reply)
         self._outbox_ready.set()
-        if req.outcomes:
+        if outcomes:
             self._credits_changed.set()
             if self._parked and len(self.queue):
                 self._dispatch()
