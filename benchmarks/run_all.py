@@ -17,13 +17,19 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 #: Cheap and self-contained first; the ones that start servers and peers after.
-ORDER = ["core_bench", "throughput", "peers.run"]
+ORDER = ["core_bench", "e2e", "api_bench"]
+#: Parts of e2e (it runs them side by side); runnable alone, not run twice by make bench.
+SKIP = {"throughput", "noop_tasks"}
+#: Modules whose ``--write`` updates their section of docs/benchmarks.md.
+WRITES = {"core_bench", "e2e"}
 
 
 def modules() -> list[str]:
-    found = [p.stem for p in sorted(HERE.glob("*.py")) if p.stem not in ("run_all", "__init__")]
-    if (HERE / "peers" / "run.py").exists():
-        found.append("peers.run")
+    found = [
+        p.stem
+        for p in sorted(HERE.glob("*.py"))
+        if p.stem not in ("run_all", "__init__") and p.stem not in SKIP
+    ]
     ranked = [m for m in ORDER if m in found] + [m for m in found if m not in ORDER]
     return ranked
 
@@ -35,7 +41,7 @@ def run(name: str) -> None:
         return
     print(f"\n=== {name} ===", flush=True)
     if inspect.signature(main).parameters:
-        main([])
+        main(["--write", str(HERE.parent / "docs" / "benchmarks.md")] if name in WRITES else [])
     else:
         main()
 

@@ -212,7 +212,60 @@ async def measure(
         stack.stop()
 
 
-def main(argv: list[str] | None = None) -> list[Result]:
+@dataclass
+class Summary:
+    """Median of the runs of one profile, with the spread."""
+
+    profile: str
+    rate: float
+    rate_min: float
+    rate_max: float
+    p50_ms: float
+    p99_ms: float
+    runs: list[Result]
+
+
+def measure_profiles(
+    runs: int,
+    tasks: int = 20_000,
+    rate: float = 200.0,
+    latency_tasks: int = 2000,
+    concurrency: int = 64,
+    prefetch: int = 256,
+    batch: int = 1000,
+    profiles: tuple[bool, ...] = (False, True),
+) -> list[Summary]:
+    """Run each durability profile ``runs`` times; medians of throughput and latency."""
+    out: list[Summary] = []
+    for sync_always in profiles:
+        results = [
+            asyncio.run(
+                measure(sync_always, tasks, rate, latency_tasks, concurrency, prefetch, batch)
+            )
+            for _ in range(runs)
+        ]
+        for r in results:
+            print(
+                f"  {r.profile}: {r.rate:,.0f} tasks/s ({r.seconds:.2f} s); "
+                f"latency p50 {r.p50_ms:.2f} ms p99 {r.p99_ms:.2f} ms",
+                flush=True,
+            )
+        rates = sorted(r.rate for r in results)
+        out.append(
+            Summary(
+                profile=results[0].profile,
+                rate=statistics.median(rates),
+                rate_min=rates[0],
+                rate_max=rates[-1],
+                p50_ms=statistics.median(r.p50_ms for r in results),
+                p99_ms=statistics.median(r.p99_ms for r in results),
+                runs=results,
+            )
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[Summary]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -225,44 +278,34 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["default", "always"], default=None)
     args = parser.parse_args(argv)
+    _install_uvloop()
+    profiles = (False, True) if args.only is None else (args.only == "always",)
+    summaries = measure_profiles(
+        args.runs,
+        args.tasks,
+        args.rate,
+        args.latency_tasks,
+        args.concurrency,
+        args.prefetch,
+        args.batch,
+        profiles,
+    )
+    for s in summaries:
+        print(
+            f"{s.profile}: median {s.rate:,.0f} tasks/s (min {s.rate_min:,.0f}, "
+            f"max {s.rate_max:,.0f}); latency p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms",
+            flush=True,
+        )
+    return summaries
+
+
+def _install_uvloop() -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    out: list[Result] = []
-    profiles = [False, True] if args.only is None else [args.only == "always"]
-    for sync_always in profiles:
-        runs = [
-            asyncio.run(
-                measure(
-                    sync_always,
-                    args.tasks,
-                    args.rate,
-                    args.latency_tasks,
-                    args.concurrency,
-                    args.prefetch,
-                    args.batch,
-                )
-            )
-            for _ in range(args.runs)
-        ]
-        runs.sort(key=lambda r: r.rate)
-        median = runs[len(runs) // 2]
-        for r in runs:
-            print(
-                f"  {r.profile}: {r.rate:,.0f} tasks/s ({r.seconds:.2f} s); "
-                f"latency p50 {r.p50_ms:.2f} ms p99 {r.p99_ms:.2f} ms",
-                flush=True,
-            )
-        print(
-            f"{median.profile}: median {median.rate:,.0f} tasks/s "
-            f"(min {runs[0].rate:,.0f}, max {runs[-1].rate:,.0f})",
-            flush=True,
-        )
-        out.append(median)
-    return out
 
 
 if __name__ == "__main__":

@@ -123,8 +123,27 @@ class RegionsReply(_Msg):
     regions: list[RegionView]
 
 
+class LatencySummary(_Msg):
+    """Submit-to-start latency of recent first attempts, in milliseconds."""
+
+    samples: int
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+
+class StatsView(SchedulerStatistics, frozen=True, kw_only=True):
+    """The scheduler's statistics plus the master's live figures."""
+
+    #: Events per second by kind (task_submitted, task_started, task_succeeded, …) over the
+    #: last minute.
+    throughput: dict[str, float] = {}
+    latency: LatencySummary | None = None
+
+
 class StatsReply(_Msg):
-    stats: SchedulerStatistics
+    stats: StatsView
 
 
 class SettingsReply(_Msg):

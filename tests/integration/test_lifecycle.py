@@ -175,3 +175,21 @@ async def _wait_state(client: tierq.App, task_id: str, state: TaskState) -> None
             return
         await asyncio.sleep(0.025)
     raise AssertionError(f"task {task_id} never reached {state}")
+
+
+async def test_stats_carry_event_rates_and_start_latency(
+    cluster: LocalCluster, client: tierq.App
+) -> None:
+    from tierq.protocol import QueryKind, QueryRequest, StatsReply
+
+    await cluster.start_worker(TASKS)
+    handles = [await client.submit(itasks.add, i, 1) for i in range(5)]
+    for h in handles:
+        await h.result(timeout=10)
+    master = await client.master()
+    stats = (await master.query(QueryRequest(kind=QueryKind.STATS), StatsReply)).stats
+    assert stats.totals.succeeded == 5
+    assert stats.throughput["task_succeeded"] > 0
+    assert stats.throughput["task_submitted"] > 0
+    assert stats.latency is not None and stats.latency.samples == 5
+    assert stats.latency.p50_ms is not None and 0 <= stats.latency.p50_ms < 10_000

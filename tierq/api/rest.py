@@ -27,7 +27,7 @@ from starlette.routing import Match, Mount
 from starlette.types import Message, Receive, Scope, Send
 
 from ..core.model import Task
-from ..core.records import SchedulerStatistics, WorkflowView
+from ..core.records import WorkflowView
 from ..core.settings import Settings
 from ..errors import (
     EngineUnavailableError,
@@ -37,7 +37,7 @@ from ..errors import (
     TierqError,
     UnauthenticatedError,
 )
-from ..protocol import RegionsReply, TasksReply, WorkersReply
+from ..protocol import RegionsReply, StatsView, TasksReply, WorkersReply
 from . import schema
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -98,7 +98,7 @@ _OUT_TYPES: tuple[type, ...] = (
     WorkflowView,
     RegionsReply,
     WorkersReply,
-    SchedulerStatistics,
+    StatsView,
     Settings,
 )
 
@@ -419,7 +419,10 @@ async def workers(
     return _json(await service.workers(who, region))
 
 
-@router.get("/v1/stats", **_doc(200, "SchedulerStatistics", summary="Scheduler statistics"))
+@router.get(
+    "/v1/stats",
+    **_doc(200, "StatsView", summary="Scheduler statistics, event rates and start latency"),
+)
 async def stats(service: Service, who: Who) -> Response:
     return _json(await service.stats(who))
 

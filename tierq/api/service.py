@@ -20,7 +20,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 import msgspec
 
 from ..core.model import Task, TaskSpec, TaskState
-from ..core.records import SchedulerStatistics, WorkflowView
+from ..core.records import WorkflowView
 from ..core.settings import Settings
 from ..core.validate import check_json, check_name, check_text
 from ..engine import Engine, Subjects
@@ -43,6 +43,7 @@ from ..protocol import (
     RegisterWorkerRequest,
     SettingsReply,
     StatsReply,
+    StatsView,
     SubmitRequest,
     SubmitWorkflowRequest,
     TasksReply,
@@ -281,7 +282,7 @@ class ApiService:
         return await self.master.query(query, WorkersReply)
 
     @operation(Permission.READ)
-    async def stats(self, caller: Caller) -> SchedulerStatistics:
+    async def stats(self, caller: Caller) -> StatsView:
         reply = await self.master.query(QueryRequest(kind=QueryKind.STATS), StatsReply)
         return reply.stats
 

@@ -28,6 +28,7 @@ from ..protocol import (
     SettingsReply,
     SettingsRequest,
     StatsReply,
+    StatsView,
     SubmitReply,
     SubmitRequest,
     SubmitWorkflowReply,
@@ -39,6 +40,7 @@ from ..protocol import (
     decode,
 )
 from ..protocol import WorkerView as WorkerView
+from .metrics import LiveMetrics
 
 #: Queries never return more than this many tasks per page.
 MAX_PAGE = 1000
@@ -58,8 +60,11 @@ class Handled:
 class Handlers:
     """One method per master operation, each ``(payload, now) -> Handled``."""
 
-    def __init__(self, state: SchedulerState, workers: dict[str, WorkerView]) -> None:
+    def __init__(
+        self, state: SchedulerState, workers: dict[str, WorkerView], metrics: LiveMetrics
+    ) -> None:
         self.state = state
+        self.metrics = metrics
         #: Soft view of workers as regions last reported them (not in the log).
         self.workers = workers
         self.table: dict[str, Callable[[bytes, float], Handled]] = {
@@ -200,7 +205,11 @@ class Handlers:
                 workers = [w for w in self.workers.values() if req.region in (None, w.region)]
                 return WorkersReply(workers=workers)
             case QueryKind.STATS:
-                return StatsReply(stats=state.statistics(now))
+                base = msgspec.structs.asdict(state.statistics(now))
+                live = self.metrics
+                return StatsReply(
+                    stats=StatsView(**base, throughput=live.throughput(now), latency=live.latency())
+                )
             case QueryKind.SETTINGS:
                 return SettingsReply(settings=state.settings)
         raise InvalidRequestError(f"unknown query kind {req.kind!r}", field="kind")

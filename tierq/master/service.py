@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from ..config import MasterConfig
-from ..core import Event, SchedulerState, Settings, event_kind, event_task_id
+from ..core import Event, SchedulerState, Settings, TaskStarted, event_kind, event_task_id
 from ..engine import (
     Engine,
     EventLog,
@@ -52,6 +52,7 @@ from ..protocol import (
     encode_ok,
 )
 from .handlers import Handlers
+from .metrics import LiveMetrics
 from .waiters import LeaseParking, ParkedLease, ResultWaiters
 
 log = logging.getLogger("tierq.master")
@@ -79,7 +80,8 @@ class Master:
         self.holder = config.holder or f"{socket.gethostname()}:{os.getpid()}"
         self.state = SchedulerState(Settings(), random.Random())
         self.workers: dict[str, WorkerView] = {}
-        self.handlers = Handlers(self.state, self.workers)
+        self.metrics = LiveMetrics()
+        self.handlers = Handlers(self.state, self.workers, self.metrics)
         self.parking = LeaseParking()
         self.waiters = ResultWaiters()
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
@@ -384,8 +386,12 @@ class Master:
         subject_of = self._event_subjects
         encode = self._json.encode
         messages: list[tuple[str, bytes]] = []
+        observe = self.metrics.observe
         for event in events:
             kind = event_kind(event)
+            observe(kind, event.at)
+            if type(event) is TaskStarted:
+                self.metrics.started(event.id, event.attempt, event.at)
             subject = subject_of.get(kind)
             if subject is None:
                 subject = subject_of[kind] = self.subjects.event(kind)

@@ -1,0 +1,76 @@
+"""Live figures the log does not keep: event rates and submit-to-start latency.
+
+They are soft (a restarted master starts them afresh) and cheap: one bucket increment per
+committed event, one sample per first start.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+from ..protocol import LatencySummary
+
+#: Seconds of history behind the rates.
+RATE_WINDOW = 60
+#: Starts behind the latency percentiles.
+LATENCY_SAMPLES = 10_000
+
+
+class LiveMetrics:
+    """Per-second counts of event kinds over a sliding window, and recent start latencies."""
+
+    def __init__(self, window: int = RATE_WINDOW, samples: int = LATENCY_SAMPLES) -> None:
+        self.window = window
+        self._buckets: collections.deque[tuple[int, collections.Counter[str]]] = collections.deque()
+        self._latencies: collections.deque[float] = collections.deque(maxlen=samples)
+        self._since: float | None = None
+
+    def observe(self, kind: str, at: float) -> None:
+        second = math.floor(at)
+        if self._since is None:
+            self._since = at
+        buckets = self._buckets
+        if not buckets or buckets[-1][0] < second:
+            buckets.append((second, collections.Counter()))
+            while buckets and buckets[0][0] <= second - self.window:
+                buckets.popleft()
+        buckets[-1][1][kind] += 1
+
+    def started(self, task_id: str, attempt: int, at: float) -> None:
+        """A first attempt started: its latency since submission (the id carries that time)."""
+        if attempt != 1:
+            return
+        try:
+            submitted = int(task_id[:12], 16) / 1000.0
+        except ValueError:
+            return
+        self._latencies.append(max(0.0, at - submitted))
+
+    def throughput(self, now: float) -> dict[str, float]:
+        """Events per second by kind over the window (or since start, if shorter)."""
+        if self._since is None:
+            return {}
+        span = max(1.0, min(float(self.window), now - self._since))
+        oldest = math.floor(now) - self.window
+        totals: collections.Counter[str] = collections.Counter()
+        for second, counts in self._buckets:
+            if second > oldest:
+                totals.update(counts)
+        return {kind: round(n / span, 3) for kind, n in sorted(totals.items())}
+
+    def latency(self) -> LatencySummary:
+        values = sorted(self._latencies)
+        if not values:
+            return LatencySummary(samples=0)
+
+        def pct(p: float) -> float:
+            return round(values[min(len(values) - 1, int(p * len(values)))] * 1000.0, 3)
+
+        return LatencySummary(
+            samples=len(values),
+            p50_ms=pct(0.50),
+            p90_ms=pct(0.90),
+            p99_ms=pct(0.99),
+            max_ms=round(values[-1] * 1000.0, 3),
+        )
