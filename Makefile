@@ -30,5 +30,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
