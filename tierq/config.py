@@ -8,25 +8,17 @@ here: it lives in ``tierq.core.Settings`` and is changed through the API.
 from __future__ import annotations
 
 import os
-import re
 
 import msgspec
 
 from .core.settings import Settings
-from .engine import ConnectOptions
+from .engine import ConnectOptions, validate_token
 from .errors import InvalidRequestError
-
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def check_token(value: str, what: str) -> str:
-    """Names that become part of NATS subjects must be plain tokens."""
-    if not _TOKEN.fullmatch(value):
-        raise InvalidRequestError(
-            f"{what} {value!r} must be 1-64 characters of letters, digits, '_' or '-'",
-            field=what,
-        )
-    return value
+    """Names that become part of NATS subjects must be plain tokens (the engine's rule)."""
+    return validate_token(value, what)
 
 
 class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
