@@ -19,8 +19,10 @@ depends only on the live keys, never on the heap's layout: a rebuilt queue pops 
 
 from __future__ import annotations
 
+from collections import deque as _consume
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
+from typing import cast
 
 import msgspec
 
@@ -147,7 +149,16 @@ class IndexedPriorityQueue:
         """
         heap = self._heap
         ids = self._ids
-        out: list[str] = []
+        if bound is None and limit <= len(heap):
+            # The common case (one eligible class): pop ``limit`` keys in one comprehension
+            # and resolve them with one C-level map; a stale key (rare) is dropped below.
+            keys = [heappop(heap) for _ in range(limit)]
+            got = list(map(ids.get, keys))
+            if None not in got:
+                return cast("list[str]", got)
+            out = [i for i in got if i is not None]
+        else:
+            out = []
         while heap and len(out) < limit:
             key = heap[0]
             item_id = ids.get(key)
@@ -157,6 +168,18 @@ class IndexedPriorityQueue:
                 out.append(item_id)
             heappop(heap)
         return out
+
+    def remove_many(self, item_ids: list[str]) -> None:
+        """Drop every id of ``item_ids``, all of which must be queued (KeyError otherwise)."""
+        keys = self._keys
+        ids = self._ids
+        # C-level loops: a lease removes its whole batch here.
+        _consume(map(ids.__delitem__, map(keys.pop, item_ids)), 0)
+        if self._enq is not None:
+            _consume(map(self._enq.__delitem__, item_ids), 0)
+        self._removes += len(item_ids)
+        if len(self._heap) > 2 * len(keys) + _COMPACT_SLACK:
+            self._rebuild()
 
     def id_of(self, key: int) -> str:
         return self._ids[key]

@@ -13,8 +13,11 @@ Queries, statistics and the snapshot codec live in ``scheduler_queries.py``.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
+from operator import attrgetter
 from typing import cast
 
 import msgspec
@@ -112,6 +115,14 @@ _UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 #: The history of every task that was never assigned: one shared empty list, replaced on the
 #: first assignment (copy-on-write). Saves a tracked list per queued task; nothing appends to it.
 NO_HISTORY: list[AttemptRecord] = []
+
+_STATE = attrgetter("state")
+_SPEC = attrgetter("spec")
+_PRIORITY = attrgetter("priority")
+_QUEUE = attrgetter("queue")
+#: A spec's placement class (see placement.py), built in C.
+_CLASS = cast("Callable[[TaskSpec], ClassKey]", attrgetter("name", "region", "labels", "resource"))
+_ONLY_READY = frozenset({TaskState.READY})
 
 #: TaskState -> its value; Enum.value is a Python-level property and this is the hot path.
 SV: dict[TaskState, str] = {state: state.value for state in TaskState}
@@ -572,13 +583,95 @@ class SchedulerState:
 
     def _on_tasks_assigned(self, ev: TasksAssigned) -> None:
         # The per-task steps of _on_assigned, once per lease call: this is the lease hot path.
+        # Everything that does not depend on the single task (queue removal, the counters, the
+        # held set) is done per batch with C-level maps; a batch that is not plainly READY
+        # tasks, each once, or that may claim a breaker probe, goes task by task.
         ids = ev.ids
         attempts = ev.attempts
         if len(attempts) != len(ids):
             raise InvalidRequestError(
                 "tasks_assigned: ids and attempts differ in length", field="attempts"
             )
-        tasks = self._tasks
+        picked = list(map(self._tasks.__getitem__, ids))
+        probes = bool(self._breakers) and any(
+            b.state is BreakerState.HALF_OPEN and b.probe is None for b in self._breakers.values()
+        )
+        if probes or set(map(_STATE, picked)) != _ONLY_READY or len(set(ids)) != len(ids):
+            self._assign_each(ev, picked, probes)
+            return
+        at = ev.at
+        region = ev.region
+        specs = list(map(_SPEC, picked))
+        placement = self._placement
+        rn = self._ready_by_name
+        classes = list(map(_CLASS, specs))
+        first = classes[0]
+        if classes.count(first) == len(classes):
+            placement.queue(first).remove_many(ids)
+            rn[first[0]] -= len(ids)
+        else:
+            groups: dict[ClassKey, list[str]] = {}
+            for key, tid in zip(classes, ids, strict=True):
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [tid]
+                else:
+                    members.append(tid)
+            for key, members in groups.items():
+                placement.queue(key).remove_many(members)
+                rn[key[0]] -= len(members)
+        done = len(ids)
+        self._unwait_batch(specs, picked)
+        no_history = NO_HISTORY
+        for task, attempt in zip(picked, attempts, strict=True):
+            task.region = region
+            task.state = ASSIGNED
+            task.timestamps["assigned"] = at
+            if task.worker is not None or task.progress:
+                task.worker = None
+                task.progress = 0.0
+                task.progress_message = None
+            attempt_rec = AttemptRecord(attempt=attempt, region=region, assigned_at=at)
+            history = task.history
+            if history is no_history:
+                task.history = [attempt_rec]
+            else:
+                history.append(attempt_rec)
+        rec = self._regions.get(region)
+        if rec is not None:
+            rec.held.update(dict.fromkeys(ids))
+        by_state = self._by_state
+        by_state[READY] -= done
+        by_state[ASSIGNED] += done
+        self._waiting -= done
+
+    def _unwait_batch(self, specs: list[TaskSpec], picked: list[Task]) -> None:
+        """Take a batch of READY tasks off the per-queue and per-band waiting counters."""
+        done = len(picked)
+        wq = self._waiting_by_queue
+        queues = list(map(_QUEUE, specs))
+        if queues.count(queues[0]) == done:
+            wq[queues[0]] -= done
+        else:
+            for q, n in Counter(queues).items():
+                wq[q] -= n
+        # Bands by bisecting the sorted priorities (see states.band for the bounds).
+        prios = sorted(map(_PRIORITY, picked))
+        low = bisect_left(prios, 0)
+        normal = bisect_right(prios, 0, low)
+        high = bisect_left(prios, 500, normal)
+        wb = self._waiting_by_band
+        for b, n in (
+            ("low", low),
+            ("normal", normal - low),
+            ("high", high - normal),
+            ("critical", done - high),
+        ):
+            if n:
+                wb[b] -= n
+
+    def _assign_each(self, ev: TasksAssigned, picked: list[Task], probes: bool) -> None:
+        """``_on_tasks_assigned`` task by task: checks each transition, claims probes."""
         at = ev.at
         region = ev.region
         rec = self._regions.get(region)
@@ -587,13 +680,9 @@ class SchedulerState:
         wq = self._waiting_by_queue
         wb = self._waiting_by_band
         rn = self._ready_by_name
-        probes = self._breakers and any(
-            b.state is BreakerState.HALF_OPEN and b.probe is None for b in self._breakers.values()
-        )
         done = 0
         try:
-            for tid, attempt in zip(ids, attempts, strict=True):
-                task = tasks[tid]
+            for tid, attempt, task in zip(ev.ids, ev.attempts, picked, strict=True):
                 if task.state is not READY:
                     check_transition(tid, task.state, ASSIGNED)
                 task.region = region
@@ -1237,8 +1326,28 @@ class SchedulerState:
         )
         self._on_tasks_assigned(ev)
         out.append(ev)
+        # _leased(), inlined for tasks without parents (nothing to look up or substitute).
         make = self._leased
-        leased = [make(task) for task in picked]
+        leased = [
+            make(task)
+            if task.parents
+            else LeasedTask(
+                id=task.id,
+                attempt=task.attempt,
+                name=(spec := task.spec).name,
+                args=spec.args,
+                kwargs=spec.kwargs,
+                priority=task.priority,
+                timeout=spec.timeout,
+                deadline=spec.deadline,
+                labels=spec.labels,
+                resource=spec.resource,
+                queue=spec.queue,
+                workflow_id=task.workflow_id,
+                submitted_at=task.submitted_at,
+            )
+            for task in picked
+        ]
         return out, leased
 
     def _lease_heads(
