@@ -128,6 +128,17 @@ class IndexedPriorityQueue:
         self._pushes += 1
         return key
 
+    def push_key(self, item_id: str, key: int) -> None:
+        """Add ``item_id`` under a key the caller made (``make_key``) for an id it knows is not
+        queued: the scheduler's submit path, without the membership check and the key
+        arithmetic call. The queue's own sequence counter is left alone."""
+        self._ids[key] = item_id
+        self._keys[item_id] = key
+        if self._enq is not None:
+            raise ValueError("push_key is for queues without enqueue times")
+        heappush(self._heap, key)
+        self._pushes += 1
+
     def head_key(self) -> int | None:
         """The key that would pop next, or None; drops stale keys on the way."""
         heap = self._heap

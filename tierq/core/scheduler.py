@@ -123,6 +123,8 @@ _QUEUE = attrgetter("queue")
 #: A spec's placement class (see placement.py), built in C.
 _CLASS = cast("Callable[[TaskSpec], ClassKey]", attrgetter("name", "region", "labels", "resource"))
 _ONLY_READY = frozenset({TaskState.READY})
+#: One priority point in heap-key units (pqueue.make_key with rate 0).
+_PRIORITY_UNIT = SCALE * SPAN
 
 #: TaskState -> its value; Enum.value is a Python-level property and this is the hot path.
 SV: dict[TaskState, str] = {state: state.value for state in TaskState}
@@ -149,6 +151,7 @@ class SchedulerState:
     """The master's whole scheduling state. Commands return the events they caused."""
 
     __slots__ = (
+        "_aging",
         "_breakers",
         "_by_state",
         "_children",
@@ -203,6 +206,8 @@ class SchedulerState:
         self._wf_open: dict[str, int] = {}
         self._wf_done: set[str] = set()
         self._placement = PlacementIndex(settings.aging_rate)
+        #: Whether the queues age (keep enqueue times); see _on_submitted.
+        self._aging = settings.aging_rate != 0.0
         self._ready_by_name: dict[str, int] = {}
         self._rules = settings.rule_boosts()
         #: (time, task id): PENDING tasks waiting for run_at, FAILED ones for their retry.
@@ -301,7 +306,12 @@ class SchedulerState:
         spec = task.spec
         seq = self._seq
         self._seq = seq + 1
-        self._placement.queue_of(spec).push(task.id, task.priority + task.boost, at, seq)
+        queue = self._placement.queue_of(spec)
+        if self._aging:
+            queue.push(task.id, task.priority + task.boost, at, seq)
+        else:
+            # A task becomes READY only from a state outside the queue, so it is not queued.
+            queue.push_key(task.id, seq - (task.priority + task.boost) * _PRIORITY_UNIT)
         name = spec.name
         self._ready_by_name[name] = self._ready_by_name.get(name, 0) + 1
 
@@ -443,7 +453,8 @@ class SchedulerState:
         if state is not READY and state is not PENDING:
             check_transition(tid, PENDING, state)
         ids = self._ids
-        if tid != ids.last_id:
+        last = ids.last_id
+        if tid != last and (tid > last or len(tid) != len(last)):
             ids.observe(tid)
         priority = spec.priority
         task = Task(
@@ -482,7 +493,12 @@ class SchedulerState:
             seq = self._seq
             self._seq = seq + 1
             name = spec.name
-            self._placement.queue_of(spec).push(tid, priority, at, seq)
+            queue = self._placement.queue_of(spec)
+            if self._aging:
+                queue.push(tid, priority, at, seq)
+            else:
+                # make_key() for a non-aging queue, inlined; the task is new, so not queued.
+                queue.push_key(tid, seq - priority * _PRIORITY_UNIT)
             rn = self._ready_by_name
             rn[name] = rn.get(name, 0) + 1
         elif ev.not_before is not None and tid not in self._unresolved:
@@ -915,6 +931,7 @@ class SchedulerState:
         self._settings = new
         self._rules = new.rule_boosts()
         if new.aging_rate != old.aging_rate:
+            self._aging = new.aging_rate != 0.0
             self._rebuild_queue(new.aging_rate)
         if new.breaker.window != old.breaker.window:
             for b in self._breakers.values():
