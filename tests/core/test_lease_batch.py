@@ -23,6 +23,7 @@ from tierq.core import (
     event_task_id,
 )
 from tierq.core.ids import IdGenerator
+from tierq.core.pqueue import make_key
 from tierq.core.validate import check_specs
 from tierq.errors import InvalidRequestError
 
@@ -189,3 +190,21 @@ def test_a_batch_naming_a_task_twice_is_refused(h: Harness) -> None:
     h.region()
     with pytest.raises(InvalidRequestError):
         h.state.apply(TasksAssigned(at=h.now, region="eu", ids=[a, b, a], attempts=[1, 1, 1]))
+
+
+def test_push_key_and_remove_many_match_push_and_remove() -> None:
+    a = IndexedPriorityQueue(keep_times=False)
+    b = IndexedPriorityQueue(keep_times=False)
+    for seq, p in enumerate((3, -2, 9, 3, 0, 9)):
+        a.push(f"t{seq}", p, 0.0, seq)
+        b.push_key(f"t{seq}", make_key(p, 0.0, seq, 0.0))
+    assert a.ordered() == b.ordered()
+    a.remove("t2")
+    a.remove("t4")
+    b.remove_many(["t2", "t4"])
+    assert a.ordered() == b.ordered() and len(a) == len(b) == 4
+    assert a.take(4) == b.take(4)
+    with pytest.raises(KeyError):
+        b.remove_many(["nope"])
+    with pytest.raises(ValueError):
+        IndexedPriorityQueue().push_key("x", 1)

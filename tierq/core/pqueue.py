@@ -132,10 +132,10 @@ class IndexedPriorityQueue:
         """Add ``item_id`` under a key the caller made (``make_key``) for an id it knows is not
         queued: the scheduler's submit path, without the membership check and the key
         arithmetic call. The queue's own sequence counter is left alone."""
-        self._ids[key] = item_id
-        self._keys[item_id] = key
         if self._enq is not None:
             raise ValueError("push_key is for queues without enqueue times")
+        self._ids[key] = item_id
+        self._keys[item_id] = key
         heappush(self._heap, key)
         self._pushes += 1
 
