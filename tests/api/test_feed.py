@@ -147,6 +147,21 @@ def test_workflow_filter_learns_its_tasks() -> None:
     assert not f.matches(ev("workflow_finished", id="wf_2", state="succeeded"))
 
 
+def test_task_and_workflow_filters_match_a_lease_of_several_tasks() -> None:
+    lease = ev("tasks_assigned", region="eu", ids=["t0", "t1", "t2"], attempts=[1, 2, 1])
+    assert EventFilter(task_id="t1").matches(lease)
+    assert not EventFilter(task_id="t9").matches(lease)
+    f = EventFilter(workflow_id="wf_1")
+    assert not f.matches(lease)
+    assert f.matches(ev("task_submitted", id="t2", workflow_id="wf_1"))
+    assert f.matches(lease)
+    seeded = EventFilter(workflow_id="wf_2", region="eu")
+    seeded.workflow_tasks.add("t0")
+    assert seeded.matches(lease)
+    assert not seeded.matches(ev("tasks_assigned", region="us", ids=["t0"], attempts=[1]))
+    assert not seeded.matches(ev("tasks_assigned", region="eu", ids=["t5"], attempts=[1]))
+
+
 def test_region_filter() -> None:
     f = EventFilter(region="eu")
     assert f.matches(ev("task_assigned", id="t", attempt=1, region="eu"))

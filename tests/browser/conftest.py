@@ -9,10 +9,11 @@ test submits tasks of its own and looks only at those. Everything is stopped at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -22,9 +23,12 @@ import httpx
 import pytest
 
 from tierq.api import ApiConfig, ApiServer
-from tierq.config import NatsConfig
+from tierq.config import NatsConfig, RegionConfig, WorkerConfig
 from tierq.core.settings import Settings
+from tierq.engine import Engine, connect
+from tierq.region import Region
 from tierq.testing import LocalCluster, local_cluster, nats_server
+from tierq.worker import run_worker
 
 T = TypeVar("T")
 
@@ -111,6 +115,44 @@ class LiveStack:
             await cluster.start_worker("tests.browser.btasks", concurrency=concurrency)
 
         self.call(start())
+
+    def start_region(self, name: str, *, prefetch: int, concurrency: int) -> Callable[[], None]:
+        """Another region, leasing ``prefetch`` tasks beyond its workers' free slots, with one
+        in-process worker of ``concurrency`` slots; returns what stops both."""
+        nats = NatsConfig(servers=(self.nats_url,))
+
+        async def start() -> tuple[asyncio.Task[None], asyncio.Task[None], Engine]:
+            engine = await connect(nats.connect_options(name=f"tierq-test-region-{name}"))
+            config = RegionConfig(
+                nats=nats,
+                name=name,
+                prefetch=prefetch,
+                worker_lease_seconds=2.0,
+                heartbeat_interval=0.3,
+            )
+            region = Region(config, engine)
+            served = asyncio.create_task(region.run())
+            await asyncio.wait_for(region.ready.wait(), 10)
+            worker = WorkerConfig(
+                nats=nats,
+                modules=("tests.browser.btasks",),
+                region=name,
+                concurrency=concurrency,
+                drain_grace=1.0,
+            )
+            working = asyncio.create_task(run_worker(worker, handle_signals=False))
+            return served, working, engine
+
+        served, working, engine = self.call(start())
+
+        async def stop() -> None:
+            for task in (working, served):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)
+            await engine.close()
+
+        return lambda: self.call(stop())
 
     def stop(self) -> None:
         try:

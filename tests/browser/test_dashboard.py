@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -266,6 +267,120 @@ def test_events_tail_live(dash: Dashboard, api: httpx.Client) -> None:
     time.sleep(0.5)
     assert page.locator('[data-role="event-list"] .vrow', has_text=other).count() == 0
     dash.shot("events")
+    assert dash.errors == []
+
+
+def test_leased_tasks_turn_assigned_then_running_live(
+    dash: Dashboard, api: httpx.Client, stack: LiveStack
+) -> None:
+    """A lease is one ``tasks_assigned`` event for all the tasks it hands out: the task list,
+    the workflow graph, the task page and the event tail each show their task assigned, live.
+
+    Region "hold" has one worker slot and leases one task more (prefetch): while a blocker
+    runs there, the next task leased stays assigned until the slot frees, then runs."""
+    stop_region = stack.start_region("hold", prefetch=1, concurrency=1)
+
+    def open_page(route: str) -> Any:
+        page = dash.context.new_page()
+        page.on("pageerror", lambda exc: dash.errors.append(str(exc)))
+        page.goto(f"{dash.base}/#{route}")
+        return page
+
+    try:
+        blocker = submit(api, "b.sleep", 9.0, region="hold")
+        wait_state(api, blocker, "running")
+        # The event tail is live only: opened now, the next lease at "hold" is the one below.
+        events = open_page("/events?kinds=tasks_assigned&region=hold")
+        expect(events.locator("#live")).to_have_text("live")
+        r = api.post(
+            "/v1/workflows",
+            json={
+                "name": "browser-lease",
+                "nodes": [
+                    {
+                        "key": "first",
+                        "spec": {"name": "b.sleep", "args": [4.0], "region": "default"},
+                    },
+                    {"key": "held", "spec": {"name": "b.sleep", "args": [1.0], "region": "hold"}},
+                ],
+                "edges": [["first", "held"]],
+            },
+        )
+        assert r.status_code == 201, r.text
+        wf = r.json()["workflow_id"]
+        held = r.json()["ids"]["held"]
+        # "held" waits for "first" (4 s): the task list and the graph see it pending.
+        dash.goto(f"/tasks?workflow={wf}")
+        graph = open_page(f"/workflows/{wf}")
+        row = dash.page.locator(f'[data-task="{held}"]')
+        node = graph.locator(f'[data-role="dag"] .node[data-task="{held}"]')
+        expect(row.locator(".badge")).to_have_text("pending")
+        expect(node).to_have_attribute("data-state", "pending")
+        task = open_page(f"/tasks/{held}")
+        # Leased behind the blocker: assigned, live, everywhere.
+        expect(row.locator(".badge")).to_have_text("assigned", timeout=20_000)
+        expect(row).to_contain_text("hold")
+        expect(node).to_have_attribute("data-state", "assigned")
+        expect(task.locator('[data-role="task-state"]')).to_have_text("assigned")
+        lease = events.locator('[data-role="event-list"] .vrow[data-kind="tasks_assigned"]')
+        expect(lease).to_have_count(1)
+        expect(lease).to_contain_text(held)
+        expect(lease.locator('[data-role="event-summary"]')).to_have_text(
+            "1 task \u2192 region hold \u00b7 attempt 1"
+        )
+        assert task_state(api, blocker) == "running"
+        dash.shot("tasks-assigned")
+        # Then it runs when the blocker is done, and succeeds.
+        expect(row.locator(".badge")).to_have_text("running", timeout=20_000)
+        expect(node).to_have_attribute("data-state", "running")
+        expect(row.locator(".badge")).to_have_text("succeeded")
+        expect(node).to_have_attribute("data-state", "succeeded")
+        expect(task.locator('[data-role="task-state"]')).to_have_text("succeeded")
+        assert dash.errors == []
+    finally:
+        stop_region()
+
+
+def test_live_js_expands_a_lease_into_per_task_updates(dash: Dashboard) -> None:
+    dash.goto()
+    out = dash.page.evaluate(
+        """async () => {
+          const live = await import("/js/live.js");
+          const lease = {
+            kind: "tasks_assigned", at: 5, region: "eu", ids: ["a", "b"], attempts: [1, 3],
+          };
+          const b = { id: "b", state: "ready" };
+          const c = { id: "c", state: "ready" };
+          const old = { id: "d", state: "ready" };
+          return {
+            per: live.perTask("tasks_assigned", lease),
+            single: live.perTask("task_started", { id: "a", attempt: 1, worker: "w" }).length,
+            none: live.perTask("workflow_finished", { state: "succeeded" }).length,
+            b: [live.applyEvent(b, "tasks_assigned", lease), b],
+            c: [live.applyEvent(c, "tasks_assigned", lease), c.state],
+            old: [live.applyEvent(old, "task_assigned", { id: "d", attempt: 2, region: "us" }),
+                  old],
+            kinds: live.TASK_KINDS.filter((k) => k.endsWith("assigned")),
+          };
+        }"""
+    )
+    assert out["per"] == [
+        [
+            "a",
+            "task_assigned",
+            {"kind": "task_assigned", "at": 5, "id": "a", "attempt": 1, "region": "eu"},
+        ],
+        [
+            "b",
+            "task_assigned",
+            {"kind": "task_assigned", "at": 5, "id": "b", "attempt": 3, "region": "eu"},
+        ],
+    ]
+    assert (out["single"], out["none"]) == (1, 0)
+    assert out["b"] == [True, {"id": "b", "state": "assigned", "region": "eu", "attempt": 3}]
+    assert out["c"] == [False, "ready"]
+    assert out["old"] == [True, {"id": "d", "state": "assigned", "region": "us", "attempt": 2}]
+    assert out["kinds"] == ["task_assigned", "tasks_assigned"]
     assert dash.errors == []
 
 

@@ -47,3 +47,14 @@ def test_html_has_no_inline_script_or_style() -> None:
         html = page.read_text()
         assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, page.name
         assert re.search(r"\sstyle=|<style|\son\w+=", html) is None, page.name
+
+
+def test_the_dashboard_knows_every_event_kind() -> None:
+    """api.js lists the kinds it listens for on the feed: an event of a kind missing there
+    (such as a lease's ``tasks_assigned``) never reaches a page."""
+    from tierq.core.events import EVENT_KINDS
+
+    text = (STATIC_DIR / "js" / "api.js").read_text()
+    block = re.search(r"export const EVENT_KINDS = \[(.*?)\];", text, re.S)
+    assert block is not None
+    assert tuple(re.findall(r'"(\w+)"', block.group(1))) == EVENT_KINDS

@@ -116,6 +116,9 @@ class EventFilter:
             return ev.id == self.workflow_id
         if ev.kind == "tasks_evicted":
             return self.workflow_id in ev.ids or bool(self.workflow_tasks.intersection(ev.ids))
+        if ev.kind == "tasks_assigned":
+            # One event per lease: about the workflow when it hands out any of its tasks.
+            return bool(self.workflow_tasks.intersection(ev.ids))
         return ev.id is not None and ev.id in self.workflow_tasks
 
     def _in_region(self, ev: _Probe) -> bool:

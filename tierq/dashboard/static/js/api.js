@@ -6,7 +6,7 @@ export const EVENT_KINDS = [
   "region_registered", "settings_changed", "task_assigned", "task_cancelled", "task_dead",
   "task_deadline_boosted", "task_duplicate_report", "task_failed", "task_progress", "task_ready",
   "task_reprioritized", "task_retried", "task_skipped", "task_started", "task_submitted",
-  "task_succeeded", "tasks_evicted", "workflow_finished", "workflow_submitted",
+  "task_succeeded", "tasks_assigned", "tasks_evicted", "workflow_finished", "workflow_submitted",
 ];
 
 /** A refusal from the API: the RFC 9457 problem document's members. */

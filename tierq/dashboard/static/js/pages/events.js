@@ -12,6 +12,7 @@ function summary(kind, ev) {
   switch (kind) {
     case "task_submitted": return `${ev.spec?.name ?? ""} → ${ev.state}${ev.workflow_id ? " in " + ev.workflow_id : ""}`;
     case "task_assigned": return `attempt ${ev.attempt} → region ${ev.region}`;
+    case "tasks_assigned": return assignedSummary(ev);
     case "task_started": return `attempt ${ev.attempt} on ${ev.worker}`;
     case "task_progress": return `${Math.round((ev.fraction || 0) * 100)}%${ev.message ? " · " + ev.message : ""}`;
     case "task_succeeded": return `attempt ${ev.attempt}${ev.worker ? " on " + ev.worker : ""}`;
@@ -28,6 +29,32 @@ function summary(kind, ev) {
     case "settings_changed": return "new settings";
     default: return "";
   }
+}
+
+/** One lease's tasks_assigned: "3 tasks → region eu · attempt 1" (attempts as a range). */
+function assignedSummary(ev) {
+  const n = Array.isArray(ev.ids) ? ev.ids.length : 0;
+  const attempts = (Array.isArray(ev.attempts) ? ev.attempts : []).filter(Number.isFinite);
+  let tail = "";
+  if (attempts.length) {
+    const lo = Math.min(...attempts.slice(0, 10_000));
+    const hi = Math.max(...attempts.slice(0, 10_000));
+    tail = lo === hi ? ` · attempt ${lo}` : ` · attempts ${lo}–${hi}`;
+  }
+  return `${fmtNum(n)} task${n === 1 ? "" : "s"} → region ${ev.region ?? ""}${tail}`;
+}
+
+/** The Subject cell: the task or workflow the event is about, or its region/breaker name. */
+function subject(e) {
+  const ev = e.ev;
+  if (e.kind === "tasks_assigned" && Array.isArray(ev.ids)) {
+    const n = ev.ids.length;
+    if (n === 1 && typeof ev.ids[0] === "string") return link(["tasks", ev.ids[0]], { class: "mono small" }, ev.ids[0]);
+    return h("span", { class: "mono small", "data-role": "task-count" }, `${fmtNum(n)} tasks`);
+  }
+  if (ev.id && e.kind.startsWith("task")) return link(["tasks", ev.id], { class: "mono small" }, ev.id);
+  if (ev.id && e.kind.startsWith("workflow")) return link(["workflows", ev.id], { class: "mono small" }, ev.id);
+  return h("span", { class: "mono small" }, ev.name || ev.info?.name || "");
 }
 
 export async function mount(view, r) {
@@ -68,10 +95,7 @@ export async function mount(view, r) {
       h("span", { class: "mono small" }, e.seq ?? ""),
       h("span", { class: "small" }, fmtTime(e.ev.at).split(", ")[1] || ""),
       h("span", { class: "mono small" }, e.kind),
-      e.ev.id && e.kind.startsWith("task")
-        ? link(["tasks", e.ev.id], { class: "mono small" }, e.ev.id)
-        : e.ev.id && e.kind.startsWith("workflow") ? link(["workflows", e.ev.id], { class: "mono small" }, e.ev.id)
-          : h("span", { class: "mono small" }, e.ev.name || e.ev.info?.name || ""),
+      subject(e),
       h("span", { class: "small", "data-role": "event-summary" }, summary(e.kind, e.ev))),
   });
 

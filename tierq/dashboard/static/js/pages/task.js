@@ -6,7 +6,7 @@ import {
   badge, clear, confirmDialog, errorBox, fmtDuration, fmtTime, h, json, kv, link,
   progressBar, section, setProgress, throttle, toast,
 } from "../dom.js";
-import { applyEvent } from "../live.js";
+import { applyEvent, assignedOne } from "../live.js";
 import { drawTimeline } from "../timeline.js";
 
 function attemptRows(task) {
@@ -161,6 +161,12 @@ export async function mount(view, route) {
 
   const refetch = throttle(refresh, 500);
   const stop = watch({ task: id }, (kind, ev) => {
+    if (kind === "tasks_assigned") {
+      // A lease's one event for all the tasks it handed out: this task's part of it.
+      ev = assignedOne(ev, id);
+      if (!ev) return;
+      kind = "task_assigned";
+    }
     if (kind === "task_progress") {
       applyEvent(task, kind, ev);
       setProgress(bar, task.progress);

@@ -4,7 +4,7 @@
 
 import { get, watch } from "../api.js";
 import { STATES, badge, clear, errorBox, fmtAgo, fmtNum, h, idTime, link, progressBar } from "../dom.js";
-import { TASK_KINDS, applyEvent, rawId } from "../live.js";
+import { TASK_KINDS, applyEvent, perTask, rawId } from "../live.js";
 import { virtualList } from "../vlist.js";
 
 const PAGE = 200;
@@ -141,6 +141,18 @@ export async function mount(view, route) {
   if (filters.workflow) params.workflow = filters.workflow;
   else if (filters.region) params.region = filters.region;
   const stop = watch(params, (kind, data) => {
+    if (kind === "tasks_assigned") {
+      // One event per lease, listing every task it handed out: decoded only when rows are loaded.
+      if (!index.size) return;
+      let ev;
+      try {
+        ev = JSON.parse(data);
+      } catch {
+        return;
+      }
+      for (const [id, k, one] of perTask(kind, ev)) update(id, k, one);
+      return;
+    }
     const id = rawId(data);
     if (id === null) return;
     if (kind === "task_submitted") {
@@ -151,11 +163,15 @@ export async function mount(view, route) {
       }
       return;
     }
+    if (index.has(id)) update(id, kind, JSON.parse(data));
+  }, { parse: false });
+
+  function update(id, kind, ev) {
     const i = index.get(id);
     if (i === undefined) return;
     const task = list.items[i];
-    if (task && applyEvent(task, kind, JSON.parse(data))) list.refresh(i);
-  }, { parse: false });
+    if (task && applyEvent(task, kind, ev)) list.refresh(i);
+  }
 
   await more();
   return () => {

@@ -7,7 +7,7 @@ import {
   section, setProgress, throttle, toast,
 } from "../dom.js";
 import { DRAW_LIMIT, createDag } from "../dag.js";
-import { TASK_KINDS, applyEvent } from "../live.js";
+import { TASK_KINDS, applyEvent, perTask } from "../live.js";
 import { colorOf, drawTimeline } from "../timeline.js";
 
 const GANTT_LIMIT = 5000;
@@ -184,9 +184,15 @@ export async function mount(view, r) {
       return;
     }
     if (kind === "tasks_evicted") return;
-    const rec = states.get(ev.id);
-    if (!rec) return;
-    if (applyEvent(rec, kind, ev) && dag) dag.setState(ev.id, rec.state);
+    // One update per task the event is about (a lease's tasks_assigned lists several).
+    let ours = false;
+    for (const [tid, k, one] of perTask(kind, ev)) {
+      const rec = states.get(tid);
+      if (!rec) continue;
+      ours = true;
+      if (applyEvent(rec, k, one) && dag) dag.setState(tid, rec.state);
+    }
+    if (!ours) return;
     summary();
     levelSummary();
     drawGantt();
