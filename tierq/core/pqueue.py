@@ -160,23 +160,44 @@ class IndexedPriorityQueue:
         """
         heap = self._heap
         ids = self._ids
+        if limit <= 0:
+            return []
+        # The same key can sit in the heap twice: a re-key back to an earlier priority pushes
+        # the key that is still there, stale, from before. Copies pop next to each other, so
+        # a key equal to the one just taken is skipped, and copies of the last key taken are
+        # dropped at the end, so a later ``take`` before ``remove`` cannot return it again.
+        last: int | None = None
         if bound is None and limit <= len(heap):
             # The common case (one eligible class): pop ``limit`` keys in one comprehension
-            # and resolve them with one C-level map; a stale key (rare) is dropped below.
+            # and resolve them with one C-level map; stale keys and copies (rare) go below.
             keys = [heappop(heap) for _ in range(limit)]
             got = list(map(ids.get, keys))
-            if None not in got:
+            last = keys[-1]
+            if None not in got and len(set(keys)) == limit:
+                if heap and heap[0] == last:
+                    heappop(heap)
+                    while heap and heap[0] == last:
+                        heappop(heap)
                 return cast("list[str]", got)
-            out = [i for i in got if i is not None]
+            out: list[str] = []
+            last = None
+            for key, item_id in zip(keys, got, strict=True):
+                if item_id is not None and key != last:
+                    out.append(item_id)
+                    last = key
         else:
             out = []
         while heap and len(out) < limit:
             key = heap[0]
-            item_id = ids.get(key)
-            if item_id is not None:
-                if bound is not None and key > bound:
-                    break
-                out.append(item_id)
+            if key != last:
+                item_id = ids.get(key)
+                if item_id is not None:
+                    if bound is not None and key > bound:
+                        break
+                    out.append(item_id)
+                    last = key
+            heappop(heap)
+        while heap and heap[0] == last:
             heappop(heap)
         return out
 

@@ -224,37 +224,9 @@ class SchedulerState:
         self._waiting_by_queue: dict[str, int] = {}
         self._waiting_by_band: dict[str, int] = {}
         self._rejected = 0
-        h: dict[type, Callable[[Event], None]] = {}
-
-        def on(cls: type, fn: object) -> None:
-            h[cls] = cast("Callable[[Event], None]", fn)
-
-        on(TaskSubmitted, self._on_submitted)
-        on(WorkflowSubmitted, self._on_workflow_submitted)
-        on(TaskReady, self._on_ready)
-        on(TaskAssigned, self._on_assigned)
-        on(TasksAssigned, self._on_tasks_assigned)
-        on(TaskStarted, self._on_started)
-        on(TaskProgress, self._on_progress)
-        on(TaskSucceeded, self._on_succeeded)
-        on(TaskFailed, self._on_failed)
-        on(TaskDead, self._on_dead)
-        on(TaskCancelled, self._on_cancelled)
-        on(TaskSkipped, self._on_skipped)
-        on(TaskReprioritized, self._on_reprioritized)
-        on(TaskDeadlineBoosted, self._on_boosted)
-        on(TaskRetried, self._on_retried)
-        on(TaskDuplicateReport, self._on_duplicate)
-        on(TasksEvicted, self._on_evicted)
-        on(RegionRegistered, self._on_region_registered)
-        on(RegionHeartbeat, self._on_region_heartbeat)
-        on(RegionExpired, self._on_region_expired)
-        on(BreakerOpened, self._on_breaker_opened)
-        on(BreakerHalfOpen, self._on_breaker_half_open)
-        on(BreakerClosed, self._on_breaker_closed)
-        on(SettingsChanged, self._on_settings)
-        on(WorkflowFinished, self._on_workflow_finished)
-        self._handlers = h
+        #: Unbound functions, so the state holds no reference cycle (bound methods would make
+        #: one) and a dropped state is freed at once rather than by the cyclic collector.
+        self._handlers = _HANDLERS
 
     @property
     def settings(self) -> Settings:
@@ -264,15 +236,15 @@ class SchedulerState:
 
     def apply(self, event: Event) -> None:
         """Apply one event: the only way the state changes (live and on replay)."""
-        self._handlers[type(event)](event)
+        self._handlers[type(event)](self, event)
 
     def apply_all(self, events: Sequence[Event]) -> None:
         handlers = self._handlers
         for ev in events:
-            handlers[type(ev)](ev)
+            handlers[type(ev)](self, ev)
 
     def _emit(self, ev: Event, out: list[Event]) -> None:
-        self._handlers[type(ev)](ev)
+        self._handlers[type(ev)](self, ev)
         out.append(ev)
 
     # ------------------------------------------------------------ bookkeeping
@@ -1170,7 +1142,12 @@ class SchedulerState:
                 name=wf.name,
                 policy=wf.on_failure,
                 nodes=by_key,
-                edges=[(node_ids[p], node_ids[c]) for p, c in plan.edges],
+                # Straight from the parent lists: plan.edges would build the int pairs first.
+                edges=[
+                    (node_ids[p], cid)
+                    for cid, ps in zip(node_ids, plan.parents, strict=True)
+                    for p in ps
+                ],
                 idempotency_key=wf.idempotency_key,
                 digest=digest,
             ),
@@ -2031,6 +2008,37 @@ class SchedulerState:
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
+
+
+#: Event type -> the SchedulerState method that applies it.
+_Handler = Callable[[SchedulerState, Event], None]
+_HANDLERS: dict[type, _Handler] = {
+    TaskSubmitted: cast("_Handler", SchedulerState._on_submitted),
+    WorkflowSubmitted: cast("_Handler", SchedulerState._on_workflow_submitted),
+    TaskReady: cast("_Handler", SchedulerState._on_ready),
+    TaskAssigned: cast("_Handler", SchedulerState._on_assigned),
+    TasksAssigned: cast("_Handler", SchedulerState._on_tasks_assigned),
+    TaskStarted: cast("_Handler", SchedulerState._on_started),
+    TaskProgress: cast("_Handler", SchedulerState._on_progress),
+    TaskSucceeded: cast("_Handler", SchedulerState._on_succeeded),
+    TaskFailed: cast("_Handler", SchedulerState._on_failed),
+    TaskDead: cast("_Handler", SchedulerState._on_dead),
+    TaskCancelled: cast("_Handler", SchedulerState._on_cancelled),
+    TaskSkipped: cast("_Handler", SchedulerState._on_skipped),
+    TaskReprioritized: cast("_Handler", SchedulerState._on_reprioritized),
+    TaskDeadlineBoosted: cast("_Handler", SchedulerState._on_boosted),
+    TaskRetried: cast("_Handler", SchedulerState._on_retried),
+    TaskDuplicateReport: cast("_Handler", SchedulerState._on_duplicate),
+    TasksEvicted: cast("_Handler", SchedulerState._on_evicted),
+    RegionRegistered: cast("_Handler", SchedulerState._on_region_registered),
+    RegionHeartbeat: cast("_Handler", SchedulerState._on_region_heartbeat),
+    RegionExpired: cast("_Handler", SchedulerState._on_region_expired),
+    BreakerOpened: cast("_Handler", SchedulerState._on_breaker_opened),
+    BreakerHalfOpen: cast("_Handler", SchedulerState._on_breaker_half_open),
+    BreakerClosed: cast("_Handler", SchedulerState._on_breaker_closed),
+    SettingsChanged: cast("_Handler", SchedulerState._on_settings),
+    WorkflowFinished: cast("_Handler", SchedulerState._on_workflow_finished),
+}
 
 
 def _first(item: tuple[int, str]) -> int:
