@@ -20,8 +20,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import RegionConfig
 from ..core.model import (
@@ -120,6 +121,7 @@ class Region:
         self._need_register = True
         self._lease_seconds = 10.0
         self._held_sent_at = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -149,6 +151,8 @@ class Region:
             for sub in subs:
                 with contextlib.suppress(TierqError):
                     await sub.unsubscribe()
+            for task in list(self._tasks):
+                task.cancel()
 
     async def _master(
         self, op: str, request: object, reply_type: type[T], timeout: float = 10.0
@@ -296,7 +300,7 @@ class Region:
         parked = self._parked.get(worker)
         if parked is not None and parked.reply == reply:
             del self._parked[worker]
-            asyncio.get_running_loop().create_task(self._respond(reply, encode_ok(PullReply())))
+            self._spawn(self._respond(reply, encode_ok(PullReply())))
 
     def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
         tasks = self.queue.pop_for(worker.task_types, slots)
@@ -320,9 +324,7 @@ class Region:
             if tasks:
                 del self._parked[worker_id]
                 parked.handle.cancel()
-                asyncio.get_running_loop().create_task(
-                    self._respond(parked.reply, encode_ok(PullReply(tasks=tasks)))
-                )
+                self._spawn(self._respond(parked.reply, encode_ok(PullReply(tasks=tasks))))
             if not len(self.queue):
                 break
 
@@ -532,6 +534,12 @@ class Region:
         self.instance = os.urandom(6).hex()
         self._need_register = True
         self._credits_changed.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Send a reply from sync code; the task is kept referenced and cancelled on exit."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _respond(self, reply_to: str, payload: bytes) -> None:
         with contextlib.suppress(EngineUnavailableError):
