@@ -33,28 +33,6 @@ from tierq.core.model import TaskSpec  # noqa: E402
 from tierq.engine import EmbeddedNats, Message, Subjects, connect  # noqa: E402
 from tierq.rpc import MasterClient  # noqa: E402
 
-SERVICE = """
-import asyncio, sys
-try:
-    import uvloop
-    uvloop.install()
-except ImportError:
-    pass
-from tierq.config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
-nats = NatsConfig(servers=(sys.argv[2],))
-kind = sys.argv[1]
-if kind == "master":
-    from tierq.master import run_master
-    asyncio.run(run_master(MasterConfig(nats=nats)))
-elif kind == "region":
-    from tierq.region import run_region
-    asyncio.run(run_region(RegionConfig(nats=nats, prefetch=int(sys.argv[3]))))
-else:
-    from tierq.worker import run_worker
-    asyncio.run(run_worker(WorkerConfig(nats=nats, modules=("benchmarks.noop_tasks",),
-                                        concurrency=int(sys.argv[3]))))
-"""
-
 
 @dataclass
 class Result:
@@ -78,17 +56,17 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, *args: str) -> None:
+        """Start ``tierq <args>`` the way an operator would (the CLI picks uvloop)."""
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.procs.append(
-            subprocess.Popen([sys.executable, "-c", SERVICE, *args], env=env, cwd=ROOT)
-        )
+        cmd = [sys.executable, "-m", "tierq", "--log-level", "warning", *args]
+        self.procs.append(subprocess.Popen([*cmd, "--nats", self.nats.url], env=env, cwd=ROOT))
 
     async def start(self) -> None:
         await self.nats.astart()
-        self._spawn("master", self.nats.url)
-        self._spawn("region", self.nats.url, str(self.prefetch))
+        self._spawn("master")
+        self._spawn("region", "--prefetch", str(self.prefetch))
         for _ in range(2):
-            self._spawn("worker", self.nats.url, str(self.concurrency))
+            self._spawn("worker", "benchmarks.noop_tasks", "--concurrency", str(self.concurrency))
 
     def stop(self) -> None:
         for p in self.procs:

@@ -148,6 +148,13 @@ def master(ctx: click.Context, nats_url: str | None, prefix: str, holder: str | 
     show_default=True,
     help="Seconds without a heartbeat before a worker is lost.",
 )
+@click.option(
+    "--prefetch",
+    type=click.IntRange(0, 100_000),
+    default=0,
+    show_default=True,
+    help="Tasks to hold beyond the workers' free slots (hides the lease round trip).",
+)
 @click.pass_context
 def region(
     ctx: click.Context,
@@ -156,6 +163,7 @@ def region(
     name: str,
     labels: tuple[str, ...],
     worker_lease: float,
+    prefetch: int,
 ) -> None:
     """Run a regional scheduler."""
     service_logging(ctx)
@@ -169,6 +177,7 @@ def region(
         name=name,
         labels=flat,
         worker_lease_seconds=worker_lease,
+        prefetch=prefetch,
     )
     serve(lambda: run_region(config))
 
