@@ -233,6 +233,9 @@ class Task(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
     timestamps: dict[str, float] = {}
     #: One entry per attempt: (attempt, started_at, ended_at, outcome, worker).
     history: list[AttemptRecord] = []
+    #: While READY: the task's key in its ready queue (smaller is taken first; see readyq.py).
+    #: None otherwise. Scheduler bookkeeping: the copies that queries return leave it out.
+    ready_key: int | None = None
 
 
 class AttemptRecord(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):

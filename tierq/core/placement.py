@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .model import RegionInfo, TaskSpec
-from .pqueue import IndexedPriorityQueue
+from .readyq import ReadyQueue
 
 __all__ = ["ClassKey", "PlacementIndex", "class_key"]
 
@@ -43,17 +43,17 @@ class _Eligible:
 
 
 class PlacementIndex:
-    """One IndexedPriorityQueue per class, created on first use and kept (classes are few)."""
+    """One ready queue per class, created on first use and kept (classes are few)."""
 
     __slots__ = ("_eligible", "_keys", "_last_key", "_last_queue", "_queues", "_rate")
 
     def __init__(self, rate: float = 0.0) -> None:
         self._rate = rate
-        self._queues: dict[ClassKey, IndexedPriorityQueue] = {}
+        self._queues: dict[ClassKey, ReadyQueue] = {}
         #: The class looked up last and its queue: consecutive tasks mostly share a class, and
         #: comparing four fields by identity is cheaper than building and hashing the tuple.
         self._last_key: ClassKey | None = None
-        self._last_queue: IndexedPriorityQueue | None = None
+        self._last_queue: ReadyQueue | None = None
         #: Classes in creation order, so a region's eligible list grows incrementally.
         self._keys: list[ClassKey] = []
         self._eligible: dict[str, _Eligible] = {}
@@ -61,17 +61,16 @@ class PlacementIndex:
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
-    def queue(self, key: ClassKey) -> IndexedPriorityQueue:
+    def queue(self, key: ClassKey) -> ReadyQueue:
         q = self._queues.get(key)
         if q is None:
-            # The scheduler keeps enqueue times on its tasks and re-pushes everything when the
-            # aging rate changes, so a non-aging queue need not store them again.
-            rate = self._rate
-            q = self._queues[key] = IndexedPriorityQueue(rate, keep_times=rate != 0.0)
+            # The scheduler re-pushes everything when the aging rate changes, so a queue is
+            # made for one rate.
+            q = self._queues[key] = ReadyQueue(self._rate)
             self._keys.append(key)
         return q
 
-    def queue_of(self, spec: TaskSpec) -> IndexedPriorityQueue:
+    def queue_of(self, spec: TaskSpec) -> ReadyQueue:
         """The queue of ``spec``'s class (created on first use)."""
         last = self._last_key
         if (
@@ -90,10 +89,10 @@ class PlacementIndex:
         self._last_queue = q
         return q
 
-    def get(self, key: ClassKey) -> IndexedPriorityQueue | None:
+    def get(self, key: ClassKey) -> ReadyQueue | None:
         return self._queues.get(key)
 
-    def items(self) -> Iterator[tuple[ClassKey, IndexedPriorityQueue]]:
+    def items(self) -> Iterator[tuple[ClassKey, ReadyQueue]]:
         return iter(self._queues.items())
 
     def eligible(self, info: RegionInfo) -> list[ClassKey]:

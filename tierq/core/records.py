@@ -6,7 +6,7 @@ import msgspec
 
 from .admission import AdmissionStatistics
 from .breaker import BreakerState, BreakerStatistics
-from .model import FailurePolicy, RegionInfo, Task, TaskState
+from .model import AttemptRecord, FailurePolicy, RegionInfo, Task, TaskState
 from .pqueue import QueueStatistics
 from .settings import Settings
 
@@ -19,6 +19,7 @@ __all__ = [
     "WorkflowNodeView",
     "WorkflowRecord",
     "WorkflowView",
+    "assignment_record",
 ]
 
 
@@ -135,3 +136,10 @@ class SchedulerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     breakers: list[BreakerStatistics]
     queue: QueueStatistics
     totals: Totals
+
+
+def assignment_record(task: Task) -> AttemptRecord:
+    """A new record of the task's current assignment (the scheduler makes it lazily)."""
+    return AttemptRecord(
+        attempt=task.attempt, region=task.region, assigned_at=task.timestamps.get("assigned")
+    )

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from heapq import heapify, heappop, heappush
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import cast
 
 import msgspec
@@ -82,7 +82,13 @@ from .model import (
 )
 from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
-from .records import SchedulerStatistics, Totals, WorkflowRecord, WorkflowView
+from .records import (
+    SchedulerStatistics,
+    Totals,
+    WorkflowRecord,
+    WorkflowView,
+    assignment_record,
+)
 from .retry import RandomSource, backoff_delay, retry_decision
 from .settings import Settings
 from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
@@ -117,6 +123,13 @@ _UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 NO_HISTORY: list[AttemptRecord] = []
 
 _STATE = attrgetter("state")
+_ID = attrgetter("id")
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_IDEM_KEY = attrgetter("idempotency_key")
+_DEPENDS = attrgetter("depends_on")
+_NAME = attrgetter("name")
+_ATTEMPT = attrgetter("attempt")
 _SPEC = attrgetter("spec")
 _PRIORITY = attrgetter("priority")
 _QUEUE = attrgetter("queue")
@@ -280,10 +293,11 @@ class SchedulerState:
         self._seq = seq + 1
         queue = self._placement.queue_of(spec)
         if self._aging:
-            queue.push(task.id, task.priority + task.boost, at, seq)
+            queue.push(task, task.priority + task.boost, at, seq)
         else:
             # A task becomes READY only from a state outside the queue, so it is not queued.
-            queue.push_key(task.id, seq - (task.priority + task.boost) * _PRIORITY_UNIT)
+            p = task.priority + task.boost
+            queue.push_key(task, seq - p * _PRIORITY_UNIT, seq << 16 | p & 0xFFFF)
         name = spec.name
         self._ready_by_name[name] = self._ready_by_name.get(name, 0) + 1
 
@@ -298,7 +312,7 @@ class SchedulerState:
             self._waiting_by_band[band(task.priority)] -= 1
         if st is READY:
             spec = task.spec
-            self._placement.queue_of(spec).remove(task.id)
+            self._placement.queue_of(spec).remove(task)
             self._ready_by_name[spec.name] -= 1
         elif st in HELD_STATES:
             rec = self._regions.get(task.region or "")
@@ -467,14 +481,86 @@ class SchedulerState:
             name = spec.name
             queue = self._placement.queue_of(spec)
             if self._aging:
-                queue.push(tid, priority, at, seq)
+                queue.push(task, priority, at, seq)
             else:
                 # make_key() for a non-aging queue, inlined; the task is new, so not queued.
-                queue.push_key(tid, seq - priority * _PRIORITY_UNIT)
+                # readyq.token(), inlined too.
+                queue.push_key(task, seq - priority * _PRIORITY_UNIT, seq << 16 | priority & 0xFFFF)
             rn = self._ready_by_name
             rn[name] = rn.get(name, 0) + 1
         elif ev.not_before is not None and tid not in self._unresolved:
             heappush(self._timers, (ev.not_before, tid))
+
+    def _apply_submitted(self, evs: list[TaskSubmitted]) -> None:
+        """``_on_submitted`` for each of ``evs``, events this state just made (live submit):
+        the same changes, with the lookups hoisted out of the loop, the counters added once
+        per batch and the queue pushes made per class. Anything but a plain READY task (no
+        parents, deadline, idempotency key or aging) takes ``_on_submitted`` in its turn."""
+        tasks = self._tasks
+        order_append = self._order.append
+        no_history = NO_HISTORY
+        plain: list[Task] = []
+        seqs: list[int] = []
+        seq = self._seq
+        general = self._aging
+        for ev in evs:
+            spec = ev.spec
+            if (
+                general
+                or ev.state is not READY
+                or ev.parents
+                or ev.uses_results
+                or ev.workflow_id is not None
+                or spec.deadline is not None
+                or spec.idempotency_key is not None
+            ):
+                self._seq = seq
+                self._on_submitted(ev)
+                seq = self._seq
+                continue
+            tid = ev.id
+            at = ev.at
+            task = Task(
+                id=tid,
+                spec=spec,
+                state=READY,
+                submitted_at=at,
+                priority=spec.priority,
+                timestamps={"ready": at},
+                history=no_history,
+            )
+            tasks[tid] = task
+            order_append(tid)
+            plain.append(task)
+            seqs.append(seq)
+            seq += 1
+        self._seq = seq
+        if not plain:
+            return
+        n = len(plain)
+        self._totals.submitted += n
+        self._by_state[READY] += n
+        self._waiting += n
+        specs = list(map(_SPEC, plain))
+        _count_into(self._waiting_by_queue, map(_QUEUE, specs))
+        _count_into(self._ready_by_name, map(_NAME, specs))
+        self._count_bands(plain, 1)
+        classes = list(map(_CLASS, specs))
+        placement = self._placement
+        first = classes[0]
+        if classes.count(first) == n:
+            placement.queue(first).push_new(plain, seqs)
+            return
+        groups: dict[ClassKey, tuple[list[Task], list[int]]] = {}
+        for key, task, task_seq in zip(classes, plain, seqs, strict=True):
+            group = groups.get(key)
+            if group is None:
+                groups[key] = ([task], [task_seq])
+            else:
+                group[0].append(task)
+                group[1].append(task_seq)
+        for key, (members, member_seqs) in groups.items():
+            placement.queue(key).push_new(members, member_seqs)
 
     def _link_parents(self, task: Task, parents: tuple[str, ...]) -> None:
         """Register a new task as a child of its parents and count those still pending."""
@@ -545,11 +631,6 @@ class SchedulerState:
             task.worker = None
             task.progress = 0.0
             task.progress_message = None
-        rec = AttemptRecord(attempt=ev.attempt, region=region, assigned_at=at)
-        if task.history is NO_HISTORY:
-            task.history = [rec]
-        else:
-            task.history.append(rec)
         # _leave(READY) + _enter(ASSIGNED), inlined: this runs once per leased task.
         spec = task.spec
         by_state = self._by_state
@@ -559,7 +640,7 @@ class SchedulerState:
         self._waiting_by_queue[spec.queue] -= 1
         p = task.priority
         self._waiting_by_band["normal" if p == 0 else band(p)] -= 1
-        self._placement.queue_of(spec).remove(task.id)
+        self._placement.queue_of(spec).remove(task)
         self._ready_by_name[spec.name] -= 1
         task.state = ASSIGNED
         task.timestamps["assigned"] = at
@@ -574,44 +655,67 @@ class SchedulerState:
         # Everything that does not depend on the single task (queue removal, the counters, the
         # held set) is done per batch with C-level maps; a batch that is not plainly READY
         # tasks, each once, or that may claim a breaker probe, goes task by task.
-        ids = ev.ids
-        attempts = ev.attempts
-        if len(attempts) != len(ids):
+        if len(ev.attempts) != len(ev.ids):
             raise InvalidRequestError(
                 "tasks_assigned: ids and attempts differ in length", field="attempts"
             )
-        picked = list(map(self._tasks.__getitem__, ids))
+        self._assign_batch(ev, list(map(self._tasks.__getitem__, ev.ids)))
+
+    def _assign_batch(
+        self,
+        ev: TasksAssigned,
+        picked: list[Task],
+        runs: list[tuple[ClassKey, list[Task]]] | None = None,
+    ) -> None:
+        """Apply ``ev`` to ``picked``, its tasks in order. A replay looks them up; a lease
+        passes the records it took from the queues, grouped in ``runs`` by class, which also
+        vouches that they are distinct READY tasks."""
+        ids = ev.ids
         probes = bool(self._breakers) and any(
             b.state is BreakerState.HALF_OPEN and b.probe is None for b in self._breakers.values()
         )
-        if probes or set(map(_STATE, picked)) != _ONLY_READY or len(set(ids)) != len(ids):
+        if probes or (
+            runs is None and (set(map(_STATE, picked)) != _ONLY_READY or len(set(ids)) != len(ids))
+        ):
             self._assign_each(ev, picked, probes)
             return
-        at = ev.at
-        region = ev.region
         specs = list(map(_SPEC, picked))
         placement = self._placement
         rn = self._ready_by_name
+        # The tasks leave their queues here (counts) and in _assign_rest (each ready_key).
+        if runs is not None:
+            for key, members in runs:
+                placement.queue(key).dropped(len(members))
+                rn[key[0]] -= len(members)
+            self._assign_rest(ev, picked, specs)
+            return
         classes = list(map(_CLASS, specs))
         first = classes[0]
         if classes.count(first) == len(classes):
-            placement.queue(first).remove_many(ids)
+            placement.queue(first).dropped(len(ids))
             rn[first[0]] -= len(ids)
         else:
-            groups: dict[ClassKey, list[str]] = {}
-            for key, tid in zip(classes, ids, strict=True):
-                members = groups.get(key)
-                if members is None:
-                    groups[key] = [tid]
+            groups: dict[ClassKey, list[Task]] = {}
+            for key, task in zip(classes, picked, strict=True):
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [task]
                 else:
-                    members.append(tid)
+                    group.append(task)
             for key, members in groups.items():
-                placement.queue(key).remove_many(members)
+                placement.queue(key).dropped(len(members))
                 rn[key[0]] -= len(members)
-        done = len(ids)
+        self._assign_rest(ev, picked, specs)
+
+    def _assign_rest(self, ev: TasksAssigned, picked: list[Task], specs: list[TaskSpec]) -> None:
+        """``_assign_batch`` once the tasks have left their queues."""
+        at = ev.at
+        region = ev.region
+        done = len(picked)
         self._unwait_batch(specs, picked)
-        no_history = NO_HISTORY
-        for task, attempt in zip(picked, attempts, strict=True):
+        # The attempt's record is made when first needed (see _attempt_record).
+        for task in picked:
+            task.ready_key = None
             task.region = region
             task.state = ASSIGNED
             task.timestamps["assigned"] = at
@@ -619,15 +723,9 @@ class SchedulerState:
                 task.worker = None
                 task.progress = 0.0
                 task.progress_message = None
-            attempt_rec = AttemptRecord(attempt=attempt, region=region, assigned_at=at)
-            history = task.history
-            if history is no_history:
-                task.history = [attempt_rec]
-            else:
-                history.append(attempt_rec)
         rec = self._regions.get(region)
         if rec is not None:
-            rec.held.update(dict.fromkeys(ids))
+            rec.held.update(dict.fromkeys(ev.ids))
         by_state = self._by_state
         by_state[READY] -= done
         by_state[ASSIGNED] += done
@@ -643,8 +741,13 @@ class SchedulerState:
         else:
             for q, n in Counter(queues).items():
                 wq[q] -= n
-        # Bands by bisecting the sorted priorities (see states.band for the bounds).
-        prios = sorted(map(_PRIORITY, picked))
+        self._count_bands(picked, -1)
+
+    def _count_bands(self, tasks: list[Task], sign: int) -> None:
+        """Add ``sign`` per task to the waiting-by-band counters, by bisecting the sorted
+        priorities (see states.band for the bounds) instead of one lookup per task."""
+        prios = sorted(map(_PRIORITY, tasks))
+        done = len(prios)
         low = bisect_left(prios, 0)
         normal = bisect_right(prios, 0, low)
         high = bisect_left(prios, 500, normal)
@@ -656,7 +759,7 @@ class SchedulerState:
             ("critical", done - high),
         ):
             if n:
-                wb[b] -= n
+                wb[b] = wb.get(b, 0) + sign * n
 
     def _assign_each(self, ev: TasksAssigned, picked: list[Task], probes: bool) -> None:
         """``_on_tasks_assigned`` task by task: checks each transition, claims probes."""
@@ -670,7 +773,7 @@ class SchedulerState:
         rn = self._ready_by_name
         done = 0
         try:
-            for tid, attempt, task in zip(ev.ids, ev.attempts, picked, strict=True):
+            for tid, task in zip(ev.ids, picked, strict=True):
                 if task.state is not READY:
                     check_transition(tid, task.state, ASSIGNED)
                 task.region = region
@@ -678,13 +781,8 @@ class SchedulerState:
                     task.worker = None
                     task.progress = 0.0
                     task.progress_message = None
-                attempt_rec = AttemptRecord(attempt=attempt, region=region, assigned_at=at)
-                if task.history is NO_HISTORY:
-                    task.history = [attempt_rec]
-                else:
-                    task.history.append(attempt_rec)
                 spec = task.spec
-                queue_of(spec).remove(tid)
+                queue_of(spec).remove(task)
                 wq[spec.queue] -= 1
                 p = task.priority
                 wb["normal" if p == 0 else band(p)] -= 1
@@ -710,11 +808,26 @@ class SchedulerState:
             if b is not None and b.state is BreakerState.HALF_OPEN and b.probe is None:
                 b.probe = task.id
 
+    def _attempt_record(self, task: Task) -> AttemptRecord:
+        """The record of a held task's current attempt, made on first need: an assignment
+        only sets ``region`` and ``timestamps["assigned"]``, which saves an allocation and a
+        collector-tracked list per leased task. Every assignment has its own attempt number
+        (a task returns to READY only with a new one), so the number tells whether it exists."""
+        history = task.history
+        if history and history[-1].attempt == task.attempt:
+            return history[-1]
+        rec = assignment_record(task)
+        if history is NO_HISTORY:
+            task.history = [rec]
+        else:
+            history.append(rec)
+        return rec
+
     def _on_started(self, ev: TaskStarted) -> None:
         task = self._tasks[ev.id]
         task.worker = ev.worker
-        if task.history:
-            rec = task.history[-1]
+        if task.state in HELD_STATES:
+            rec = self._attempt_record(task)
             rec.worker = ev.worker
             rec.started_at = ev.at
         self._move(task, RUNNING, ev.at)
@@ -725,8 +838,8 @@ class SchedulerState:
         task.progress_message = ev.message
 
     def _end_attempt(self, task: Task, at: float, outcome: str, error: ErrorSummary | None) -> None:
-        if task.history:
-            rec = task.history[-1]
+        if task.state in HELD_STATES or task.history:
+            rec = self._attempt_record(task) if task.state in HELD_STATES else task.history[-1]
             if rec.ended_at is None:
                 rec.ended_at = at
                 rec.outcome = outcome
@@ -742,9 +855,8 @@ class SchedulerState:
         if ev.worker is not None:
             task.worker = ev.worker
         task.progress = 1.0
-        history = task.history
-        if history and history[-1].ended_at is None:
-            rec = history[-1]
+        rec = self._attempt_record(task)
+        if rec.ended_at is None:
             rec.ended_at = at
             rec.outcome = "succeeded"
         self._record_outcome(task, False)
@@ -811,7 +923,9 @@ class SchedulerState:
         task.priority = new
         if state is READY:
             # _rekey(), inlined: reprioritising a queued task is this event's common case.
-            self._placement.queue_of(task.spec).update(ev.id, new + task.boost)
+            self._placement.queue_of(task.spec).update(
+                task, new + task.boost, task.timestamps["ready"]
+            )
 
     def _on_boosted(self, ev: TaskDeadlineBoosted) -> None:
         task = self._tasks[ev.id]
@@ -820,7 +934,9 @@ class SchedulerState:
 
     def _rekey(self, task: Task) -> None:
         if task.state is READY:
-            self._placement.queue_of(task.spec).update(task.id, task.priority + task.boost)
+            self._placement.queue_of(task.spec).update(
+                task, task.priority + task.boost, task.timestamps["ready"]
+            )
 
     def _on_retried(self, ev: TaskRetried) -> None:
         task = self._tasks[ev.id]
@@ -922,7 +1038,7 @@ class SchedulerState:
             spec = task.spec
             key = (spec.name, spec.region, spec.labels, spec.resource)
             self._placement.queue(key).push(
-                tid, task.priority + task.boost, task.timestamps["ready"], seq
+                task, task.priority + task.boost, task.timestamps["ready"], seq
             )
 
     def _on_workflow_finished(self, ev: WorkflowFinished) -> None:
@@ -943,6 +1059,11 @@ class SchedulerState:
         """
         now = float(now)
         checked = check_specs(specs, "specs", self._settings)
+        plain = list(map(_FIRST, checked))
+        if not (
+            any(map(_IDEM_KEY, plain)) or any(map(_DEPENDS, plain)) or any(map(_SECOND, checked))
+        ):
+            return self._submit_plain(plain, now)
         ids: list[str | None] = [None] * len(specs)
         accepted: list[tuple[int, TaskSpec, tuple[str, ...], bool]] = []
         batch_keys: dict[str, int] = {}
@@ -961,7 +1082,6 @@ class SchedulerState:
 
         out: list[Event] = []
         append = out.append
-        apply = self._on_submitted
         tasks = self._tasks
         tids = self._ids.next_many(now, len(accepted))
         for (i, spec, parents, refs), tid in zip(accepted, tids, strict=True):
@@ -975,18 +1095,20 @@ class SchedulerState:
                     if tasks[p].state is not SUCCEEDED:
                         state = PENDING
                         break
-            ev = TaskSubmitted(
-                at=now,
-                id=tid,
-                spec=spec,
-                state=state,
-                parents=parents,
-                not_before=not_before,
-                uses_results=refs,
+            append(
+                TaskSubmitted(
+                    at=now,
+                    id=tid,
+                    spec=spec,
+                    state=state,
+                    parents=parents,
+                    not_before=not_before,
+                    uses_results=refs,
+                )
             )
-            apply(ev)
-            append(ev)
             ids[i] = tid
+        # The tasks' parents exist before this batch, so applying after building is the same.
+        self._apply_submitted(cast("list[TaskSubmitted]", out))
         if len(accepted) == len(specs):
             return out, tids
         result: list[str] = []
@@ -997,6 +1119,29 @@ class SchedulerState:
                 maybe = self._idem[key]
             result.append(maybe)
         return out, result
+
+    def _submit_plain(self, specs: list[TaskSpec], now: float) -> tuple[list[Event], list[str]]:
+        """``submit`` of checked specs without idempotency keys, dependencies or result
+        references (the common batch): nothing to look up per spec, admission by C-level
+        counting, and the events built in one loop."""
+        queues = list(map(_QUEUE, specs))
+        if specs and queues.count(queues[0]) == len(queues):
+            self._admit({queues[0]: (len(specs), min(map(_PRIORITY, specs)))})
+        else:
+            self._admit_specs(specs)
+        tids = self._ids.next_many(now, len(specs))
+        out: list[Event] = [
+            TaskSubmitted(
+                at=now,
+                id=tid,
+                spec=spec,
+                state=READY if (run_at := spec.run_at) is None or run_at <= now else PENDING,
+                not_before=run_at if run_at is not None and run_at > now else None,
+            )
+            for spec, tid in zip(specs, tids, strict=True)
+        ]
+        self._apply_submitted(cast("list[TaskSubmitted]", out))
+        return out, tids
 
     def _prepare(
         self,
@@ -1292,7 +1437,8 @@ class SchedulerState:
         if not heads:
             return out, leased
         placement = self._placement
-        chosen: list[str] = []
+        chosen: list[Task] = []
+        runs: list[tuple[ClassKey, list[Task]]] = []
         while heads and len(chosen) < slots:
             _, i, key, offset = heappop(heads)
             queue = placement.get(key)
@@ -1305,7 +1451,9 @@ class SchedulerState:
                 1 if probe else slots - len(chosen),
                 heads[0][0] + offset if heads else None,
             )
-            chosen += got
+            if got:
+                chosen += got
+                runs.append((key, got))
             # A class behind a half-open breaker gives one probe, then drops out.
             if len(chosen) < slots and not (probe and got):
                 head = queue.head_key()
@@ -1313,12 +1461,11 @@ class SchedulerState:
                     heappush(heads, (head - offset, i, key, offset))
         if not chosen:
             return out, leased
-        tasks = self._tasks
-        picked = [tasks[tid] for tid in chosen]
+        picked = chosen
         ev = TasksAssigned(
-            at=now, region=region, ids=chosen, attempts=[task.attempt for task in picked]
+            at=now, region=region, ids=list(map(_ID, picked)), attempts=list(map(_ATTEMPT, picked))
         )
-        self._on_tasks_assigned(ev)
+        self._assign_batch(ev, picked, runs)
         out.append(ev)
         # _leased(), inlined for tasks without parents (nothing to look up or substitute).
         make = self._leased
@@ -2084,3 +2231,9 @@ def _substitute(value: object, lookup: Callable[[str], object]) -> object:
         assert isinstance(value, list)
         return [_substitute(v, lookup) for v in value]
     return value
+
+
+def _count_into(counts: dict[str, int], values: Iterable[str]) -> None:
+    """Add one to ``counts`` per value (C-level counting, then one update per distinct)."""
+    for value, n in Counter(values).items():
+        counts[value] = counts.get(value, 0) + n

@@ -28,6 +28,7 @@ from .records import (
     Snapshot,
     WorkflowNodeView,
     WorkflowView,
+    assignment_record,
 )
 from .retry import RandomSource
 from .states import TERMINAL_STATES, WAITING_STATES, band
@@ -42,10 +43,12 @@ _HELD = (TaskState.ASSIGNED, TaskState.RUNNING)
 
 def copy_task(task: Task) -> Task:
     """A copy callers may keep or change without touching the scheduler's record."""
+    history = [msgspec.structs.replace(h) for h in task.history]
+    if task.state in _HELD and not (history and history[-1].attempt == task.attempt):
+        # The scheduler makes the current attempt's record on first need; show it anyway.
+        history.append(assignment_record(task))
     return msgspec.structs.replace(
-        task,
-        timestamps=dict(task.timestamps),
-        history=[msgspec.structs.replace(h) for h in task.history],
+        task, ready_key=None, timestamps=dict(task.timestamps), history=history
     )
 
 
@@ -271,7 +274,7 @@ def decode_snapshot(cls: type[SchedulerState], data: bytes, rng: RandomSource) -
         spec = task.spec
         key = (spec.name, spec.region, spec.labels, spec.resource)
         st._placement.queue(key).push(
-            tid, task.priority + task.boost, task.timestamps["ready"], seq
+            task, task.priority + task.boost, task.timestamps["ready"], seq
         )
         st._ready_by_name[spec.name] = st._ready_by_name.get(spec.name, 0) + 1
     st._seq = snap.seq
