@@ -923,8 +923,9 @@ class SchedulerState:
         task.priority = new
         if state is READY:
             # _rekey(), inlined: reprioritising a queued task is this event's common case.
+            # The enqueue time matters only to an aging queue (and costs a cold dict read).
             self._placement.queue_of(task.spec).update(
-                task, new + task.boost, task.timestamps["ready"]
+                task, new + task.boost, task.timestamps["ready"] if self._aging else 0.0
             )
 
     def _on_boosted(self, ev: TaskDeadlineBoosted) -> None:
