@@ -99,6 +99,22 @@ async def test_fenced_fails_pending_and_stops_accepting(engine: Engine) -> None:
     assert await log.last_seq() == 1
 
 
+async def test_fenced_barrier_tells_the_owner(engine: Engine) -> None:
+    # The owner hears of a fenced append through on_fail, once, whether or not anyone
+    # awaits the futures (a snapshot's barrier is awaited by no reply path).
+    log = EventLog(engine)
+    other = EventLog(engine)
+    await log.open()
+    await other.open()
+    await other.append([b"usurper"])
+    seen: list[Exception] = []
+    async with GroupCommitter(log, on_fail=seen.append) as gc:
+        barrier = gc.submit([enc.encode(1)])
+        with pytest.raises(FencedError):
+            await barrier
+    assert len(seen) == 1 and isinstance(seen[0], FencedError)
+
+
 async def test_item_too_large_is_refused_at_submit(engine: Engine) -> None:
     log = EventLog(engine)
     await log.open()

@@ -20,8 +20,9 @@ class RegionRecord:
         self.info = info
         self.expires_at = at + lease_seconds
         self.last_renewed = at
-        #: Ids of tasks ASSIGNED to or RUNNING in this region (insertion ordered).
-        self.held: dict[str, None] = {}
+        #: Ids of tasks ASSIGNED to or RUNNING in this region (a set: a lease adds a batch
+        #: with one C-level ``update``; read it sorted where order matters).
+        self.held: set[str] = set()
 
     @property
     def name(self) -> str:

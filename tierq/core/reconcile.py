@@ -36,7 +36,7 @@ def missing_attempts(
         return []
     tasks = state._tasks
     out: list[Outcome] = []
-    for task_id in rec.held:
+    for task_id in sorted(rec.held):
         task = tasks.get(task_id)
         if task is None or (task_id, task.attempt) in held:
             continue

@@ -20,6 +20,9 @@ __all__ = [
     "WorkflowRecord",
     "WorkflowView",
     "assignment_record",
+    "ready_at",
+    "stamp",
+    "stamps",
 ]
 
 
@@ -136,6 +139,32 @@ class SchedulerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     breakers: list[BreakerStatistics]
     queue: QueueStatistics
     totals: Totals
+
+
+def stamp(task: Task, state: str, at: float) -> None:
+    """Record that ``task`` entered ``state`` at ``at``.
+
+    A task submitted straight into READY starts with an empty ``timestamps`` (a shared one):
+    its "ready" time is its ``submitted_at``. Its dict is made on the first later transition,
+    which a lease reaches while the task's record is in the cache, instead of at submit, after
+    which a million-task queue lets it go cold. So an empty dict is never written to.
+    """
+    ts = task.timestamps
+    if ts:
+        ts[state] = at
+    else:
+        task.timestamps = {"ready": task.submitted_at, state: at}
+
+
+def stamps(task: Task) -> dict[str, float]:
+    """A copy of the task's timestamps with the implied "ready" of ``stamp`` filled in."""
+    ts = task.timestamps
+    return dict(ts) if ts else {"ready": task.submitted_at}
+
+
+def ready_at(task: Task) -> float:
+    """When the READY task became READY (its enqueue time for an aging queue)."""
+    return task.timestamps.get("ready", task.submitted_at)
 
 
 def assignment_record(task: Task) -> AttemptRecord:

@@ -88,6 +88,8 @@ from .records import (
     WorkflowRecord,
     WorkflowView,
     assignment_record,
+    ready_at,
+    stamp,
 )
 from .retry import RandomSource, backoff_delay, retry_decision
 from .settings import Settings
@@ -121,6 +123,8 @@ _UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 #: The history of every task that was never assigned: one shared empty list, replaced on the
 #: first assignment (copy-on-write). Saves a tracked list per queued task; nothing appends to it.
 NO_HISTORY: list[AttemptRecord] = []
+#: The timestamps of a task READY since submission: one shared empty dict (see records.stamp).
+NO_STAMPS: dict[str, float] = {}
 
 _STATE = attrgetter("state")
 _ID = attrgetter("id")
@@ -317,7 +321,7 @@ class SchedulerState:
         elif st in HELD_STATES:
             rec = self._regions.get(task.region or "")
             if rec is not None:
-                rec.held.pop(task.id, None)
+                rec.held.discard(task.id)
         elif st in TERMINAL_STATES:
             wf_id = task.workflow_id
             if wf_id is not None and wf_id in self._wf_open:
@@ -331,7 +335,7 @@ class SchedulerState:
         """Index the task under its (new) state."""
         st = task.state
         self._by_state[st] += 1
-        task.timestamps[SV[st]] = at
+        stamp(task, SV[st], at)
         if st in WAITING_STATES:
             self._waiting += 1
             q = task.spec.queue
@@ -343,7 +347,7 @@ class SchedulerState:
         elif st in HELD_STATES:
             rec = self._regions.get(task.region or "")
             if rec is not None:
-                rec.held[task.id] = None
+                rec.held.add(task.id)
         elif st in TERMINAL_STATES:
             self._entered_terminal(task, st, at)
 
@@ -452,7 +456,8 @@ class SchedulerState:
             parents=ev.parents,
             priority=priority,
             not_before=ev.not_before,
-            timestamps={SV[state]: at},
+            # READY at submission: the "ready" time is submitted_at (see records.stamp).
+            timestamps=NO_STAMPS if state is READY else {SV[state]: at},
             history=NO_HISTORY,
         )
         self._tasks[tid] = task
@@ -499,6 +504,7 @@ class SchedulerState:
         tasks = self._tasks
         order_append = self._order.append
         no_history = NO_HISTORY
+        no_stamps = NO_STAMPS
         plain: list[Task] = []
         seqs: list[int] = []
         seq = self._seq
@@ -526,7 +532,8 @@ class SchedulerState:
                 state=READY,
                 submitted_at=at,
                 priority=spec.priority,
-                timestamps={"ready": at},
+                # An empty dict: READY since submission (see records.stamp).
+                timestamps=no_stamps,
                 history=no_history,
             )
             tasks[tid] = task
@@ -617,7 +624,7 @@ class SchedulerState:
         by_state[old] -= 1
         by_state[READY] += 1
         task.state = READY
-        task.timestamps["ready"] = at
+        stamp(task, "ready", at)
         self._push_ready(task, at)
 
     def _on_assigned(self, ev: TaskAssigned) -> None:
@@ -643,10 +650,10 @@ class SchedulerState:
         self._placement.queue_of(spec).remove(task)
         self._ready_by_name[spec.name] -= 1
         task.state = ASSIGNED
-        task.timestamps["assigned"] = at
+        stamp(task, "assigned", at)
         held = self._regions.get(region)
         if held is not None:
-            held.held[task.id] = None
+            held.held.add(task.id)
         if self._breakers:
             self._claim_probe(task)
 
@@ -718,14 +725,20 @@ class SchedulerState:
             task.ready_key = None
             task.region = region
             task.state = ASSIGNED
-            task.timestamps["assigned"] = at
+            # stamp(), inlined: a task READY since submission gets its first dict here, which
+            # is cheaper than writing to one made at submit and gone cold since.
+            ts = task.timestamps
+            if ts:
+                ts["assigned"] = at
+            else:
+                task.timestamps = {"ready": task.submitted_at, "assigned": at}
             if task.worker is not None or task.progress:
                 task.worker = None
                 task.progress = 0.0
                 task.progress_message = None
         rec = self._regions.get(region)
         if rec is not None:
-            rec.held.update(dict.fromkeys(ev.ids))
+            rec.held.update(ev.ids)
         by_state = self._by_state
         by_state[READY] -= done
         by_state[ASSIGNED] += done
@@ -788,9 +801,9 @@ class SchedulerState:
                 wb["normal" if p == 0 else band(p)] -= 1
                 rn[spec.name] -= 1
                 task.state = ASSIGNED
-                task.timestamps["assigned"] = at
+                stamp(task, "assigned", at)
                 if held is not None:
-                    held[tid] = None
+                    held.add(tid)
                 if probes:
                     self._claim_probe(task)
                 done += 1
@@ -867,9 +880,9 @@ class SchedulerState:
         by_state[SUCCEEDED] += 1
         region = self._regions.get(task.region or "")
         if region is not None:
-            region.held.pop(task.id, None)
+            region.held.discard(task.id)
         task.state = SUCCEEDED
-        task.timestamps["succeeded"] = at
+        stamp(task, "succeeded", at)
         self._entered_terminal(task, SUCCEEDED, at)
 
     def _on_failed(self, ev: TaskFailed) -> None:
@@ -925,7 +938,7 @@ class SchedulerState:
             # _rekey(), inlined: reprioritising a queued task is this event's common case.
             # The enqueue time matters only to an aging queue (and costs a cold dict read).
             self._placement.queue_of(task.spec).update(
-                task, new + task.boost, task.timestamps["ready"] if self._aging else 0.0
+                task, new + task.boost, ready_at(task) if self._aging else 0.0
             )
 
     def _on_boosted(self, ev: TaskDeadlineBoosted) -> None:
@@ -936,7 +949,7 @@ class SchedulerState:
     def _rekey(self, task: Task) -> None:
         if task.state is READY:
             self._placement.queue_of(task.spec).update(
-                task, task.priority + task.boost, task.timestamps["ready"]
+                task, task.priority + task.boost, ready_at(task)
             )
 
     def _on_retried(self, ev: TaskRetried) -> None:
@@ -1038,9 +1051,7 @@ class SchedulerState:
             task = tasks[tid]
             spec = task.spec
             key = (spec.name, spec.region, spec.labels, spec.resource)
-            self._placement.queue(key).push(
-                task, task.priority + task.boost, task.timestamps["ready"], seq
-            )
+            self._placement.queue(key).push(task, task.priority + task.boost, ready_at(task), seq)
 
     def _on_workflow_finished(self, ev: WorkflowFinished) -> None:
         wf = self._workflows[ev.id]

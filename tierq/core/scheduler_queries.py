@@ -29,6 +29,8 @@ from .records import (
     WorkflowNodeView,
     WorkflowView,
     assignment_record,
+    ready_at,
+    stamps,
 )
 from .retry import RandomSource
 from .states import TERMINAL_STATES, WAITING_STATES, band
@@ -47,9 +49,7 @@ def copy_task(task: Task) -> Task:
     if task.state in _HELD and not (history and history[-1].attempt == task.attempt):
         # The scheduler makes the current attempt's record on first need; show it anyway.
         history.append(assignment_record(task))
-    return msgspec.structs.replace(
-        task, ready_key=None, timestamps=dict(task.timestamps), history=history
-    )
+    return msgspec.structs.replace(task, ready_key=None, timestamps=stamps(task), history=history)
 
 
 def list_tasks(
@@ -273,9 +273,7 @@ def decode_snapshot(cls: type[SchedulerState], data: bytes, rng: RandomSource) -
         task = tasks[tid]
         spec = task.spec
         key = (spec.name, spec.region, spec.labels, spec.resource)
-        st._placement.queue(key).push(
-            task, task.priority + task.boost, task.timestamps["ready"], seq
-        )
+        st._placement.queue(key).push(task, task.priority + task.boost, ready_at(task), seq)
         st._ready_by_name[spec.name] = st._ready_by_name.get(spec.name, 0) + 1
     st._seq = snap.seq
     lease = snap.settings.region_lease_seconds
@@ -285,7 +283,7 @@ def decode_snapshot(cls: type[SchedulerState], data: bytes, rng: RandomSource) -
         st._regions[r.info.name] = rec
     for task in tasks.values():
         if task.state in _HELD and task.region in st._regions:
-            st._regions[task.region].held[task.id] = None
+            st._regions[task.region].held.add(task.id)
     for b in snap.breakers:
         breaker = st._breaker((b.scope, b.region, b.name))
         breaker.window = deque(b.window, maxlen=snap.settings.breaker.window)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -65,6 +65,8 @@ class GroupCommitter:
         max_append_msgs: messages per atomic append (the server allows 1000).
         max_append_bytes: bytes per append; more pending than this is split into several
             appends, at submission boundaries.
+        on_fail: called once with the error when the committer stops accepting, so that the
+            owner steps down even when no caller is waiting on a future (a snapshot barrier).
     """
 
     def __init__(
@@ -74,8 +76,10 @@ class GroupCommitter:
         max_msg_bytes: int | None = None,
         max_append_msgs: int = MAX_BATCH_MSGS,
         max_append_bytes: int = 64 * 1024 * 1024,
+        on_fail: Callable[[TierqError], None] | None = None,
     ) -> None:
         self._log = log
+        self._on_fail = on_fail
         self.max_msg_bytes = min(max_msg_bytes or log.max_payload_bytes, log.max_payload_bytes)
         self.max_append_msgs = min(max_append_msgs, MAX_BATCH_MSGS)
         self.max_append_bytes = max_append_bytes
@@ -185,6 +189,8 @@ class GroupCommitter:
                 sub.future.set_exception(type(exc)(exc.message))
         self._pending = []
         self._pending_items = 0
+        if self._on_fail is not None:
+            self._on_fail(exc)
 
     async def _commit(self, batch: list[_Submission]) -> None:
         start = 0

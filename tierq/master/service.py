@@ -188,7 +188,7 @@ class Master:
 
     async def _serve(self, lease: LeaderLease) -> None:
         assert self._log is not None
-        self._committer = GroupCommitter(self._log)
+        self._committer = GroupCommitter(self._log, on_fail=self._committer_failed)
         sub: Subscription | None = None
         try:
             async with self._committer, asyncio.TaskGroup() as tg:
@@ -220,6 +220,12 @@ class Master:
                     await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+
+    def _committer_failed(self, exc: TierqError) -> None:
+        """The log refused an append (another writer moved it) or its outcome is unknown:
+        this term can accept nothing more, whoever was waiting on it. Recover again."""
+        log.error("master %s ends its term: %s", self.holder, exc)
+        self.end_term()
 
     def _after_recovery(self, now: float) -> list[Event]:
         """Events that start a term: initial settings on a new log, fresh region leases.
@@ -450,13 +456,14 @@ class Master:
 
     async def _store_snapshot(self, covered: asyncio.Future[int], data: bytes) -> None:
         assert self._snapshots is not None and self._log is not None
+        seq: int | None = None
         try:
             seq = await covered
             await self._snapshots.put(seq, data)
             await self._log.purge(upto_seq=seq)
             log.info("snapshot at log sequence %d (%d bytes)", seq, len(data))
         except TierqError as exc:
-            log.warning("snapshot at %d failed: %s", seq, exc)
+            log.warning("snapshot at log sequence %s failed: %s", seq, exc)
         finally:
             self._snapshot_running = False
 
