@@ -364,18 +364,9 @@ class ReadyQueue:
     # ----------------------------------------------------------------- queries
 
     def _live(self) -> Iterator[tuple[int, int, Task]]:
-        """(key, token, task) of every stored live entry, once each, in no particular order."""
-        seen: set[int] = set()
+        """(key, token, task) of every stored live entry, once each, level by level."""
         for level in self._levels.values():
-            h = level.head
-            for key, tok, task in zip(level.keys[h:], level.toks[h:], level.tasks[h:], strict=True):
-                if task.ready_key == tok and id(task) not in seen:
-                    seen.add(id(task))
-                    yield key, tok, task
-            for key, _, tok, task in level.late:
-                if task.ready_key == tok and id(task) not in seen:
-                    seen.add(id(task))
-                    yield key, tok, task
+            yield from _live_entries(level)
 
     def entries(self) -> Iterator[tuple[str, int]]:
         """(task id, seq) of the queued tasks, in no particular order."""
@@ -397,22 +388,53 @@ class ReadyQueue:
         )
 
     def _rebuild(self) -> None:
-        """Keep only the live entries still stored (taken ones stay out), one copy each."""
-        aging = self._aging
+        """Keep only the live entries still stored (taken ones stay out), one copy each.
+        Level by level, in C-level passes: a level whose stored entries are all live and in
+        order is kept as it is."""
         levels: dict[int, _Level] = {}
-        for key, tok, task in sorted(self._live(), key=_first_of):
-            level_no = 0 if aging else key >> _LEVEL_SHIFT
-            level = levels.get(level_no)
-            if level is None:
-                level = levels[level_no] = _Level()
-            level.keys.append(key)
-            level.toks.append(tok)
-            level.tasks.append(task)
+        physical = 0
+        for level_no, old in self._levels.items():
+            h = old.head
+            tasks = old.tasks[h:]
+            toks = old.toks[h:]
+            if not old.late and list(map(_READY_KEY, tasks)) == toks:
+                if not tasks:
+                    continue
+                level = _Level()
+                level.keys = old.keys[h:]
+                level.toks = toks
+                level.tasks = tasks
+            else:
+                live = _live_entries(old)
+                if not live:
+                    continue
+                level = _Level()
+                level.keys = [e[0] for e in live]
+                level.toks = [e[1] for e in live]
+                level.tasks = [e[2] for e in live]
+            levels[level_no] = level
+            physical += len(level.keys)
         self._levels = levels
         self._order = list(levels)
         heapify(self._order)
-        self._physical = sum(len(level.keys) for level in levels.values())
+        self._physical = physical
         self._compactions += 1
+
+
+def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:
+    """The level's live (key, token, task) entries in key order, one copy each (copies of an
+    entry share its key, which holds the task's unique ``seq``)."""
+    h = level.head
+    entries = [
+        (key, tok, task)
+        for key, tok, task in zip(level.keys[h:], level.toks[h:], level.tasks[h:], strict=True)
+        if task.ready_key == tok
+    ]
+    if level.late:
+        entries += [(key, tok, task) for key, _, tok, task in level.late if task.ready_key == tok]
+        entries.sort(key=_first_of)
+        entries = [e for i, e in enumerate(entries) if i == 0 or e[0] != entries[i - 1][0]]
+    return entries
 
 
 def _first_of(item: tuple[int, int, Task]) -> int:
