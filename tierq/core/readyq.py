@@ -17,7 +17,9 @@ records straight from the queue, with no id lookups. A batch is checked with one
 ``map`` and one list comparison.
 
 An entry that arrives out of order for its level (a re-key keeps the task's ``seq``, so it is
-older than the level's tail) goes to the level's small ``late`` heap; a level is read as the
+older than the level's tail) goes to the level's small ``late`` list, appended unsorted and
+sorted (descending, so the smallest pops off the end) only when the level is read: a re-key
+costs an append, not a sift through cold entries. A level is read as the
 merge of its list and that heap. With aging every key depends on its enqueue time, levels do
 not order each other, and all entries share one level: the queue is then a heap of
 ``(key, seq, task)`` entries, correct and simply slower.
@@ -55,9 +57,10 @@ def token(seq: int, priority: int) -> int:
 
 class _Level:
     """One priority's entries: ``keys[head:]`` ascending with their tokens in ``toks`` and
-    tasks in ``tasks``, plus the entries that arrived out of order in the heap ``late``."""
+    tasks in ``tasks``, plus the entries that arrived out of order in ``late`` (sorted in
+    descending order unless ``dirty``; see ``_late``)."""
 
-    __slots__ = ("head", "keys", "late", "tasks", "toks")
+    __slots__ = ("dirty", "head", "keys", "late", "tasks", "toks")
 
     def __init__(self) -> None:
         self.keys: list[int] = []
@@ -65,6 +68,7 @@ class _Level:
         self.tasks: list[Task] = []
         self.head = 0
         self.late: list[_Late] = []
+        self.dirty = False
 
 
 class ReadyQueue:
@@ -153,7 +157,8 @@ class ReadyQueue:
                 level.tasks.append(task)
             else:
                 self._late_n += 1
-                heappush(level.late, (key, self._late_n, tok, task))
+                level.late.append((key, self._late_n, tok, task))
+                level.dirty = True
         n = len(tasks)
         self._size += n
         self._pushes += n
@@ -172,7 +177,8 @@ class ReadyQueue:
             level.tasks.append(task)
         else:
             self._late_n += 1
-            heappush(level.late, (key, self._late_n, tok, task))
+            level.late.append((key, self._late_n, tok, task))
+            level.dirty = True
         self._physical += 1
 
     # ----------------------------------------------------------------- reading
@@ -182,19 +188,19 @@ class ReadyQueue:
         keys = level.keys
         toks = level.toks
         tasks = level.tasks
-        late = level.late
+        late = _late(level)
         h = level.head
         n = len(keys)
         dropped = 0
         found: int | None = None
         while True:
             a = keys[h] if h < n else None
-            if late and (a is None or late[0][0] < a):
-                key, _, tok, task = late[0]
+            if late and (a is None or late[-1][0] < a):
+                key, _, tok, task = late[-1]
                 if task.ready_key == tok:
                     found = key
                     break
-                heappop(late)
+                late.pop()
             elif a is not None:
                 if tasks[h].ready_key == toks[h]:
                     found = a
@@ -248,10 +254,10 @@ class ReadyQueue:
         # cannot return its task again. (Copies only arise through ``late``.)
         if last is not None and order:
             level = levels[order[0]]
-            late = level.late
+            late = _late(level)
             keys = level.keys
-            while late and late[0][0] == last:
-                heappop(late)
+            while late and late[-1][0] == last:
+                late.pop()
                 self._physical -= 1
             while level.head < len(keys) and keys[level.head] == last:
                 level.head += 1
@@ -287,19 +293,19 @@ class ReadyQueue:
         keys = level.keys
         toks = level.toks
         tasks = level.tasks
-        late = level.late
+        late = _late(level)
         h = level.head
         n = len(keys)
         at_bound = False
         consumed = 0
         while len(out) < limit:
             a = keys[h] if h < n else None
-            if late and (a is None or late[0][0] < a):
-                key, _, tok, task = late[0]
+            if late and (a is None or late[-1][0] < a):
+                key, _, tok, task = late[-1]
                 if bound is not None and key > bound:
                     at_bound = True
                     break
-                heappop(late)
+                late.pop()
             elif a is not None:
                 key = a
                 if bound is not None and key > bound:
@@ -351,12 +357,31 @@ class ReadyQueue:
         old = task.ready_key
         assert old is not None, f"task {task.id} is not queued"
         seq = old >> 16
-        tok = token(seq, priority)
+        tok = seq << 16 | priority & 0xFFFF  # token(), inlined: reprioritize's hot path
         if tok == old:
             return
         # The old entry goes stale (it no longer carries the task's token).
         task.ready_key = tok
-        self._store(task, make_key(priority, enqueued_at, seq, self._rate), tok)
+        if self._aging:
+            self._store(task, make_key(priority, enqueued_at, seq, self._rate), tok)
+        else:
+            # make_key() and _store() for a non-aging queue, inlined. The entry is older than
+            # its new level's tail unless that level is empty or new.
+            key = seq - priority * _UNIT
+            level = self._levels.get(key >> _LEVEL_SHIFT)
+            if level is None:
+                level = self._levels[key >> _LEVEL_SHIFT] = _Level()
+                heappush(self._order, key >> _LEVEL_SHIFT)
+            keys = level.keys
+            if not keys or key > keys[-1]:
+                keys.append(key)
+                level.toks.append(tok)
+                level.tasks.append(task)
+            else:
+                n = self._late_n = self._late_n + 1
+                level.late.append((key, n, tok, task))
+                level.dirty = True
+            self._physical += 1
         self._updates += 1
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
@@ -419,6 +444,14 @@ class ReadyQueue:
         heapify(self._order)
         self._physical = physical
         self._compactions += 1
+
+
+def _late(level: _Level) -> list[_Late]:
+    """The level's out-of-order entries sorted for reading: descending, smallest last."""
+    if level.dirty:
+        level.late.sort(reverse=True)
+        level.dirty = False
+    return level.late
 
 
 def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:

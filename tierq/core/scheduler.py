@@ -930,8 +930,9 @@ class SchedulerState:
         state = task.state
         if state in WAITING_STATES:
             wb = self._waiting_by_band
-            wb[band(task.priority)] -= 1
-            b = band(new)
+            p = task.priority
+            wb["normal" if p == 0 else band(p)] -= 1
+            b = "normal" if new == 0 else band(new)
             wb[b] = wb.get(b, 0) + 1
         task.priority = new
         if state is READY:
