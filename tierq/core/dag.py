@@ -32,14 +32,10 @@ def _show(ids: Sequence[str]) -> str:
 class WorkflowPlan:
     """A validated workflow: node indices in topological order, local and external parents."""
 
-    __slots__ = ("edges", "external", "order", "parents")
+    __slots__ = ("external", "order", "parents")
 
     def __init__(
-        self,
-        order: list[int],
-        parents: list[list[int]],
-        external: list[tuple[str, ...]],
-        edges: list[tuple[int, int]],
+        self, order: list[int], parents: list[list[int]], external: list[tuple[str, ...]]
     ) -> None:
         #: Node indices, every parent before its children.
         self.order = order
@@ -47,8 +43,12 @@ class WorkflowPlan:
         self.parents = parents
         #: Parent task ids outside the workflow per node.
         self.external = external
-        #: Deduplicated (parent index, child index) pairs.
-        self.edges = edges
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """Deduplicated (parent index, child index) pairs, made on request (submit does not
+        need them: 200,000 tuples for a 100,000-node workflow)."""
+        return [(p, c) for c, ps in enumerate(self.parents) for p in ps]
 
 
 def plan_workflow(
@@ -84,7 +84,7 @@ def plan_workflow(
             field="edges",
             ids=tuple(keys[:100]),
         )
-    return WorkflowPlan(order, parents, builder.external, builder.edges)
+    return WorkflowPlan(order, parents, builder.external)
 
 
 def _index_keys(wf: WorkflowSpec) -> dict[str, int]:
@@ -183,10 +183,6 @@ class _Edges:
                     unknown.append(dep)
             if ext:
                 self.external[i] = tuple(ext)
-
-    @property
-    def edges(self) -> list[tuple[int, int]]:
-        return [(p, c) for c, ps in enumerate(self.parents) for p in ps]
 
 
 def _self_loop(key: str) -> None:
