@@ -141,6 +141,7 @@ class ReadyQueue:
         order = self._order
         unit = _UNIT
         shift = _LEVEL_SHIFT
+        # _store(), inlined: this loop runs once per submitted task.
         for task, seq in zip(tasks, seqs, strict=True):
             p = task.priority
             key = seq - p * unit
@@ -365,23 +366,7 @@ class ReadyQueue:
         if self._aging:
             self._store(task, make_key(priority, enqueued_at, seq, self._rate), tok)
         else:
-            # make_key() and _store() for a non-aging queue, inlined. The entry is older than
-            # its new level's tail unless that level is empty or new.
-            key = seq - priority * _UNIT
-            level = self._levels.get(key >> _LEVEL_SHIFT)
-            if level is None:
-                level = self._levels[key >> _LEVEL_SHIFT] = _Level()
-                heappush(self._order, key >> _LEVEL_SHIFT)
-            keys = level.keys
-            if not keys or key > keys[-1]:
-                keys.append(key)
-                level.toks.append(tok)
-                level.tasks.append(task)
-            else:
-                n = self._late_n = self._late_n + 1
-                level.late.append((key, n, tok, task))
-                level.dirty = True
-            self._physical += 1
+            self._store(task, seq - priority * _UNIT, tok)  # make_key() without aging
         self._updates += 1
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
