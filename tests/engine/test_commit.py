@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 import pytest
@@ -113,6 +114,29 @@ async def test_fenced_barrier_tells_the_owner(engine: Engine) -> None:
         with pytest.raises(FencedError):
             await barrier
     assert len(seen) == 1 and isinstance(seen[0], FencedError)
+
+
+async def test_cancelled_owner_is_a_shutdown_not_a_failure(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `tierq master` is stopped by cancelling its task: that must not read as a failed log.
+    log = EventLog(engine)
+    await log.open()
+    seen: list[Exception] = []
+    entered = asyncio.Event()
+
+    async def owner() -> None:
+        async with GroupCommitter(log, on_fail=seen.append):
+            entered.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(owner())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_item_too_large_is_refused_at_submit(engine: Engine) -> None:

@@ -175,21 +175,22 @@ class GroupCommitter:
                     self._fail(exc, batch)
                     return
         except asyncio.CancelledError:
-            self._fail(EngineUnavailableError("the group committer was cancelled"), [])
+            # A shutdown (the owner's task was cancelled), not a failure of the log: pending
+            # callers hear of it, the owner is not told to step down and nothing is logged.
+            self._fail(EngineUnavailableError("the group committer was cancelled"), [], False)
             raise
 
-    def _fail(self, exc: TierqError, batch: list[_Submission]) -> None:
+    def _fail(self, exc: TierqError, batch: list[_Submission], failure: bool = True) -> None:
         self._error = exc
-        if isinstance(exc, FencedError):
-            log.error("log append fenced; refusing further submissions: %s", exc)
-        else:
-            log.error("log append failed; refusing further submissions: %s", exc)
+        if failure:
+            what = "fenced" if isinstance(exc, FencedError) else "failed"
+            log.error("log append %s; refusing further submissions: %s", what, exc)
         for sub in [*batch, *self._pending]:
             if not sub.future.done():
                 sub.future.set_exception(type(exc)(exc.message))
         self._pending = []
         self._pending_items = 0
-        if self._on_fail is not None:
+        if failure and self._on_fail is not None:
             self._on_fail(exc)
 
     async def _commit(self, batch: list[_Submission]) -> None:
