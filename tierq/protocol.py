@@ -113,6 +113,12 @@ class QueryRequest(_Msg):
     workflow_id: str | None = None
     limit: int = 100
     cursor: str | None = None
+    #: Nodes per page of a workflow query (at most, and by default, MAX_WORKFLOW_PAGE).
+    node_limit: int | None = None
+
+
+#: Most nodes one workflow reply carries: keeps a reply well under the message size limit.
+MAX_WORKFLOW_PAGE = 10_000
 
 
 class WorkflowReply(_Msg):

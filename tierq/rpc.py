@@ -12,6 +12,7 @@ from typing import TypeVar
 import msgspec
 
 from .core.model import Task, TaskSpec, WorkflowSpec
+from .core.records import WorkflowView
 from .engine import Engine, Subjects
 from .errors import EngineUnavailableError, NoRespondersError
 from .protocol import (
@@ -27,6 +28,7 @@ from .protocol import (
     TaskRef,
     TasksReply,
     WaitRequest,
+    WorkflowReply,
     decode_reply,
     encode,
 )
@@ -103,6 +105,31 @@ class MasterClient:
 
     async def query(self, query: QueryRequest, reply_type: type[T]) -> T:
         return await self.call("query", query, reply_type)
+
+    async def workflow(
+        self, workflow_id: str, *, cursor: str | None = None, node_limit: int | None = None
+    ) -> WorkflowView:
+        """One page of a workflow's nodes (the master caps a page at MAX_WORKFLOW_PAGE)."""
+        query = QueryRequest(
+            kind=QueryKind.WORKFLOW, id=workflow_id, cursor=cursor, node_limit=node_limit
+        )
+        return (await self.call("query", query, WorkflowReply)).workflow
+
+    async def workflow_all(self, workflow_id: str, node_limit: int | None = None) -> WorkflowView:
+        """The whole workflow: its pages (of ``node_limit`` nodes, the master's cap by
+        default) fetched in turn and joined into one view."""
+        view = await self.workflow(workflow_id, node_limit=node_limit)
+        if view.next_cursor is None:
+            return view
+        nodes = list(view.nodes)
+        edges = list(view.edges)
+        last = view
+        while last.next_cursor is not None:
+            last = await self.workflow(workflow_id, cursor=last.next_cursor, node_limit=node_limit)
+            nodes += last.nodes
+            edges += last.edges
+        # Counts and state from the last page: the freshest.
+        return msgspec.structs.replace(last, nodes=nodes, edges=edges, next_cursor=None)
 
     async def wait(self, task_ids: list[str], timeout: float) -> list[Task]:
         """Tasks as they are when all are terminal, or when ``timeout`` runs out.

@@ -302,6 +302,20 @@ async def test_huge_workflow_is_accepted_within_the_limits(nats_server: Embedded
         assert r.status_code == 201, r.text[:300]
         assert len(r.json()["ids"]) == n
         assert (await http.get("/v1/stats")).json()["tasks"] == n
+        # Read back a page at a time (one reply of all 100,000 nodes would not fit a message).
+        path = f"/v1/workflows/{r.json()['workflow_id']}"
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await http.get(path, params={"cursor": cursor} if cursor else None)
+            assert page.status_code == 200, page.text[:300]
+            doc = page.json()
+            assert doc["total"] == n and doc["counts"] == {"ready": 1, "pending": n - 1}
+            seen += [node["key"] for node in doc["nodes"]]
+            cursor = doc["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == keys
 
 
 async def test_huge_workflow_is_refused_by_the_limits(nats_server: EmbeddedNats) -> None:

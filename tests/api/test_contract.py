@@ -191,6 +191,27 @@ async def test_workflows(both: Both) -> None:
     assert without_ids(after_rest) == without_ids(after_grpc)
     assert after_rest["counts"].get("cancelled") == 2
 
+    # One node per page: both interfaces give the same pages and the same cursors.
+    wf_path = f"/v1/workflows/{rest['workflow_id']}"
+    first = await both.rest("GET", f"{wf_path}?node_limit=1")
+    assert len(first["nodes"]) == 1 and first["next_cursor"] == "1" and first["total"] == 2
+    second = await both.rest("GET", f"{wf_path}?node_limit=1&cursor=1")
+    assert second["next_cursor"] is None
+    assert [n["key"] for n in first["nodes"] + second["nodes"]] == [
+        n["key"] for n in rest_view["nodes"]
+    ]
+    grpc_page = json.loads(
+        (
+            await both.grpc(
+                "GetWorkflow", pb.WorkflowRef(id=rest["workflow_id"], node_limit=1, cursor="1")
+            )
+        ).json
+    )
+    assert without_ids(grpc_page) == without_ids(second)
+    bad = await both.rest("GET", f"{wf_path}?cursor=nope", status=422)
+    assert bad["field"] == "cursor"
+    await both.rest("GET", f"{wf_path}?node_limit=0", status=422)
+
 
 async def lease_and_fail(both: Both, task_ids: set[str]) -> None:
     """A pull-over-API worker takes the tasks and fails every attempt."""

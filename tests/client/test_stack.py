@@ -128,6 +128,13 @@ async def test_workflow_passes_results_down(
     assert {t.state for t in states.values()} == {TaskState.SUCCEEDED}
     again = await app.workflow_handle(run.id)
     assert again.ids == run.ids and again.sinks == ["both"]
+    # A workflow bigger than a page is fetched page by page and joined: the same view.
+    master = await app.master()
+    first = await master.workflow(run.id, node_limit=3)
+    assert len(first.nodes) == 3 and first.next_cursor == "3"
+    whole = await app.get_workflow(run.id)
+    joined = await master.workflow_all(run.id, node_limit=3)
+    assert joined == whole and len(joined.nodes) == 4 and len(joined.edges) == 4
 
 
 async def test_workflow_failure_reports_the_root_cause(

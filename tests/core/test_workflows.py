@@ -227,3 +227,31 @@ def test_wide_fan_in_and_out(h: Harness) -> None:
             h.succeed(t.id, result=1)
     assert h.state.workflow(wf_id).state == "succeeded"
     assert max(n.level for n in h.state.workflow(wf_id).nodes) == 2
+
+
+def test_workflow_view_pages_its_nodes() -> None:
+    h = Harness()
+    chain = WorkflowSpec(
+        nodes=[WorkflowNode(key=f"n{i}", spec=TaskSpec(name="a")) for i in range(25)],
+        edges=[(f"n{i}", f"n{i + 1}") for i in range(24)],
+    )
+    _, wf_id, _ = h.state.submit_workflow(chain, h.now)
+    whole = h.state.workflow(wf_id)
+    assert whole.next_cursor is None and len(whole.nodes) == 25
+    pages = [h.state.workflow(wf_id, limit=10)]
+    while pages[-1].next_cursor is not None:
+        pages.append(h.state.workflow(wf_id, cursor=pages[-1].next_cursor, limit=10))
+    assert [len(p.nodes) for p in pages] == [10, 10, 5]
+    assert [p.next_cursor for p in pages] == ["10", "20", None]
+    assert [n for p in pages for n in p.nodes] == whole.nodes
+    assert [e for p in pages for e in p.edges] == whole.edges
+    # Each page carries the edges into its own nodes, and counts for the whole workflow.
+    second = {n.task_id for n in pages[1].nodes}
+    assert all(child in second for _, child in pages[1].edges)
+    assert all(p.total == 25 and p.counts == whole.counts for p in pages)
+    for bad in ("x", "-1", "26", "1e3"):
+        with pytest.raises(InvalidRequestError) as err:
+            h.state.workflow(wf_id, cursor=bad)
+        assert err.value.field == "cursor"
+    with pytest.raises(InvalidRequestError):
+        h.state.workflow(wf_id, limit=0)

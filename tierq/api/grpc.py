@@ -141,7 +141,13 @@ class _Tierq:
         return pb.CommandResponse(id=out.id, events=out.events)
 
     async def GetWorkflow(self, c: Caller, r: pb.WorkflowRef) -> Message:
-        return convert.document(await self.s.get_workflow(c, convert.required(r.id, "id")))
+        view = await self.s.get_workflow(
+            c,
+            convert.required(r.id, "id"),
+            r.node_limit if r.HasField("node_limit") else None,
+            r.cursor if r.HasField("cursor") else None,
+        )
+        return convert.document(view)
 
     async def CancelWorkflow(self, c: Caller, r: pb.WorkflowRef) -> Message:
         out = await self.s.cancel_workflow(c, convert.required(r.id, "id"))

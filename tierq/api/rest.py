@@ -37,7 +37,7 @@ from ..errors import (
     TierqError,
     UnauthenticatedError,
 )
-from ..protocol import RegionsReply, StatsView, TasksReply, WorkersReply
+from ..protocol import MAX_WORKFLOW_PAGE, RegionsReply, StatsView, TasksReply, WorkersReply
 from . import schema
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -392,9 +392,20 @@ async def submit_workflow(request: Request, service: Service, who: Who) -> Respo
     return _json(out, 201, {"Location": f"/v1/workflows/{out.workflow_id}"})
 
 
-@router.get("/v1/workflows/{workflow_id}", **_doc(200, "WorkflowView", summary="One workflow"))
-async def get_workflow(workflow_id: TaskId, service: Service, who: Who) -> Response:
-    return _json(await service.get_workflow(who, workflow_id))
+@router.get(
+    "/v1/workflows/{workflow_id}",
+    **_doc(200, "WorkflowView", summary="One workflow (its nodes a page at a time)"),
+)
+async def get_workflow(
+    workflow_id: TaskId,
+    service: Service,
+    who: Who,
+    node_limit: Annotated[int | None, Query(ge=1, le=MAX_WORKFLOW_PAGE)] = None,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """Counts and state cover the whole workflow; ``nodes`` (and the ``edges`` into them) are
+    one page, ``next_cursor`` the next one."""
+    return _json(await service.get_workflow(who, workflow_id, node_limit, cursor))
 
 
 @router.post(

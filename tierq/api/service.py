@@ -33,6 +33,7 @@ from ..errors import (
     TierqError,
 )
 from ..protocol import (
+    MAX_WORKFLOW_PAGE,
     Ack,
     PullReply,
     PullRequest,
@@ -51,7 +52,6 @@ from ..protocol import (
     WorkerHeartbeatReply,
     WorkerReport,
     WorkersReply,
-    WorkflowReply,
     decode_reply,
     encode,
 )
@@ -265,12 +265,21 @@ class ApiService:
         return TasksReply(tasks=tasks)
 
     @operation(Permission.READ)
-    async def get_workflow(self, caller: Caller, workflow_id: str) -> WorkflowView:
-        return await self._workflow(workflow_id)
-
-    async def _workflow(self, workflow_id: str) -> WorkflowView:
-        query = QueryRequest(kind=QueryKind.WORKFLOW, id=workflow_id)
-        return (await self.master.query(query, WorkflowReply)).workflow
+    async def get_workflow(
+        self,
+        caller: Caller,
+        workflow_id: str,
+        node_limit: int | None = None,
+        cursor: str | None = None,
+    ) -> WorkflowView:
+        """One page of the workflow's nodes: ``node_limit`` (1..MAX_WORKFLOW_PAGE, that by
+        default) from ``cursor``; counts and state always cover the whole workflow."""
+        if node_limit is not None and not 1 <= node_limit <= MAX_WORKFLOW_PAGE:
+            raise InvalidRequestError(
+                f"node_limit must be in [1, {MAX_WORKFLOW_PAGE}], got {node_limit}",
+                field="node_limit",
+            )
+        return await self.master.workflow(workflow_id, cursor=cursor, node_limit=node_limit)
 
     @operation(Permission.READ)
     async def regions(self, caller: Caller) -> RegionsReply:
@@ -330,7 +339,7 @@ class ApiService:
         if filt.workflow_id is not None:
             # Seed the workflow's task ids: events about its tasks do not name the workflow.
             try:
-                view = await self._workflow(filt.workflow_id)
+                view = await self.master.workflow_all(filt.workflow_id)
                 filt.workflow_tasks.update(node.task_id for node in view.nodes)
             except NotFoundError:
                 pass  # not submitted yet: its task_submitted events will name it

@@ -15,7 +15,7 @@ from ..core import WorkflowView
 from ..core.model import TERMINAL_STATES, FailurePolicy, RetryPolicy, Task, TaskSpec, TaskState
 from ..engine import Engine, Subjects, connect
 from ..errors import InvalidRequestError, WaitTimeoutError
-from ..protocol import QueryKind, QueryRequest, WorkflowReply
+from ..protocol import QueryKind, QueryRequest
 from ..rpc import MasterClient
 from ._handles import TaskHandle, TaskPage, WorkflowHandle
 from ._sync import SyncApp
@@ -272,11 +272,9 @@ class App:
         return TaskPage(reply.tasks, reply.next_cursor)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowView:
-        """A workflow's graph as the master sees it: nodes with states, edges, counts."""
-        reply = await (await self.master()).query(
-            QueryRequest(kind=QueryKind.WORKFLOW, id=workflow_id), WorkflowReply
-        )
-        return reply.workflow
+        """A workflow's graph as the master sees it: all nodes with states, edges, counts
+        (fetched a page at a time for a large workflow, and joined)."""
+        return await (await self.master()).workflow_all(workflow_id)
 
     async def workflow_handle(self, workflow_id: str) -> WorkflowHandle:
         """A handle on a workflow submitted elsewhere (sinks computed from its edges)."""

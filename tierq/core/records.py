@@ -102,6 +102,13 @@ class WorkflowNodeView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
+    """A workflow, with one page of its nodes (all of them unless a limit was asked for).
+
+    ``counts``, ``total``, ``done`` and ``state`` always cover the whole workflow. ``nodes``
+    are in topological order from the page's cursor; ``edges`` are the edges into those nodes.
+    ``next_cursor`` fetches the next page (None on the last).
+    """
+
     id: str
     name: str
     policy: FailurePolicy
@@ -115,6 +122,7 @@ class WorkflowView(msgspec.Struct, frozen=True, kw_only=True):
     done: int
     state: str | None
     finished_at: float | None
+    next_cursor: str | None = None
 
 
 class SchedulerStatistics(msgspec.Struct, frozen=True, kw_only=True):

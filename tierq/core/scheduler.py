@@ -2131,8 +2131,11 @@ class SchedulerState:
         cursor (None at the end). Stable while tasks are added: new ids sort last."""
         return _q.list_tasks(self, state, name, queue, region, workflow_id, limit, cursor)
 
-    def workflow(self, workflow_id: str) -> WorkflowView:
-        return _q.workflow_view(self, workflow_id)
+    def workflow(
+        self, workflow_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> WorkflowView:
+        """The workflow and its nodes: all of them, or a page (``limit``) from ``cursor``."""
+        return _q.workflow_view(self, workflow_id, cursor, limit)
 
     def regions(self) -> list[RegionView]:
         return _q.region_views(self)

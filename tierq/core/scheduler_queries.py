@@ -97,46 +97,76 @@ def list_tasks(
     return page, None
 
 
-def workflow_view(st: SchedulerState, workflow_id: str) -> WorkflowView:
+def workflow_view(
+    st: SchedulerState, workflow_id: str, cursor: str | None = None, limit: int | None = None
+) -> WorkflowView:
+    """The workflow with the nodes from ``cursor`` (an offset in topological order, as
+    ``next_cursor`` gives it) on, at most ``limit`` of them (all when None)."""
     wf = st._workflows.get(workflow_id)
     if wf is None:
         raise NotFoundError(f"no workflow {workflow_id!r}", ids=(workflow_id,))
+    total = len(wf.nodes)
+    start = _workflow_cursor(cursor, total)
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise InvalidRequestError(f"limit must be a count >= 1, got {limit!r}", field="limit")
+    end = total if limit is None else min(total, start + limit)
     parents: dict[str, list[str]] = {}
     for p, c in wf.edges:
         parents.setdefault(c, []).append(p)
     ids = list(wf.nodes.values())
     levels = topological_levels(ids, lambda tid: parents.get(tid, ()))
+    tasks = st._tasks
     counts: dict[str, int] = {}
-    nodes: list[WorkflowNodeView] = []
     done = 0
-    for (key, tid), level in zip(wf.nodes.items(), levels, strict=True):
-        task = st._tasks.get(tid)
-        state = task.state if task is not None else None
-        if state is not None:
+    for tid in ids:
+        task = tasks.get(tid)
+        if task is not None:
+            state = task.state
             counts[state.value] = counts.get(state.value, 0) + 1
             done += state in TERMINAL_STATES
+    nodes: list[WorkflowNodeView] = []
+    keys = list(wf.nodes)
+    for i in range(start, end):
+        tid = ids[i]
+        task = tasks.get(tid)
         nodes.append(
             WorkflowNodeView(
-                key=key,
+                key=keys[i],
                 task_id=tid,
                 name=task.spec.name if task is not None else "",
-                state=state,
-                level=level,
+                state=task.state if task is not None else None,
+                level=levels[i],
             )
         )
+    if start == 0 and end == total:
+        edges = list(wf.edges)
+    else:
+        page = set(ids[start:end])
+        edges = [e for e in wf.edges if e[1] in page]
     return WorkflowView(
         id=wf.id,
         name=wf.name,
         policy=wf.policy,
         submitted_at=wf.submitted_at,
         nodes=nodes,
-        edges=list(wf.edges),
+        edges=edges,
         counts=counts,
-        total=len(ids),
+        total=total,
         done=done,
         state=wf.state,
         finished_at=wf.finished_at,
+        next_cursor=str(end) if end < total else None,
     )
+
+
+def _workflow_cursor(cursor: str | None, total: int) -> int:
+    if cursor is None:
+        return 0
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > total:
+        raise InvalidRequestError(
+            f"cursor {cursor[:40]!r} is not a cursor of this workflow", field="cursor"
+        )
+    return int(cursor)
 
 
 def region_views(st: SchedulerState) -> list[RegionView]:

@@ -16,6 +16,7 @@ from ..core.model import TERMINAL_STATES, Task, TaskState
 from ..core.reconcile import missing_attempts
 from ..errors import InvalidRequestError, NotFoundError
 from ..protocol import (
+    MAX_WORKFLOW_PAGE,
     Ack,
     QueryKind,
     QueryRequest,
@@ -198,7 +199,9 @@ class Handlers:
             case QueryKind.WORKFLOW:
                 if not req.id:
                     raise InvalidRequestError("a workflow query needs an id", field="id")
-                return WorkflowReply(workflow=state.workflow(req.id))
+                limit = min(req.node_limit or MAX_WORKFLOW_PAGE, MAX_WORKFLOW_PAGE)
+                view = state.workflow(req.id, cursor=req.cursor, limit=max(1, limit))
+                return WorkflowReply(workflow=view)
             case QueryKind.REGIONS:
                 return RegionsReply(regions=state.regions())
             case QueryKind.WORKERS:

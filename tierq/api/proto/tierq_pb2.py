@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import types_pb2 as tierq_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tierq/v1/tierq.proto\x12\x08tierq.v1\x1a\x14tierq/v1/types.proto\"5\n\x11SubmitTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.tierq.v1.TaskSpec\" \n\x12SubmitTaskResponse\x12\n\n\x02id\x18\x01 \x01(\t\"7\n\x12SubmitTasksRequest\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.tierq.v1.TaskSpec\"\"\n\x13SubmitTasksResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"A\n\x15SubmitWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.tierq.v1.WorkflowSpec\"\x91\x01\n\x16SubmitWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x36\n\x03ids\x18\x02 \x03(\x0b\x32).tierq.v1.SubmitWorkflowResponse.IdsEntry\x1a*\n\x08IdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x07TaskRef\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x0bWorkflowRef\x12\n\n\x02id\x18\x01 \x01(\t\"\x87\x02\n\x10ListTasksRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x13.tierq.v1.TaskStateH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05queue\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x13\n\x06region\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x18\n\x0bworkflow_id\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x12\n\x05limit\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x13\n\x06\x63ursor\x18\x07 \x01(\tH\x06\x88\x01\x01\x42\x08\n\x06_stateB\x07\n\x05_nameB\x08\n\x06_queueB\t\n\x07_regionB\x0e\n\x0c_workflow_idB\x08\n\x06_limitB\t\n\x07_cursor\"\\\n\x11ListTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.tierq.v1.Task\x12\x18\n\x0bnext_cursor\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"A\n\x10WaitTasksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x14\n\x07timeout\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_timeout\"C\n\x11UpdateTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\x08priority\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_priority\"-\n\x0f\x43ommandResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x05\"\x14\n\x12ListRegionsRequest\"4\n\x12ListWorkersRequest\x12\x13\n\x06region\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_region\"\x11\n\x0fGetStatsRequest\"\x14\n\x12GetSettingsRequest\"\xbf\x01\n\x12WatchEventsRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x14\n\x07task_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0bworkflow_id\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06region\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x05 \x01(\x04H\x03\x88\x01\x01\x42\n\n\x08_task_idB\x0e\n\x0c_workflow_idB\t\n\x07_regionB\x11\n\x0f_after_sequence\"5\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t2\xfe\x08\n\x05Tierq\x12G\n\nSubmitTask\x12\x1b.tierq.v1.SubmitTaskRequest\x1a\x1c.tierq.v1.SubmitTaskResponse\x12J\n\x0bSubmitTasks\x12\x1c.tierq.v1.SubmitTasksRequest\x1a\x1d.tierq.v1.SubmitTasksResponse\x12S\n\x0eSubmitWorkflow\x12\x1f.tierq.v1.SubmitWorkflowRequest\x1a .tierq.v1.SubmitWorkflowResponse\x12\x33\n\x07GetTask\x12\x18.tierq.v1.GetTaskRequest\x1a\x0e.tierq.v1.Task\x12\x44\n\tListTasks\x12\x1a.tierq.v1.ListTasksRequest\x1a\x1b.tierq.v1.ListTasksResponse\x12\x44\n\tWaitTasks\x12\x1a.tierq.v1.WaitTasksRequest\x1a\x1b.tierq.v1.ListTasksResponse\x12\x44\n\nUpdateTask\x12\x1b.tierq.v1.UpdateTaskRequest\x1a\x19.tierq.v1.CommandResponse\x12:\n\nCancelTask\x12\x11.tierq.v1.TaskRef\x1a\x19.tierq.v1.CommandResponse\x12\x39\n\tRetryTask\x12\x11.tierq.v1.TaskRef\x1a\x19.tierq.v1.CommandResponse\x12<\n\x0bGetWorkflow\x12\x15.tierq.v1.WorkflowRef\x1a\x16.tierq.v1.JsonDocument\x12\x42\n\x0e\x43\x61ncelWorkflow\x12\x15.tierq.v1.WorkflowRef\x1a\x19.tierq.v1.CommandResponse\x12\x43\n\x0bListRegions\x12\x1c.tierq.v1.ListRegionsRequest\x1a\x16.tierq.v1.JsonDocument\x12\x43\n\x0bListWorkers\x12\x1c.tierq.v1.ListWorkersRequest\x1a\x16.tierq.v1.JsonDocument\x12=\n\x08GetStats\x12\x19.tierq.v1.GetStatsRequest\x1a\x16.tierq.v1.JsonDocument\x12\x43\n\x0bGetSettings\x12\x1c.tierq.v1.GetSettingsRequest\x1a\x16.tierq.v1.JsonDocument\x12=\n\x0bPutSettings\x12\x16.tierq.v1.JsonDocument\x1a\x16.tierq.v1.JsonDocument\x12>\n\x0bWatchEvents\x12\x1c.tierq.v1.WatchEventsRequest\x1a\x0f.tierq.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tierq/v1/tierq.proto\x12\x08tierq.v1\x1a\x14tierq/v1/types.proto\"5\n\x11SubmitTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.tierq.v1.TaskSpec\" \n\x12SubmitTaskResponse\x12\n\n\x02id\x18\x01 \x01(\t\"7\n\x12SubmitTasksRequest\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.tierq.v1.TaskSpec\"\"\n\x13SubmitTasksResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"A\n\x15SubmitWorkflowRequest\x12(\n\x08workflow\x18\x01 \x01(\x0b\x32\x16.tierq.v1.WorkflowSpec\"\x91\x01\n\x16SubmitWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x36\n\x03ids\x18\x02 \x03(\x0b\x32).tierq.v1.SubmitWorkflowResponse.IdsEntry\x1a*\n\x08IdsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x15\n\x07TaskRef\x12\n\n\x02id\x18\x01 \x01(\t\"a\n\x0bWorkflowRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\nnode_limit\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06\x63ursor\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\r\n\x0b_node_limitB\t\n\x07_cursor\"\x87\x02\n\x10ListTasksRequest\x12\'\n\x05state\x18\x01 \x01(\x0e\x32\x13.tierq.v1.TaskStateH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05queue\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x13\n\x06region\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x18\n\x0bworkflow_id\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x12\n\x05limit\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x13\n\x06\x63ursor\x18\x07 \x01(\tH\x06\x88\x01\x01\x42\x08\n\x06_stateB\x07\n\x05_nameB\x08\n\x06_queueB\t\n\x07_regionB\x0e\n\x0c_workflow_idB\x08\n\x06_limitB\t\n\x07_cursor\"\\\n\x11ListTasksResponse\x12\x1d\n\x05tasks\x18\x01 \x03(\x0b\x32\x0e.tierq.v1.Task\x12\x18\n\x0bnext_cursor\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"A\n\x10WaitTasksRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x14\n\x07timeout\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_timeout\"C\n\x11UpdateTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\x08priority\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_priority\"-\n\x0f\x43ommandResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x05\"\x14\n\x12ListRegionsRequest\"4\n\x12ListWorkersRequest\x12\x13\n\x06region\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_region\"\x11\n\x0fGetStatsRequest\"\x14\n\x12GetSettingsRequest\"\xbf\x01\n\x12WatchEventsRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x14\n\x07task_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0bworkflow_id\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06region\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x05 \x01(\x04H\x03\x88\x01\x01\x42\n\n\x08_task_idB\x0e\n\x0c_workflow_idB\t\n\x07_regionB\x11\n\x0f_after_sequence\"5\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t2\xfe\x08\n\x05Tierq\x12G\n\nSubmitTask\x12\x1b.tierq.v1.SubmitTaskRequest\x1a\x1c.tierq.v1.SubmitTaskResponse\x12J\n\x0bSubmitTasks\x12\x1c.tierq.v1.SubmitTasksRequest\x1a\x1d.tierq.v1.SubmitTasksResponse\x12S\n\x0eSubmitWorkflow\x12\x1f.tierq.v1.SubmitWorkflowRequest\x1a .tierq.v1.SubmitWorkflowResponse\x12\x33\n\x07GetTask\x12\x18.tierq.v1.GetTaskRequest\x1a\x0e.tierq.v1.Task\x12\x44\n\tListTasks\x12\x1a.tierq.v1.ListTasksRequest\x1a\x1b.tierq.v1.ListTasksResponse\x12\x44\n\tWaitTasks\x12\x1a.tierq.v1.WaitTasksRequest\x1a\x1b.tierq.v1.ListTasksResponse\x12\x44\n\nUpdateTask\x12\x1b.tierq.v1.UpdateTaskRequest\x1a\x19.tierq.v1.CommandResponse\x12:\n\nCancelTask\x12\x11.tierq.v1.TaskRef\x1a\x19.tierq.v1.CommandResponse\x12\x39\n\tRetryTask\x12\x11.tierq.v1.TaskRef\x1a\x19.tierq.v1.CommandResponse\x12<\n\x0bGetWorkflow\x12\x15.tierq.v1.WorkflowRef\x1a\x16.tierq.v1.JsonDocument\x12\x42\n\x0e\x43\x61ncelWorkflow\x12\x15.tierq.v1.WorkflowRef\x1a\x19.tierq.v1.CommandResponse\x12\x43\n\x0bListRegions\x12\x1c.tierq.v1.ListRegionsRequest\x1a\x16.tierq.v1.JsonDocument\x12\x43\n\x0bListWorkers\x12\x1c.tierq.v1.ListWorkersRequest\x1a\x16.tierq.v1.JsonDocument\x12=\n\x08GetStats\x12\x19.tierq.v1.GetStatsRequest\x1a\x16.tierq.v1.JsonDocument\x12\x43\n\x0bGetSettings\x12\x1c.tierq.v1.GetSettingsRequest\x1a\x16.tierq.v1.JsonDocument\x12=\n\x0bPutSettings\x12\x16.tierq.v1.JsonDocument\x1a\x16.tierq.v1.JsonDocument\x12>\n\x0bWatchEvents\x12\x1c.tierq.v1.WatchEventsRequest\x1a\x0f.tierq.v1.Event0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,29 +53,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKREF']._serialized_start=483
   _globals['_TASKREF']._serialized_end=504
   _globals['_WORKFLOWREF']._serialized_start=506
-  _globals['_WORKFLOWREF']._serialized_end=531
-  _globals['_LISTTASKSREQUEST']._serialized_start=534
-  _globals['_LISTTASKSREQUEST']._serialized_end=797
-  _globals['_LISTTASKSRESPONSE']._serialized_start=799
-  _globals['_LISTTASKSRESPONSE']._serialized_end=891
-  _globals['_WAITTASKSREQUEST']._serialized_start=893
-  _globals['_WAITTASKSREQUEST']._serialized_end=958
-  _globals['_UPDATETASKREQUEST']._serialized_start=960
-  _globals['_UPDATETASKREQUEST']._serialized_end=1027
-  _globals['_COMMANDRESPONSE']._serialized_start=1029
-  _globals['_COMMANDRESPONSE']._serialized_end=1074
-  _globals['_LISTREGIONSREQUEST']._serialized_start=1076
-  _globals['_LISTREGIONSREQUEST']._serialized_end=1096
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1098
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1150
-  _globals['_GETSTATSREQUEST']._serialized_start=1152
-  _globals['_GETSTATSREQUEST']._serialized_end=1169
-  _globals['_GETSETTINGSREQUEST']._serialized_start=1171
-  _globals['_GETSETTINGSREQUEST']._serialized_end=1191
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=1194
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1385
-  _globals['_EVENT']._serialized_start=1387
-  _globals['_EVENT']._serialized_end=1440
-  _globals['_TIERQ']._serialized_start=1443
-  _globals['_TIERQ']._serialized_end=2593
+  _globals['_WORKFLOWREF']._serialized_end=603
+  _globals['_LISTTASKSREQUEST']._serialized_start=606
+  _globals['_LISTTASKSREQUEST']._serialized_end=869
+  _globals['_LISTTASKSRESPONSE']._serialized_start=871
+  _globals['_LISTTASKSRESPONSE']._serialized_end=963
+  _globals['_WAITTASKSREQUEST']._serialized_start=965
+  _globals['_WAITTASKSREQUEST']._serialized_end=1030
+  _globals['_UPDATETASKREQUEST']._serialized_start=1032
+  _globals['_UPDATETASKREQUEST']._serialized_end=1099
+  _globals['_COMMANDRESPONSE']._serialized_start=1101
+  _globals['_COMMANDRESPONSE']._serialized_end=1146
+  _globals['_LISTREGIONSREQUEST']._serialized_start=1148
+  _globals['_LISTREGIONSREQUEST']._serialized_end=1168
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1170
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1222
+  _globals['_GETSTATSREQUEST']._serialized_start=1224
+  _globals['_GETSTATSREQUEST']._serialized_end=1241
+  _globals['_GETSETTINGSREQUEST']._serialized_start=1243
+  _globals['_GETSETTINGSREQUEST']._serialized_end=1263
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1266
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1457
+  _globals['_EVENT']._serialized_start=1459
+  _globals['_EVENT']._serialized_end=1512
+  _globals['_TIERQ']._serialized_start=1515
+  _globals['_TIERQ']._serialized_end=2665
 # @@protoc_insertion_point(module_scope)

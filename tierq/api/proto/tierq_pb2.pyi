@@ -65,10 +65,14 @@ class TaskRef(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class WorkflowRef(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "node_limit", "cursor")
     ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    node_limit: int
+    cursor: str
+    def __init__(self, id: _Optional[str] = ..., node_limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("state", "name", "queue", "region", "workflow_id", "limit", "cursor")

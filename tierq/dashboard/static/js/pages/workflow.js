@@ -18,6 +18,13 @@ export async function mount(view, r) {
   let wf;
   try {
     wf = await get(path);
+    // A large workflow comes a page of nodes at a time (counts always cover all of it).
+    while (wf.next_cursor) {
+      const page = await get(path, { cursor: wf.next_cursor });
+      page.nodes = wf.nodes.concat(page.nodes);
+      page.edges = wf.edges.concat(page.edges);
+      wf = page;
+    }
   } catch (err) {
     view.append(h("h1", null, "Workflow ", h("span", { class: "mono" }, id)), errorBox(err));
     return null;
