@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from .core import RegionView, SchedulerStatistics, Settings, WorkflowView
+from .core import RegionView, SchedulerStatistics, Settings, WorkflowSummary, WorkflowView
 from .core.model import (
     LeasedTask,
     Outcome,
@@ -97,6 +97,7 @@ class QueryKind(enum.Enum):
     TASK = "task"
     TASKS = "tasks"
     WORKFLOW = "workflow"
+    WORKFLOWS = "workflows"
     REGIONS = "regions"
     WORKERS = "workers"
     STATS = "stats"
@@ -119,6 +120,11 @@ class QueryRequest(_Msg):
 
 #: Most nodes one workflow reply carries: keeps a reply well under the message size limit.
 MAX_WORKFLOW_PAGE = 10_000
+
+
+class WorkflowsReply(_Msg):
+    workflows: list[WorkflowSummary]
+    next_cursor: str | None = None
 
 
 class WorkflowReply(_Msg):

@@ -29,6 +29,7 @@ from .protocol import (
     TasksReply,
     WaitRequest,
     WorkflowReply,
+    WorkflowsReply,
     decode_reply,
     encode,
 )
@@ -114,6 +115,14 @@ class MasterClient:
             kind=QueryKind.WORKFLOW, id=workflow_id, cursor=cursor, node_limit=node_limit
         )
         return (await self.call("query", query, WorkflowReply)).workflow
+
+    async def list_workflows(
+        self, *, state: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> WorkflowsReply:
+        """Workflows newest first, a page at a time (``state``: running, succeeded, failed,
+        cancelled)."""
+        query = QueryRequest(kind=QueryKind.WORKFLOWS, state=state, limit=limit, cursor=cursor)
+        return await self.call("query", query, WorkflowsReply)
 
     async def workflow_all(self, workflow_id: str, node_limit: int | None = None) -> WorkflowView:
         """The whole workflow: its pages (of ``node_limit`` nodes, the master's cap by

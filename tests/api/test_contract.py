@@ -191,6 +191,18 @@ async def test_workflows(both: Both) -> None:
     assert without_ids(after_rest) == without_ids(after_grpc)
     assert after_rest["counts"].get("cancelled") == 2
 
+    # The list, newest first: the same page and cursor both ways.
+    listed = await both.rest("GET", "/v1/workflows?limit=1")
+    assert [w["id"] for w in listed["workflows"]] == [grpc_.workflow_id]
+    grpc_list = json.loads(
+        (await both.grpc("ListWorkflows", pb.ListWorkflowsRequest(limit=1))).json
+    )
+    assert grpc_list == listed
+    older = await both.rest("GET", f"/v1/workflows?limit=1&cursor={listed['next_cursor']}")
+    assert [w["id"] for w in older["workflows"]] == [rest["workflow_id"]]
+    assert older["workflows"][0]["state"] == "cancelled" and older["workflows"][0]["done"] == 2
+    await both.rest("GET", "/v1/workflows?state=nope", status=422)
+
     # One node per page: both interfaces give the same pages and the same cursors.
     wf_path = f"/v1/workflows/{rest['workflow_id']}"
     first = await both.rest("GET", f"{wf_path}?node_limit=1")

@@ -434,3 +434,33 @@ def test_regions_page_drains_a_worker(dash: Dashboard, api: httpx.Client, stack:
         time.sleep(0.2)
     assert api.post("/v1/regions/nowhere/drain").status_code == 404
     assert dash.errors == []
+
+
+def test_workflow_list_comes_from_the_api_and_stays_live(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    def submit(name: str) -> str:
+        r = api.post(
+            "/v1/workflows",
+            json={
+                "name": name,
+                "nodes": [{"key": "a", "spec": {"name": "b.sleep", "args": [0.2]}}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["workflow_id"])
+
+    before = submit("listed-before")
+    dash.goto("/workflows")
+    page = dash.page
+    row = page.locator(f'[data-role="workflow-list"] tr[data-workflow="{before}"]')
+    expect(row).to_contain_text("listed-before")
+    # A workflow submitted while the page is open appears at the top and finishes live.
+    after = submit("listed-after")
+    first = page.locator('[data-role="workflow-list"] tbody tr').first
+    expect(first).to_have_attribute("data-workflow", after)
+    expect(first).to_contain_text("succeeded", timeout=15_000)
+    # The state filter asks the API again.
+    page.locator('[data-role="workflow-state-filter"]').select_option("succeeded")
+    expect(page.locator('[data-role="workflow-list"] tbody tr').first).to_contain_text("succeeded")
+    assert dash.errors == []

@@ -80,6 +80,18 @@ async def test_tasks_and_workflows_views(
     assert "cli-view" in tree.stdout and "3/3 done" in tree.stdout
     for key in ("first", "second", "third"):
         assert key in tree.stdout
+    # Without an id: the list, newest first, as JSON lines.
+    rows = await run_tierq(
+        "workflows", "--json", "--state", "succeeded", "--nats", cluster.nats_url
+    )
+    assert rows.code == 0, rows.stderr
+    first = json.loads(rows.stdout.splitlines()[0])
+    assert (first["id"], first["name"], first["done"], first["total"]) == (
+        handle.id,
+        "cli-view",
+        3,
+        3,
+    )
     listing = await run_tierq(
         "tasks",
         "--state",

@@ -32,7 +32,8 @@ def test_scheduler_contract() -> None:
         "tick": ["now"],
         "apply": ["event"],
         "get": ["task_id"],
-        "workflow": ["workflow_id"],
+        "workflow": ["workflow_id", "cursor", "limit"],
+        "list_workflows": ["state", "limit", "cursor"],
         "statistics": ["now"],
     }
     for name, params in methods.items():

@@ -255,3 +255,31 @@ def test_workflow_view_pages_its_nodes() -> None:
         assert err.value.field == "cursor"
     with pytest.raises(InvalidRequestError):
         h.state.workflow(wf_id, limit=0)
+
+
+def test_list_workflows_newest_first_with_pages_and_filters() -> None:
+    h = Harness()
+    h.region(types=("a",))
+    ids = []
+    for i in range(5):
+        h.now += 1
+        one = WorkflowSpec(name=f"w{i}", nodes=[WorkflowNode(key="x", spec=TaskSpec(name="a"))])
+        ids.append(h.state.submit_workflow(one, h.now)[1])
+    h.rec(h.state.cancel_workflow(ids[1], h.now))
+    for leased in h.lease(slots=1):  # the oldest READY task: w0's
+        h.succeed(leased.id)
+    rows, cursor = h.state.list_workflows(limit=2)
+    assert [r.id for r in rows] == [ids[4], ids[3]] and cursor == ids[3]
+    rows, cursor = h.state.list_workflows(limit=2, cursor=cursor)
+    assert [r.id for r in rows] == [ids[2], ids[1]]
+    rows, cursor = h.state.list_workflows(limit=2, cursor=cursor)
+    assert [r.id for r in rows] == [ids[0]] and cursor is None
+    assert (rows[0].state, rows[0].total, rows[0].done) == ("succeeded", 1, 1)
+    assert [r.id for r in h.state.list_workflows(state="running")[0]] == ids[4:1:-1]
+    assert [r.id for r in h.state.list_workflows(state="cancelled")[0]] == [ids[1]]
+    assert h.state.list_workflows(state="failed") == ([], None)
+    # A full page with nothing after it in the filter has no next cursor.
+    assert h.state.list_workflows(state="cancelled", limit=1)[1] is None
+    for bad in ({"limit": 0}, {"state": "done"}, {"cursor": "t_123"}):
+        with pytest.raises(InvalidRequestError):
+            h.state.list_workflows(**bad)  # type: ignore[arg-type]

@@ -153,6 +153,15 @@ class _Tierq:
         out = await self.s.cancel_workflow(c, convert.required(r.id, "id"))
         return pb.CommandResponse(id=out.id, events=out.events)
 
+    async def ListWorkflows(self, c: Caller, r: pb.ListWorkflowsRequest) -> Message:
+        reply = await self.s.list_workflows(
+            c,
+            r.state if r.HasField("state") else None,
+            r.limit if r.HasField("limit") else 100,
+            r.cursor if r.HasField("cursor") else None,
+        )
+        return convert.document(reply)
+
     async def ListRegions(self, c: Caller, r: pb.ListRegionsRequest) -> Message:
         return convert.document(await self.s.regions(c))
 

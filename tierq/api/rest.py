@@ -37,7 +37,14 @@ from ..errors import (
     TierqError,
     UnauthenticatedError,
 )
-from ..protocol import MAX_WORKFLOW_PAGE, RegionsReply, StatsView, TasksReply, WorkersReply
+from ..protocol import (
+    MAX_WORKFLOW_PAGE,
+    RegionsReply,
+    StatsView,
+    TasksReply,
+    WorkersReply,
+    WorkflowsReply,
+)
 from . import schema
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -96,6 +103,7 @@ _OUT_TYPES: tuple[type, ...] = (
     ShellStatus,
     Problem,
     WorkflowView,
+    WorkflowsReply,
     RegionsReply,
     WorkersReply,
     StatsView,
@@ -390,6 +398,19 @@ async def retry_task(task_id: TaskId, service: Service, who: Who) -> Response:
 async def submit_workflow(request: Request, service: Service, who: Who) -> Response:
     out = await service.submit_workflow(who, await read_body(request, schema.WorkflowIn))
     return _json(out, 201, {"Location": f"/v1/workflows/{out.workflow_id}"})
+
+
+@router.get("/v1/workflows", **_doc(200, "WorkflowsReply", summary="List workflows (newest first)"))
+async def list_workflows(
+    service: Service,
+    who: Who,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """``state``: running, succeeded, failed or cancelled. ``next_cursor`` fetches the next
+    (older) page."""
+    return _json(await service.list_workflows(who, state, limit, cursor))
 
 
 @router.get(

@@ -52,6 +52,7 @@ from ..protocol import (
     WorkerHeartbeatReply,
     WorkerReport,
     WorkersReply,
+    WorkflowsReply,
     decode_reply,
     encode,
 )
@@ -263,6 +264,19 @@ class ApiService:
         seconds = min(body.timeout, self.config.max_wait)
         tasks = await self.master.wait(list(dict.fromkeys(body.ids)), seconds)
         return TasksReply(tasks=tasks)
+
+    @operation(Permission.READ)
+    async def list_workflows(
+        self,
+        caller: Caller,
+        state: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> WorkflowsReply:
+        """Workflows newest first; ``state`` is running, succeeded, failed or cancelled."""
+        if not 1 <= limit <= 1000:
+            raise InvalidRequestError(f"limit must be in [1, 1000], got {limit}", field="limit")
+        return await self.master.list_workflows(state=state, limit=limit, cursor=cursor)
 
     @operation(Permission.READ)
     async def get_workflow(

@@ -290,16 +290,54 @@ def tasks(
 
 
 @click.command()
-@click.argument("workflow_id")
+@click.argument("workflow_id", required=False)
 @nats_options
-@click.option("--json", "as_json", is_flag=True, help="Print the workflow graph as JSON.")
+@click.option(
+    "--state",
+    type=click.Choice(["running", "succeeded", "failed", "cancelled"]),
+    default=None,
+    help="Without an id: only workflows in this state.",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", default=None, help="Without an id: continue after this cursor.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the graph, or one per line).")
 @click.pass_context
 def workflows(
-    ctx: click.Context, workflow_id: str, nats_url: str | None, prefix: str, as_json: bool
+    ctx: click.Context,
+    workflow_id: str | None,
+    nats_url: str | None,
+    prefix: str,
+    state: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
 ) -> None:
-    """Show a workflow as a tree of its tasks, parents above children."""
+    """Show a workflow as a tree of its tasks, parents above children; without an id, list
+    workflows, newest first."""
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
+    if workflow_id is None:
+        rows, more = run(with_app(app, app.list_workflows(state=state, limit=limit, cursor=cursor)))
+        if as_json:
+            for row in rows:
+                out.print(msgspec.json.encode(row).decode(), markup=False)
+            return
+        table = Table("id", "name", "tasks", "done", "state", "submitted")
+        for row in rows:
+            table.add_row(
+                row.id,
+                escape(row.name),
+                str(row.total),
+                str(row.done),
+                row.state or "running",
+                when(row.submitted_at),
+            )
+        out.print(table)
+        if not rows:
+            err.print("no workflows match")
+        if more:
+            err.print(f"more: tierq workflows --cursor {more}", markup=False)
+        return
     view = run(with_app(app, app.get_workflow(workflow_id)))
     if as_json:
         out.print(msgspec.json.encode(view).decode(), markup=False)

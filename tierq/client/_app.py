@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 import msgspec
 
 from ..config import NatsConfig
-from ..core import WorkflowView
+from ..core import WorkflowSummary, WorkflowView
 from ..core.model import TERMINAL_STATES, FailurePolicy, RetryPolicy, Task, TaskSpec, TaskState
 from ..engine import Engine, Subjects, connect
 from ..errors import InvalidRequestError, WaitTimeoutError
@@ -270,6 +270,16 @@ class App:
         )
         reply = await (await self.master()).list_tasks(query)
         return TaskPage(reply.tasks, reply.next_cursor)
+
+    async def list_workflows(
+        self, *, state: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[WorkflowSummary], str | None]:
+        """Workflows newest first and the cursor of the next page (None at the end);
+        ``state``: running, succeeded, failed or cancelled."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidRequestError("limit must be between 1 and 1000", field="limit")
+        reply = await (await self.master()).list_workflows(state=state, limit=limit, cursor=cursor)
+        return reply.workflows, reply.next_cursor
 
     async def get_workflow(self, workflow_id: str) -> WorkflowView:
         """A workflow's graph as the master sees it: all nodes with states, edges, counts

@@ -200,6 +200,9 @@ from .records import (
     WorkflowNodeView as WorkflowNodeView,
 )
 from .records import (
+    WorkflowSummary as WorkflowSummary,
+)
+from .records import (
     WorkflowView as WorkflowView,
 )
 from .retry import (
@@ -312,6 +315,7 @@ __all__ = [
     "WorkflowPlan",
     "WorkflowSpec",
     "WorkflowSubmitted",
+    "WorkflowSummary",
     "WorkflowView",
     "admission_level",
     "backoff_delay",

@@ -18,6 +18,7 @@ __all__ = [
     "Totals",
     "WorkflowNodeView",
     "WorkflowRecord",
+    "WorkflowSummary",
     "WorkflowView",
     "assignment_record",
     "ready_at",
@@ -89,6 +90,21 @@ class Snapshot(msgspec.Struct, kw_only=True):
     workflows: list[WorkflowRecord]
     regions: list[RegionSnapshot]
     breakers: list[BreakerSnapshot]
+
+
+class WorkflowSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the workflow list: no nodes, only how far it got."""
+
+    id: str
+    name: str
+    policy: FailurePolicy
+    submitted_at: float
+    total: int
+    #: Terminal tasks (succeeded, dead, cancelled, skipped).
+    done: int
+    #: succeeded | failed | cancelled once every task is terminal, else None (running).
+    state: str | None
+    finished_at: float | None
 
 
 class WorkflowNodeView(msgspec.Struct, frozen=True, kw_only=True):

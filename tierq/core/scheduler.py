@@ -86,6 +86,7 @@ from .records import (
     SchedulerStatistics,
     Totals,
     WorkflowRecord,
+    WorkflowSummary,
     WorkflowView,
     assignment_record,
     ready_at,
@@ -2130,6 +2131,13 @@ class SchedulerState:
         """Tasks in id (= creation) order after ``cursor``; returns the page and the next
         cursor (None at the end). Stable while tasks are added: new ids sort last."""
         return _q.list_tasks(self, state, name, queue, region, workflow_id, limit, cursor)
+
+    def list_workflows(
+        self, *, state: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[WorkflowSummary], str | None]:
+        """Workflows newest first (``state``: running, succeeded, failed or cancelled); returns
+        the page and the next cursor (None at the end)."""
+        return _q.list_workflows(self, state, limit, cursor)
 
     def workflow(
         self, workflow_id: str, *, cursor: str | None = None, limit: int | None = None

@@ -7,7 +7,7 @@ new one).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from heapq import heapify
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from .records import (
     SchedulerStatistics,
     Snapshot,
     WorkflowNodeView,
+    WorkflowSummary,
     WorkflowView,
     assignment_record,
     ready_at,
@@ -95,6 +96,59 @@ def list_tasks(
             more = i + 1 < len(ids)
             return page, (task.id if more else None)
     return page, None
+
+
+#: Workflow list filters: a finished state, or "running" for those still going.
+WORKFLOW_STATES = ("running", "succeeded", "failed", "cancelled")
+
+
+def list_workflows(
+    st: SchedulerState, state: str | None, limit: int, cursor: str | None
+) -> tuple[list[WorkflowSummary], str | None]:
+    """Workflows newest first, after ``cursor`` (the last id of the previous page)."""
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(f"limit must be in [1, {MAX_PAGE}], got {limit!r}", field="limit")
+    if state is not None and state not in WORKFLOW_STATES:
+        raise InvalidRequestError(
+            f"state must be one of {', '.join(WORKFLOW_STATES)}, got {state[:40]!r}", field="state"
+        )
+    workflows = st._workflows
+    # Insertion order is id order (ids are time-ordered and made in order, also on replay).
+    ids = list(workflows)
+    end = len(ids)
+    if cursor is not None:
+        if not isinstance(cursor, str) or not cursor.startswith("wf_") or len(cursor) > 64:
+            raise InvalidRequestError(
+                "cursor: not a cursor returned by list_workflows", field="cursor"
+            )
+        end = bisect_left(ids, cursor)
+    want = None if state == "running" else state
+    page: list[WorkflowSummary] = []
+    i = end - 1
+    while i >= 0 and len(page) < limit:
+        wf = workflows[ids[i]]
+        i -= 1
+        if state is not None and wf.state != want:
+            continue
+        total = len(wf.nodes)
+        page.append(
+            WorkflowSummary(
+                id=wf.id,
+                name=wf.name,
+                policy=wf.policy,
+                submitted_at=wf.submitted_at,
+                total=total,
+                done=total - st._wf_open.get(wf.id, 0),
+                state=wf.state,
+                finished_at=wf.finished_at,
+            )
+        )
+    more = (
+        len(page) == limit
+        and i >= 0
+        and (state is None or any(workflows[ids[j]].state == want for j in range(i, -1, -1)))
+    )
+    return page, (page[-1].id if more else None)
 
 
 def workflow_view(

@@ -38,6 +38,7 @@ from ..protocol import (
     TasksReply,
     WorkersReply,
     WorkflowReply,
+    WorkflowsReply,
     decode,
 )
 from ..protocol import WorkerView as WorkerView
@@ -202,6 +203,11 @@ class Handlers:
                 limit = min(req.node_limit or MAX_WORKFLOW_PAGE, MAX_WORKFLOW_PAGE)
                 view = state.workflow(req.id, cursor=req.cursor, limit=max(1, limit))
                 return WorkflowReply(workflow=view)
+            case QueryKind.WORKFLOWS:
+                workflows, cursor = state.list_workflows(
+                    state=req.state, limit=max(1, min(req.limit, MAX_PAGE)), cursor=req.cursor
+                )
+                return WorkflowsReply(workflows=workflows, next_cursor=cursor)
             case QueryKind.REGIONS:
                 return RegionsReply(regions=state.regions())
             case QueryKind.WORKERS:

@@ -128,6 +128,16 @@ class ListRegionsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ListWorkflowsRequest(_message.Message):
+    __slots__ = ("state", "limit", "cursor")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    limit: int
+    cursor: str
+    def __init__(self, state: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
 class ListWorkersRequest(_message.Message):
     __slots__ = ("region",)
     REGION_FIELD_NUMBER: _ClassVar[int]

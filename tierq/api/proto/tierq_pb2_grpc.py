@@ -85,6 +85,11 @@ class TierqStub:
                 request_serializer=tierq_dot_v1_dot_tierq__pb2.WorkflowRef.SerializeToString,
                 response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
                 _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/tierq.v1.Tierq/ListWorkflows',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
         self.CancelWorkflow = channel.unary_unary(
                 '/tierq.v1.Tierq/CancelWorkflow',
                 request_serializer=tierq_dot_v1_dot_tierq__pb2.WorkflowRef.SerializeToString,
@@ -187,6 +192,13 @@ class TierqServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkflows(self, request, context):
+        """Workflows newest first: {"workflows": [...], "next_cursor": ...}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelWorkflow(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -282,6 +294,11 @@ def add_TierqServicer_to_server(servicer, server):
             'GetWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWorkflow,
                     request_deserializer=tierq_dot_v1_dot_tierq__pb2.WorkflowRef.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ListWorkflowsRequest.FromString,
                     response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
             ),
             'CancelWorkflow': grpc.unary_unary_rpc_method_handler(
@@ -589,6 +606,33 @@ class Tierq:
             target,
             '/tierq.v1.Tierq/GetWorkflow',
             tierq_dot_v1_dot_tierq__pb2.WorkflowRef.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/ListWorkflows',
+            tierq_dot_v1_dot_tierq__pb2.ListWorkflowsRequest.SerializeToString,
             tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
             options,
             channel_credentials,

@@ -1,11 +1,12 @@
-// Workflows: open one by id, or pick from those on the event feed. The API has no
-// "list workflows" call, so the list is rebuilt from the feed's workflow_submitted and
-// workflow_finished events (replayed from the start of the retained stream), newest first.
+// Workflows: open one by id, or pick from the list (GET /v1/workflows, newest first, a page
+// at a time). The event feed keeps the rows live: new workflows appear at the top, finished
+// ones change state.
 
-import { watch } from "../api.js";
-import { clear, fmtAgo, fmtNum, h, link, route, throttle } from "../dom.js";
+import { get, watch } from "../api.js";
+import { clear, errorBox, fmtAgo, fmtNum, h, link, route, throttle } from "../dom.js";
 
-const KEEP = 2000;
+const PAGE = 100;
+const STATES = ["", "running", "succeeded", "failed", "cancelled"];
 
 export async function mount(view) {
   const input = h("input", { name: "id", placeholder: "wf_…", size: 32, "data-role": "workflow-id", required: true });
@@ -15,48 +16,81 @@ export async function mount(view) {
     const id = input.value.trim();
     if (id) location.hash = route("workflows", id);
   });
+  const stateSelect = h("select", { name: "state", "data-role": "workflow-state-filter" },
+    STATES.map((s) => h("option", { value: s }, s || "any state")));
   const body = h("tbody");
   const count = h("span", { class: "muted small" });
+  const more = h("button", { type: "button", hidden: true, "data-action": "more-workflows" }, "Load older");
+  const problem = h("div");
   view.append(
     h("h1", null, "Workflows ", count),
     form,
+    h("div", { class: "toolbar" }, h("label", null, "State", stateSelect)),
+    problem,
     h("div", { class: "panel" },
       h("table", { class: "data", "data-role": "workflow-list" },
-        h("thead", null, h("tr", null, ["Workflow", "Name", "Tasks", "Submitted", "State"].map((c) => h("th", null, c)))),
-        body)),
+        h("thead", null, h("tr", null, ["Workflow", "Name", "Tasks", "Done", "Submitted", "State"].map((c) => h("th", null, c)))),
+        body),
+      more),
   );
 
-  const byId = new Map(); // id -> {id, name, nodes, at, state}
+  let rows = []; // WorkflowSummary documents, newest first
+  let cursor = null;
+
   const render = throttle(() => {
-    const rows = [...byId.values()].sort((a, b) => b.at - a.at).slice(0, 500);
-    count.textContent = `${fmtNum(byId.size)} on the event feed`;
+    const state = stateSelect.value;
+    const shown = rows.filter((w) => !state || (w.state || "running") === state);
+    count.textContent = `${fmtNum(shown.length)} shown`;
     clear(body);
-    if (!rows.length) body.append(h("tr", null, h("td", { colspan: 5, class: "muted" }, "No workflows on the event feed yet.")));
-    for (const w of rows) {
+    if (!shown.length) body.append(h("tr", null, h("td", { colspan: 6, class: "muted" }, "No workflows.")));
+    for (const w of shown) {
       body.append(h("tr", { "data-workflow": w.id },
         h("td", null, link(["workflows", w.id], { class: "mono" }, w.id)),
         h("td", null, w.name),
-        h("td", { class: "num" }, fmtNum(w.nodes)),
-        h("td", null, fmtAgo(w.at)),
+        h("td", { class: "num" }, fmtNum(w.total)),
+        h("td", { class: "num" }, fmtNum(w.done)),
+        h("td", null, fmtAgo(w.submitted_at)),
         h("td", null, h("span", { class: `pill ${w.state === "succeeded" ? "ok" : w.state ? "bad" : ""}` }, w.state || "running"))));
     }
+    more.hidden = !cursor;
   }, 300);
 
-  const stop = watch({ kinds: ["workflow_submitted", "workflow_finished"], after: 0 }, (kind, ev) => {
-    if (kind === "workflow_submitted") {
-      const known = byId.get(ev.id);
-      byId.set(ev.id, { id: ev.id, name: ev.name, nodes: Object.keys(ev.nodes || {}).length, at: ev.at, state: known ? known.state : null });
-      if (byId.size > KEEP) {
-        const oldest = [...byId.values()].sort((a, b) => a.at - b.at)[0];
-        byId.delete(oldest.id);
-      }
-    } else {
-      const w = byId.get(ev.id);
-      if (w) w.state = ev.state;
+  async function load(reset) {
+    clear(problem);
+    const params = { limit: PAGE };
+    if (stateSelect.value) params.state = stateSelect.value;
+    if (!reset && cursor) params.cursor = cursor;
+    try {
+      const page = await get("/v1/workflows", params);
+      const known = new Set(reset ? [] : rows.map((w) => w.id));
+      rows = (reset ? [] : rows).concat(page.workflows.filter((w) => !known.has(w.id)));
+      cursor = page.next_cursor;
+    } catch (err) {
+      problem.append(errorBox(err));
     }
     render();
-  });
-  render();
+  }
+  more.addEventListener("click", () => load(false));
+  stateSelect.addEventListener("change", () => load(true));
+
+  const byId = (id) => rows.find((w) => w.id === id);
+  const stop = watch({ kinds: ["workflow_submitted", "workflow_finished"] }, (kind, ev) => {
+    if (kind === "workflow_submitted") {
+      if (!byId(ev.id)) {
+        const total = Object.keys(ev.nodes || {}).length;
+        rows.unshift({ id: ev.id, name: ev.name, policy: ev.policy, submitted_at: ev.at, total, done: 0, state: null, finished_at: null });
+      }
+    } else {
+      const w = byId(ev.id);
+      if (w) {
+        w.state = ev.state;
+        w.finished_at = ev.at;
+        w.done = w.total; // finished: every task is terminal
+      }
+    }
+    render();
+  }, { onOpen: () => load(true) });
+  await load(true);
   return () => {
     stop();
     render.cancel();
