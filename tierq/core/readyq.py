@@ -19,10 +19,10 @@ records straight from the queue, with no id lookups. A batch is checked with one
 An entry that arrives out of order for its level (a re-key keeps the task's ``seq``, so it is
 older than the level's tail) goes to the level's small ``late`` list, appended unsorted and
 sorted (descending, so the smallest pops off the end) only when the level is read: a re-key
-costs an append, not a sift through cold entries. A level is read as the
-merge of its list and that heap. With aging every key depends on its enqueue time, levels do
-not order each other, and all entries share one level: the queue is then a heap of
-``(key, seq, task)`` entries, correct and simply slower.
+costs an append, not a sift through cold entries. A level is read as the merge of its two
+lists. With aging every key depends on its enqueue time, levels do not order each other, and
+all entries share one level: entries that arrive in key order append to its list, the others go
+to ``late``; correct, and slower when priorities are mixed.
 """
 
 from __future__ import annotations
