@@ -422,6 +422,26 @@ def test_list_tasks_pagination_is_stable(h: Harness) -> None:
         h.state.get("missing")
 
 
+def test_list_tasks_bounds_the_work_of_one_call(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tierq.core import scheduler_queries
+
+    monkeypatch.setattr(scheduler_queries, "MAX_SCAN", 10)
+    ids = h.submit(*[TaskSpec(name="a", queue="rare" if i in (3, 25) else "q") for i in range(30)])
+    seen: list[str] = []
+    pages = 0
+    cursor: str | None = None
+    while True:
+        page, cursor = h.state.list_tasks(queue="rare", limit=5, cursor=cursor)
+        pages += 1
+        seen += [t.id for t in page]
+        if cursor is None:
+            break
+    # 30 tasks, 10 examined per call: three calls, one of them an empty page with a cursor.
+    assert seen == [ids[3], ids[25]] and pages == 3
+
+
 def test_get_returns_a_copy(h: Harness) -> None:
     (tid,) = h.submit(TaskSpec(name="a"))
     copy = h.state.get(tid)

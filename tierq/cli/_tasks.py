@@ -283,7 +283,7 @@ def tasks(
             when(task.submitted_at),
         )
     out.print(table)
-    if not page.tasks:
+    if not page.tasks and not page.next_cursor:
         err.print("no tasks match")
     if page.next_cursor:
         err.print(f"more: tierq tasks --cursor {page.next_cursor}", markup=False)

@@ -2129,7 +2129,9 @@ class SchedulerState:
         cursor: str | None = None,
     ) -> tuple[list[Task], str | None]:
         """Tasks in id (= creation) order after ``cursor``; returns the page and the next
-        cursor (None at the end). Stable while tasks are added: new ids sort last."""
+        cursor (None at the end). Stable while tasks are added: new ids sort last. One call
+        examines at most 100,000 tasks, so with a selective filter a page can be short, even
+        empty, and still have a next cursor."""
         return _q.list_tasks(self, state, name, queue, region, workflow_id, limit, cursor)
 
     def list_workflows(

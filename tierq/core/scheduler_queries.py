@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .scheduler import SchedulerState
 
 MAX_PAGE = 1000
+#: Tasks one ``list_tasks`` call examines at most (see there).
+MAX_SCAN = 100_000
 _HELD = (TaskState.ASSIGNED, TaskState.RUNNING)
 
 
@@ -78,7 +80,11 @@ def list_tasks(
         ids = sorted(wf.nodes.values())
         start = 0 if cursor is None else bisect_right(ids, cursor)
     page: list[Task] = []
-    for i in range(start, len(ids)):
+    # Bounded work per call: a selective filter over millions of tasks would otherwise hold
+    # the master's loop for as long as the scan takes. The page then comes back short (even
+    # empty) with a cursor after the last task examined; callers follow it until None.
+    stop = min(len(ids), start + MAX_SCAN)
+    for i in range(start, stop):
         task = tasks.get(ids[i])
         if task is None:
             continue
@@ -95,7 +101,7 @@ def list_tasks(
         if len(page) == limit:
             more = i + 1 < len(ids)
             return page, (task.id if more else None)
-    return page, None
+    return page, (ids[stop - 1] if stop < len(ids) else None)
 
 
 #: Workflow list filters: a finished state, or "running" for those still going.

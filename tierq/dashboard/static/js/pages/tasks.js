@@ -97,7 +97,14 @@ export async function mount(view, route) {
       try {
         const q = query();
         const start = cursor ?? (filters.since && !filters.workflow ? timeCursor(Number(filters.since)) : undefined);
-        const page = await get("/v1/tasks", { ...q, cursor: start });
+        let page = await get("/v1/tasks", { ...q, cursor: start });
+        // The master examines a bounded number of tasks per call, so a selective filter can
+        // give short pages that still have a cursor: read on until a page is full or the end.
+        while (gen === generation && page.next_cursor && page.tasks.length < q.limit) {
+          const next = await get("/v1/tasks", { ...q, cursor: page.next_cursor });
+          next.tasks = page.tasks.concat(next.tasks);
+          page = next;
+        }
         if (gen !== generation) return;
         let rows = page.tasks;
         if (filters.since) {
