@@ -222,6 +222,7 @@ async def run_dev(opts: DevOptions) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # Event loops without signal support raise this; Ctrl-C still stops the run there.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with dev_stack(opts) as stack:

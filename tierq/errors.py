@@ -64,7 +64,7 @@ __all__ = [
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """An error as it travels between processes (never a pickled exception)."""
+    """An error as it travels between processes (plain data, never an exception object)."""
 
     code: str
     message: str

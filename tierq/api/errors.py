@@ -50,7 +50,7 @@ class MalformedRequestError(InvalidRequestError):
 
 
 class UnsupportedMediaTypeError(InvalidRequestError):
-    """A body in a format the API does not read (only JSON; never pickle)."""
+    """A body in a format the API does not read: it reads JSON only."""
 
     code = "unsupported_media_type"
 

@@ -785,6 +785,7 @@ def _any_json(typ: type) -> dict[str, Any]:
     """The core types JSON values as ``object``; in a schema that is "any JSON value"."""
     if typ is object:
         return {"description": "any JSON value"}
+    # msgspec's schema_hook contract: this exception means "not a type handled here".
     raise NotImplementedError
 
 

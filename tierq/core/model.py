@@ -128,7 +128,7 @@ class WorkflowSpec(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_def
 
 
 class ErrorSummary(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defaults=True):
-    """Why an attempt failed, as reported by the worker (never a pickled exception)."""
+    """Why an attempt failed, as reported by the worker (plain data, never an exception object)."""
 
     type: str
     message: str

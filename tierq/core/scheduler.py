@@ -198,6 +198,7 @@ class SchedulerState:
         "_waiting_by_queue",
         "_wf_done",
         "_wf_idem",
+        "_wf_levels",
         "_wf_open",
         "_wf_retention",
         "_workflows",
@@ -222,6 +223,9 @@ class SchedulerState:
         self._wf_idem: dict[str, str] = {}
         self._workflows: dict[str, WorkflowRecord] = {}
         self._wf_open: dict[str, int] = {}
+        #: Topological level of each node, by workflow: a cache for views (a workflow's graph
+        #: never changes), filled on first view; not part of the state or its snapshot.
+        self._wf_levels: dict[str, list[int]] = {}
         self._wf_done: set[str] = set()
         self._placement = PlacementIndex(settings.aging_rate)
         #: Whether the queues age (keep enqueue times); see _on_submitted.
@@ -990,6 +994,7 @@ class SchedulerState:
         for wf_id in ev.workflows:
             wf = self._workflows.pop(wf_id, None)
             self._wf_open.pop(wf_id, None)
+            self._wf_levels.pop(wf_id, None)
             key = wf.idempotency_key if wf is not None else None
             if key is not None and self._wf_idem.get(key) == wf_id:
                 del self._wf_idem[key]
@@ -1573,22 +1578,6 @@ class SchedulerState:
 
     def _leased(self, task: Task) -> LeasedTask:
         spec = task.spec
-        if not task.parents:
-            return LeasedTask(
-                id=task.id,
-                attempt=task.attempt,
-                name=spec.name,
-                args=spec.args,
-                kwargs=spec.kwargs,
-                priority=task.priority,
-                timeout=spec.timeout,
-                deadline=spec.deadline,
-                labels=spec.labels,
-                resource=spec.resource,
-                queue=spec.queue,
-                workflow_id=task.workflow_id,
-                submitted_at=task.submitted_at,
-            )
         args: list[object] = spec.args
         kwargs: dict[str, object] = spec.kwargs
         results: dict[str, object] = {}

@@ -170,11 +170,14 @@ def workflow_view(
     if limit is not None and (type(limit) is not int or limit < 1):
         raise InvalidRequestError(f"limit must be a count >= 1, got {limit!r}", field="limit")
     end = total if limit is None else min(total, start + limit)
-    parents: dict[str, list[str]] = {}
-    for p, c in wf.edges:
-        parents.setdefault(c, []).append(p)
     ids = list(wf.nodes.values())
-    levels = topological_levels(ids, lambda tid: parents.get(tid, ()))
+    levels = st._wf_levels.get(wf.id)
+    if levels is None:
+        # Once per workflow, not once per page: 0.6 s of the master's loop at 100,000 nodes.
+        parents: dict[str, list[str]] = {}
+        for p, c in wf.edges:
+            parents.setdefault(c, []).append(p)
+        levels = st._wf_levels[wf.id] = topological_levels(ids, lambda tid: parents.get(tid, ()))
     tasks = st._tasks
     counts: dict[str, int] = {}
     done = 0

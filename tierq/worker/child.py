@@ -1,7 +1,7 @@
 """A process-pool child: runs sync task functions for its parent worker.
 
 Started as ``python -m tierq.worker.child`` with pipes on stdin/stdout. Frames are a 4-byte
-big-endian length and a MessagePack array, so nothing is ever pickled, and a result that is
+big-endian length and a MessagePack array (plain data only), and a result that is
 not a plain value fails here, where the traceback is. The child moves its own stdout out of
 the way at start (task ``print`` goes to stderr) so task output cannot corrupt the frames.
 

@@ -1,6 +1,6 @@
 """The process pool: sync task functions run in child processes (``--pool process``).
 
-Not ``concurrent.futures.ProcessPoolExecutor``: that pickles calls and results, cannot stop
+Not ``concurrent.futures.ProcessPoolExecutor``: that ships Python objects, cannot stop
 one busy child, and breaks the whole pool when a child dies. Here each child is a plain
 ``python -m tierq.worker.child`` over pipes with MessagePack frames; a child that ignores its
 cancel flag past ``kill_grace`` (a timeout, a cancel) is killed and replaced, alone.
