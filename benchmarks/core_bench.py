@@ -359,14 +359,16 @@ def section(rows: list[Row], n: int, dag: int, runs: int) -> str:
     )
 
 
-def write(path: Path, text: str) -> None:
+def write_section(path: Path, start: str, end: str, block: str) -> None:
+    """Put ``block`` (which begins with ``start`` and ends with ``end``) in place of the
+    section between those markers in ``path``, or append it. The other benchmarks use it."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        new = head + text + tail
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        new = head + block + tail
     else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(new)
 
 
@@ -380,7 +382,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     rows = run(args.n, args.dag, args.runs)
     print(table(rows))
     if args.write is not None:
-        write(args.write, section(rows, args.n, args.dag, args.runs))
+        write_section(args.write, START, END, section(rows, args.n, args.dag, args.runs))
         print(f"wrote {args.write}")
     return rows
 

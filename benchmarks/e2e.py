@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import re
 import sys
 from pathlib import Path
 
@@ -24,21 +21,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import throughput  # noqa: E402
+from core_bench import machine, write_section  # noqa: E402
 from peers import PeerResult, run_peers  # noqa: E402
 
 START, END = "<!-- e2e:start -->", "<!-- e2e:end -->"
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def table(summaries: list[throughput.Summary], peers: list[PeerResult]) -> str:
@@ -70,16 +56,6 @@ def table(summaries: list[throughput.Summary], peers: list[PeerResult]) -> str:
     return "\n".join(rows)
 
 
-def write(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text}\n{END}"
-    if START in doc:
-        doc = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
@@ -106,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(text)
     if args.write:
-        write(args.write, text)
+        write_section(args.write, START, END, f"{START}\n{text}\n{END}")
 
 
 if __name__ == "__main__":
