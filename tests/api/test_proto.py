@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import msgspec
 import pytest
@@ -26,6 +30,40 @@ def test_stubs_are_fresh() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "proto" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_proto_change_without_regenerating_is_stale(tmp_path: Path) -> None:
+    sources = tmp_path / "proto"
+    shutil.copytree(ROOT / "proto" / "tierq", sources / "tierq")
+    types_proto = sources / "tierq" / "v1" / "types.proto"
+    types_proto.write_text(
+        types_proto.read_text() + "\nmessage AddedWithoutMakeProto { int32 x = 1; }\n"
+    )
+    assert _generator().check(sources=sources) == ["types_pb2.py", "types_pb2.pyi"]
+
+
+def test_another_generator_release_is_not_stale(tmp_path: Path) -> None:
+    """Stubs stamped by another grpcio-tools / protoc release describe the same API."""
+    package = tmp_path / "stubs"
+    shutil.copytree(ROOT / "tierq" / "api" / "proto", package)
+    for stub in package.glob("*_pb2*.py"):
+        text = re.sub(
+            r"GRPC_GENERATED_VERSION = '[^']*'",
+            "GRPC_GENERATED_VERSION = '9.9.9'",
+            stub.read_text(),
+        )
+        text = re.sub(r"# Protobuf Python Version: .*", "# Protobuf Python Version: 99.1.0", text)
+        text = re.sub(r"PUBLIC,\s*\d+,\s*\d+,\s*\d+,", "PUBLIC,\n    99,\n    1,\n    0,", text)
+        stub.write_text(text)
+    assert _generator().check(package=package) == []
 
 
 def _fields(struct: type[msgspec.Struct]) -> set[str]:
