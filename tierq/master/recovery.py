@@ -71,12 +71,22 @@ class Recovery:
             self.seq = None
         if self.seq is not None and self.seq < last and self.seq < await self.log.first_seq() - 1:
             self.seq = None  # what we missed was purged after a snapshot
-        if self.seq is None:
+        rebuild = self.seq is None
+        started = time.monotonic()
+        if rebuild:
             await self._load_snapshot()
         assert self.seq is not None
-        if self.seq >= last:
-            return 0
-        return await self._replay(last)
+        applied = 0 if self.seq >= last else await self._replay(last)
+        if rebuild:
+            log.info(
+                "state rebuilt from the snapshot at %d plus %d events in %.1f s",
+                self.snapshot_seq,
+                applied,
+                time.monotonic() - started,
+            )
+        elif applied:
+            log.debug("caught up %d events to log sequence %d", applied, self.seq)
+        return applied
 
     async def _load_snapshot(self) -> None:
         snap = await self.snapshots.latest()
