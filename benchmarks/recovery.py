@@ -114,7 +114,7 @@ async def one(n: int, snapshot_every: int, shape: str) -> dict[str, object]:
                 if proc.poll() is None:
                     proc.kill()
             await nats.astop()
-        text = log.read_text()
+        text = _master_log(log, shape)
         found = re.findall(
             r"rebuilt from the snapshot at (\d+) plus (\d+) events in ([\d.]+) s", text
         )
@@ -130,6 +130,15 @@ async def one(n: int, snapshot_every: int, shape: str) -> dict[str, object]:
             "snapshot_seq": snap,
             "replayed": replayed,
         }
+
+
+def _master_log(log: Path, shape: str) -> str:
+    """The masters' log; kept in ``$TIERQ_BENCH_KEEP_LOGS`` when that is set."""
+    text = log.read_text()
+    keep = os.environ.get("TIERQ_BENCH_KEEP_LOGS")
+    if keep:
+        Path(keep, f"master-{shape}.log").write_text(text)
+    return text
 
 
 def table(rows: list[dict[str, object]]) -> str:
