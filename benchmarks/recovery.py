@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if args.write is not None:
         when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         block = (
-            f"Measured {when} on {machine()} with `python benchmarks/recovery.py --n {args.n}"
-            f" --write docs/benchmarks.md`.\n\n{text}\n"
+            f"{START}\nMeasured {when} on {machine()} with `python benchmarks/recovery.py "
+            f"--n {args.n} --write docs/benchmarks.md`.\n\n{text}\n{END}"
         )
         write_section(args.write, START, END, block)
     return rows
