@@ -50,6 +50,7 @@ test: lint typecheck unit
 # Every fault-injection scenario, the long ones too (figures appended to artifacts/chaos.jsonl).
 chaos: $(STAMP)
 	$(BIN)/pytest -q -s tests/chaos -m "chaos or chaos_full"
+	$(BIN)/python -m tests.chaos.report
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -20,10 +20,13 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.chaos.harness import Producer, Reader, Report, Stack, check, cold_restart_equals_live
 from tests.chaos.harness import settle as settle_tasks
+from tierq.core import AdmissionSettings, Settings, TaskSpec
+from tierq.protocol import QueryKind, QueryRequest, StatsReply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -45,6 +48,7 @@ async def run(
     leader_env: dict[str, str] | None = None,
     rate: float = RATE,
     task_ms: float = 5.0,
+    settle: float = 90.0,
 ) -> Report:
     stack = Stack(tmp_path, sync_always=sync_always)
     report = Report(name)
@@ -61,7 +65,9 @@ async def run(
         await producing
         reader.stop()
         await reading
-        tasks = await settle_tasks(stack.app, list(producer.acked.values()), timeout=90)
+        tasks = await settle_tasks(stack.app, list(producer.acked.values()), timeout=settle)
+        if settle > 90:  # a backlog beyond the producer's keys: wait for it to drain too
+            await _drained(stack, settle)
         check(report, producer, tasks, stack.ledger)
         report.stale_reads = reader.stale + reader.regressions
         await cold_restart_equals_live(stack, tasks, report)
@@ -69,6 +75,19 @@ async def run(
         await stack.close()
     _record(report)
     return report
+
+
+async def _drained(stack: Stack, timeout: float) -> None:
+    assert stack.app is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        master = await stack.app.master()
+        stats = (await master.query(QueryRequest(kind=QueryKind.STATS), StatsReply)).stats
+        t = stats.totals
+        if t.succeeded + t.dead + t.cancelled + t.skipped == t.submitted:
+            return
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"the backlog did not drain within {timeout} s")
 
 
 def _record(report: Report) -> None:
@@ -190,3 +209,33 @@ async def test_leader_link_cut(tmp_path: Path, seconds: float) -> None:
         tmp_path, f"leader link cut {seconds:.0f} s", blackhole(seconds, cut=True), seconds=seconds
     )
     assert_kept_promises(report)
+
+
+@pytest.mark.chaos_full
+@pytest.mark.timeout(900)
+async def test_burst_then_leader_restart(tmp_path: Path) -> None:
+    """200,000 tasks submitted in batches on top of the steady load, then the leader is
+    restarted (SIGTERM and a new process) while the backlog drains."""
+    burst_ids: list[str] = []
+
+    async def fault(stack: Stack, report: Report) -> None:
+        assert stack.app is not None
+        master = await stack.app.master()
+        limit = 500_000
+        big = Settings(admission=AdmissionSettings(max_queued=limit, max_queued_per_queue=limit))
+        await master.put_settings(msgspec.msgpack.encode(big))
+        for b in range(200):
+            specs = [
+                TaskSpec(name="chaos.work", args=[f"b{b * 1000 + i}", 0.0]) for i in range(1000)
+            ]
+            burst_ids.extend(await master.submit(specs))
+        await stack.stop_process("m1")
+        stack.spawn("m1b", "master", "--holder", "m1b")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await stack.wait_leader(timeout=60)
+        report.failover = loop.time() - start
+
+    report = await run(tmp_path, "200k burst, then leader SIGTERM", fault, seconds=10.0, settle=600)
+    assert_kept_promises(report)
+    assert len(burst_ids) == 200_000
