@@ -48,6 +48,7 @@ class Leadership:
         self.holder = holder
         self._clock = clock
         self._valid_until = -math.inf
+        self._renewing = asyncio.Lock()
         self._set_ttl(ttl)
 
     def _set_ttl(self, ttl: float) -> None:
@@ -96,10 +97,14 @@ class Leadership:
         return acquired
 
     async def renew(self) -> None:
-        """Extend the lease once; raises as :meth:`LeaderLease.renew` does."""
-        sent = self._clock()
-        await self.lease.renew()
-        self._valid_until = sent + self.ttl - self.margin
+        """Extend the lease once; raises as :meth:`LeaderLease.renew` does.
+
+        Renewals are serialised: two at once would both compare-and-set against the same
+        revision, and the loser would look like a lost lease."""
+        async with self._renewing:
+            sent = self._clock()
+            await self.lease.renew()
+            self._valid_until = sent + self.ttl - self.margin
 
     def forget(self) -> None:
         """Treat the lease as lost (the server's ``ttl`` ends it if it is still stored)."""
