@@ -28,6 +28,7 @@ from ._validate import (
 if TYPE_CHECKING:
     from ._app import App
     from ._handles import TaskHandle
+    from ._pipeline import PendingTask
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,6 +103,10 @@ class TaskDef(Generic[P, R]):
         :meth:`submit_with`.
         """
         return (await self.app.submit_many([self.spec(*args, **kwargs)]))[0]
+
+    def submit_nowait(self, *args: Any, **kwargs: Any) -> PendingTask:
+        """Like :meth:`submit`, without waiting: see :meth:`App.submit_nowait`."""
+        return self.app.submit_nowait(self, *args, **kwargs)
 
     async def submit_with(
         self,
