@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 import msgspec
 
 from ..core.model import TaskSpec
+from ..core.validate import check_spec
 from ..errors import InvalidRequestError
 from ..worker.context import TaskContext
 from ._validate import (
+    DEFAULT_SETTINGS,
     OVERRIDE_OPTIONS,
     SUBMIT_OPTIONS,
     check_name,
@@ -195,4 +197,8 @@ def build_spec(
             )
         changes["idempotency_key"] = idem
     changes.update(overrides(options, base))
-    return msgspec.structs.replace(base, **changes)
+    spec = msgspec.structs.replace(base, **changes)
+    # Last, the master's own check with its default limits: the SDK refuses exactly what a
+    # default master refuses (the checks above only name the offending argument better).
+    check_spec(spec, "spec", DEFAULT_SETTINGS)
+    return spec

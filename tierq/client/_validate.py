@@ -11,9 +11,10 @@ import msgspec
 
 from ..config import check_token
 from ..core.model import PRIORITY_MAX, PRIORITY_MIN, RetryPolicy, TaskSpec
+from ..core.settings import Settings
+from ..core.validate import check_json
 from ..errors import InvalidRequestError
 from ..worker.outcome import error_type_name
-from ..worker.values import NotJSONError, check_json
 
 #: Keyword arguments of ``submit``/``spec``/``Workflow.add`` that are options, not task kwargs.
 SUBMIT_OPTIONS = frozenset(
@@ -40,14 +41,20 @@ def overrides(options: Mapping[str, Any], base: TaskSpec) -> dict[str, Any]:
     return out
 
 
+#: The master's default limits: the SDK refuses what a master with default settings refuses
+#: (a master configured with larger limits may take more through the API).
+DEFAULT_SETTINGS = Settings()
+
+
 def check_value(value: Any, path: str) -> None:
+    """Refuse what the master would: the one JSON check of ``tierq.core.validate``."""
     try:
-        check_json(value, path)
-    except NotJSONError as exc:
+        check_json(value, path, DEFAULT_SETTINGS.max_json_depth, DEFAULT_SETTINGS.max_payload_bytes)
+    except InvalidRequestError as exc:
         raise InvalidRequestError(
-            f"{exc}; task arguments must be JSON values (None, bool, int, float, str, list, "
-            "dict with str keys)",
-            field=exc.path,
+            f"{exc.message}; task arguments must be JSON values (None, bool, 64-bit int, "
+            "finite float, str, list, dict with str keys)",
+            field=exc.field,
         ) from None
 
 
