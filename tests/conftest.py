@@ -25,3 +25,21 @@ async def engine(nats_server: EmbeddedNats) -> AsyncIterator[Engine]:
         yield eng
     finally:
         await eng.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that starts a real nats-server, whatever its module
+    says: those using the ``nats_server`` fixture (directly or through another fixture), and
+    the process-level suites (e2e, chaos, browser). ``pytest -m "not integration"`` is then the
+    NATS-free part of the suite."""
+    process_suites = {"browser", "chaos", "e2e"}
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if (
+            "nats_server" in fixtures
+            or process_suites & set(item.path.parts)
+            or item.get_closest_marker("e2e") is not None
+            or item.get_closest_marker("browser") is not None
+            or item.get_closest_marker("starts_nats") is not None
+        ):
+            item.add_marker(pytest.mark.integration)

@@ -29,6 +29,7 @@ def test_binary_comes_from_the_wheel() -> None:
     assert os.access(path, os.X_OK)
 
 
+@pytest.mark.starts_nats
 def test_sync_start_stop_is_idempotent(tmp_path: Path) -> None:
     srv = EmbeddedNats(tmp_path / "store")
     with srv:
@@ -72,6 +73,7 @@ async def test_kill_and_restart_keep_url_and_data(nats_server: EmbeddedNats) -> 
         await eng.close()
 
 
+@pytest.mark.starts_nats
 async def test_sync_restart(tmp_path: Path) -> None:
     srv = EmbeddedNats(tmp_path)
     try:
@@ -83,6 +85,7 @@ async def test_sync_restart(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.starts_nats
 async def test_testing_kit_durable_profile() -> None:
     async with testing.nats_server(durable=True) as srv:
         assert srv.sync_always

@@ -195,6 +195,7 @@ async def test_appends_continue_after_server_crash(nats_server: EmbeddedNats) ->
         await eng.close()
 
 
+@pytest.mark.starts_nats
 async def test_durable_profile_group_commit() -> None:
     async with testing.nats_server(durable=True) as srv:
         eng = await connect(ConnectOptions(servers=[srv.url]))
