@@ -22,7 +22,8 @@ TOKENS = {
 
 def api_config(nats_url: str, *, tokens: bool = True, **overrides: object) -> ApiConfig:
     options: dict[str, object] = {
-        "nats": NatsConfig(servers=(nats_url,)),
+        # The API's NATS user when the test server has users (TIERQ_NATS_CREDENTIALS).
+        "nats": NatsConfig.from_env(servers=nats_url).for_role("api"),
         "port": 0,
         "grpc_port": 0,
         "rate_limit": 0.0,

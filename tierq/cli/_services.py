@@ -9,7 +9,15 @@ import sys
 import click
 
 from ..config import WorkerConfig
-from ._common import err, nats_config, nats_options, run, serve, service_logging
+from ._common import (
+    err,
+    nats_auth_options,
+    nats_config,
+    nats_options,
+    run,
+    serve,
+    service_logging,
+)
 
 
 @click.command()
@@ -60,7 +68,7 @@ from ._common import err, nats_config, nats_options, run, serve, service_logging
     type=click.Path(file_okay=False),
     default=".tierq",
     show_default=True,
-    help="Where the embedded server keeps its JetStream data.",
+    help="Where the embedded server keeps its JetStream data and NATS credentials.",
 )
 @click.option(
     "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
@@ -72,6 +80,7 @@ from ._common import err, nats_config, nats_options, run, serve, service_logging
     is_flag=True,
     help="Durable profile: fsync every write before acknowledging it.",
 )
+@nats_auth_options
 @click.pass_context
 def dev(
     ctx: click.Context,
@@ -99,6 +108,7 @@ def dev(
     from ..dev import DevOptions, run_dev
 
     options = DevOptions(
+        nats=nats_config(nats_url, prefix) if nats_url else None,
         modules=list(modules),
         workers=workers,
         concurrency=concurrency,
@@ -128,7 +138,7 @@ def master(ctx: click.Context, nats_url: str | None, prefix: str, holder: str | 
     from ..config import MasterConfig
     from ..master import run_master
 
-    config = MasterConfig(nats=nats_config(nats_url, prefix), holder=holder)
+    config = MasterConfig(nats=nats_config(nats_url, prefix).for_role("master"), holder=holder)
     serve(lambda: run_master(config))
 
 
@@ -173,7 +183,7 @@ def region(
 
     flat = tuple(label.strip() for item in labels for label in item.split(",") if label.strip())
     config = RegionConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("region", name),
         name=name,
         labels=flat,
         worker_lease_seconds=worker_lease,
@@ -231,7 +241,7 @@ def worker(
     from ..worker.main import serve
 
     config = WorkerConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("worker", region),
         modules=modules,
         region=region,
         concurrency=concurrency,
@@ -297,7 +307,7 @@ def api(
     from ..api.server import run_api
 
     config = ApiConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("api"),
         host=host,
         port=port,
         grpc_port=None if no_grpc else grpc_port,
