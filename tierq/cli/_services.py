@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from ..config import WorkerConfig
 from ._common import (
+    CliInputError,
     err,
     nats_auth_options,
     nats_config,
@@ -319,3 +321,41 @@ def api(
         tls_key=tls_key,
     )
     serve(lambda: run_api(config))
+
+
+@click.command("nats-users")
+@click.argument("credentials", type=click.Path(dir_okay=False))
+@click.option(
+    "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
+)
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    default=("default",),
+    show_default=True,
+    help="A region to make region and worker users for (repeat for several).",
+)
+def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
+    """Print nats-server's `authorization` block for one NATS user per role.
+
+    CREDENTIALS is the tierq credentials file (JSON, mode 0600): read if it exists, else
+    written with new random passwords. Give each process the file (or only its role's
+    user) with --nats-credentials; paste the output into the server's config.
+    """
+    from ..engine import NatsUsers, authorization_config
+
+    path = Path(credentials)
+    if path.exists():
+        users = NatsUsers.load(path)
+        missing = [r for r in regions if users.find("worker", r) is None]
+        if users.prefix != prefix or missing:
+            raise CliInputError(
+                f"{credentials} is for prefix {users.prefix!r} and regions "
+                f"{sorted({u.region for u in users.users if u.region})}; remove it to start over"
+            )
+    else:
+        users = NatsUsers.generate(prefix, regions=regions)
+        users.save(path)
+        err.print(f"wrote {credentials} (mode 0600): keep it private", markup=False)
+    click.echo(authorization_config(users), nl=False)

@@ -267,8 +267,9 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
     raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
 
 
-def _strings(values: Iterable[str]) -> str:
-    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+def _strings(values: Iterable[str], indent: str) -> str:
+    items = "".join(f'{indent}  "{v}"\n' for v in values)
+    return f"[\n{items}{indent}]"
 
 
 def authorization_config(users: NatsUsers, *, indent: str = "") -> str:
@@ -279,15 +280,16 @@ def authorization_config(users: NatsUsers, *, indent: str = "") -> str:
     """
     subjects = Subjects(users.prefix)
     lines = [f"{indent}authorization {{", f"{indent}  users = ["]
+    inner = indent + "      "
     for u in users.users:
         perms = permissions(u.role, subjects, u.user, u.region)
         lines += [
             f'{indent}    {{user: "{u.user}", password: "{u.password}", permissions: {{',
-            f"{indent}      publish: {{allow: {_strings(perms.publish)}}}",
-            f"{indent}      subscribe: {{allow: {_strings(perms.subscribe)}}}",
+            f"{inner}publish: {{allow: {_strings(perms.publish, inner)}}}",
+            f"{inner}subscribe: {{allow: {_strings(perms.subscribe, inner)}}}",
         ]
         if perms.allow_responses:
-            lines.append(f"{indent}      allow_responses: true")
+            lines.append(f"{inner}allow_responses: true")
         lines.append(f"{indent}    }}}}")
     lines += [f"{indent}  ]", f"{indent}}}"]
     return "\n".join(lines) + "\n"
