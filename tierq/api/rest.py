@@ -56,7 +56,7 @@ from .errors import (
     problem_headers,
     validation_field,
 )
-from .feed import EventFilter, Watch
+from .feed import MAX_AFTER, EventFilter, Watch
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schema import TaskQuery
 from .service import ApiService, Caller
@@ -490,12 +490,13 @@ async def events(
     task: Annotated[str | None, Query(max_length=256)] = None,
     workflow: Annotated[str | None, Query(max_length=256)] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_AFTER)] = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> Response:
     resume = after
     if last_event_id:
-        if not last_event_id.isdigit():
+        # ASCII digits only: str.isdigit() is also true for "²" and other digits int() refuses.
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
             raise InvalidRequestError(
                 "Last-Event-ID must be a stream sequence number", field="Last-Event-ID"
             )
