@@ -30,7 +30,7 @@ def api_config(nats_url: str, *, tokens: bool = True, **overrides: object) -> Ap
         "request_timeout": 5.0,
     }
     if tokens:
-        options["tokens"] = ",".join(f"{role}:{token}" for role, token in TOKENS.items())
+        options["tokens"] = ",".join(f"{role}:{role}:{token}" for role, token in TOKENS.items())
     options.update(overrides)
     return ApiConfig(**options)  # type: ignore[arg-type]
 

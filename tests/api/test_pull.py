@@ -268,3 +268,72 @@ async def test_shell_schedule_and_status(stack: Stack, nats_server: EmbeddedNats
         # /status/ only knows shell tasks.
         other = await submit(http, {"name": "add"})
         assert (await http.get("/status/", params={"task_id": other})).status_code == 404
+
+
+async def test_shell_least_privilege(stack: Stack, nats_server: EmbeddedNats) -> None:
+    """Issue 12: what non-admin tokens could do with an admin's shell task."""
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+    ):
+        r = await http.post(
+            "/v1/tasks",
+            json={
+                "name": "shell",
+                "kwargs": {"command": "echo SECRET_DB_PASSWORD=hunter2; exit 1"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        task_id = r.json()["id"]
+        dead = await shell_status(http, task_id, {"dead"})
+        assert "hunter2" in dead["output"]  # the admin sees it
+
+        # Read and submit roles see neither the command nor its output.
+        for role in ("read", "submit"):
+            headers = auth_header(role)
+            seen = [
+                (await http.get(f"/v1/tasks/{task_id}", headers=headers)).text,
+                (await http.get("/v1/tasks", params={"name": "shell"}, headers=headers)).text,
+                (
+                    await http.post(
+                        "/v1/tasks:wait", json={"ids": [task_id], "timeout": 0}, headers=headers
+                    )
+                ).text,
+                (await http.get("/status/", params={"task_id": task_id}, headers=headers)).text,
+            ]
+            assert not [text for text in seen if "hunter2" in text or "SECRET" in text], role
+
+        # A submit token may neither run it again nor sooner.
+        submit_only = auth_header("submit")
+        r = await http.post(f"/v1/tasks/{task_id}/retry", headers=submit_only)
+        assert r.status_code == 403, r.text
+        r = await http.patch(f"/v1/tasks/{task_id}", json={"priority": 9}, headers=submit_only)
+        assert r.status_code == 403, r.text
+        assert (await http.get(f"/v1/tasks/{task_id}")).json()["state"] == "dead"
+
+        # Look-alike names are refused, not queued for a worker that never comes.
+        for name in ("Shell", "SHELL", "\uff53\uff48\uff45\uff4c\uff4c"):
+            r = await http.post("/v1/tasks", json={"name": name})
+            assert r.status_code == 422, (name, r.text)
+        # Bad arguments are refused at submission instead of failing (and retrying) later.
+        for body in ({"name": "shell"}, {"name": "shell", "kwargs": {"command": 3}}):
+            r = await http.post("/v1/tasks", json=body)
+            assert r.status_code == 422, (body, r.text)
+
+        # Only the built-in runner serves shell; a worker token acts only as its own ids.
+        worker = auth_header("worker")
+        r = await http.post(
+            "/v1/regions/default/workers", json={"task_types": ["shell"]}, headers=worker
+        )
+        assert r.status_code == 403, r.text
+        r = await http.post(
+            "/v1/regions/default/workers", json={"task_types": ["add"]}, headers=worker
+        )
+        assert r.status_code == 201 and r.json()["worker"].startswith("worker:")
+        r = await http.post(
+            "/v1/regions/default/workers/api-shell-runner/report",
+            json={"outcomes": []},
+            headers=worker,
+        )
+        assert r.status_code == 403, r.text

@@ -23,7 +23,7 @@ WORKFLOW = {
     "edges": [["a", "b"]],
 }
 REGION = "/v1/regions/default/workers"
-WORKER = f"{REGION}/w1"
+WORKER = f"{REGION}/worker:w1"  # a worker token acts only as its own ids
 
 #: (method, path, JSON body, permission needed, status when allowed and no master runs).
 ROUTES: list[tuple[str, str, Any, str, int]] = [

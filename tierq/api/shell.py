@@ -41,7 +41,7 @@ from ..core.model import (
     TaskState,
 )
 from ..engine import Engine, Subjects
-from ..errors import EngineUnavailableError, TierqError
+from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
 from ..protocol import (
     Ack,
     PullReply,
@@ -57,6 +57,7 @@ from ..protocol import (
 from .schema import Time, epoch
 
 __all__ = [
+    "HIDDEN",
     "SHELL_TASK",
     "ScheduleIn",
     "ScheduleOut",
@@ -64,6 +65,10 @@ __all__ = [
     "ShellResult",
     "ShellRunner",
     "ShellStatus",
+    "check_shell_spec",
+    "is_shell",
+    "redact",
+    "redact_status",
     "run_command",
     "spec_for",
     "status_of",
@@ -159,6 +164,64 @@ def status_of(task: Task) -> ShellStatus:
         status.output = task.error.traceback
         status.error = f"{task.error.type}: {task.error.message}"
     return status
+
+
+#: What a caller without the admin role sees instead of a shell task's command or output.
+HIDDEN = "(hidden: shell commands and their output need the admin role)"
+
+
+def is_shell(task: Task) -> bool:
+    return task.spec.name == SHELL_TASK
+
+
+def check_shell_spec(spec: TaskSpec, field: str | None) -> None:
+    """A ``shell`` task's arguments, checked when it is submitted (422), not when it runs.
+
+    A malformed one used to be accepted and then failed (and was retried) by the runner.
+    """
+    where = f"{field}." if field else ""
+    if spec.args:
+        raise InvalidRequestError(
+            f"{where}args: a shell task takes only kwargs command and timeout",
+            field=f"{where}args",
+        )
+    try:
+        msgspec.convert(spec.kwargs, ShellArgs)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(
+            f"{where}kwargs: {str(exc).rsplit(' - at `', 1)[0]}", field=f"{where}kwargs"
+        ) from None
+
+
+def redact(task: Task) -> Task:
+    """``task`` as a caller without the admin role may see it: a shell task's command line,
+    result and output (which may hold secrets) are hidden; everything else stays."""
+    if not is_shell(task):
+        return task
+    spec = msgspec.structs.replace(task.spec, args=[], kwargs={"command": HIDDEN})
+    result = HIDDEN if task.result is not None else None
+    history = [
+        msgspec.structs.replace(record, error=_hidden_error(record.error))
+        for record in task.history
+    ]
+    return msgspec.structs.replace(
+        task, spec=spec, result=result, error=_hidden_error(task.error), history=history
+    )
+
+
+def _hidden_error(error: ErrorSummary | None) -> ErrorSummary | None:
+    if error is None:
+        return None
+    return msgspec.structs.replace(error, message=HIDDEN, traceback=None)
+
+
+def redact_status(status: ShellStatus) -> ShellStatus:
+    return msgspec.structs.replace(
+        status,
+        command=HIDDEN if status.command is not None else None,
+        output=HIDDEN if status.output is not None else None,
+        error=HIDDEN if status.error is not None else None,
+    )
 
 
 async def run_command(command: str, seconds: float, tail: int = OUTPUT_TAIL) -> ShellResult:
