@@ -7,19 +7,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc.aio
 import httpx
 import pytest
 
+import tierq
 from tierq.api import ApiServer
 from tierq.api.proto import workers_pb2 as wpb
 from tierq.api.proto import workers_pb2_grpc
+from tierq.core.model import RetryPolicy, TaskSpec
 from tierq.engine import EmbeddedNats
 
 from .conftest import Stack
 from .support import TOKENS, api_config, auth_header, read_sse
+
+ONCE = RetryPolicy(max_attempts=1)
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +342,45 @@ async def test_shell_least_privilege(stack: Stack, nats_server: EmbeddedNats) ->
             headers=worker,
         )
         assert r.status_code == 403, r.text
+
+
+async def test_shell_tasks_from_nats_are_not_run(
+    stack: Stack, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """A shell task submitted straight to the master (the client role may submit) is refused
+    by the runner, and so is a replay of an admin's signed arguments under another key."""
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    marker = tmp_path / "ran"
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+        tierq.App(nats_server.url) as client,
+    ):
+        master = await client.master()
+        (forged,) = await master.submit(
+            [TaskSpec(name="shell", kwargs={"command": f"touch {marker}"}, retry=ONCE)]
+        )
+        refused = await shell_status(http, forged, {"succeeded", "dead"})
+        assert refused["status"] == "dead", refused
+        assert refused["error"].startswith("UnauthorizedShellTask"), refused
+        assert not marker.exists()
+        r = await http.post("/v1/tasks", json={"name": "shell", "kwargs": {"command": "true"}})
+        signed = await shell_status(http, r.json()["id"], {"succeeded", "dead"})
+        assert signed["status"] == "succeeded"
+        admin_spec = (await http.get(f"/v1/tasks/{r.json()['id']}")).json()["spec"]
+        (replayed,) = await master.submit(
+            [TaskSpec(name="shell", kwargs=admin_spec["kwargs"], retry=ONCE)]
+        )
+        again = await master.submit(
+            [
+                TaskSpec(
+                    name="shell",
+                    kwargs=admin_spec["kwargs"],
+                    idempotency_key=admin_spec["idempotency_key"],
+                )
+            ]
+        )
+        assert again == [r.json()["id"]]  # the same task, not a second run
+        dead = await shell_status(http, replayed, {"succeeded", "dead"})
+        assert dead["status"] == "dead", dead
+        assert dead["error"].startswith("UnauthorizedShellTask"), dead

@@ -91,6 +91,8 @@ from .shell import (
     is_shell,
     redact,
     redact_status,
+    shell_key,
+    sign,
     spec_for,
     status_of,
 )
@@ -124,6 +126,7 @@ class ApiService:
         self.subjects = Subjects(config.nats.prefix)
         self.master = MasterClient(engine, self.subjects, timeout=config.request_timeout)
         self.feed = EventFeed(engine, self.subjects)
+        self.shell_key = shell_key(config.shell_key or config.nats.password)
         self._watches: set[Watch] = set()
         #: Health checks, scrapes and region look-ups give the master less time than a call.
         self._probe_timeout = min(2.0, config.request_timeout)
@@ -159,7 +162,12 @@ class ApiService:
     @operation(Permission.SUBMIT)
     async def submit_workflow(self, caller: Caller, workflow: WorkflowIn) -> WorkflowOut:
         for i, node in enumerate(workflow.nodes):
-            self._check_spec(caller, node.spec, f"nodes[{i}].spec")
+            if self._check_spec(caller, node.spec, f"nodes[{i}].spec").name == SHELL_TASK:
+                # A node's idempotency key does not stop a resubmission: no signature holds.
+                raise InvalidRequestError(
+                    f"nodes[{i}]: {SHELL_TASK!r} tasks cannot be part of a workflow",
+                    field=f"nodes[{i}].spec.name",
+                )
         spec = workflow.to_core()
         self._check_size(SubmitWorkflowRequest(workflow=spec))
         reply = await self.master.submit_workflow(spec)
@@ -174,6 +182,7 @@ class ApiService:
         core = spec.to_core()
         if core.name == SHELL_TASK:
             check_shell_spec(core, field)
+            core = sign(core, self.shell_key)
         if core.args:
             check_json(core.args, _path(field, "args") or "args", _MAX_DEPTH, _MAX_BYTES)
         if core.kwargs:
@@ -461,7 +470,7 @@ class ApiService:
     @operation(Permission.ADMIN)
     async def schedule_shell(self, caller: Caller, body: ScheduleIn) -> ScheduleOut:
         self._require_shell()
-        spec = spec_for(body)
+        spec = sign(spec_for(body), self.shell_key)
         self._check_size(SubmitRequest(tasks=[spec]))
         ids = await self.master.submit([spec])
         self.metrics.tasks_submitted.labels(caller.transport).inc()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -32,6 +34,7 @@ from msgspec import Meta
 
 from ..core.model import (
     ErrorSummary,
+    JSONValue,
     LeasedTask,
     Outcome,
     OutcomeKind,
@@ -54,6 +57,7 @@ from ..protocol import (
     decode_reply,
     encode,
 )
+from ..rpc import MasterClient
 from .schema import Time, epoch
 
 __all__ = [
@@ -70,6 +74,9 @@ __all__ = [
     "redact",
     "redact_status",
     "run_command",
+    "shell_key",
+    "sign",
+    "signed_by",
     "spec_for",
     "status_of",
 ]
@@ -122,6 +129,46 @@ class ShellArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     command: Command
     timeout: Timeout = DEFAULT_TIMEOUT
+    #: Set by the API when an admin submits it (see :func:`sign`); the runner checks it.
+    signature: str | None = None
+
+
+def shell_key(secret: str | None) -> bytes:
+    """The key that marks shell tasks as submitted through the API by an admin.
+
+    Every API process must share it: from ``secret`` (``TIERQ_SHELL_KEY``, else the API's
+    NATS password, which only API processes know). Without one, a random key: then only the
+    process that accepted a command runs it.
+    """
+    if secret:
+        return hashlib.sha256(b"tierq shell key v1\0" + secret.encode()).digest()
+    return secrets.token_bytes(32)
+
+
+def _mac(key: bytes, idempotency_key: str, args: ShellArgs) -> str:
+    message = msgspec.json.encode([idempotency_key, args.command, args.timeout])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign(spec: TaskSpec, key: bytes) -> TaskSpec:
+    """``spec`` with a signature over its command, bound to its idempotency key.
+
+    Anyone who can publish a submission on NATS could otherwise queue a command for the
+    runner. The idempotency key (made up when the caller gave none) stops a replay of the
+    signed arguments: the master answers a resubmission with that key with the first task,
+    and under another key the signature does not match.
+    """
+    args = msgspec.convert(spec.kwargs, ShellArgs)
+    idem = spec.idempotency_key or f"shell-{secrets.token_urlsafe(16)}"
+    kwargs: dict[str, JSONValue] = {"command": args.command, "timeout": args.timeout}
+    kwargs["signature"] = _mac(key, idem, args)
+    return msgspec.structs.replace(spec, kwargs=kwargs, idempotency_key=idem)
+
+
+def signed_by(key: bytes, args: ShellArgs, idempotency_key: str | None) -> bool:
+    if args.signature is None or idempotency_key is None:
+        return False
+    return hmac.compare_digest(args.signature, _mac(key, idempotency_key, args))
 
 
 class ShellResult(msgspec.Struct, kw_only=True):
@@ -302,10 +349,18 @@ class ShellRunner:
     """
 
     def __init__(
-        self, engine: Engine, subjects: Subjects, region: str, concurrency: int = 4
+        self,
+        engine: Engine,
+        subjects: Subjects,
+        region: str,
+        concurrency: int = 4,
+        *,
+        key: bytes,
     ) -> None:
         self.engine = engine
         self.subjects = subjects
+        self.key = key
+        self.master = MasterClient(engine, subjects)
         self.region = region
         self.concurrency = concurrency
         self.worker = f"shell-{socket.gethostname()[:32]}-{secrets.token_hex(4)}"
@@ -394,12 +449,38 @@ class ShellRunner:
                     worker=self.worker,
                 )
             else:
+                if not await self._authorized(task, args):
+                    return  # not reported: the lease expires (and it is refused again)
                 result = await run_command(args.command, args.timeout)
                 outcome = outcome_of(task, result, self.worker)
             await self._report(outcome)
         finally:
             self.running.pop(key, None)
             self._slot_free.set()
+
+    async def _authorized(self, task: LeasedTask, args: ShellArgs) -> bool:
+        """Whether an admin submitted ``task`` through the API (its signature matches)."""
+        try:
+            idem = (await self.master.get(task.id)).spec.idempotency_key
+        except TierqError as exc:
+            log.warning("shell runner: cannot check task %s (%s); not running it", task.id, exc)
+            return False
+        if signed_by(self.key, args, idem):
+            return True
+        log.error("shell runner: task %s was not submitted through the API; refused", task.id)
+        await self._report(
+            Outcome(
+                task_id=task.id,
+                attempt=task.attempt,
+                kind=OutcomeKind.FAILED,
+                error=ErrorSummary(
+                    type="UnauthorizedShellTask",
+                    message="not submitted through the API by an admin; not run",
+                ),
+                worker=self.worker,
+            )
+        )
+        return False
 
     async def _report(self, outcome: Outcome) -> None:
         for delay in (0.1, 0.5, 1.0, 2.0, 5.0):

@@ -317,6 +317,7 @@ def api(
         tokens=os.environ.get("TIERQ_API_TOKENS"),
         insecure=insecure,
         enable_shell=enable_shell,
+        shell_key=os.environ.get("TIERQ_SHELL_KEY") or None,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
