@@ -168,7 +168,7 @@ async def test_expect_continue_never_reads_the_body(api: ApiServer) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", api.http_port)
     try:
         writer.write(
-            b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer submit-token-0123456789abcdef\r\n"
             b"Expect: 100-continue\r\nContent-Length: 1000000000\r\n\r\n"
         )

@@ -28,6 +28,7 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "MalformedRequestError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "Problem",
     "RateLimitedError",
     "Row",
@@ -59,6 +60,12 @@ class MethodNotAllowedError(InvalidRequestError):
     code = "method_not_allowed"
 
 
+class MisdirectedRequestError(InvalidRequestError):
+    """The request's ``Host`` is not a name this server answers for (DNS rebinding)."""
+
+    code = "misdirected_request"
+
+
 class RateLimitedError(BackpressureError):
     """This token sent more requests than its rate limit allows; retry after ``retry_after``."""
 
@@ -83,6 +90,7 @@ TABLE: dict[str, Row] = {
     "malformed_request": Row(400, _S.INVALID_ARGUMENT, "Malformed request"),
     "unsupported_media_type": Row(415, _S.INVALID_ARGUMENT, "Unsupported media type"),
     "method_not_allowed": Row(405, _S.UNIMPLEMENTED, "Method not allowed"),
+    "misdirected_request": Row(421, _S.INVALID_ARGUMENT, "Misdirected request"),
     # Graph errors name the offending ids; RELIABILITY.md §3 asks for 400 here.
     "cycle": Row(400, _S.INVALID_ARGUMENT, "Dependency cycle"),
     "unknown_task": Row(400, _S.INVALID_ARGUMENT, "Unknown dependency"),

@@ -46,6 +46,7 @@ from ..protocol import (
     WorkflowsReply,
 )
 from . import schema
+from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
     MalformedRequestError,
@@ -57,6 +58,7 @@ from .errors import (
     validation_field,
 )
 from .feed import MAX_AFTER, EventFilter, Watch
+from .hosts import HostGuard, allowed_hosts
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schema import TaskQuery
 from .service import ApiService, Caller
@@ -620,11 +622,12 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
             "has tokens configured."
         ),
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # our own page: Swagger UI from the package, not a CDN
         redoc_url=None,
     )
     app.state.service = service
     app.include_router(router)
+    install_docs(app)
     _install_error_handlers(app, service)
     _install_openapi(app)
     static = static_dir or (DASHBOARD_STATIC if DASHBOARD_STATIC.is_dir() else None)
@@ -635,6 +638,12 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
             _StaticMount("/", StaticFiles(directory=static, html=True), name="dashboard")
         )
     app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
+    config = service.config
+    app.add_middleware(
+        HostGuard,
+        allowed=allowed_hosts(config.allowed_hosts, [config.host]),
+        hsts=config.tls_cert is not None,
+    )
     return app
 
 

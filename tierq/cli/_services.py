@@ -285,6 +285,14 @@ def worker(
     "--insecure", is_flag=True, help="Allow serving without tokens on a non-loopback address."
 )
 @click.option("--enable-shell", is_flag=True, help="Run the built-in shell task type here.")
+@click.option(
+    "--allowed-host",
+    "allowed_host",
+    multiple=True,
+    envvar="TIERQ_API_ALLOWED_HOSTS",
+    help="A host name the API answers for (repeat; behind a proxy: its public name) "
+    "[env TIERQ_API_ALLOWED_HOSTS, space-separated; default: loopback names on loopback].",
+)
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.pass_context
@@ -299,6 +307,7 @@ def api(
     tokens_file: str | None,
     insecure: bool,
     enable_shell: bool,
+    allowed_host: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
 ) -> None:
@@ -317,6 +326,7 @@ def api(
         tokens=os.environ.get("TIERQ_API_TOKENS"),
         insecure=insecure,
         enable_shell=enable_shell,
+        allowed_hosts=tuple(allowed_host),
         shell_key=os.environ.get("TIERQ_SHELL_KEY") or None,
         tls_cert=tls_cert,
         tls_key=tls_key,
