@@ -340,3 +340,21 @@ async def test_openapi_is_served(http: httpx.AsyncClient) -> None:
     )
     assert "429" in submit["responses"] and "201" in submit["responses"]
     assert (await http.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/v1/tasks", {"GET", "POST"}),
+        ("DELETE", "/v1/tasks", {"GET", "POST"}),
+        ("OPTIONS", "/v1/tasks/t1", {"GET", "PATCH"}),
+        ("PUT", "/v1/tasks/t1/retry", {"POST"}),
+        ("OPTIONS", "/v1/settings", {"GET", "PUT"}),
+    ],
+)
+async def test_405_lists_every_allowed_method(
+    http: httpx.AsyncClient, method: str, path: str, allow: set[str]
+) -> None:
+    r = await http.request(method, path, headers=auth_header("admin"))
+    assert r.status_code == 405, r.text
+    assert {m.strip() for m in r.headers["allow"].split(",")} == allow

@@ -713,8 +713,9 @@ def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
                 f"{request.method} is not allowed on {request.url.path[:200]!r}"
             )
             response = problem_response(error, request.url.path)
-            # RFC 9110: a 405 lists what is allowed.
-            response.headers["Allow"] = (exc.headers or {}).get("Allow", "")
+            # RFC 9110: a 405 lists what is allowed. Starlette names only the first route
+            # that matched the path; GET and POST on one path are two routes.
+            response.headers["Allow"] = _allowed_methods(app, request.scope)
             return response
         elif exc.status_code == 413:
             error = PayloadTooLargeError(str(exc.detail))
@@ -730,6 +731,17 @@ def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_error)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route answers on this path (the ``Allow`` of a 405)."""
+    methods: set[str] = set()
+    # The app's own list holds the included router as one entry: look at its routes.
+    for route in [*router.routes, *app.router.routes]:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 def _install_openapi(app: FastAPI) -> None:
