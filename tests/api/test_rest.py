@@ -358,3 +358,14 @@ async def test_405_lists_every_allowed_method(
     r = await http.request(method, path, headers=auth_header("admin"))
     assert r.status_code == 405, r.text
     assert {m.strip() for m in r.headers["allow"].split(",")} == allow
+
+
+def test_list_state_enums_are_the_servers() -> None:
+    """The OpenAPI enums of the list filters are exactly the states the server knows."""
+    from typing import get_args
+
+    from tierq.api.rest import TaskStateName, WorkflowStateName
+    from tierq.core.model import TaskState
+
+    assert set(get_args(TaskStateName)) == {s.value for s in TaskState}
+    assert set(get_args(WorkflowStateName)) == {"running", "succeeded", "failed", "cancelled"}

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -350,11 +350,18 @@ async def get_task(task_id: TaskId, service: Service, who: Who) -> Response:
     return _json(await service.get_task(who, task_id))
 
 
+#: The states a list may filter on, as the OpenAPI document's enums (the server's own sets).
+TaskStateName = Literal[
+    "pending", "ready", "assigned", "running", "succeeded", "failed", "dead", "cancelled", "skipped"
+]
+WorkflowStateName = Literal["running", "succeeded", "failed", "cancelled"]
+
+
 @router.get("/v1/tasks", **_doc(200, "TasksReply", summary="List tasks (cursor pagination)"))
 async def list_tasks(
     service: Service,
     who: Who,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[TaskStateName | None, Query()] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
@@ -406,7 +413,7 @@ async def submit_workflow(request: Request, service: Service, who: Who) -> Respo
 async def list_workflows(
     service: Service,
     who: Who,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[WorkflowStateName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
