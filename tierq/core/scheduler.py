@@ -1619,13 +1619,20 @@ class SchedulerState:
 
     # ---------------------------------------------------------------- reports
 
+    def check_report(
+        self, started: Sequence[Started], outcomes: Sequence[Outcome], now: float
+    ) -> None:
+        """Raise what :meth:`report_started` or :meth:`report` would raise, changing nothing.
+
+        A region's report carries both; checking all of it first keeps the report all or
+        nothing."""
+        _check_started(started)
+        _check_outcomes(outcomes)
+
     def report_started(self, items: Sequence[Started], now: float) -> list[Event]:
         """ASSIGNED -> RUNNING. A start for another attempt is counted as a duplicate."""
         now = float(now)
-        for i, item in enumerate(items):
-            if not isinstance(item, Started):
-                raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
-            check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+        _check_started(items)
         out: list[Event] = []
         tasks = self._tasks
         for item in items:
@@ -1673,13 +1680,7 @@ class SchedulerState:
         """Outcomes of attempts. Only the current attempt of a held task counts; anything else
         is a duplicate (counted, not applied, no error)."""
         now = float(now)
-        for i, o in enumerate(outcomes):
-            if not isinstance(o, Outcome) or not isinstance(o.kind, OutcomeKind):
-                raise InvalidRequestError(
-                    f"outcomes[{i}]: expected Outcome", field=f"outcomes[{i}]"
-                )
-            if o.worker is not None:
-                check_text(o.worker, f"outcomes[{i}].worker", _MAX_WORKER)
+        _check_outcomes(outcomes)
         out: list[Event] = []
         tasks = self._tasks
         settings = self._settings
@@ -2252,3 +2253,18 @@ def _count_into(counts: dict[str, int], values: Iterable[str]) -> None:
     """Add one to ``counts`` per value (C-level counting, then one update per distinct)."""
     for value, n in Counter(values).items():
         counts[value] = counts.get(value, 0) + n
+
+
+def _check_started(items: Sequence[Started]) -> None:
+    for i, item in enumerate(items):
+        if not isinstance(item, Started):
+            raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
+        check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+
+
+def _check_outcomes(outcomes: Sequence[Outcome]) -> None:
+    for i, o in enumerate(outcomes):
+        if not isinstance(o, Outcome) or not isinstance(o.kind, OutcomeKind):
+            raise InvalidRequestError(f"outcomes[{i}]: expected Outcome", field=f"outcomes[{i}]")
+        if o.worker is not None:
+            check_text(o.worker, f"outcomes[{i}].worker", _MAX_WORKER)
