@@ -1,11 +1,11 @@
 """NATS users per role and their subject permissions: least privilege on the bus.
 
 The API's tokens guard only the front door; whoever can publish on the bus could otherwise
-cancel tasks, forge reports or join the master's queue group. So every process connects as
-the user of its role, and the server lets each role use only its own subjects:
+cancel tasks, forge reports or answer requests in the master's place. So every process
+connects as the user of its role, and the server lets each role use only its own subjects:
 
-- ``master``: serves ``<p>.master.*`` (the only role that may subscribe there, so the only
-  one that can join the ``tierq-master`` queue group), publishes events, and owns the
+- ``master``: serves ``<p>.master.*`` (the only role that may subscribe there, alone or in
+  a queue group, so no one else can answer in its place), publishes events, and owns the
   JetStream log, the leader and settings KV buckets, the snapshot store and the events stream.
 - ``region`` (one user per region ``r``): serves ``<p>.region.r.*``, hears task cancellations
   and calls the master's ``register``, ``lease`` and ``report`` only.
