@@ -16,8 +16,9 @@ import pytest
 
 import tierq
 from tierq.api import ApiServer
+from tierq.api.proto import tierq_pb2 as pb
+from tierq.api.proto import tierq_pb2_grpc, workers_pb2_grpc
 from tierq.api.proto import workers_pb2 as wpb
-from tierq.api.proto import workers_pb2_grpc
 from tierq.core.model import RetryPolicy, TaskSpec
 from tierq.engine import EmbeddedNats
 
@@ -308,6 +309,28 @@ async def test_shell_least_privilege(stack: Stack, nats_server: EmbeddedNats) ->
                 (await http.get("/status/", params={"task_id": task_id}, headers=headers)).text,
             ]
             assert not [text for text in seen if "hunter2" in text or "SECRET" in text], role
+
+        # Nor in the event feed: its submission, failures and death, over SSE and gRPC.
+        params = {"task": task_id, "after": "0"}
+        for role in ("read", "admin"):
+            events = await read_sse(http, 5, params=params, headers=auth_header(role))
+            kinds = [e["event"] for e in events]
+            assert "task_submitted" in kinds and "task_failed" in kinds, kinds
+            leaked = [e for e in events if "hunter2" in e["data"]]
+            assert (leaked != []) == (role == "admin"), (role, events)
+        async with grpc.aio.insecure_channel(api.grpc_target) as channel:
+            stream = tierq_pb2_grpc.TierqStub(channel).WatchEvents(
+                pb.WatchEventsRequest(task_id=task_id, after_sequence=0),
+                metadata=(("authorization", f"Bearer {TOKENS['read']}"),),
+                timeout=20,
+            )
+            seen = []
+            async for event in stream:
+                seen.append(event.json)
+                if len(seen) == 5:
+                    break
+            stream.cancel()
+        assert seen and not [j for j in seen if "hunter2" in j or "SECRET" in j], seen
 
         # A submit token may neither run it again nor sooner.
         submit_only = auth_header("submit")

@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..errors import EngineUnavailableError, TierqError, UnauthenticatedError
 from . import convert
+from .auth import Permission
 from .errors import MalformedRequestError, grpc_detail, grpc_metadata, problem_for, row_for
 from .feed import EventFilter
 from .proto import tierq_pb2 as pb
@@ -269,8 +270,10 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
         except Exception as exc:
             await _abort(context, exc, method)
             raise
+        visible = service.redactor.view(caller.principal.can(Permission.ADMIN))
         try:
             async for event in watch:
+                event = await visible(event)
                 yield pb.Event(sequence=event.sequence, kind=event.kind, json=event.data.decode())
         except EngineUnavailableError as exc:
             await _abort(context, exc, method)

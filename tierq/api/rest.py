@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -46,6 +46,7 @@ from ..protocol import (
     WorkflowsReply,
 )
 from . import schema
+from .auth import Permission
 from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -57,7 +58,7 @@ from .errors import (
     problem_headers,
     validation_field,
 )
-from .feed import MAX_AFTER, EventFilter, Watch
+from .feed import MAX_AFTER, EventFilter, FeedEvent, Watch
 from .hosts import HostGuard, allowed_hosts
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schema import TaskQuery
@@ -518,7 +519,11 @@ async def events(
     )
     watch = await service.watch_events(who, filt, resume)
     return StreamingResponse(
-        _sse(watch, service.config.sse_keepalive),
+        _sse(
+            watch,
+            service.config.sse_keepalive,
+            service.redactor.view(who.principal.can(Permission.ADMIN)),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -673,7 +678,9 @@ _API_PREFIXES = ("/v1/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/d
 _API_EXACT = frozenset({"/v1", "/status/"})
 
 
-async def _sse(watch: Watch, keepalive: float) -> AsyncIterator[bytes]:
+async def _sse(
+    watch: Watch, keepalive: float, visible: Callable[[FeedEvent], Awaitable[FeedEvent]]
+) -> AsyncIterator[bytes]:
     """Server-Sent Events: ``id`` is the stream sequence, ``event`` the kind, ``data`` JSON."""
     try:
         # A comment first: proxies and clients see the stream is open before any event.
@@ -683,6 +690,7 @@ async def _sse(watch: Watch, keepalive: float) -> AsyncIterator[bytes]:
             if event is None:
                 yield b": keep-alive\n\n"
                 continue
+            event = await visible(event)
             head = f"id: {event.sequence}\n" if event.sequence else ""
             data = b"".join(b"data: " + line + b"\n" for line in event.data.splitlines())
             yield f"{head}event: {event.kind}\n".encode() + data + b"\n"

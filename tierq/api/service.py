@@ -84,6 +84,7 @@ from .schema import (
 )
 from .shell import (
     SHELL_TASK,
+    EventRedactor,
     ScheduleIn,
     ScheduleOut,
     ShellStatus,
@@ -127,6 +128,7 @@ class ApiService:
         self.master = MasterClient(engine, self.subjects, timeout=config.request_timeout)
         self.feed = EventFeed(engine, self.subjects)
         self.shell_key = shell_key(config.shell_key or config.nats.password)
+        self.redactor = EventRedactor(self.master)
         self._watches: set[Watch] = set()
         #: Health checks, scrapes and region look-ups give the master less time than a call.
         self._probe_timeout = min(2.0, config.request_timeout)

@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Final, TypeVar
 
 import msgspec
@@ -58,11 +59,13 @@ from ..protocol import (
     encode,
 )
 from ..rpc import MasterClient
+from .feed import FeedEvent
 from .schema import Time, epoch
 
 __all__ = [
     "HIDDEN",
     "SHELL_TASK",
+    "EventRedactor",
     "ScheduleIn",
     "ScheduleOut",
     "ShellArgs",
@@ -269,6 +272,69 @@ def redact_status(status: ShellStatus) -> ShellStatus:
         output=HIDDEN if status.output is not None else None,
         error=HIDDEN if status.error is not None else None,
     )
+
+
+class EventRedactor:
+    """Hides shell commands and output in the event feed from callers without the admin role.
+
+    ``task_submitted`` carries the spec, ``task_succeeded`` the result and ``task_failed`` /
+    ``task_dead`` the error (the output tail). Whether an id is a shell task is learnt from
+    its submission when the feed shows it, else asked of the master once; the answers are
+    kept (bounded) for every watcher of this API process.
+    """
+
+    def __init__(self, master: MasterClient, capacity: int = 100_000) -> None:
+        self.master = master
+        self.capacity = capacity
+        self._known: dict[str, bool] = {}
+
+    def view(self, admin: bool) -> Callable[[FeedEvent], Awaitable[FeedEvent]]:
+        """What a caller sees of each event: all of it for an admin, else :meth:`event`."""
+        return _as_is if admin else self.event
+
+    async def event(self, event: FeedEvent) -> FeedEvent:
+        try:
+            doc = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            return event
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            return event
+        task_id: str = doc["id"]
+        spec = doc.get("spec")
+        if isinstance(spec, dict):
+            self._remember(task_id, spec.get("name") == SHELL_TASK)
+            if spec.get("name") != SHELL_TASK:
+                return event
+            doc["spec"] = {**spec, "args": [], "kwargs": {"command": HIDDEN}}
+        elif "result" in doc or "error" in doc:
+            if not await self._is_shell(task_id):
+                return event
+            if "result" in doc:
+                doc["result"] = HIDDEN
+            if isinstance(doc.get("error"), dict):
+                doc["error"] = {**doc["error"], "message": HIDDEN, "traceback": None}
+        else:
+            return event
+        return event._replace(data=msgspec.json.encode(doc))
+
+    async def _is_shell(self, task_id: str) -> bool:
+        known = self._known.get(task_id)
+        if known is None:
+            try:
+                known = is_shell(await self.master.get(task_id))
+            except TierqError:
+                return True  # cannot tell: hide rather than leak
+            self._remember(task_id, known)
+        return known
+
+    def _remember(self, task_id: str, shell: bool) -> None:
+        if len(self._known) >= self.capacity:
+            self._known.pop(next(iter(self._known)))
+        self._known[task_id] = shell
+
+
+async def _as_is(event: FeedEvent) -> FeedEvent:
+    return event
 
 
 async def run_command(command: str, seconds: float, tail: int = OUTPUT_TAIL) -> ShellResult:
