@@ -60,6 +60,7 @@ from .errors import (
 )
 from .feed import MAX_AFTER, EventFilter, FeedEvent, Watch
 from .hosts import HostGuard, allowed_hosts
+from .integral import INT_GOT_FLOAT, convert_integral
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schema import TaskQuery
 from .service import ApiService, Caller
@@ -239,7 +240,13 @@ def decode_json(body: bytes, typ: type[T]) -> T:
     if not body:
         raise MalformedRequestError("the request body is empty; expected a JSON object")
     try:
-        return decoder.decode(body)  # type: ignore[no-any-return]
+        try:
+            return decoder.decode(body)  # type: ignore[no-any-return]
+        except msgspec.ValidationError as exc:
+            if not str(exc).startswith(INT_GOT_FLOAT):
+                raise
+            # JSON Schema's integer includes 3.0; accept it where the field is an int.
+            return convert_integral(body, typ)
     except msgspec.ValidationError as exc:
         field = validation_field(exc)
         text = str(exc).rsplit(" - at `", 1)[0]
