@@ -92,8 +92,21 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
             tls_cert=os.environ.get("TIERQ_NATS_TLS_CERT"),
             tls_key=os.environ.get("TIERQ_NATS_TLS_KEY"),
             prefix=prefix or os.environ.get("TIERQ_PREFIX", "tierq"),
-            credentials=os.environ.get("TIERQ_NATS_CREDENTIALS") or None,
+            credentials=os.environ.get("TIERQ_NATS_CREDENTIALS") or _dev_credentials(),
         )
+
+
+#: Where ``tierq dev`` (default data directory) keeps its NATS users, relative to where it ran.
+DEV_CREDENTIALS = os.path.join(".tierq", "nats", "credentials.json")
+
+
+def _dev_credentials() -> str | None:
+    """``tierq dev``'s credentials file when this process runs where ``tierq dev`` did.
+
+    So a script or a ``tierq submit`` next to a running ``tierq dev`` logs in without setup;
+    anything configured (``TIERQ_NATS_CREDENTIALS``, a user, a token) wins.
+    """
+    return DEV_CREDENTIALS if os.path.isfile(DEV_CREDENTIALS) else None
 
 
 class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):

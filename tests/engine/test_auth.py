@@ -114,3 +114,19 @@ def test_the_server_config_lists_every_user(tmp_path: Path) -> None:
     srv = EmbeddedNats(tmp_path, users=users)
     assert "authorization {" in srv._config()
     assert "authorization" not in EmbeddedNats(tmp_path)._config()
+
+
+def test_a_client_next_to_tierq_dev_finds_its_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tierq.config import DEV_CREDENTIALS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TIERQ_NATS_CREDENTIALS", raising=False)
+    assert NatsConfig.from_env().credentials is None
+    NatsUsers.generate().save(tmp_path / ".tierq" / "nats" / "credentials.json")
+    found = NatsConfig.from_env()
+    assert found.credentials == DEV_CREDENTIALS
+    assert found.for_role("client").user == "tierq-client"
+    monkeypatch.setenv("TIERQ_NATS_CREDENTIALS", "/elsewhere.json")
+    assert NatsConfig.from_env().credentials == "/elsewhere.json"
