@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ import pytest
 from tierq import testing
 from tierq.engine import ConnectOptions, EmbeddedNats, connect, find_nats_server, free_port
 from tierq.errors import EngineUnavailableError
+
+
+@pytest.fixture
+async def nats_server() -> AsyncIterator[EmbeddedNats]:
+    """An open server: these tests are about connections, on subjects of their own.
+
+    NATS users and permissions are tested in test_auth.py.
+    """
+    async with testing.nats_server(auth=False) as server:
+        yield server
 
 
 def _alive(pid: int) -> bool:

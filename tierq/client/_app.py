@@ -351,7 +351,8 @@ class App:
             return conn
         async with slot.lock:
             if slot.conn is None or slot.conn.engine.is_closed:
-                engine = await connect(self.config.connect_options(name="tierq-client"))
+                nats = self.config.for_role("client")
+                engine = await connect(nats.connect_options(name="tierq-client"))
                 client = MasterClient(engine, self.subjects, self.request_timeout)
                 slot.conn = _Connection(engine, client)
             return slot.conn
