@@ -12,7 +12,6 @@ from core_harness import T0, Harness
 
 from tierq.core import (
     Event,
-    IndexedPriorityQueue,
     RegionInfo,
     SchedulerState,
     Settings,
@@ -24,7 +23,7 @@ from tierq.core import (
     event_task_id,
 )
 from tierq.core.ids import IdGenerator
-from tierq.core.pqueue import make_key
+from tierq.core.pqueue import IndexedPriorityQueue, make_key
 from tierq.core.validate import check_specs
 from tierq.errors import InvalidRequestError
 
