@@ -71,10 +71,8 @@ _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
 
 
-def check_report(
-    book: Book, started: Sequence[Started], outcomes: Sequence[Outcome], now: float
-) -> None:
-    """Raise what :meth:`report_started` or :meth:`report` would raise, changing nothing.
+def check_report(started: Sequence[Started], outcomes: Sequence[Outcome]) -> None:
+    """Raise what ``report_started`` or ``report`` would raise, changing nothing.
 
     A region's report carries both; checking all of it first keeps the report all or
     nothing."""

@@ -167,7 +167,7 @@ class SchedulerState:
 
         A region's report carries both; checking all of it first keeps the report all or
         nothing."""
-        _check_report(self._book, started, outcomes, now)
+        _check_report(started, outcomes)
 
     def report_started(self, items: Sequence[Started], now: float) -> list[Event]:
         """ASSIGNED -> RUNNING. A start for another attempt is counted as a duplicate."""
