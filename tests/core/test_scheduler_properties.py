@@ -198,7 +198,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.state._book.workflows)
     @rule(data=st.data())
     def cancel_workflow(self, data: st.DataObject) -> None:
-        wf_id = data.draw(st.sampled_from(sorted(self.state._book.workflows)))
+        wf_id = data.draw(st.sampled_from(self.state._book.workflows.ids()))
         try:
             self.rec(self.state.cancel_workflow(wf_id, self.now))
         except ConflictError:

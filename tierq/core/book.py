@@ -4,9 +4,9 @@
 ``submission``, ``workflows``, ``leasing``, ``outcomes``, ``cascade``, ``priority`` and
 ``retention`` are functions over it, and ``SchedulerState`` (``scheduler.py``) is the front that
 holds one. Its fields are public on purpose: they are the shared data model of those modules,
-the way a ``Task`` record's are, and the hot paths read them without a call in between. Regions
-and breakers are components that own their state (``RegionBook``, ``BreakerBoard``) and are
-changed only through their methods.
+the way a ``Task`` record's are, and the hot paths read them without a call in between.
+Workflows, regions and breakers are components that own their state (``WorkflowBook``,
+``RegionBook``, ``BreakerBoard``) and are changed only through their methods.
 
 Derived indexes (children, unresolved parent counts, timers, per-state counters) are kept up to
 date by ``enter``/``leave`` and rebuilt from the task records by ``rebuild_indexes`` on restore;
@@ -29,7 +29,7 @@ from .leases import RegionBook
 from .model import AttemptRecord, ErrorSummary, FailurePolicy, Task, TaskSpec, TaskState
 from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
-from .records import Totals, WorkflowRecord, assignment_record, stamp
+from .records import Totals, WorkflowBook, assignment_record, stamp
 from .retry import RandomSource
 from .settings import PriorityRule, Settings
 from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
@@ -103,11 +103,6 @@ class Book:
         "waiting",
         "waiting_by_band",
         "waiting_by_queue",
-        "wf_done",
-        "wf_idem",
-        "wf_levels",
-        "wf_open",
-        "wf_retention",
         "workflows",
     )
 
@@ -132,15 +127,7 @@ class Book:
         #: Tasks whose args use {"$result": parent}.
         self.refs: set[str] = set()
         self.idem: dict[str, str] = {}
-        self.wf_idem: dict[str, str] = {}
-        self.workflows: dict[str, WorkflowRecord] = {}
-        #: Workflow -> how many of its tasks are not terminal.
-        self.wf_open: dict[str, int] = {}
-        #: Topological level of each node, by workflow: a cache for views (a workflow's graph
-        #: never changes), filled on first view; not part of the state or its snapshot.
-        self.wf_levels: dict[str, list[int]] = {}
-        #: Workflows whose tasks are all terminal, not yet marked finished.
-        self.wf_done: set[str] = set()
+        self.workflows = WorkflowBook()
         self.placement = PlacementIndex(settings.aging_rate)
         #: Whether the queues age (keep enqueue times); see submission.on_submitted.
         self.aging = settings.aging_rate != 0.0
@@ -152,7 +139,6 @@ class Book:
         self.deadlines: list[tuple[float, str]] = []
         #: (time, task id): when a task (or a child of it) finished; eviction candidates.
         self.retention: list[tuple[float, str]] = []
-        self.wf_retention: list[tuple[float, str]] = []
         self.regions = RegionBook()
         self.breakers = BreakerBoard(settings.breaker.window)
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
@@ -178,8 +164,7 @@ class Book:
         wf_id = task.workflow_id
         if wf_id is None:
             return FailurePolicy.SKIP_DEPENDENTS
-        wf = self.workflows.get(wf_id)
-        return FailurePolicy.SKIP_DEPENDENTS if wf is None else wf.policy
+        return self.workflows.policy(wf_id)
 
     def resolves(self, parent_state: TaskState, child: Task) -> bool:
         """Whether a parent in ``parent_state`` no longer holds ``child`` back."""
@@ -229,14 +214,8 @@ class Book:
             self.ready_by_name[spec.name] -= 1
         elif st in HELD_STATES:
             self.regions.release(task.region, task.id)
-        elif st in TERMINAL_STATES:
-            wf_id = task.workflow_id
-            if wf_id is not None and wf_id in self.wf_open:
-                self.wf_open[wf_id] += 1
-                self.wf_done.discard(wf_id)
-                wf = self.workflows[wf_id]
-                wf.state = None
-                wf.finished_at = None
+        elif st in TERMINAL_STATES and task.workflow_id is not None:
+            self.workflows.task_reopened(task.workflow_id)
 
     def enter(self, task: Task, at: float) -> None:
         """Index the task under its (new) state."""
@@ -261,12 +240,9 @@ class Book:
         tid = task.id
         self.unresolved.pop(tid, None)
         wf_id = task.workflow_id
-        if wf_id is not None and wf_id in self.wf_open:
-            left = self.wf_open[wf_id] - 1
-            self.wf_open[wf_id] = left
-            if left == 0:
-                self.wf_done.add(wf_id)
-        if wf_id is None:
+        if wf_id is not None:
+            self.workflows.task_ended(wf_id)
+        else:
             # Workflow tasks get theirs when the workflow finishes.
             heappush(self.retention, (at, tid))
         kids = self.children.get(tid)
@@ -325,14 +301,14 @@ class Book:
         timers: list[tuple[float, str]] = []
         deadlines: list[tuple[float, str]] = []
         retention: list[tuple[float, str]] = []
-        wf_open = self.wf_open
+        workflows = self.workflows
         for task in self.tasks.values():
             tid = task.id
             state = task.state
             self._count(task)
             wf_id = task.workflow_id
-            if wf_id is not None and wf_id in wf_open and state not in TERMINAL_STATES:
-                wf_open[wf_id] += 1
+            if wf_id is not None and state not in TERMINAL_STATES:
+                workflows.count_open(wf_id)
             if task.spec.deadline is not None and task.boost == 0 and state not in TERMINAL_STATES:
                 deadlines.append((task.spec.deadline, tid))
             if state is FAILED and task.not_before is not None:
@@ -346,15 +322,10 @@ class Book:
                     self.unresolved[task.id] = n
                 elif task.not_before is not None:
                     timers.append((task.not_before, task.id))
-        for wf_id, wf in self.workflows.items():
-            if wf.state is None and wf_open[wf_id] == 0:
-                self.wf_done.add(wf_id)
-            if wf.finished_at is not None:
-                self.wf_retention.append((wf.finished_at, wf_id))
+        workflows.restored()
         heapify(timers)
         heapify(deadlines)
         heapify(retention)
-        heapify(self.wf_retention)
         self.timers = timers
         self.deadlines = deadlines
         self.retention = retention

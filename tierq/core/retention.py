@@ -49,13 +49,9 @@ def evict(book: Book, now: float, out: list[Event]) -> None:
     while retention and retention[0][0] <= limit:
         todo.append(heappop(retention)[1])
     wf_due: list[str] = []
-    wf_ret = book.wf_retention
-    while wf_ret and wf_ret[0][0] <= limit:
-        wf_id = heappop(wf_ret)[1]
-        wf = book.workflows.get(wf_id)
-        if wf is not None and wf.finished_at is not None:
-            wf_due.append(wf_id)
-            todo.extend(wf.nodes.values())
+    for rec in book.workflows.due(limit):
+        wf_due.append(rec.id)
+        todo.extend(rec.nodes.values())
     if not todo and not wf_due:
         return
     gone: set[str] = set()
@@ -100,12 +96,7 @@ def on_evicted(book: Book, ev: TasksEvicted) -> None:
         book.children.pop(tid, None)
         book.refs.discard(tid)
     for wf_id in ev.workflows:
-        wf = book.workflows.pop(wf_id, None)
-        book.wf_open.pop(wf_id, None)
-        book.wf_levels.pop(wf_id, None)
-        key = wf.idempotency_key if wf is not None else None
-        if key is not None and book.wf_idem.get(key) == wf_id:
-            del book.wf_idem[key]
+        book.workflows.drop(wf_id)
     if book.order_holes > 1024 and book.order_holes * 2 > len(book.order):
         book.order = [tid for tid in book.order if tid in tasks]
         book.order_holes = 0

@@ -244,8 +244,9 @@ class SchedulerState:
             times.append(book.deadlines[0][0] - s.deadline_window)
         if book.retention:
             times.append(book.retention[0][0] + s.retention_seconds)
-        if book.wf_retention:
-            times.append(book.wf_retention[0][0] + s.retention_seconds)
+        wf_due = book.workflows.next_due()
+        if wf_due is not None:
+            times.append(wf_due + s.retention_seconds)
         return min(times) if times else None
 
     # ---------------------------------------------------------------- queries
@@ -405,7 +406,7 @@ def _encode_snapshot(book: Book) -> bytes:
         totals=book.totals,
         tasks=list(book.tasks.values()),
         queue=queue,
-        workflows=list(book.workflows.values()),
+        workflows=book.workflows.records(),
         regions=[
             RegionSnapshot(info=r.info, expires_at=r.expires_at, last_renewed=r.last_renewed)
             for r in book.regions.records()
@@ -443,11 +444,7 @@ def _restore_book(book: Book, snap: Snapshot) -> None:
     """Fill a new book from a snapshot: the records, then every index derived from them."""
     book.ids = IdGenerator(last_ms=snap.id_last_ms, counter=snap.id_counter)
     book.totals = snap.totals
-    for wf in snap.workflows:
-        book.workflows[wf.id] = wf
-        if wf.idempotency_key is not None:
-            book.wf_idem[wf.idempotency_key] = wf.id
-        book.wf_open[wf.id] = 0
+    book.workflows.restore(snap.workflows)
     tasks = book.tasks
     for task in snap.tasks:
         tasks[task.id] = task

@@ -9,7 +9,6 @@ the end of every command that may have ended tasks.
 from __future__ import annotations
 
 import hashlib
-from heapq import heappush
 
 import msgspec
 
@@ -53,7 +52,7 @@ def submit_workflow(
     if wf.idempotency_key is not None:
         check_text(wf.idempotency_key, "idempotency_key", 256)
         digest = _digest(wf)
-        existing = book.wf_idem.get(wf.idempotency_key)
+        existing = book.workflows.by_key(wf.idempotency_key)
         if existing is not None:
             rec = book.workflows[existing]
             if rec.digest != digest:
@@ -182,27 +181,21 @@ def on_workflow_submitted(book: Book, ev: WorkflowSubmitted) -> None:
         idempotency_key=ev.idempotency_key,
         digest=ev.digest,
     )
-    book.workflows[ev.id] = wf
-    book.wf_open[ev.id] = len(ev.nodes)
-    if ev.idempotency_key is not None:
-        book.wf_idem[ev.idempotency_key] = ev.id
+    book.workflows.add(wf)
 
 
 def on_workflow_finished(book: Book, ev: WorkflowFinished) -> None:
-    wf = book.workflows[ev.id]
-    wf.state = ev.state
-    wf.finished_at = ev.at
-    book.wf_done.discard(ev.id)
-    heappush(book.wf_retention, (ev.at, ev.id))
+    book.workflows.finish(ev.id, ev.state, ev.at)
 
 
 def finish_workflows(
     book: Book, now: float, out: list[Event], cancelled: str | None = None
 ) -> None:
-    if not book.wf_done:
+    finishing = book.workflows.finishing()
+    if not finishing:
         return
     tasks = book.tasks
-    for wf_id in sorted(book.wf_done):
+    for wf_id in finishing:
         wf = book.workflows[wf_id]
         states = {tasks[t].state for t in wf.nodes.values() if t in tasks}
         if states <= {SUCCEEDED}:
