@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from tierq.core import (  # noqa: E402
     AdmissionSettings,
-    IndexedPriorityQueue,
     Outcome,
     OutcomeKind,
     RegionInfo,
@@ -50,6 +49,7 @@ from tierq.core import (  # noqa: E402
     WorkflowNode,
     WorkflowSpec,
 )
+from tierq.core.pqueue import IndexedPriorityQueue  # noqa: E402
 
 START = "<!-- core_bench:start -->"
 END = "<!-- core_bench:end -->"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import tierq.core as core
 
 
@@ -43,3 +45,14 @@ def test_scheduler_contract() -> None:
     assert {"snapshot", "fingerprint", "next_wakeup", "list_tasks", "regions"} <= set(
         dir(core.SchedulerState)
     )
+
+
+def test_indexed_priority_queue_is_deprecated_here() -> None:
+    # Only tests and benchmarks used it: it lives on in tierq.core.pqueue (see CHANGELOG).
+    from tierq.core.pqueue import IndexedPriorityQueue
+
+    assert "IndexedPriorityQueue" not in core.__all__
+    with pytest.warns(DeprecationWarning, match=r"tierq\.core\.pqueue"):
+        assert core.IndexedPriorityQueue is IndexedPriorityQueue
+    with pytest.raises(AttributeError):
+        _ = core.NoSuchName  # type: ignore[attr-defined]

@@ -12,7 +12,6 @@ from core_harness import T0, Harness
 
 from tierq.core import (
     Event,
-    IndexedPriorityQueue,
     RegionInfo,
     SchedulerState,
     Settings,
@@ -24,7 +23,7 @@ from tierq.core import (
     event_task_id,
 )
 from tierq.core.ids import IdGenerator
-from tierq.core.pqueue import make_key
+from tierq.core.pqueue import IndexedPriorityQueue, make_key
 from tierq.core.validate import check_specs
 from tierq.errors import InvalidRequestError
 
@@ -98,7 +97,7 @@ def test_lease_ignores_tasks_the_region_cannot_run() -> None:
     st.register_region(RegionInfo(name="eu", instance="i", task_types=("job",)), T0)
     for k in range(100):
         st.submit([TaskSpec(name="job", region="nowhere", priority=5)] * 1000, T0 + k)
-    pinned = st._placement.get(("job", "nowhere", (), None))
+    pinned = st._book.placement.get(("job", "nowhere", (), None))
     assert pinned is not None
     before = pinned.statistics()
     now = T0 + 200

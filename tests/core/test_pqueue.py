@@ -7,7 +7,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from tierq.core import IndexedPriorityQueue
+from tierq.core.pqueue import IndexedPriorityQueue
 
 
 def drain(q: IndexedPriorityQueue) -> list[str]:

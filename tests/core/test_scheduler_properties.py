@@ -89,7 +89,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.midway = (self.state.snapshot(), len(self.events))
 
     def tasks(self, *states: TaskState) -> list[str]:
-        live = self.state._tasks  # the invariants read the index directly, like a replay test
+        live = self.state._book.tasks  # the invariants read the index directly, like a replay test
         return sorted(t for t, task in live.items() if not states or task.state in states)
 
     # ------------------------------------------------------------------ rules
@@ -146,10 +146,10 @@ class SchedulerMachine(RuleBasedStateMachine):
             return
         assert len(leased) <= slots
         for t in leased:
-            task = self.state._tasks[t.id]
+            task = self.state._book.tasks[t.id]
             assert task.state is TaskState.ASSIGNED and task.attempt == t.attempt
             for p in task.parents:
-                if p in self.state._tasks:
+                if p in self.state._book.tasks:
                     assert p in t.parent_results
         self.rec(evs)
 
@@ -157,7 +157,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def start(self, data: st.DataObject) -> None:
         tid = data.draw(st.sampled_from(self.tasks(TaskState.ASSIGNED)))
-        attempt = self.state._tasks[tid].attempt
+        attempt = self.state._book.tasks[tid].attempt
         self.rec(
             self.state.report_started([Started(task_id=tid, attempt=attempt, worker="w")], self.now)
         )
@@ -173,7 +173,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         held = self.tasks(*HELD)
         pool = held if held and not stale else self.submitted
         tid = data.draw(st.sampled_from(pool))
-        task = self.state._tasks.get(tid)
+        task = self.state._book.tasks.get(tid)
         attempt = (task.attempt if task else 1) - (1 if stale else 0)
         error = None if kind is OutcomeKind.SUCCEEDED else ErrorSummary(type=etype, message="x")
         before = self.state.snapshot() if stale or tid not in held else None
@@ -192,17 +192,17 @@ class SchedulerMachine(RuleBasedStateMachine):
         try:
             self.rec(self.state.cancel(tid, self.now))
         except (ConflictError, NotFoundError):
-            task = self.state._tasks.get(tid)
+            task = self.state._book.tasks.get(tid)
             assert task is None or task.state in TERMINAL_STATES
 
-    @precondition(lambda self: self.state._workflows)
+    @precondition(lambda self: self.state._book.workflows)
     @rule(data=st.data())
     def cancel_workflow(self, data: st.DataObject) -> None:
-        wf_id = data.draw(st.sampled_from(sorted(self.state._workflows)))
+        wf_id = data.draw(st.sampled_from(self.state._book.workflows.ids()))
         try:
             self.rec(self.state.cancel_workflow(wf_id, self.now))
         except ConflictError:
-            assert self.state._workflows[wf_id].state is not None
+            assert self.state._book.workflows[wf_id].state is not None
 
     @precondition(lambda self: self.submitted)
     @rule(data=st.data(), priority=st.integers(-5, 5))
@@ -234,7 +234,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), fraction=st.floats(-1.0, 2.0))
     def progress(self, data: st.DataObject, fraction: float) -> None:
         tid = data.draw(st.sampled_from(self.tasks(*HELD)))
-        attempt = self.state._tasks[tid].attempt
+        attempt = self.state._book.tasks[tid].attempt
         item = Progress(task_id=tid, attempt=attempt, fraction=fraction)
         self.rec(self.state.report_progress([item], self.now))
 
@@ -250,7 +250,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_task_once(self) -> None:
-        live = self.state._tasks
+        live = self.state._book.tasks
         assert len(set(self.submitted)) == len(self.submitted)
         assert set(self.submitted) == set(live) | self.evicted
         assert not set(live) & self.evicted
@@ -260,16 +260,16 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert stats.queue.size == len(ready) == stats.queue_depth
         held = sum(v for v in stats.held_by_region.values())
         assert held == sum(
-            1 for t in live.values() if t.state in HELD and t.region in self.state._regions
+            1 for t in live.values() if t.state in HELD and t.region in self.state._book.regions
         )
 
     @invariant()
     def dependencies_respected(self) -> None:
-        live = self.state._tasks
+        live = self.state._book.tasks
         for task in live.values():
             if task.state not in RUNNABLE:
                 continue
-            cont = self.state._policy(task) is FailurePolicy.CONTINUE
+            cont = self.state._book.policy(task) is FailurePolicy.CONTINUE
             for p in task.parents:
                 parent = live.get(p)
                 if parent is None:
@@ -281,7 +281,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def attempts_monotonic_and_terminal_absorbing(self) -> None:
-        for tid, task in self.state._tasks.items():
+        for tid, task in self.state._book.tasks.items():
             assert task.attempt >= self.last_attempt.get(tid, 1)
             old = self.last_state.get(tid)
             if old in TERMINAL_STATES and task.state not in TERMINAL_STATES:

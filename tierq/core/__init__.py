@@ -4,6 +4,8 @@ Services feed a ``SchedulerState`` commands with ``now`` and get back the events
 the log; ``apply`` replays them. Everything public is re-exported here.
 """
 
+import warnings
+
 from .admission import (
     AdmissionLevel as AdmissionLevel,
 )
@@ -188,7 +190,6 @@ from .model import (
 from .model import (
     WorkflowSpec as WorkflowSpec,
 )
-from .pqueue import IndexedPriorityQueue as IndexedPriorityQueue
 from .pqueue import QueueStatistics as QueueStatistics
 from .records import (
     SchedulerStatistics as SchedulerStatistics,
@@ -269,7 +270,6 @@ __all__ = [
     "Event",
     "FailurePolicy",
     "IdGenerator",
-    "IndexedPriorityQueue",
     "JSONValue",
     "LeaseTable",
     "LeasedTask",
@@ -328,3 +328,19 @@ __all__ = [
     "retry_decision",
     "topological_levels",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # IndexedPriorityQueue left __all__: nothing outside the core uses it (the scheduler runs
+    # on readyq.ReadyQueue), only tests and benchmarks, which import it from tierq.core.pqueue.
+    # The old spelling keeps working, with a warning, until the next minor release.
+    if name == "IndexedPriorityQueue":
+        from .pqueue import IndexedPriorityQueue
+
+        warnings.warn(
+            "tierq.core.IndexedPriorityQueue is deprecated: import it from tierq.core.pqueue",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return IndexedPriorityQueue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,9 +6,10 @@ import heapq
 
 import msgspec
 
+from ..errors import ConflictError, NotFoundError
 from .model import RegionInfo
 
-__all__ = ["LeaseTable", "RegionRecord", "RegionView"]
+__all__ = ["LeaseTable", "RegionBook", "RegionRecord", "RegionView"]
 
 
 class RegionRecord:
@@ -49,6 +50,116 @@ class RegionView(msgspec.Struct, frozen=True, kw_only=True):
     task_types: tuple[str, ...]
     lease_expires_at: float
     held: int
+
+
+class RegionBook:
+    """The master's registered regions, by name: their leases and the tasks each holds.
+
+    It owns the records; the scheduler changes them only through these methods (from
+    ``apply``), and the queries read them through ``records`` and ``held``."""
+
+    __slots__ = ("_regions",)
+
+    def __init__(self) -> None:
+        self._regions: dict[str, RegionRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._regions
+
+    def get(self, name: str) -> RegionRecord | None:
+        return self._regions.get(name)
+
+    def require(self, name: str, instance: str) -> RegionRecord:
+        """The record of ``name`` if ``instance`` is the registered one; NotFoundError or
+        ConflictError otherwise (either way the region registers again)."""
+        rec = self._regions.get(name)
+        if rec is None:
+            raise NotFoundError(f"region {name!r} is not registered", ids=(name,))
+        if rec.instance != instance:
+            raise ConflictError(
+                f"region {name!r} is registered with instance {rec.instance!r}, not "
+                f"{instance!r}; register again",
+                ids=(name,),
+            )
+        return rec
+
+    def records(self) -> list[RegionRecord]:
+        """Every region, by name."""
+        regions = self._regions
+        return [regions[name] for name in sorted(regions)]
+
+    def held(self, name: str, instance: str) -> list[str]:
+        """The ids of the tasks held by region ``name`` if ``instance`` is registered, sorted."""
+        rec = self._regions.get(name)
+        if rec is None or rec.instance != instance:
+            return []
+        return sorted(rec.held)
+
+    def held_counts(self) -> dict[str, int]:
+        return {rec.name: len(rec.held) for rec in self.records()}
+
+    def views(self) -> list[RegionView]:
+        return [
+            RegionView(
+                name=rec.name,
+                instance=rec.instance,
+                labels=rec.info.labels,
+                task_types=rec.info.task_types,
+                lease_expires_at=rec.expires_at,
+                held=len(rec.held),
+            )
+            for rec in self.records()
+        ]
+
+    def expiry_times(self) -> list[float]:
+        return [rec.expires_at for rec in self._regions.values()]
+
+    def register(self, info: RegionInfo, at: float, lease_seconds: float) -> None:
+        """A new lease for ``info``; the same instance keeps what it holds."""
+        old = self._regions.get(info.name)
+        rec = RegionRecord(info, at, lease_seconds)
+        if old is not None and old.instance == info.instance:
+            rec.held = old.held
+        self._regions[info.name] = rec
+
+    def renew(self, name: str, instance: str, at: float, lease_seconds: float) -> None:
+        rec = self._regions.get(name)
+        if rec is not None and rec.instance == instance:
+            rec.renew(at, lease_seconds)
+
+    def expire(self, name: str, instance: str) -> bool:
+        """Drop the region if ``instance`` is still the registered one; whether it was."""
+        rec = self._regions.get(name)
+        if rec is None or rec.instance != instance:
+            return False
+        del self._regions[name]
+        return True
+
+    def hold(self, name: str | None, task_id: str) -> None:
+        rec = self._regions.get(name or "")
+        if rec is not None:
+            rec.held.add(task_id)
+
+    def hold_all(self, name: str, task_ids: list[str]) -> None:
+        rec = self._regions.get(name)
+        if rec is not None:
+            rec.held.update(task_ids)
+
+    def release(self, name: str | None, task_id: str) -> None:
+        rec = self._regions.get(name or "")
+        if rec is not None:
+            rec.held.discard(task_id)
+
+    def restore(
+        self, info: RegionInfo, last_renewed: float, expires_at: float, lease: float
+    ) -> None:
+        """Put back one region as a snapshot recorded it (its held set is rebuilt from tasks)."""
+        rec = RegionRecord(info, last_renewed, lease)
+        rec.expires_at = expires_at
+        self._regions[info.name] = rec
 
 
 class LeaseTable:

@@ -31,22 +31,16 @@ def missing_attempts(
     The grace covers a lease reply still on its way: the region cannot report what it has
     not received yet.
     """
-    rec = state._regions.get(region)
-    if rec is None or rec.info.instance != instance:
-        return []
-    tasks = state._tasks
     out: list[Outcome] = []
-    for task_id in sorted(rec.held):
-        task = tasks.get(task_id)
-        if task is None or (task_id, task.attempt) in held:
+    for task_id, attempt, assigned in state.held_attempts(region, instance):
+        if (task_id, attempt) in held:
             continue
-        assigned = task.timestamps.get("assigned", now)
-        if assigned > now - grace:
+        if (now if assigned is None else assigned) > now - grace:
             continue
         out.append(
             Outcome(
                 task_id=task_id,
-                attempt=task.attempt,
+                attempt=attempt,
                 kind=OutcomeKind.LOST,
                 error=ErrorSummary(
                     type="LeaseLost",

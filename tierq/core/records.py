@@ -1,6 +1,10 @@
-"""Records the scheduler keeps besides tasks, what its queries return, and its snapshot format."""
+"""Records the scheduler keeps besides tasks (and ``WorkflowBook``, the keeper of the workflow
+records), what its queries return, and its snapshot format."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from heapq import heapify, heappop, heappush
 
 import msgspec
 
@@ -16,6 +20,7 @@ __all__ = [
     "SchedulerStatistics",
     "Snapshot",
     "Totals",
+    "WorkflowBook",
     "WorkflowNodeView",
     "WorkflowRecord",
     "WorkflowSummary",
@@ -44,6 +49,145 @@ class WorkflowRecord(msgspec.Struct, kw_only=True):
     #: succeeded | failed | cancelled once every task is terminal, else None.
     state: str | None = None
     finished_at: float | None = None
+
+
+class WorkflowBook:
+    """The scheduler's workflows: their records, how many of each one's tasks are still open,
+    which are ready to finish, their idempotency keys, and when finished ones may go.
+
+    It owns that state; the scheduler changes it only through these methods (from ``apply``),
+    and the queries read it through them."""
+
+    __slots__ = ("_done", "_idem", "_levels", "_open", "_records", "_retention")
+
+    def __init__(self) -> None:
+        self._records: dict[str, WorkflowRecord] = {}
+        #: Workflow -> how many of its tasks are not terminal.
+        self._open: dict[str, int] = {}
+        #: Workflows whose tasks are all terminal, not yet marked finished.
+        self._done: set[str] = set()
+        self._idem: dict[str, str] = {}
+        #: Topological level of each node, by workflow: a cache for views (a workflow's graph
+        #: never changes), filled on first view; not part of the state or its snapshot.
+        self._levels: dict[str, list[int]] = {}
+        #: (finished at, workflow id): eviction candidates.
+        self._retention: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, wf_id: str) -> WorkflowRecord:
+        return self._records[wf_id]
+
+    def get(self, wf_id: str) -> WorkflowRecord | None:
+        return self._records.get(wf_id)
+
+    def ids(self) -> list[str]:
+        """Every workflow id, in submission (= id) order, also on replay."""
+        return list(self._records)
+
+    def records(self) -> list[WorkflowRecord]:
+        return list(self._records.values())
+
+    def by_key(self, idempotency_key: str) -> str | None:
+        return self._idem.get(idempotency_key)
+
+    def open_tasks(self, wf_id: str) -> int:
+        """How many of the workflow's tasks are not terminal (0 for an unknown one)."""
+        return self._open.get(wf_id, 0)
+
+    def policy(self, wf_id: str) -> FailurePolicy:
+        rec = self._records.get(wf_id)
+        return FailurePolicy.SKIP_DEPENDENTS if rec is None else rec.policy
+
+    def levels(self, wf_id: str, compute: Callable[[], list[int]]) -> list[int]:
+        """The nodes' topological levels, computed once per workflow."""
+        levels = self._levels.get(wf_id)
+        if levels is None:
+            levels = self._levels[wf_id] = compute()
+        return levels
+
+    def add(self, rec: WorkflowRecord) -> None:
+        """A new workflow, none of whose tasks is terminal yet."""
+        self._records[rec.id] = rec
+        self._open[rec.id] = len(rec.nodes)
+        if rec.idempotency_key is not None:
+            self._idem[rec.idempotency_key] = rec.id
+
+    def task_ended(self, wf_id: str) -> None:
+        """One of the workflow's tasks became terminal."""
+        left = self._open.get(wf_id)
+        if left is not None:
+            self._open[wf_id] = left - 1
+            if left == 1:
+                self._done.add(wf_id)
+
+    def task_reopened(self, wf_id: str) -> None:
+        """One of the workflow's tasks left a terminal state (a manual retry): the workflow
+        is running again."""
+        if wf_id in self._open:
+            self._open[wf_id] += 1
+            self._done.discard(wf_id)
+            rec = self._records[wf_id]
+            rec.state = None
+            rec.finished_at = None
+
+    def finishing(self) -> list[str]:
+        """The workflows whose tasks are all terminal and that are not marked finished, by id."""
+        return sorted(self._done) if self._done else []
+
+    def finish(self, wf_id: str, state: str, at: float) -> None:
+        rec = self._records[wf_id]
+        rec.state = state
+        rec.finished_at = at
+        self._done.discard(wf_id)
+        heappush(self._retention, (at, wf_id))
+
+    def due(self, limit: float) -> list[WorkflowRecord]:
+        """The finished workflows whose retention started at or before ``limit``, taken off
+        the retention heap (a workflow revived since, or gone, is skipped)."""
+        out: list[WorkflowRecord] = []
+        retention = self._retention
+        while retention and retention[0][0] <= limit:
+            rec = self._records.get(heappop(retention)[1])
+            if rec is not None and rec.finished_at is not None:
+                out.append(rec)
+        return out
+
+    def next_due(self) -> float | None:
+        """When the earliest finished workflow's retention started, if any."""
+        return self._retention[0][0] if self._retention else None
+
+    def drop(self, wf_id: str) -> None:
+        """Forget an evicted workflow, and its idempotency key."""
+        rec = self._records.pop(wf_id, None)
+        self._open.pop(wf_id, None)
+        self._levels.pop(wf_id, None)
+        key = rec.idempotency_key if rec is not None else None
+        if key is not None and self._idem.get(key) == wf_id:
+            del self._idem[key]
+
+    def restore(self, records: list[WorkflowRecord]) -> None:
+        """Put back the records of a snapshot; ``count_open`` then ``restored`` follow."""
+        for rec in records:
+            self._records[rec.id] = rec
+            if rec.idempotency_key is not None:
+                self._idem[rec.idempotency_key] = rec.id
+            self._open[rec.id] = 0
+
+    def count_open(self, wf_id: str) -> None:
+        """Restore: one more task of the workflow is not terminal."""
+        if wf_id in self._open:
+            self._open[wf_id] += 1
+
+    def restored(self) -> None:
+        """Restore: derive which workflows are done and the retention heap."""
+        for wf_id, rec in self._records.items():
+            if rec.state is None and self._open[wf_id] == 0:
+                self._done.add(wf_id)
+            if rec.finished_at is not None:
+                self._retention.append((rec.finished_at, wf_id))
+        heapify(self._retention)
 
 
 class Totals(msgspec.Struct, kw_only=True):
