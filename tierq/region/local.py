@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.model import LeasedTask
+from ..core.model import ErrorSummary, LeasedTask, Outcome, OutcomeKind
 from ..protocol import WorkerView
 
 Attempt = tuple[str, int]
@@ -51,8 +51,23 @@ class LocalQueue:
                 out.append(task)
         return out
 
-    def count_for(self, task_types: Iterable[str]) -> int:
-        return sum(len(self._heaps.get(t, ())) for t in task_types)
+    def count_for(self, task_types: frozenset[str]) -> int:
+        """Queued tasks of these types (cancelled ones excluded)."""
+        return sum(1 for task in self._ids.values() if task.name in task_types)
+
+    def types(self) -> set[str]:
+        """Task types with at least one live entry (a cancelled one may linger in a heap)."""
+        return {task.name for task in self._ids.values()}
+
+    def take_types(self, keep: frozenset[str]) -> list[LeasedTask]:
+        """Remove and return every queued task whose type is not in ``keep``."""
+        out: list[LeasedTask] = []
+        for name in [t for t in self._heaps if t not in keep]:
+            for _, _, task in sorted(self._heaps.pop(name)):
+                if self._ids.get(task.id) is task:
+                    del self._ids[task.id]
+                    out.append(task)
+        return out
 
     def tasks(self) -> list[LeasedTask]:
         return list(self._ids.values())
@@ -100,3 +115,16 @@ class WorkerSlot:
             completed=self.completed,
             failed=self.failed,
         )
+
+
+def lost_outcome(
+    task_id: str, attempt: int, kind: str, why: str, worker: str | None = None
+) -> Outcome:
+    """The region ends an attempt as lost (the master re-queues it as a counted retry)."""
+    return Outcome(
+        task_id=task_id,
+        attempt=attempt,
+        kind=OutcomeKind.LOST,
+        worker=worker,
+        error=ErrorSummary(type=kind, message=why, lost=True),
+    )

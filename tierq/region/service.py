@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from ..config import RegionConfig
 from ..core.model import (
-    ErrorSummary,
     LeasedTask,
     Outcome,
     OutcomeKind,
@@ -65,7 +64,7 @@ from ..protocol import (
     encode_error,
     encode_ok,
 )
-from .local import LocalQueue, WorkerSlot
+from .local import LocalQueue, WorkerSlot, lost_outcome
 
 log = logging.getLogger("tierq.region")
 
@@ -117,8 +116,9 @@ class Region:
         self._outbox = _Outbox()
         self._outbox_ready = asyncio.Event()
         self._credits_changed = asyncio.Event()
-        self._registered_types: frozenset[str] = frozenset()
-        self._need_register = True
+        #: (instance, task types) the master last confirmed; None until the first
+        #: registration of the current instance completes.
+        self._registered: tuple[str, frozenset[str]] | None = None
         self._lease_seconds = 10.0
         self._held_sent_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,14 +160,33 @@ class Region:
         data = await self.engine.request(self.subjects.master(op), encode(request), timeout=timeout)
         return decode_reply(data, reply_type)
 
+    def live_types(self) -> frozenset[str]:
+        """Task types some live worker here takes (a draining worker takes nothing new)."""
+        return frozenset().union(*(w.task_types for w in self.workers.values() if not w.draining))
+
+    @property
+    def registered_types(self) -> frozenset[str]:
+        return self._registered[1] if self._registered is not None else frozenset()
+
+    def registration_due(self) -> bool:
+        """The master's view of this region (instance, task types) is not the live one."""
+        return self._registered != (self.instance, self.live_types())
+
     async def _register(self) -> None:
-        """Register (again) with the master; retried until a master answers."""
+        """Register (again) with the master; retried until a master answers.
+
+        What is sent is a snapshot: workers may join or leave, and the lease may be lost,
+        while the master answers. Only that snapshot is recorded as registered, so
+        :meth:`registration_due` stays true after any such change and the lease loop
+        registers again; nothing done meanwhile is overwritten.
+        """
         delay = 0.05
         while True:
-            types = frozenset().union(*(w.task_types for w in self.workers.values()))
+            types = self.live_types()
+            instance = self.instance
             info = RegionInfo(
                 name=self.name,
-                instance=self.instance,
+                instance=instance,
                 labels=self.config.labels,
                 task_types=tuple(sorted(types)),
             )
@@ -186,20 +205,53 @@ class Region:
                 await asyncio.sleep(2.0)
                 continue
             self._lease_seconds = reply.lease_seconds
-            self._registered_types = types
-            self._need_register = False
+            if self.instance == instance:
+                self._registered = (instance, types)
+                self._give_back(types)
             return
+
+    def _give_back(self, registered: frozenset[str]) -> None:
+        """Hand back to the master the queued tasks no live worker here can run.
+
+        Called once the master knows the region no longer offers their types, so it will not
+        lease them here again. They go back as lost attempts (re-queued at once, counted like
+        any lost attempt), with the reason in their history.
+        """
+        keep = registered | self.live_types()
+        orphans = self.queue.take_types(keep)
+        if not orphans:
+            return
+        by_type: dict[str, int] = {}
+        for task in orphans:
+            by_type[task.name] = by_type.get(task.name, 0) + 1
+            why = f"no live worker in region {self.name} runs {task.name!r}"
+            self._outbox.outcomes.append(lost_outcome(task.id, task.attempt, "NoWorker", why))
+        for name, count in sorted(by_type.items()):
+            log.warning(
+                "region %s: no live worker runs %r; handing %d queued tasks back to the master",
+                self.name,
+                name,
+                count,
+            )
+        self._outbox_ready.set()
+        self._credits_changed.set()
 
     # -- credits and leasing ---------------------------------------------------------------
 
     def credits(self) -> int:
+        """Free slots of live workers plus prefetch, minus the queued tasks they can run.
+
+        Queued tasks no live worker takes do not count: they are handed back at the next
+        registration instead of holding capacity another type could use.
+        """
         free = sum(w.free for w in self.workers.values())
-        return max(0, free + self.config.prefetch - len(self.queue))
+        return max(0, free + self.config.prefetch - self.queue.count_for(self.live_types()))
 
     async def _lease_loop(self) -> None:
         while True:
-            if self._need_register:
+            if self.registration_due():
                 await self._register()
+                continue
             want = self.credits()
             if want <= 0:
                 self._credits_changed.clear()
@@ -252,8 +304,6 @@ class Region:
         if old is not None:
             slot.running = old.running
         self.workers[req.worker] = slot
-        if not slot.task_types <= self._registered_types:
-            self._need_register = True
         self._credits_changed.set()
         await msg.respond(
             encode_ok(
@@ -341,6 +391,7 @@ class Region:
         worker.last_heartbeat = time.time()
         if req.draining and not worker.draining:
             worker.draining = True
+            self._credits_changed.set()  # its types may no longer be live here
             # Answer its parked pull now so the worker can exit without waiting it out.
             parked = self._parked.pop(worker.id, None)
             if parked is not None:
@@ -406,6 +457,7 @@ class Region:
                 encode_error(NotFoundError(f"no worker {req.worker!r} in region {self.name}"))
             )
             return
+        self._credits_changed.set()
         for worker in targets:
             worker.draining = True
             parked = self._parked.pop(worker.id, None)
@@ -449,7 +501,7 @@ class Region:
                 progress=box.progress,
                 outcomes=box.outcomes,
                 workers=[w.view(self.name) for w in self.workers.values()],
-                task_types=sorted(self._registered_types),
+                task_types=sorted(self.registered_types),
                 held=self._held() if self._held_due() else None,
             )
             reply = await self._send_report(request)
@@ -507,19 +559,10 @@ class Region:
                 parked = self._parked.pop(worker.id, None)
                 if parked is not None:
                     parked.handle.cancel()
+                why = f"worker {worker.id} stopped heartbeating"
                 for task_id, attempt in worker.running:
                     self._outbox.outcomes.append(
-                        Outcome(
-                            task_id=task_id,
-                            attempt=attempt,
-                            kind=OutcomeKind.LOST,
-                            worker=worker.id,
-                            error=ErrorSummary(
-                                type="WorkerLost",
-                                message=f"worker {worker.id} stopped heartbeating",
-                                lost=True,
-                            ),
-                        )
+                        lost_outcome(task_id, attempt, "WorkerLost", why, worker.id)
                     )
                 self._outbox_ready.set()
                 self._credits_changed.set()
@@ -532,7 +575,7 @@ class Region:
                 "region %s lost its lease; dropped %d queued tasks", self.name, len(dropped)
             )
         self.instance = os.urandom(6).hex()
-        self._need_register = True
+        self._registered = None
         self._credits_changed.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
