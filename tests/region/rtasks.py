@@ -30,3 +30,10 @@ async def nap(seconds: float, path: str, label: str, ctx: tierq.TaskContext) -> 
     with open(path, "a") as f:
         f.write(json.dumps({"label": label, "attempt": ctx.attempt, "pid": os.getpid()}) + "\n")
     return label
+
+
+@app.task(name="r.big")
+async def big(size: int, seconds: float) -> str:
+    """A large result: several of them do not fit in one message to the master."""
+    await asyncio.sleep(seconds)
+    return "x" * size

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.model import ErrorSummary, LeasedTask, Outcome, OutcomeKind
+from ..core.model import ErrorSummary, LeasedTask, Outcome, OutcomeKind, Progress, Started
 from ..protocol import WorkerView
 
 Attempt = tuple[str, int]
@@ -77,6 +78,27 @@ class LocalQueue:
         self._ids.clear()
         self._heaps.clear()
         return tasks
+
+
+@dataclass(slots=True)
+class ParkedPull:
+    worker: str
+    slots: int
+    reply: str
+    handle: asyncio.TimerHandle
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Worker news waiting to go up to the master, and the worker replies that wait on it."""
+
+    started: list[Started] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.progress or self.outcomes or self.replies)
 
 
 @dataclass(slots=True)

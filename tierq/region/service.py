@@ -20,9 +20,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+import msgspec
 
 from ..config import RegionConfig
 from ..core.model import (
@@ -33,7 +34,6 @@ from ..core.model import (
     RegionInfo,
     Started,
 )
-from ..core.validate import check_name
 from ..engine import Engine, Message, Subjects, Subscription, connect
 from ..errors import (
     ConflictError,
@@ -64,7 +64,9 @@ from ..protocol import (
     encode_error,
     encode_ok,
 )
-from .local import LocalQueue, WorkerSlot, lost_outcome
+from . import reports
+from .door import check_heartbeat, check_pull, check_register, check_report
+from .local import LocalQueue, Outbox, ParkedPull, WorkerSlot, lost_outcome
 
 log = logging.getLogger("tierq.region")
 
@@ -80,27 +82,6 @@ MASTER_TIMEOUT = 3.0
 HELD_EVERY = 2.0
 
 
-@dataclass(slots=True)
-class _ParkedPull:
-    worker: str
-    slots: int
-    reply: str
-    handle: asyncio.TimerHandle
-
-
-@dataclass(slots=True)
-class _Outbox:
-    """Worker news waiting to go up to the master, and the worker replies that wait on it."""
-
-    started: list[Started] = field(default_factory=list)
-    progress: list[Progress] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.started or self.progress or self.outcomes or self.replies)
-
-
 class Region:
     """One region process."""
 
@@ -112,8 +93,8 @@ class Region:
         self.subjects = Subjects(config.nats.prefix)
         self.queue = LocalQueue()
         self.workers: dict[str, WorkerSlot] = {}
-        self._parked: dict[str, _ParkedPull] = {}
-        self._outbox = _Outbox()
+        self._parked: dict[str, ParkedPull] = {}
+        self._outbox = Outbox()
         self._outbox_ready = asyncio.Event()
         self._credits_changed = asyncio.Event()
         #: (instance, task types) the master last confirmed; None until the first
@@ -144,15 +125,24 @@ class Region:
             await self._register()
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._lease_loop())
-                tg.create_task(self._report_loop())
-                tg.create_task(self._liveness_loop())
+                for loop in (self._lease_loop, self._report_loop, self._liveness_loop):
+                    tg.create_task(self._forever(loop))
         finally:
             for sub in subs:
                 with contextlib.suppress(TierqError):
                     await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+
+    async def _forever(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a service loop; a bug in one round is logged, and the loop starts again
+        instead of taking the whole region (and every worker's pulls) down with it."""
+        while True:
+            try:
+                await loop()
+            except Exception:
+                log.exception("region %s: %s failed; restarting it", self.name, loop.__name__)
+                await asyncio.sleep(0.5)
 
     async def _master(
         self, op: str, request: object, reply_type: type[T], timeout: float = 10.0
@@ -280,14 +270,11 @@ class Region:
     # -- workers ---------------------------------------------------------------------------
 
     async def _on_register(self, msg: Message) -> None:
+        if not msg.reply:
+            return  # a request nobody waits for is not one a worker sent
         try:
             req = decode(msg.data, RegisterWorkerRequest)
-            if req.concurrency < 1:
-                raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
-            # The same rule as task names at submission: a type the master would refuse
-            # must not reach the region's own registration.
-            for i, name in enumerate(req.task_types):
-                check_name(name, f"task_types[{i}]")
+            check_register(req)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -315,8 +302,11 @@ class Region:
         )
 
     async def _on_pull(self, msg: Message) -> None:
+        if not msg.reply:
+            return
         try:
             req = decode(msg.data, PullRequest)
+            check_pull(req)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -343,7 +333,7 @@ class Region:
             return
         loop = asyncio.get_running_loop()
         handle = loop.call_later(min(req.wait, 30.0), self._expire_pull, req.worker, msg.reply)
-        self._parked[req.worker] = _ParkedPull(req.worker, slots, msg.reply, handle)
+        self._parked[req.worker] = ParkedPull(req.worker, slots, msg.reply, handle)
         self._credits_changed.set()
 
     def _expire_pull(self, worker: str, reply: str) -> None:
@@ -379,8 +369,11 @@ class Region:
                 break
 
     async def _on_heartbeat(self, msg: Message) -> None:
+        if not msg.reply:
+            return
         try:
             req = decode(msg.data, WorkerHeartbeat)
+            check_heartbeat(req)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -410,8 +403,11 @@ class Region:
         await msg.respond(encode_ok(WorkerHeartbeatReply(cancel=cancel, drain=worker.draining)))
 
     async def _on_report(self, msg: Message) -> None:
+        if not msg.reply:
+            return
         try:
             req = decode(msg.data, WorkerReport)
+            check_report(req)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -427,6 +423,9 @@ class Region:
                 key = (outcome.task_id, outcome.attempt)
                 if held.pop(key, None) is None:
                     continue
+                if outcome.worker != worker.id:
+                    # The holder's id (checked at registration) is what the master records.
+                    outcome = msgspec.structs.replace(outcome, worker=worker.id)
                 outcomes.append(outcome)
                 if outcome.kind is OutcomeKind.SUCCEEDED:
                     worker.completed += 1
@@ -444,6 +443,8 @@ class Region:
                 self._dispatch()
 
     async def _on_control(self, msg: Message) -> None:
+        if not msg.reply:
+            return
         try:
             req = decode(msg.data, DrainRequest)
         except TierqError as exc:
@@ -467,8 +468,6 @@ class Region:
         await msg.respond(encode_ok(Ack(events=len(targets))))
 
     async def _on_cancelled(self, msg: Message) -> None:
-        import msgspec
-
         try:
             event = msgspec.json.decode(msg.data)
         except msgspec.DecodeError:
@@ -493,7 +492,7 @@ class Region:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox_ready.wait(), timeout=interval)
             self._outbox_ready.clear()
-            box, self._outbox = self._outbox, _Outbox()
+            box, self._outbox = self._outbox, Outbox()
             request = RegionReport(
                 region=self.name,
                 instance=self.instance,
@@ -504,11 +503,12 @@ class Region:
                 task_types=sorted(self.registered_types),
                 held=self._held() if self._held_due() else None,
             )
-            reply = await self._send_report(request)
-            for task_id, attempt in reply.cancel if reply else ():
-                for worker in self.workers.values():
-                    if (task_id, attempt) in worker.running:
-                        worker.cancel.add((task_id, attempt))
+            replies = await reports.deliver(request, self._send_report, self.engine.max_payload)
+            for reply in replies:
+                for task_id, attempt in reply.cancel:
+                    for worker in self.workers.values():
+                        if (task_id, attempt) in worker.running:
+                            worker.cancel.add((task_id, attempt))
             ack = encode_ok(Ack())
             for reply_to in box.replies:
                 await self._respond(reply_to, ack)
@@ -538,7 +538,9 @@ class Region:
                 # were re-queued, so these reports are stale. Register again and move on.
                 self._forget_leases()
                 return None
-            except EngineUnavailableError as exc:
+            except InvalidRequestError:
+                raise
+            except TierqError as exc:  # unreachable, or the master is between terms
                 log.warning("report to master failed, retrying: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
