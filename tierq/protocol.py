@@ -250,6 +250,15 @@ class RegisterWorkerRequest(_Msg):
 class RegisterWorkerReply(_Msg):
     lease_seconds: float
     heartbeat_interval: float
+    #: The region process that answered; a worker seeing another one re-registers.
+    region_instance: str = ""
+
+
+class RegionHello(_Msg):
+    """Published by a region process when it starts (``region.<name>.hello``): workers of a
+    previous instance register again and re-issue the pull the dead one held."""
+
+    instance: str
 
 
 class PullRequest(_Msg):
@@ -276,6 +285,7 @@ class WorkerHeartbeatReply(_Msg):
     #: The region does not know this worker (restarted): register again.
     unknown: bool = False
     drain: bool = False
+    region_instance: str = ""
 
 
 class WorkerReport(_Msg):

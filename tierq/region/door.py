@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from ..core.validate import check_name, check_text, check_token
 from ..errors import InvalidRequestError
 from ..protocol import PullRequest, RegisterWorkerRequest, WorkerHeartbeat, WorkerReport
@@ -75,3 +77,13 @@ def check_heartbeat(req: WorkerHeartbeat) -> None:
 
 def check_report(req: WorkerReport) -> None:
     check_worker_id(req.worker)
+
+
+def cancelled_id(data: bytes) -> str | None:
+    """The task id of a ``task_cancelled`` event (JSON); None for anything else."""
+    try:
+        event = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    task_id = event.get("id") if isinstance(event, dict) else None
+    return task_id if isinstance(task_id, str) else None

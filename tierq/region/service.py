@@ -23,18 +23,11 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import msgspec
-
 from ..config import RegionConfig
 from ..core.model import (
-    LeasedTask,
-    Outcome,
-    OutcomeKind,
-    Progress,
     RegionInfo,
-    Started,
 )
-from ..engine import Engine, Message, Subjects, Subscription, connect
+from ..engine import Engine, Subjects, Subscription, connect
 from ..errors import (
     ConflictError,
     EngineUnavailableError,
@@ -44,29 +37,20 @@ from ..errors import (
 )
 from ..protocol import (
     Ack,
-    DrainRequest,
     LeaseReply,
     LeaseRequest,
-    PullReply,
-    PullRequest,
+    RegionHello,
     RegionReport,
     RegionReportReply,
     RegisterRegionReply,
     RegisterRegionRequest,
-    RegisterWorkerReply,
-    RegisterWorkerRequest,
-    WorkerHeartbeat,
-    WorkerHeartbeatReply,
-    WorkerReport,
-    decode,
     decode_reply,
     encode,
-    encode_error,
     encode_ok,
 )
 from . import reports
-from .door import check_heartbeat, check_pull, check_register, check_report
-from .local import LocalQueue, Outbox, ParkedPull, WorkerSlot, lost_outcome
+from .local import LocalQueue, Outbox, lost_outcome
+from .workers import WorkerSide
 
 log = logging.getLogger("tierq.region")
 
@@ -82,7 +66,7 @@ MASTER_TIMEOUT = 3.0
 HELD_EVERY = 2.0
 
 
-class Region:
+class Region(WorkerSide):
     """One region process."""
 
     def __init__(self, config: RegionConfig, engine: Engine) -> None:
@@ -90,10 +74,12 @@ class Region:
         self.engine = engine
         self.name = config.name
         self.instance = os.urandom(6).hex()
+        #: This process, as workers see it (``instance`` changes also when a lease is lost).
+        self.process = self.instance
         self.subjects = Subjects(config.nats.prefix)
         self.queue = LocalQueue()
-        self.workers: dict[str, WorkerSlot] = {}
-        self._parked: dict[str, ParkedPull] = {}
+        self.workers = {}
+        self._parked = {}
         self._outbox = Outbox()
         self._outbox_ready = asyncio.Event()
         self._credits_changed = asyncio.Event()
@@ -121,6 +107,10 @@ class Region:
                 subs.append(await self.engine.subscribe(s.region(self.name, op), cb=cb))
             subs.append(
                 await self.engine.subscribe(s.event("task_cancelled"), cb=self._on_cancelled)
+            )
+            # Workers of a previous process register again now, not after their pull times out.
+            await self._respond(
+                s.region(self.name, "hello"), encode(RegionHello(instance=self.process))
             )
             await self._register()
             self.ready.set()
@@ -207,22 +197,15 @@ class Region:
         lease them here again. They go back as lost attempts (re-queued at once, counted like
         any lost attempt), with the reason in their history.
         """
-        keep = registered | self.live_types()
-        orphans = self.queue.take_types(keep)
+        orphans = self.queue.take_types(registered | self.live_types())
         if not orphans:
             return
-        by_type: dict[str, int] = {}
         for task in orphans:
-            by_type[task.name] = by_type.get(task.name, 0) + 1
             why = f"no live worker in region {self.name} runs {task.name!r}"
             self._outbox.outcomes.append(lost_outcome(task.id, task.attempt, "NoWorker", why))
-        for name, count in sorted(by_type.items()):
-            log.warning(
-                "region %s: no live worker runs %r; handing %d queued tasks back to the master",
-                self.name,
-                name,
-                count,
-            )
+        for name in sorted({task.name for task in orphans}):
+            n = sum(1 for task in orphans if task.name == name)
+            log.warning("region %s: nobody here runs %r; %d tasks go back", self.name, name, n)
         self._outbox_ready.set()
         self._credits_changed.set()
 
@@ -266,222 +249,6 @@ class Region:
                 for task in reply.tasks:
                     self.queue.push(task)
                 self._dispatch()
-
-    # -- workers ---------------------------------------------------------------------------
-
-    async def _on_register(self, msg: Message) -> None:
-        if not msg.reply:
-            return  # a request nobody waits for is not one a worker sent
-        try:
-            req = decode(msg.data, RegisterWorkerRequest)
-            check_register(req)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        old = self.workers.get(req.worker)
-        slot = WorkerSlot(
-            id=req.worker,
-            task_types=frozenset(req.task_types),
-            concurrency=req.concurrency,
-            pool=req.pool,
-            host=req.host,
-            pid=req.pid,
-            last_heartbeat=time.time(),
-        )
-        if old is not None:
-            slot.running = old.running
-        self.workers[req.worker] = slot
-        self._credits_changed.set()
-        await msg.respond(
-            encode_ok(
-                RegisterWorkerReply(
-                    lease_seconds=self.config.worker_lease_seconds,
-                    heartbeat_interval=self.config.heartbeat_interval,
-                )
-            )
-        )
-
-    async def _on_pull(self, msg: Message) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, PullRequest)
-            check_pull(req)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        if worker is None:
-            await msg.respond(
-                encode_error(NotFoundError(f"worker {req.worker!r} is not registered here"))
-            )
-            return
-        worker.last_heartbeat = time.time()
-        old = self._parked.pop(req.worker, None)
-        if old is not None:
-            old.handle.cancel()
-            await self._respond(old.reply, encode_ok(PullReply()))
-        if worker.draining:
-            await msg.respond(encode_ok(PullReply(drain=True)))
-            return
-        # The worker's own count of free slots is the truth: the region's view of what it runs
-        # lags by the outcome reports still on their way.
-        slots = max(0, min(req.slots, worker.concurrency))
-        tasks = self._hand_out(worker, slots) if slots > 0 else []
-        if tasks or req.wait <= 0:
-            await msg.respond(encode_ok(PullReply(tasks=tasks)))
-            return
-        loop = asyncio.get_running_loop()
-        handle = loop.call_later(min(req.wait, 30.0), self._expire_pull, req.worker, msg.reply)
-        self._parked[req.worker] = ParkedPull(req.worker, slots, msg.reply, handle)
-        self._credits_changed.set()
-
-    def _expire_pull(self, worker: str, reply: str) -> None:
-        parked = self._parked.get(worker)
-        if parked is not None and parked.reply == reply:
-            del self._parked[worker]
-            self._spawn(self._respond(reply, encode_ok(PullReply())))
-
-    def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
-        tasks = self.queue.pop_for(worker.task_types, slots)
-        for task in tasks:
-            worker.running[(task.id, task.attempt)] = task
-            # Handing a task to a worker that pulled for a free slot is the start of the attempt.
-            self._outbox.started.append(
-                Started(task_id=task.id, attempt=task.attempt, worker=worker.id)
-            )
-        if tasks:
-            self._outbox_ready.set()
-        return tasks
-
-    def _dispatch(self) -> None:
-        """Answer parked pulls from the local queue."""
-        for worker_id, parked in list(self._parked.items()):
-            worker = self.workers.get(worker_id)
-            if worker is None:
-                continue
-            tasks = self._hand_out(worker, parked.slots)
-            if tasks:
-                del self._parked[worker_id]
-                parked.handle.cancel()
-                self._spawn(self._respond(parked.reply, encode_ok(PullReply(tasks=tasks))))
-            if not len(self.queue):
-                break
-
-    async def _on_heartbeat(self, msg: Message) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, WorkerHeartbeat)
-            check_heartbeat(req)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        if worker is None:
-            await msg.respond(encode_ok(WorkerHeartbeatReply(unknown=True)))
-            return
-        worker.last_heartbeat = time.time()
-        if req.draining and not worker.draining:
-            worker.draining = True
-            self._credits_changed.set()  # its types may no longer be live here
-            # Answer its parked pull now so the worker can exit without waiting it out.
-            parked = self._parked.pop(worker.id, None)
-            if parked is not None:
-                parked.handle.cancel()
-                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
-        running = {(task_id, attempt) for task_id, attempt in req.running}
-        cancel = [a for a in worker.cancel if a in running]
-        # A cancelled attempt is not reported back; its slot is free once the worker is told
-        # (the worker itself keeps the slot busy until the code really stopped).
-        for attempt in cancel:
-            worker.running.pop(attempt, None)
-        # Keep asking for attempts handed out after this heartbeat was sent.
-        worker.cancel.intersection_update(worker.running)
-        if cancel:
-            self._credits_changed.set()
-        await msg.respond(encode_ok(WorkerHeartbeatReply(cancel=cancel, drain=worker.draining)))
-
-    async def _on_report(self, msg: Message) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, WorkerReport)
-            check_report(req)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        outcomes: list[Outcome] = []
-        progress: list[Progress] = []
-        if worker is not None:
-            worker.last_heartbeat = time.time()
-            held = worker.running
-            # Only the worker holding an attempt may end it or report on it.
-            progress = [p for p in req.progress if (p.task_id, p.attempt) in held]
-            for outcome in req.outcomes:
-                key = (outcome.task_id, outcome.attempt)
-                if held.pop(key, None) is None:
-                    continue
-                if outcome.worker != worker.id:
-                    # The holder's id (checked at registration) is what the master records.
-                    outcome = msgspec.structs.replace(outcome, worker=worker.id)
-                outcomes.append(outcome)
-                if outcome.kind is OutcomeKind.SUCCEEDED:
-                    worker.completed += 1
-                else:
-                    worker.failed += 1
-                worker.cancel.discard(key)
-        box = self._outbox
-        box.progress.extend(progress)
-        box.outcomes.extend(outcomes)
-        box.replies.append(msg.reply)
-        self._outbox_ready.set()
-        if outcomes:
-            self._credits_changed.set()
-            if self._parked and len(self.queue):
-                self._dispatch()
-
-    async def _on_control(self, msg: Message) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, DrainRequest)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        targets = [self.workers[req.worker]] if req.worker in self.workers else []
-        if req.worker is None:
-            targets = list(self.workers.values())
-        elif not targets:
-            await msg.respond(
-                encode_error(NotFoundError(f"no worker {req.worker!r} in region {self.name}"))
-            )
-            return
-        self._credits_changed.set()
-        for worker in targets:
-            worker.draining = True
-            parked = self._parked.pop(worker.id, None)
-            if parked is not None:
-                parked.handle.cancel()
-                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
-        await msg.respond(encode_ok(Ack(events=len(targets))))
-
-    async def _on_cancelled(self, msg: Message) -> None:
-        try:
-            event = msgspec.json.decode(msg.data)
-        except msgspec.DecodeError:
-            return
-        task_id = event.get("id") if isinstance(event, dict) else None
-        if not isinstance(task_id, str):
-            return
-        if self.queue.remove(task_id) is not None:
-            self._credits_changed.set()
-            return
-        for worker in self.workers.values():
-            for attempt in worker.running:
-                if attempt[0] == task_id:
-                    worker.cancel.add(attempt)
 
     # -- upward reports and liveness -------------------------------------------------------
 
@@ -545,30 +312,6 @@ class Region:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _liveness_loop(self) -> None:
-        """Workers that stopped heartbeating lose their attempts (re-queued by the master)."""
-        lease = self.config.worker_lease_seconds
-        while True:
-            await asyncio.sleep(min(1.0, lease / 4))
-            now = time.time()
-            for worker in [w for w in self.workers.values() if now - w.last_heartbeat > lease]:
-                log.warning(
-                    "worker %s missed its lease; re-queueing %d tasks",
-                    worker.id,
-                    len(worker.running),
-                )
-                del self.workers[worker.id]
-                parked = self._parked.pop(worker.id, None)
-                if parked is not None:
-                    parked.handle.cancel()
-                why = f"worker {worker.id} stopped heartbeating"
-                for task_id, attempt in worker.running:
-                    self._outbox.outcomes.append(
-                        lost_outcome(task_id, attempt, "WorkerLost", why, worker.id)
-                    )
-                self._outbox_ready.set()
-                self._credits_changed.set()
-
     def _forget_leases(self) -> None:
         """The master no longer knows this instance and has re-queued what it held."""
         dropped = self.queue.drain_all()
@@ -579,16 +322,6 @@ class Region:
         self.instance = os.urandom(6).hex()
         self._registered = None
         self._credits_changed.set()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Send a reply from sync code; the task is kept referenced and cancelled on exit."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _respond(self, reply_to: str, payload: bytes) -> None:
-        with contextlib.suppress(EngineUnavailableError):
-            await self.engine.publish(reply_to, payload)
 
 
 async def run_region(config: RegionConfig) -> None:
