@@ -222,6 +222,9 @@ class RegionReport(_Msg):
     #: Every attempt the region holds (queued or running), sent every few seconds so the
     #: master can re-queue assignments whose lease reply never arrived.
     held: list[tuple[str, int]] | None = None
+    #: Outcomes of attempts the region does not hold (declared lost already, or never handed
+    #: to that worker): (task id, attempt, outcome kind). Counted as duplicates, not applied.
+    late: list[tuple[str, int, str]] = []
 
 
 class RegionReportReply(_Msg):

@@ -158,6 +158,7 @@ _INT64_MAX = 2**63 - 1
 _MAX_MESSAGE = 4096
 _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
+_OUTCOME_KINDS = frozenset(kind.value for kind in OutcomeKind)
 _EVICT_BATCH = 10_000
 
 
@@ -1641,6 +1642,24 @@ class SchedulerState:
             self._emit(
                 TaskStarted(at=now, id=task.id, attempt=item.attempt, worker=item.worker), out
             )
+        return out
+
+    def report_late(self, items: Sequence[tuple[str, int, str]], now: float) -> list[Event]:
+        """Reports a region received for attempts it does not hold: each is a duplicate
+        (counted, not applied)."""
+        now = float(now)
+        for i, item in enumerate(items):
+            if (
+                len(item) != 3
+                or not isinstance(item[0], str)
+                or type(item[1]) is not int
+                or item[2] not in _OUTCOME_KINDS
+            ):
+                raise InvalidRequestError(f"late[{i}]: expected (task id, attempt, kind)")
+            check_text(item[0], f"late[{i}].task_id", _MAX_WORKER)
+        out: list[Event] = []
+        for task_id, attempt, what in items:
+            self._emit(TaskDuplicateReport(at=now, id=task_id, attempt=attempt, what=what), out)
         return out
 
     def report_progress(self, items: Sequence[Progress], now: float) -> list[Event]:

@@ -117,6 +117,8 @@ class Handlers:
             )
             if lost:
                 events += state.report(lost, now)
+        late = state.report_late(req.late, now) if req.late else []
+        events += late
         duplicates = sum(1 for ev in events if isinstance(ev, TaskDuplicateReport))
         if req.workers is not None:
             for view in req.workers:
@@ -130,7 +132,8 @@ class Handlers:
             for s in req.started
             if not self._is_current(s.task_id, s.attempt)
         ]
-        accepted = len(req.outcomes) + len(req.started) + len(req.progress) - duplicates
+        news = len(req.outcomes) + len(req.started) + len(req.progress)
+        accepted = news - (duplicates - len(late))
         return Handled(
             events,
             RegionReportReply(accepted=accepted, duplicates=duplicates, cancel=cancel),

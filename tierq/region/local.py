@@ -95,10 +95,12 @@ class Outbox:
     started: list[Started] = field(default_factory=list)
     progress: list[Progress] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    #: Reports of attempts nobody here holds: (task id, attempt, outcome kind).
+    late: list[tuple[str, int, str]] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.started or self.progress or self.outcomes or self.replies)
+        return bool(self.started or self.progress or self.outcomes or self.late or self.replies)
 
 
 @dataclass(slots=True)

@@ -62,15 +62,15 @@ def split(report: RegionReport) -> list[RegionReport] | None:
     """Smaller reports carrying the same news, in the same order; None when it cannot get
     smaller.
 
-    The worker views and the held list ride with the first part; a single item is separated
-    from them, since either may be what was refused.
+    The worker views, the held list and the late reports ride with the first part; a single
+    item is separated from them, since either may be what was refused.
     """
     news = items(report)
-    bare = msgspec.structs.replace(report, workers=None, held=None)
+    bare = msgspec.structs.replace(report, workers=None, held=None, late=[])
     if len(news) >= 2:
         half = len(news) // 2
         return [_with(report, news[:half]), _with(bare, news[half:])]
-    if news and (report.workers is not None or report.held is not None):
+    if news and (report.workers is not None or report.held is not None or report.late):
         return [_with(bare, news), _with(report, [])]
     return None
 
@@ -86,6 +86,8 @@ def describe(report: RegionReport) -> str:
         parts.append(f"{len(report.workers)} worker views")
     if report.held is not None:
         parts.append(f"{len(report.held)} held attempts")
+    if report.late:
+        parts.append(f"{len(report.late)} late reports")
     return ", ".join(parts)
 
 

@@ -266,6 +266,7 @@ class Region(WorkerSide):
                 started=box.started,
                 progress=box.progress,
                 outcomes=box.outcomes,
+                late=box.late,
                 workers=[w.view(self.name) for w in self.workers.values()],
                 task_types=sorted(self.registered_types),
                 held=self._held() if self._held_due() else None,
@@ -302,8 +303,13 @@ class Region(WorkerSide):
                 )
             except (NotFoundError, ConflictError):
                 # The master forgot this instance (its lease expired): the attempts it held
-                # were re-queued, so these reports are stale. Register again and move on.
+                # were re-queued, so these reports are stale. Register again and move on;
+                # the stale outcomes are counted as duplicates with the next report.
                 self._forget_leases()
+                self._outbox.late.extend(
+                    (o.task_id, o.attempt, o.kind.value) for o in request.outcomes
+                )
+                self._outbox.late.extend(request.late)
                 return None
             except InvalidRequestError:
                 raise

@@ -206,6 +206,7 @@ class WorkerSide:
         worker = self.workers.get(req.worker)
         outcomes: list[Outcome] = []
         progress: list[Progress] = []
+        late = req.outcomes if worker is None else []
         if worker is not None:
             worker.last_heartbeat = time.time()
             held = worker.running
@@ -214,6 +215,7 @@ class WorkerSide:
             for outcome in req.outcomes:
                 key = (outcome.task_id, outcome.attempt)
                 if held.pop(key, None) is None:
+                    late.append(outcome)
                     continue
                 if outcome.worker != worker.id:
                     # The holder's id (checked at registration) is what the master records.
@@ -225,6 +227,16 @@ class WorkerSide:
                     worker.failed += 1
                 worker.cancel.discard(key)
         box = self._outbox
+        if late:
+            # Declared lost already (or never handed to this worker): not applied, but the
+            # master counts each one as a duplicate report.
+            log.warning(
+                "worker %s reported %d attempts it does not hold here (late or unknown); "
+                "counted as duplicates",
+                req.worker,
+                len(late),
+            )
+            box.late.extend((o.task_id, o.attempt, o.kind.value) for o in late)
         box.progress.extend(progress)
         box.outcomes.extend(outcomes)
         box.replies.append(msg.reply)
