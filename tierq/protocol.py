@@ -248,6 +248,9 @@ class RegisterWorkerRequest(_Msg):
     pool: str = "async"
     host: str = ""
     pid: int = 0
+    #: An inbox subject the worker answers while its connection lives: a region probes a
+    #: silent worker there, and "no responders" means it is gone.
+    probe: str = ""
 
 
 class RegisterWorkerReply(_Msg):

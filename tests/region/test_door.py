@@ -39,7 +39,8 @@ from tierq.protocol import (
     encode,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+#: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 SUBJECTS = Subjects("tierq")
 

@@ -21,7 +21,8 @@ from tests.region.conftest import TASKS, Processes, all_in, totals, until
 from tierq.core.model import TaskState
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+#: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
 async def test_reports_of_attempts_declared_lost_are_counted_as_duplicates(

@@ -31,7 +31,8 @@ from tierq.protocol import (
 from tierq.region import Region
 from tierq.testing import LocalCluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+#: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 MODULES = (TASKS, ORPHAN, "tests.region.third_tasks")
 

@@ -22,7 +22,8 @@ from tierq.core.model import TaskState
 from tierq.engine import Engine, Message, Subjects
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+#: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
 
 #: Generous for a loaded 2-core machine; measured figures are in docs/reliability.md.
 BOUND = 1.5

@@ -9,6 +9,7 @@ names) and the worker's own (concurrency).
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 
@@ -24,6 +25,8 @@ MAX_CONCURRENCY = 10_000
 MAX_TASK_TYPES = 10_000
 #: Longest a pull may be parked.
 MAX_PULL_WAIT = 30.0
+#: A worker's probe subject: a reply inbox, nothing the region could be made to call.
+_PROBE_RE = re.compile(r"_INBOX[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+){1,8}")
 #: The most attempts one heartbeat may list.
 MAX_RUNNING = 2 * MAX_CONCURRENCY
 
@@ -53,6 +56,11 @@ def check_register(req: RegisterWorkerRequest) -> None:
         check_text(req.host, "host", 256)
     if not 0 <= req.pid < 1 << 32:
         raise InvalidRequestError(f"pid must be a process id, got {req.pid}", field="pid")
+    if req.probe and (len(req.probe) > 128 or not _PROBE_RE.fullmatch(req.probe)):
+        # The region sends requests there: only a reply inbox, never another subject.
+        raise InvalidRequestError(
+            f"probe must be an inbox subject (_INBOX...), got {req.probe[:80]!r}", field="probe"
+        )
 
 
 def check_pull(req: PullRequest) -> None:

@@ -117,6 +117,9 @@ class WorkerSlot:
     running: dict[Attempt, LeasedTask] = field(default_factory=dict)
     cancel: set[Attempt] = field(default_factory=set)
     draining: bool = False
+    #: The worker's probe subject ("" if it has none) and when it was last probed.
+    probe: str = ""
+    probed_at: float = 0.0
     completed: int = 0
     failed: int = 0
 

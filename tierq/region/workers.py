@@ -19,7 +19,7 @@ import msgspec
 from ..config import RegionConfig
 from ..core.model import LeasedTask, Outcome, OutcomeKind, Progress, Started
 from ..engine import Engine, Message
-from ..errors import EngineUnavailableError, NotFoundError, TierqError
+from ..errors import EngineUnavailableError, NoRespondersError, NotFoundError, TierqError
 from ..protocol import (
     Ack,
     DrainRequest,
@@ -38,6 +38,11 @@ from .door import cancelled_id, check_heartbeat, check_pull, check_register, che
 from .local import LocalQueue, Outbox, ParkedPull, WorkerSlot, lost_outcome
 
 log = logging.getLogger("tierq.region")
+
+#: How long a probe of a silent worker may take (a live worker answers in milliseconds).
+PROBE_TIMEOUT = 1.0
+#: Pause before the second probe that confirms a worker's connection is gone.
+PROBE_RECHECK = 0.2
 
 
 class WorkerSide:
@@ -74,6 +79,7 @@ class WorkerSide:
             host=req.host,
             pid=req.pid,
             last_heartbeat=time.time(),
+            probe=req.probe,
         )
         if old is not None:
             slot.running = old.running
@@ -284,28 +290,56 @@ class WorkerSide:
                     worker.cancel.add(attempt)
 
     async def _liveness_loop(self) -> None:
-        """Workers that stopped heartbeating lose their attempts (re-queued by the master)."""
+        """Workers that stopped heartbeating lose their attempts (re-queued by the master).
+
+        A worker late by half a heartbeat interval is probed on its own subject: NATS
+        answering "no responders" means its connection is gone (the process died), and it
+        is lost at once instead of at the end of its lease. A worker that is only slow (or
+        a probe that times out) keeps its full lease, so this adds no false alarms.
+        """
         lease = self.config.worker_lease_seconds
+        beat = self.config.heartbeat_interval
+        suspect = beat * 1.5
         while True:
-            await asyncio.sleep(min(1.0, lease / 4))
+            await asyncio.sleep(min(0.25, lease / 4))
             now = time.time()
-            for worker in [w for w in self.workers.values() if now - w.last_heartbeat > lease]:
-                log.warning(
-                    "worker %s missed its lease; re-queueing %d tasks",
-                    worker.id,
-                    len(worker.running),
-                )
-                del self.workers[worker.id]
-                parked = self._parked.pop(worker.id, None)
-                if parked is not None:
-                    parked.handle.cancel()
-                why = f"worker {worker.id} stopped heartbeating"
-                for task_id, attempt in worker.running:
-                    self._outbox.outcomes.append(
-                        lost_outcome(task_id, attempt, "WorkerLost", why, worker.id)
-                    )
-                self._outbox_ready.set()
-                self._credits_changed.set()
+            for worker in list(self.workers.values()):
+                silent = now - worker.last_heartbeat
+                if silent > lease:
+                    self._lose(worker, "stopped heartbeating")
+                elif silent > suspect and worker.probe and now - worker.probed_at >= beat:
+                    worker.probed_at = now
+                    self._spawn(self._probe(worker))
+
+    async def _probe(self, worker: WorkerSlot) -> None:
+        """Lose ``worker`` if NATS says twice, a moment apart, that nobody serves its probe
+        subject (once could be a reconnect in progress)."""
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(PROBE_RECHECK)
+            try:
+                await self.engine.request(worker.probe, b"", timeout=PROBE_TIMEOUT)
+            except NoRespondersError:
+                continue
+            except TierqError:
+                return  # slow or unreachable: its lease decides
+            return  # it answered: alive
+        if self.workers.get(worker.id) is worker:
+            self._lose(worker, "lost its connection (no responders on its probe subject)")
+
+    def _lose(self, worker: WorkerSlot, what: str) -> None:
+        log.warning("worker %s %s; re-queueing %d tasks", worker.id, what, len(worker.running))
+        del self.workers[worker.id]
+        parked = self._parked.pop(worker.id, None)
+        if parked is not None:
+            parked.handle.cancel()
+        why = f"worker {worker.id} {what}"
+        for task_id, attempt in worker.running:
+            self._outbox.outcomes.append(
+                lost_outcome(task_id, attempt, "WorkerLost", why, worker.id)
+            )
+        self._outbox_ready.set()
+        self._credits_changed.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Send a reply from sync code; the task is kept referenced and cancelled on exit."""

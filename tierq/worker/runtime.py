@@ -37,6 +37,7 @@ from ..protocol import (
     decode,
     decode_reply,
     encode,
+    encode_ok,
 )
 from .context import TaskContext
 from .outcome import failed, lost, succeeded, summarize, timed_out
@@ -135,6 +136,7 @@ class Worker:
         #: The region process this worker registered with, and a flag set when another one
         #: took its place: the pull in flight went to a dead process and is abandoned.
         self._region_instance = ""
+        self._probe_subject = ""
         self._region_changed = asyncio.Event()
         self._counters = _Counters()
         self._threads = concurrent.futures.ThreadPoolExecutor(
@@ -203,6 +205,9 @@ class Worker:
         self._loop_thread = threading.get_ident()
         if self._processes is not None:
             await self._processes.start()
+        # Answered while this process's connection lives; see RegisterWorkerRequest.probe.
+        self._probe_subject = self.engine.new_inbox()
+        probe = await self.engine.subscribe(self._probe_subject, cb=self._on_probe)
         try:
             if not await self._register():
                 return
@@ -228,6 +233,8 @@ class Worker:
             with contextlib.suppress(TierqError):
                 await hello.unsubscribe()
         finally:
+            with contextlib.suppress(TierqError):
+                await probe.unsubscribe()
             await self._abandon_all()
             self._threads.shutdown(wait=False, cancel_futures=True)
             if self._processes is not None:
@@ -243,6 +250,7 @@ class Worker:
             pool=self.config.pool,
             host=socket.gethostname(),
             pid=os.getpid(),
+            probe=self._probe_subject,
         )
         delay = 0.05
         while not self._draining.is_set():
@@ -552,6 +560,9 @@ class Worker:
         finally:
             for w in waits:
                 w.cancel()
+
+    async def _on_probe(self, msg: Message) -> None:
+        await msg.respond(encode_ok(Ack()))
 
     async def _on_hello(self, msg: Message) -> None:
         """A region process started: if it is not ours, re-register and re-pull now."""
