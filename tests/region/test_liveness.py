@@ -19,7 +19,7 @@ import pytest
 
 import tierq
 from tests.region import rtasks
-from tests.region.conftest import TASKS, Processes, all_in, until
+from tests.region.conftest import TASKS, Processes, all_in, totals, until
 from tierq.core.model import TaskState
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
@@ -75,6 +75,8 @@ async def test_a_killed_workers_attempt_is_requeued_in_under_3_seconds(
     assert task.history[0].error.lost
     runs = [json.loads(line) for line in ledger.read_text().splitlines()]
     assert [(r["attempt"], r["pid"]) for r in runs] == [(2, survivor.pid)]
+    counts = await totals(client)
+    print(f"SIGKILLed worker: duplicates {counts['duplicates']}")
 
 
 async def test_a_paused_worker_keeps_its_attempt(
@@ -98,3 +100,4 @@ async def test_a_paused_worker_keeps_its_attempt(
     assert await handle.result(timeout=30) == "paused"
     task = await handle.status()
     assert task.attempt == 1, task.history
+    print("worker paused 5 s within its lease: kept its attempt (0 false alarms)")

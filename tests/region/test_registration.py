@@ -82,7 +82,8 @@ async def test_registration_converges_to_the_live_types(
                 return False
             return set(await region_types(client) or ()) == region.live_types()
 
-        await until(converged, 15, f"seed {seed} round {round_}: {ops} converged")
+        took = await until(converged, 15, f"seed {seed} round {round_}: {ops} converged")
+        print(f"registration race, seed {seed} round {round_}: converged {took:.2f} s after")
 
 
 async def _apply(

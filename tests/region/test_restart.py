@@ -17,7 +17,7 @@ import pytest
 
 import tierq
 from tests.region import rtasks
-from tests.region.conftest import TASKS, Processes, all_in, until
+from tests.region.conftest import TASKS, Processes, all_in, totals, until
 from tierq.core.model import TaskState
 from tierq.engine import Engine, Message, Subjects
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
@@ -70,6 +70,8 @@ async def test_workers_resume_at_once_after_a_region_restart(
     task = await client.submit(rtasks.record, str(ledger), "after")
     await until(lambda: all_in(client, [task.id], TaskState.SUCCEEDED), 30, "ran after restart")
     took = time.monotonic() - back
+    counts = await totals(client)
+    print(f"region down {down:.0f} s: duplicates {counts['duplicates']}")
     print(f"region down {down:.0f} s: a task submitted when it was back ran in {took:.2f} s")
     assert took < BOUND
     assert worker.poll() is None
