@@ -13,10 +13,12 @@ import os
 import random
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 import tierq
+from tests.region import orphan_tasks, rtasks
 from tests.region.conftest import ORPHAN, TASKS, Processes, region_types, until
 from tierq.engine import EmbeddedNats, Engine, Subjects
 from tierq.protocol import (
@@ -106,3 +108,36 @@ async def _apply(
 
 async def _joined(region: Region, before: set[str]) -> bool:
     return bool(set(region.workers) - before)
+
+
+async def test_a_region_paused_past_its_lease_offers_its_types_again(
+    processes: Processes, client: tierq.App, tmp_path: Path
+) -> None:
+    """The issue's own scenario: the region (a process) is paused past its lease at the
+    master (10 s) and its workers' leases; on resuming it registers a new instance while its
+    workers come back. The master must end up with their types, and tasks must run."""
+    processes.master()
+    region = processes.region()
+    processes.worker(TASKS, concurrency=2)
+    processes.worker(ORPHAN, concurrency=2)
+    want = {"r.big", "r.nap", "r.record", "orphan.t"}
+
+    async def offered() -> bool:
+        try:
+            return set(await region_types(client) or ()) == want
+        except tierq.TierqError:
+            return False
+
+    await until(offered, 60, "the region offers both workers' types")
+    os.kill(region.pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(13.0)
+    finally:
+        os.kill(region.pid, signal.SIGCONT)
+    took = await until(offered, 30, "the region offers both workers' types again")
+    print(f"region paused 13 s: its types offered again {took:.2f} s after it resumed")
+    ledger = tmp_path / "ran.jsonl"
+    handle = await client.submit(rtasks.record, str(ledger), "after")
+    orphan = await client.submit(orphan_tasks.orphan, 7)
+    assert await handle.result(timeout=30) == "after"
+    assert await orphan.result(timeout=30) == 7
