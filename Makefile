@@ -10,12 +10,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/dev.lock
 UV_VERSION := 0.13.9
+# `make INSTALLER=pip test` skips uv.
+INSTALLER ?= uv
 
 .PHONY: demo test lint typecheck unit chaos bench proto lock clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	$(PY) -m venv $(VENV)
-	@if command -v uv >/dev/null 2>&1; then UV=uv; \
+	@if [ "$(INSTALLER)" = pip ]; then UV=; \
+	elif command -v uv >/dev/null 2>&1; then UV=uv; \
 	elif $(BIN)/pip install -q "uv==$(UV_VERSION)" >/dev/null 2>&1; then UV=$(BIN)/uv; \
 	else UV=; fi; \
 	if [ -n "$$UV" ]; then \
@@ -43,6 +46,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Every fault-injection scenario, the long ones too (figures appended to artifacts/chaos.jsonl),
+# and the region and worker scenarios of tests/region (they print their figures).
+chaos: $(STAMP)
+	$(BIN)/pytest -q -s tests/chaos tests/region -m "chaos or chaos_full"
+	$(BIN)/python -m tests.chaos.report
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -21,7 +21,7 @@ ORDER = ["core_bench", "e2e", "api_bench"]
 #: Parts of e2e (it runs them side by side); runnable alone, not run twice by make bench.
 SKIP = {"throughput", "noop_tasks"}
 #: Modules whose ``--write`` updates their section of docs/benchmarks.md.
-WRITES = {"core_bench", "e2e"}
+WRITES = {"core_bench", "e2e", "recovery"}
 
 
 def modules() -> list[str]:

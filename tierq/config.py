@@ -72,7 +72,9 @@ class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):
     nats: NatsConfig
     #: Identity in the leader lease; defaults to host:pid.
     holder: str | None = None
-    leader_lease_seconds: float = 5.0
+    #: How long a leader lease lasts without renewal: a standby takes over about this long
+    #: after the leader dies (renewed four times per lease, see master/leadership.py).
+    leader_lease_seconds: float = 2.0
     #: Take a snapshot after this many events since the last one (bounds replay at start).
     snapshot_every: int = 200_000
     #: Longest a region's lease request is held when nothing is ready.

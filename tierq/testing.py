@@ -74,7 +74,7 @@ class LocalCluster:
         settings: Settings | None = None,
         worker_lease_seconds: float = 10.0,
         heartbeat_interval: float = 1.0,
-        leader_lease_seconds: float = 5.0,
+        leader_lease_seconds: float = 2.0,
         snapshot_every: int = 200_000,
     ) -> None:
         self.nats_url = nats_url
@@ -111,7 +111,7 @@ class LocalCluster:
         task, engine = self._services.pop("master")
         if crash:
             if self.master is not None:
-                self.master.crashed = True
+                self.master.release_on_exit = False
             task.cancel()
         elif self.master is not None:
             self.master.stop()

@@ -206,3 +206,33 @@ async def test_durable_profile_group_commit() -> None:
             assert seqs[-1] == await log.last_seq()
         finally:
             await eng.close()
+
+
+async def test_a_hole_in_the_log_fails_the_replay_instead_of_skipping_it(engine: Engine) -> None:
+    """A replay that jumps over a sequence has lost messages on the way (the server drops a
+    slow consumer's backlog): it must fail, so that the caller reads again from the hole."""
+    log = EventLog(engine)
+    await log.open()
+    for i in range(6):
+        await log.append([b"%d" % i])
+    await engine.js.delete_msg(log.stream, 4)
+    seen: list[int] = []
+    with pytest.raises(EngineUnavailableError, match="expected log sequence 4, got 5"):
+        async for seq, _ in log.read(0):
+            seen.append(seq)
+    assert seen == [1, 2, 3]
+    # A purged head is not a hole: reading from before it starts at the first message kept.
+    await log.purge(upto_seq=4)
+    assert [seq for seq, _ in await _read_all(log, 0)] == [5, 6]
+
+
+async def test_large_messages_replay_completely(engine: Engine) -> None:
+    """80 messages of 1 MiB: one fetch of all of them would queue more than the server keeps
+    for a client (64 MiB) and be cut off; the reader asks for a bounded number of bytes."""
+    log = EventLog(engine)
+    await log.open()
+    blob = bytes(1024 * 1024)
+    for _ in range(8):
+        await log.append([blob] * 10)
+    seqs = [seq async for seq, data in log.read(0) if len(data) == len(blob)]
+    assert seqs == list(range(1, 81))

@@ -111,5 +111,9 @@ async def totals(client: tierq.App) -> dict[str, int]:
 
 
 async def all_in(client: tierq.App, ids: list[str], state: TaskState) -> bool:
-    tasks: list[Task] = [await client.get(i) for i in ids]
+    """All of ``ids`` are in ``state``; False also while the master does not answer."""
+    try:
+        tasks: list[Task] = [await client.get(i) for i in ids]
+    except tierq.TierqError:
+        return False
     return all(t.state is state for t in tasks)

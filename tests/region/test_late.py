@@ -22,7 +22,12 @@ from tierq.core.model import TaskState
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(180),
+]
 
 
 async def test_reports_of_attempts_declared_lost_are_counted_as_duplicates(

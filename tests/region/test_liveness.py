@@ -24,7 +24,12 @@ from tierq.core.model import TaskState
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(180),
+]
 
 #: The issue's target with default settings; measured figures are in docs/reliability.md.
 REQUEUE_BOUND = 3.0

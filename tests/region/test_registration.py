@@ -34,7 +34,12 @@ from tierq.region import Region
 from tierq.testing import LocalCluster
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(180),
+]
 
 MODULES = (TASKS, ORPHAN, "tests.region.third_tasks")
 

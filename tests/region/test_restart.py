@@ -23,7 +23,12 @@ from tierq.engine import Engine, Message, Subjects
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(180),
+]
 
 #: Generous for a loaded 2-core machine; measured figures are in docs/reliability.md.
 BOUND = 1.5

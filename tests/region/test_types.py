@@ -22,7 +22,12 @@ from tierq.engine import EmbeddedNats
 from tierq.testing import LocalCluster, local_cluster
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.chaos,
+    pytest.mark.timeout(180),
+]
 
 #: Longer than a worker's pull wait (5 s), so a stopped worker's parked pull runs out while
 #: the region still counts the worker as live.

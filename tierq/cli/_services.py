@@ -120,15 +120,42 @@ def dev(
 @click.command()
 @nats_options
 @click.option("--holder", default=None, help="Identity in the leader lease [default: host:pid].")
+@click.option(
+    "--leader-lease",
+    type=click.FloatRange(0.5, 300),
+    default=2.0,
+    show_default=True,
+    help="Seconds a leader lease lasts unrenewed: a standby takes over about this long after "
+    "the leader dies.",
+)
+@click.option(
+    "--snapshot-every",
+    type=click.IntRange(1000, 100_000_000),
+    default=200_000,
+    show_default=True,
+    help="Events between snapshots (bounds the log a restarted master replays).",
+)
 @click.pass_context
-def master(ctx: click.Context, nats_url: str | None, prefix: str, holder: str | None) -> None:
-    """Run a master (the first one leads; more are standbys)."""
+def master(
+    ctx: click.Context,
+    nats_url: str | None,
+    prefix: str,
+    holder: str | None,
+    leader_lease: float,
+    snapshot_every: int,
+) -> None:
+    """Run a master (the first one leads; more are standbys that keep their state warm)."""
     service_logging(ctx)
     ctx.meta["tierq.prefix"] = prefix
     from ..config import MasterConfig
     from ..master import run_master
 
-    config = MasterConfig(nats=nats_config(nats_url, prefix), holder=holder)
+    config = MasterConfig(
+        nats=nats_config(nats_url, prefix),
+        holder=holder,
+        leader_lease_seconds=leader_lease,
+        snapshot_every=snapshot_every,
+    )
     serve(lambda: run_master(config))
 
 

@@ -1620,13 +1620,26 @@ class SchedulerState:
 
     # ---------------------------------------------------------------- reports
 
+    def check_report(
+        self,
+        started: Sequence[Started],
+        outcomes: Sequence[Outcome],
+        now: float,
+        late: Sequence[tuple[str, int, str]] = (),
+    ) -> None:
+        """Raise what :meth:`report_started`, :meth:`report` or :meth:`report_late` would
+        raise, changing nothing.
+
+        A region's report carries all of them; checking all of it first keeps the report all
+        or nothing."""
+        _check_started(started)
+        _check_outcomes(outcomes)
+        _check_late(late)
+
     def report_started(self, items: Sequence[Started], now: float) -> list[Event]:
         """ASSIGNED -> RUNNING. A start for another attempt is counted as a duplicate."""
         now = float(now)
-        for i, item in enumerate(items):
-            if not isinstance(item, Started):
-                raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
-            check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+        _check_started(items)
         out: list[Event] = []
         tasks = self._tasks
         for item in items:
@@ -1648,15 +1661,7 @@ class SchedulerState:
         """Reports a region received for attempts it does not hold: each is a duplicate
         (counted, not applied)."""
         now = float(now)
-        for i, item in enumerate(items):
-            if (
-                len(item) != 3
-                or not isinstance(item[0], str)
-                or type(item[1]) is not int
-                or item[2] not in _OUTCOME_KINDS
-            ):
-                raise InvalidRequestError(f"late[{i}]: expected (task id, attempt, kind)")
-            check_text(item[0], f"late[{i}].task_id", _MAX_WORKER)
+        _check_late(items)
         out: list[Event] = []
         for task_id, attempt, what in items:
             self._emit(TaskDuplicateReport(at=now, id=task_id, attempt=attempt, what=what), out)
@@ -1692,13 +1697,7 @@ class SchedulerState:
         """Outcomes of attempts. Only the current attempt of a held task counts; anything else
         is a duplicate (counted, not applied, no error)."""
         now = float(now)
-        for i, o in enumerate(outcomes):
-            if not isinstance(o, Outcome) or not isinstance(o.kind, OutcomeKind):
-                raise InvalidRequestError(
-                    f"outcomes[{i}]: expected Outcome", field=f"outcomes[{i}]"
-                )
-            if o.worker is not None:
-                check_text(o.worker, f"outcomes[{i}].worker", _MAX_WORKER)
+        _check_outcomes(outcomes)
         out: list[Event] = []
         tasks = self._tasks
         settings = self._settings
@@ -2271,3 +2270,32 @@ def _count_into(counts: dict[str, int], values: Iterable[str]) -> None:
     """Add one to ``counts`` per value (C-level counting, then one update per distinct)."""
     for value, n in Counter(values).items():
         counts[value] = counts.get(value, 0) + n
+
+
+def _check_started(items: Sequence[Started]) -> None:
+    for i, item in enumerate(items):
+        if not isinstance(item, Started):
+            raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
+        check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+
+
+def _check_late(items: Sequence[tuple[str, int, str]]) -> None:
+    for i, item in enumerate(items):
+        if (
+            len(item) != 3
+            or not isinstance(item[0], str)
+            or type(item[1]) is not int
+            or item[2] not in _OUTCOME_KINDS
+        ):
+            raise InvalidRequestError(
+                f"late[{i}]: expected (task id, attempt, kind)", field=f"late[{i}]"
+            )
+        check_text(item[0], f"late[{i}].task_id", _MAX_WORKER)
+
+
+def _check_outcomes(outcomes: Sequence[Outcome]) -> None:
+    for i, o in enumerate(outcomes):
+        if not isinstance(o, Outcome) or not isinstance(o.kind, OutcomeKind):
+            raise InvalidRequestError(f"outcomes[{i}]: expected Outcome", field=f"outcomes[{i}]")
+        if o.worker is not None:
+            check_text(o.worker, f"outcomes[{i}].worker", _MAX_WORKER)

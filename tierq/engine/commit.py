@@ -126,6 +126,11 @@ class GroupCommitter:
         self._wakeup.set()
         return future
 
+    @property
+    def failed(self) -> bool:
+        """Whether some submission was refused or left unresolved (its items may be lost)."""
+        return self._error is not None
+
     def statistics(self) -> CommitterStatistics:
         return CommitterStatistics(
             appends=self._appends,

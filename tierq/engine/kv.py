@@ -10,7 +10,7 @@ import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from ..errors import FencedError
+from ..errors import EngineUnavailableError, FencedError
 from ._errors import map_nats_errors, translate
 from .connect import Engine
 from .subjects import Subjects
@@ -118,9 +118,30 @@ class LeaderLease:
     async def wait_acquire(self, holder_id: str, *, poll_interval: float | None = None) -> None:
         """Wait until this caller holds the lease (a standby's loop)."""
         interval = poll_interval if poll_interval is not None else min(1.0, self.ttl / 4)
-        # An expired key sends no notification (no delete marker), so poll.
-        while not await self.try_acquire(holder_id):  # noqa: ASYNC110
+        # An expired key sends no notification (no delete marker), so poll. NATS being away
+        # for a while is what standing by is for: keep trying, never give up.
+        while True:
+            try:
+                if await self.try_acquire(holder_id):
+                    return
+            except EngineUnavailableError as exc:
+                log.warning("leader lease: NATS unavailable, retrying: %s", exc)
             await asyncio.sleep(interval)
+
+    async def server_ttl(self) -> float:
+        """The lease duration the server enforces: the bucket's ``max_age``.
+
+        A bucket created earlier with another ``ttl`` keeps it (buckets are used as they are),
+        so a holder must judge its lease by this figure, not by the one it was configured with.
+        """
+        kv = await self._bucket()
+        with map_nats_errors(f"status of {self.subjects.leader_bucket}"):
+            status = await kv.status()
+        return float(status.ttl) if status.ttl else self.ttl
+
+    def forget(self) -> None:
+        """Stop treating the lease as ours without telling the server (its ``ttl`` ends it)."""
+        self._holder = self._revision = None
 
     async def renew(self) -> None:
         """Extend the lease.

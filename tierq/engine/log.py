@@ -308,6 +308,10 @@ class EventLog:
         return seq
 
 
+#: Bytes one replay fetch asks for at most.
+_FETCH_BYTES = 16 * 1024 * 1024
+
+
 class LogReader:
     """Replays a log range through a short-lived pull consumer (no acks, batched fetches)."""
 
@@ -318,9 +322,14 @@ class LogReader:
         self._name = f"replay_{uuid.uuid4().hex}"
         self._sub: JetStreamContext.PullSubscription | None = None
         self._last = 0
+        #: The sequence the next message must have: the log has no holes after its first
+        #: message, so a jump means messages were lost on the way (a slow-consumer drop).
+        self._next = after_seq + 1
         self._buffer: list[tuple[int, bytes]] = []
         self._pos = 0
         self._done = False
+        self._fetch = batch
+        self._hole: str | None = None
 
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
         return self
@@ -337,6 +346,9 @@ class LogReader:
     async def _fill(self) -> bool:
         log_ = self._log
         what = f"replay of {log_.stream}"
+        if self._hole is not None:
+            await self.aclose()
+            raise EngineUnavailableError(self._hole)
         if self._sub is None:
             with map_nats_errors(what):
                 info = await log_.js.stream_info(log_.stream)
@@ -345,6 +357,11 @@ class LogReader:
             if self._last <= self._after or info.state.messages == 0:
                 self._done = True
                 return False
+            self._next = max(self._after + 1, info.state.first_seq)
+            # Keep what one fetch asks for well under what the server queues for a client
+            # (64 MiB by default; past it the server drops the connection as a slow consumer).
+            average = max(1, info.state.bytes // max(1, info.state.messages))
+            self._fetch = max(1, min(self._batch, _FETCH_BYTES // average))
             config = ConsumerConfig(
                 name=self._name,
                 ack_policy=AckPolicy.NONE,
@@ -361,10 +378,20 @@ class LogReader:
                     consumer=self._name, stream=log_.stream
                 )
         with map_nats_errors(what):
-            msgs = await self._sub.fetch(self._batch, timeout=log_.timeout)
+            msgs = await self._sub.fetch(self._fetch, timeout=log_.timeout)
         buffer: list[tuple[int, bytes]] = []
         for m in msgs:
             seq = m.metadata.sequence.stream
+            if seq < self._next:
+                continue  # delivered twice
+            if seq != self._next:
+                # Hand out what came before the hole first; the next fill raises.
+                self._hole = (
+                    f"{what}: expected log sequence {self._next}, got {seq} (messages were "
+                    "lost on the way); read again from there"
+                )
+                break
+            self._next = seq + 1
             if seq > self._last:
                 self._done = True
                 break

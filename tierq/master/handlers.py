@@ -103,8 +103,10 @@ class Handlers:
 
     def report(self, data: bytes, now: float) -> Handled:
         req = decode(data, RegionReport)
-        events: list[Event] = list(self.state.region_heartbeat(req.region, req.instance, now))
         state = self.state
+        # Validate all of it before any part changes the state: all or nothing.
+        state.check_report(req.started, req.outcomes, now, late=req.late)
+        events: list[Event] = list(state.region_heartbeat(req.region, req.instance, now))
         if req.started:
             events += state.report_started(req.started, now)
         if req.progress:

@@ -7,6 +7,12 @@ them is acknowledged, then the events are published on ``<prefix>.events.<kind>`
 reply is sent. Many requests ride one append, so durability costs one round trip per batch,
 not per task.
 
+Every reply waits in that FIFO, also one with no events of its own (a read, an idempotent
+repeat): it rides an empty submission, which resolves only once everything submitted before it
+is durable, so nothing is acknowledged that a failed append could take back. A reply with no
+events is sent only while the leader lease is surely held (``leadership.py``), so a deposed
+master never answers a read from its old state.
+
 Shutdown order: stop serving (unsubscribe), let the committer flush, stop the background loops,
 release the leader lease.
 """
@@ -16,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
-import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,7 +33,7 @@ from typing import Any
 import msgspec
 
 from ..config import MasterConfig
-from ..core import Event, SchedulerState, Settings, TaskStarted, event_kind, event_task_id
+from ..core import Event, SchedulerState, TaskStarted, event_kind, event_task_id
 from ..engine import (
     Engine,
     EventLog,
@@ -52,10 +58,15 @@ from ..protocol import (
     encode_ok,
 )
 from .handlers import Handlers
+from .leadership import Leadership
 from .metrics import LiveMetrics
+from .recovery import Recovery
 from .waiters import LeaseParking, ParkedLease, ResultWaiters
 
 log = logging.getLogger("tierq.master")
+
+#: Most tasks one lease request may ask for.
+MAX_LEASE_SLOTS = 100_000
 
 _TERMINAL_KINDS = frozenset({"task_succeeded", "task_dead", "task_cancelled", "task_skipped"})
 
@@ -64,21 +75,28 @@ _TERMINAL_KINDS = frozenset({"task_succeeded", "task_dead", "task_cancelled", "t
 class _Outgoing:
     """A reply (and the events behind it) waiting for its append to be acknowledged."""
 
-    commit: asyncio.Future[int] | None
+    commit: asyncio.Future[int]
     events: list[Event]
     reply_to: str
     payload: bytes
 
 
 class Master:
-    """One master: leader election, recovery from snapshot + log, then serving."""
+    """One master: stands by (keeping its state warm), leads terms, serves."""
 
     def __init__(self, config: MasterConfig, engine: Engine) -> None:
         self.config = config
         self.engine = engine
         self.subjects = Subjects(config.nats.prefix)
         self.holder = config.holder or f"{socket.gethostname()}:{os.getpid()}"
-        self.state = SchedulerState(Settings(), random.Random())
+        self.recovery = Recovery(
+            EventLog(engine, self.subjects), SnapshotStore(engine, self.subjects)
+        )
+        self.leadership = Leadership(
+            LeaderLease(engine, self.subjects, ttl=config.leader_lease_seconds),
+            self.holder,
+            ttl=config.leader_lease_seconds,
+        )
         self.workers: dict[str, WorkerView] = {}
         self.metrics = LiveMetrics()
         self.handlers = Handlers(self.state, self.workers, self.metrics)
@@ -90,117 +108,168 @@ class Master:
         self._tick_wakeup = asyncio.Event()
         self._event_subjects: dict[str, str] = {}
         self._stopping = asyncio.Event()
-        self._log: EventLog | None = None
         self._committer: GroupCommitter | None = None
-        self._snapshots: SnapshotStore | None = None
         self._since_snapshot = 0
         self._snapshot_running = False
+        self._standby_logged = False
         self._fresh_log = False
-        #: Log sequence of the snapshot the last recovery started from (0: none).
-        self.recovered_from_snapshot = 0
+        #: Set when this term applied something the log may not get (see ``_fail_stop``).
+        self._term_dirty = False
+        # Wall time at the start of the term and the monotonic clock then: within a term
+        # time comes from the monotonic clock, so setting the wall clock moves no deadline.
+        self._epoch = (time.time(), time.monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._term_over = asyncio.Event()
-        #: Set by tests to simulate a crash: the leader lease is then not released.
-        self.crashed = False
+        #: Whether ``run`` gives the lease up when it returns (a clean stop does; a test that
+        #: simulates a crash sets it False so that a standby must wait for the lease to expire).
+        self.release_on_exit = True
         self.ready = asyncio.Event()
+
+    @property
+    def state(self) -> SchedulerState:
+        return self.recovery.state
+
+    @property
+    def recovered_from_snapshot(self) -> int:
+        """Log sequence of the snapshot the last rebuild started from (0: none)."""
+        return self.recovery.snapshot_seq
+
+    def now(self) -> float:
+        """Wall time as this term sees it: its start plus the monotonic time since."""
+        wall, mono = self._epoch
+        return wall + (time.monotonic() - mono)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Lead terms until stopped: acquire the lease, recover, serve.
+        """Stand by and lead terms until stopped.
 
-        A term ends when the log refuses an append (another writer got in: a deposed master's
-        late append, or a new leader) or the lease is lost. The state may then be behind the
-        log, so it is thrown away and the next term recovers from the log again.
+        While another master leads, this one keeps its state caught up with the log (a warm
+        standby) and tries to take the lease. A term ends when the lease is lost or not surely
+        held, when the log refuses an append (another writer got in), or on an unexpected
+        error (fail-stop). NATS being away is never fatal: everything is retried.
         """
-        ttl = self.config.leader_lease_seconds
-        await provision(self.engine, self.subjects, lease_ttl=ttl)
-        lease = LeaderLease(self.engine, self.subjects, ttl=ttl)
+        await self._provision()
         try:
             while not self._stopping.is_set():
-                if not await self._still_leader(lease) and not await self._acquire(lease):
-                    return
-                log.info("master %s is the leader", self.holder)
-                self._term_over.clear()
-                await self._recover()
-                await self._serve(lease)
-                if not self._stopping.is_set():
-                    log.warning("master %s: term ended; recovering from the log", self.holder)
+                try:
+                    await self._one_round()
+                except EngineUnavailableError as exc:
+                    log.warning("master %s: NATS unavailable, retrying: %s", self.holder, exc)
+                    await self._pause(0.5)
+                except Exception:
+                    # Fail-stop: a bug may have left the state half-changed. Recover from
+                    # the log rather than serve on with it.
+                    log.exception("master %s: unexpected error; recovering", self.holder)
+                    self.recovery.invalidate()
+                    await self._pause(0.5)
         finally:
-            if not self.crashed:
-                with contextlib.suppress(TierqError):
-                    await lease.release()
+            self.ready.clear()
+            if self.release_on_exit:
+                await self.leadership.release()
 
-    async def _still_leader(self, lease: LeaderLease) -> bool:
-        if not lease.held:
-            return False
+    async def _provision(self) -> None:
+        ttl = self.config.leader_lease_seconds
+        while not self._stopping.is_set():
+            try:
+                await provision(self.engine, self.subjects, lease_ttl=ttl)
+                await self.leadership.open()
+                return
+            except EngineUnavailableError as exc:
+                log.warning("master %s: cannot provision yet: %s", self.holder, exc)
+                await self._pause(1.0)
+
+    async def _one_round(self) -> None:
+        """Catch up; if the lease is free take it and lead one term, else wait a little."""
+        if not self.leadership.held():
+            await self.recovery.catch_up()
+            if not await self.leadership.try_acquire():
+                if not self._standby_logged:
+                    log.info("master %s is standing by", self.holder)
+                    self._standby_logged = True
+                await self._pause(self.leadership.poll_interval)
+                return
+        self._standby_logged = False
+        log.info("master %s is the leader", self.holder)
+        keeper = asyncio.create_task(self.leadership.keep(self._lease_lost))
         try:
-            await lease.renew()
-        except TierqError:
-            return False
-        return True
-
-    async def _acquire(self, lease: LeaderLease) -> bool:
-        acquire = asyncio.ensure_future(lease.wait_acquire(self.holder))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not acquire.done():
-            acquire.cancel()
+            self._term_over.clear()
+            await self._start_term()
+            if self.leadership.held() and not self._term_over.is_set():
+                await self._serve()
+        finally:
+            keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-            return False
-        acquire.result()
-        return True
+                await keeper
+        if not self._stopping.is_set():
+            log.warning("master %s: term ended", self.holder)
+            if not self.recovery.clean and self.leadership.held():
+                # Our state must be rebuilt, which may take long: let a warm standby lead.
+                await self.leadership.release()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def end_term(self) -> None:
-        """Stop serving and recover again (the log moved under us, or the lease is gone)."""
-        self._term_over.set()
-
-    async def _recover(self) -> None:
-        self._log = EventLog(self.engine, self.subjects)
-        self._snapshots = SnapshotStore(self.engine, self.subjects)
-        await self._log.open()
-        start_seq = 0
-        snap = await self._snapshots.latest()
-        if snap is not None:
-            start_seq, data = snap
-            self.state = SchedulerState.restore(data, random.Random())
-        else:
-            self.state = SchedulerState(Settings(), random.Random())
+    async def _start_term(self) -> None:
+        """Take the log's tail as the expected sequence and apply what we have not yet."""
+        recovery = self.recovery
+        while True:
+            last = await recovery.log.open()
+            applied = await recovery.catch_up(upto=last)
+            if recovery.seq == last:
+                break
+            log.info("master %s: the log moved while catching up; again", self.holder)
         self.handlers.state = self.state
         self._outgoing = asyncio.Queue()
         for parked in self.parking.all():
             self.parking.take(parked.region, parked.instance)
         self._since_snapshot = 0
-        decoder = msgspec.msgpack.Decoder(list[Event])
-        replayed = 0
-        async for _seq, payload in self._log.read(after_seq=start_seq):
-            for event in decoder.decode(payload):
-                self.state.apply(event)
-                replayed += 1
-        self.recovered_from_snapshot = start_seq
-        log.info("recovered from snapshot at %d plus %d events", start_seq, replayed)
-        self._fresh_log = start_seq == 0 and replayed == 0
+        self._fresh_log = last == 0
+        self._epoch = (time.time(), time.monotonic())
+        log.info(
+            "master %s: state at log sequence %d (snapshot at %d, %d events applied now)",
+            self.holder,
+            last,
+            recovery.snapshot_seq,
+            applied,
+        )
 
-    async def _serve(self, lease: LeaderLease) -> None:
-        assert self._log is not None
-        self._committer = GroupCommitter(self._log, on_fail=self._committer_failed)
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def end_term(self) -> None:
+        """Stop serving (the log moved under us, or the lease is gone or unsure)."""
+        self._term_over.set()
+
+    def _lease_lost(self, reason: str) -> None:
+        self.end_term()
+
+    def _fail_stop(self, why: str) -> None:
+        """The state may hold changes the log will not: end the term and rebuild it."""
+        log.error("master %s: %s; the state is rebuilt from the log", self.holder, why)
+        self._term_dirty = True
+        self.recovery.invalidate()
+        self.end_term()
+
+    async def _serve(self) -> None:
+        recovery = self.recovery
+        self._committer = GroupCommitter(recovery.log, on_fail=self._committer_failed)
         sub: Subscription | None = None
         try:
             async with self._committer, asyncio.TaskGroup() as tg:
                 loops = [
                     tg.create_task(self._reply_loop()),
                     tg.create_task(self._tick_loop()),
-                    tg.create_task(self._renew_loop(lease)),
                 ]
-                sub = await self.engine.subscribe(
-                    self.subjects.master_all, cb=self._on_request, queue="tierq-master"
-                )
-                await self._commit(self._after_recovery(time.time()))
+                # A plain subscription, not a queue group: a deposed master that does not know
+                # it yet (paused, cut off) still receives requests, but so does the leader, and
+                # only the leader answers. A queue group would hand it half of them to time out.
+                sub = await self.engine.subscribe(self.subjects.master_all, cb=self._on_request)
+                # Until the committer has made durable all that this term applies.
+                recovery.invalidate()
+                self._term_dirty = False
+                await self._commit(self._after_recovery(self.now()))
                 self.ready.set()
                 stopping = asyncio.ensure_future(self._stopping.wait())
                 term_over = asyncio.ensure_future(self._term_over.wait())
@@ -215,17 +284,20 @@ class Master:
                 for loop in loops:
                     loop.cancel()
         finally:
+            self.ready.clear()
             if sub is not None:
                 with contextlib.suppress(TierqError):
                     await sub.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
+        stats = self._committer.statistics()
+        if not self._term_dirty and stats.pending_items == 0 and not self._committer.failed:
+            recovery.advanced(stats.last_seq)
 
     def _committer_failed(self, exc: TierqError) -> None:
         """The log refused an append (another writer moved it) or its outcome is unknown:
         this term can accept nothing more, whoever was waiting on it. Recover again."""
-        log.error("master %s ends its term: %s", self.holder, exc)
-        self.end_term()
+        self._fail_stop(f"the log refused an append ({exc})")
 
     def _after_recovery(self, now: float) -> list[Event]:
         """Events that start a term: initial settings on a new log, fresh region leases.
@@ -247,7 +319,11 @@ class Master:
         op = msg.subject.rsplit(".", 1)[-1]
         if not msg.reply:
             return
-        now = time.time()
+        if not self.leadership.held() or self._term_over.is_set():
+            # Possibly deposed (paused, cut off): say nothing; the leader answers this one.
+            self.end_term()
+            return
+        now = self.now()
         try:
             if op == "lease":
                 self._lease(msg, now)
@@ -259,27 +335,38 @@ class Master:
             if handler is None:
                 raise InvalidRequestError(f"unknown operation {op!r}", field="op")
             handled = handler(msg.data, now)
+            payload = encode_ok(handled.reply)
         except TierqError as exc:
-            await msg.respond(encode_error(exc))
+            # Commands validate before they change anything, so the state is as it was.
+            self._queue_reply([], msg.reply, encode_error(exc))
             return
-        except Exception as exc:  # a bug must not take the master down with it
+        except Exception as exc:  # a bug: the state may be half-changed
             log.exception("handler %s failed", op)
-            await msg.respond(encode_error(TierqError(f"internal error in {op}: {exc}")))
+            self._fail_stop(f"handler {op} raised {type(exc).__name__}")
+            await self._respond(msg.reply, encode_error(TierqError(f"internal error in {op}")))
             return
-        try:
-            self._send_after_commit(handled.events, msg.reply, encode_ok(handled.reply))
-        except TierqError as exc:  # the term is ending: the committer takes nothing more
-            await msg.respond(encode_error(exc))
-            return
+        self._queue_reply(handled.events, msg.reply, payload)
         if handled.events:
             self._after_change(now)
 
-    def _send_after_commit(self, events: list[Event], reply_to: str, payload: bytes) -> None:
-        commit = self._commit(events) if events else None
+    def _queue_reply(self, events: list[Event], reply_to: str, payload: bytes) -> None:
+        """Queue a reply behind the append of ``events`` (or behind everything before it).
+
+        A reply with no events still waits for every append submitted before it: a read or an
+        idempotent repeat may show what those appends carry, and must not if they fail.
+        """
+        try:
+            commit = self._commit(events)
+        except TierqError as exc:
+            if events:  # applied, and the log will never have them
+                self._fail_stop(f"events could not be submitted to the log ({exc})")
+            self._spawn(self._respond(reply_to, encode_error(exc)))
+            return
         self._outgoing.put_nowait(_Outgoing(commit, events, reply_to, payload))
 
     def _commit(self, events: list[Event]) -> asyncio.Future[int]:
-        assert self._committer is not None
+        if self._committer is None:
+            raise EngineUnavailableError("this master is not serving")
         encode = self._encoder.encode
         self._since_snapshot += len(events)
         return self._committer.submit([encode(ev) for ev in events])
@@ -293,13 +380,17 @@ class Master:
 
     def _lease(self, msg: Message, now: float) -> None:
         req = decode(msg.data, LeaseRequest)
-        if req.slots < 0:
-            raise InvalidRequestError("slots must not be negative", field="slots")
+        if isinstance(req.slots, bool) or not 0 <= req.slots <= MAX_LEASE_SLOTS:
+            raise InvalidRequestError(
+                f"slots must be between 0 and {MAX_LEASE_SLOTS}", field="slots"
+            )
+        if not math.isfinite(req.wait):
+            raise InvalidRequestError("wait must be a finite number of seconds", field="wait")
         self.parking.take(req.region, req.instance)
         events, tasks = self.state.lease(req.region, req.instance, req.slots, now)
         wait = min(req.wait, self.config.max_lease_wait)
         if tasks or wait <= 0 or req.slots == 0:
-            self._send_after_commit(events, msg.reply, encode_ok(LeaseReply(tasks=tasks)))
+            self._queue_reply(events, msg.reply, encode_ok(LeaseReply(tasks=tasks)))
             return
         parked = ParkedLease(req.region, req.instance, req.slots, msg.reply, now + wait)
         loop = asyncio.get_running_loop()
@@ -311,23 +402,23 @@ class Master:
             events, tasks = self.state.lease(parked.region, parked.instance, parked.slots, now)
         except TierqError as exc:
             self.parking.take(parked.region, parked.instance)
-            self._outgoing.put_nowait(_Outgoing(None, [], parked.reply, encode_error(exc)))
+            self._queue_reply([], parked.reply, encode_error(exc))
             return
         if tasks:
             self.parking.take(parked.region, parked.instance)
-            self._send_after_commit(events, parked.reply, encode_ok(LeaseReply(tasks=tasks)))
+            self._queue_reply(events, parked.reply, encode_ok(LeaseReply(tasks=tasks)))
 
     def _expire_parked(self, parked: ParkedLease) -> None:
         if self.parking.parked.get((parked.region, parked.instance)) is parked:
             self.parking.take(parked.region, parked.instance)
-            self._outgoing.put_nowait(
-                _Outgoing(None, [], parked.reply, encode_ok(LeaseReply(tasks=[])))
-            )
+            self._queue_reply([], parked.reply, encode_ok(LeaseReply(tasks=[])))
 
     def _wait(self, msg: Message, now: float) -> None:
         req = decode(msg.data, WaitRequest)
         if not req.ids:
             raise InvalidRequestError("wait needs at least one task id", field="ids")
+        if not math.isfinite(req.timeout):
+            raise InvalidRequestError("timeout must be a finite number", field="timeout")
         for task_id in req.ids:
             self.state.get(task_id)  # unknown ids fail now, not after the timeout
         self._spawn(self._wait_and_reply(req, msg.reply))
@@ -346,7 +437,7 @@ class Master:
                 finally:
                     self.waiters.discard(task_id, fut)
         tasks = [t for t in (self.handlers.find(i) for i in req.ids) if t is not None]
-        await self._respond(reply_to, encode_ok(TasksReply(tasks=tasks)))
+        self._queue_reply([], reply_to, encode_ok(TasksReply(tasks=tasks)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a short-lived helper task; kept referenced and cancelled on shutdown."""
@@ -370,17 +461,22 @@ class Master:
                 self._outgoing.task_done()
 
     async def _deliver(self, out: _Outgoing) -> None:
-        if out.commit is not None:
-            try:
-                await out.commit
-            except TierqError as exc:
-                if isinstance(exc, FencedError):
-                    log.error("master %s was fenced: the log moved under it", self.holder)
-                    self.end_term()
-                if out.reply_to:
-                    await self._respond(out.reply_to, encode_error(exc))
-                return
+        try:
+            await out.commit
+        except TierqError as exc:
+            if isinstance(exc, FencedError):
+                log.error("master %s was fenced: the log moved under it", self.holder)
+                self.end_term()
+            if out.reply_to:
+                await self._respond(out.reply_to, encode_error(exc))
+            return
+        if out.events:
             await self._publish_events(out.events)
+        elif not self.leadership.held():
+            # Nothing of ours is in it, and another master may lead by now: a read from this
+            # state could be stale. Say nothing; the client asks again and the leader answers.
+            self.end_term()
+            return
         if out.reply_to:
             await self._respond(out.reply_to, out.payload)
         if self._outgoing.empty():
@@ -414,53 +510,51 @@ class Master:
     async def _tick_loop(self) -> None:
         """Run ``tick`` whenever the core says time-driven work is due."""
         while True:
-            now = time.time()
-            events = self.state.tick(now)
+            now = self.now()
+            try:
+                events = self.state.tick(now)
+            except Exception as exc:  # a bug: the state may be half-changed
+                log.exception("tick failed")
+                self._fail_stop(f"tick raised {type(exc).__name__}")
+                return
             if events:
-                self._outgoing.put_nowait(_Outgoing(self._commit(events), events, "", b""))
+                self._queue_reply(events, "", b"")
                 self._after_change(now)
             wake = self.state.next_wakeup()
-            delay = 1.0 if wake is None else min(1.0, max(0.0, wake - time.time()))
+            delay = 1.0 if wake is None else min(1.0, max(0.0, wake - self.now()))
             self._tick_wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wakeup.wait(), timeout=max(delay, 0.001))
 
-    async def _renew_loop(self, lease: LeaderLease) -> None:
-        interval = self.config.leader_lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await lease.renew()
-            except FencedError:
-                log.error("master %s lost the leader lease", self.holder)
-                self.end_term()
-                return
-            except EngineUnavailableError as exc:
-                log.warning("could not renew the leader lease: %s", exc)
-
     def _maybe_snapshot(self) -> None:
-        """Snapshot every ``snapshot_every`` events so recovery replays a bounded tail.
-
-        The state already includes every event handed to the committer, so an empty
-        submission right after encoding resolves with exactly the log sequence it covers.
-        """
+        """Snapshot every ``snapshot_every`` events so recovery replays a bounded tail."""
         if self._since_snapshot < self.config.snapshot_every or self._snapshot_running:
             return
         if self._committer is None:
             return
-        data = self.state.snapshot()
-        covered = self._committer.submit([])
         self._since_snapshot = 0
         self._snapshot_running = True
-        self._spawn(self._store_snapshot(covered, data))
+        self._spawn(self._take_snapshot())
 
-    async def _store_snapshot(self, covered: asyncio.Future[int], data: bytes) -> None:
-        assert self._snapshots is not None and self._log is not None
+    async def _take_snapshot(self) -> None:
+        """Encode the state and store it with the log sequence it covers.
+
+        Encoding a large state holds the event loop for a while (about 1.4 s for 1,000,000
+        queued tasks), and no renewal can go out meanwhile: renew first, so the whole lease is
+        left for it. The state already includes every event handed to the committer, so an
+        empty submission right after encoding resolves with exactly the sequence it covers.
+        """
         seq: int | None = None
         try:
+            await self.leadership.renew()
+            committer = self._committer
+            if committer is None or not self.leadership.held():
+                return
+            data = self.state.snapshot()
+            covered = committer.submit([])
             seq = await covered
-            await self._snapshots.put(seq, data)
-            await self._log.purge(upto_seq=seq)
+            await self.recovery.snapshots.put(seq, data)
+            await self.recovery.log.purge(upto_seq=seq)
             log.info("snapshot at log sequence %d (%d bytes)", seq, len(data))
         except TierqError as exc:
             log.warning("snapshot at log sequence %s failed: %s", seq, exc)
