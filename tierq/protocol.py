@@ -203,6 +203,9 @@ class LeaseRequest(_Msg):
     instance: str
     slots: int
     wait: float = 0.0
+    #: Only tasks of these types (None: any type the region registered). A region asks for
+    #: the types of the workers that have room, so a busy type cannot take an idle one's slots.
+    task_types: list[str] | None = None
 
 
 class LeaseReply(_Msg):

@@ -83,3 +83,32 @@ async def _registered(region: object, n: int) -> bool:
 
 async def _queued(region: object, n: int) -> bool:
     return len(region.queue) == n  # type: ignore[attr-defined]
+
+
+async def test_a_busy_type_does_not_take_an_idle_workers_slots(
+    cluster: LocalCluster, client: tierq.App, tmp_path: Path
+) -> None:
+    """Credits are per worker: the region asks for the types of the workers that have room,
+    so a backlog of a busy type with a higher priority cannot starve an idle worker."""
+    region = cluster.region
+    assert region is not None
+    cluster.spawn_worker(TASKS, concurrency=2)
+    cluster.spawn_worker(ORPHAN, concurrency=4)
+    await until(lambda: _registered(region, 2), 30, "both workers registered")
+    ledger = tmp_path / "ran.jsonl"
+    busy = [
+        (await client.submit(rtasks.nap, 3.0, str(ledger), f"b{i}", priority=5)).id
+        for i in range(10)
+    ]
+
+    async def two_running() -> bool:
+        tasks = [await client.get(i) for i in busy]
+        return sum(t.state is TaskState.RUNNING for t in tasks) == 2
+
+    await until(two_running, 30, "the busy worker runs two")
+    idle = [(await client.submit(orphan_tasks.orphan, i)).id for i in range(4)]
+    took = await until(lambda: all_in(client, idle, TaskState.SUCCEEDED), 30, "idle type ran")
+    print(f"busy backlog of another type: the idle worker's 4 tasks ran in {took:.2f} s")
+    # The backlog takes 10 / 2 * 3 = 15 s; the idle worker must not wait for it (it waited
+    # 9 s before credits were per worker).
+    assert took < 4.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from heapq import heapify, heappop, heappush
 from operator import attrgetter, itemgetter
 from typing import cast
@@ -1435,12 +1435,19 @@ class SchedulerState:
             self._fail(task, error, None, now, out)
 
     def lease(
-        self, region: str, instance: str, slots: int, now: float
+        self,
+        region: str,
+        instance: str,
+        slots: int,
+        now: float,
+        types: Collection[str] | None = None,
     ) -> tuple[list[Event], list[LeasedTask]]:
         """Hand up to ``slots`` READY tasks that ``region`` can run, best first; renews its lease.
 
-        Classes whose task breaker (for this region) or resource breaker is open are skipped:
-        their tasks wait. A half-open breaker lets one probe through.
+        With ``types``, only tasks of those names (the region asks for the types of its
+        workers that have room). Classes whose task breaker (for this region) or resource
+        breaker is open are skipped: their tasks wait. A half-open breaker lets one probe
+        through.
         """
         now = float(now)
         rec = self._region(region, instance)
@@ -1453,7 +1460,7 @@ class SchedulerState:
         leased: list[LeasedTask] = []
         if slots == 0:
             return out, leased
-        heads, probing = self._lease_heads(rec)
+        heads, probing = self._lease_heads(rec, types)
         if not heads:
             return out, leased
         placement = self._placement
@@ -1512,7 +1519,7 @@ class SchedulerState:
         return out, leased
 
     def _lease_heads(
-        self, rec: RegionRecord
+        self, rec: RegionRecord, types: Collection[str] | None = None
     ) -> tuple[list[tuple[int, int, ClassKey, int]], set[int]]:
         """The merge heap of the classes ``rec`` may take from now, and which of them are
         behind a half-open breaker (they give one probe, then stop)."""
@@ -1525,7 +1532,7 @@ class SchedulerState:
         probing: set[int] = set()
         for i, key in enumerate(placement.eligible(rec.info)):
             queue = placement.get(key)
-            if not queue:
+            if not queue or (types is not None and key[0] not in types):
                 continue
             if check_breakers:
                 gate = self._gate(region, key)

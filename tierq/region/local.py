@@ -52,9 +52,12 @@ class LocalQueue:
                 out.append(task)
         return out
 
-    def count_for(self, task_types: frozenset[str]) -> int:
-        """Queued tasks of these types (cancelled ones excluded)."""
-        return sum(1 for task in self._ids.values() if task.name in task_types)
+    def counts(self) -> dict[str, int]:
+        """Queued tasks per type (cancelled ones excluded)."""
+        out: dict[str, int] = {}
+        for task in self._ids.values():
+            out[task.name] = out.get(task.name, 0) + 1
+        return out
 
     def types(self) -> set[str]:
         """Task types with at least one live entry (a cancelled one may linger in a heap)."""
@@ -155,3 +158,31 @@ def lost_outcome(
         worker=worker,
         error=ErrorSummary(type=kind, message=why, lost=True),
     )
+
+
+def lease_ask(
+    workers: list[WorkerSlot], queued: dict[str, int], prefetch: int
+) -> tuple[int, list[str] | None]:
+    """Slots to lease and their types (None: any), given the live workers and the queued
+    tasks per type; see :meth:`tierq.region.service.Region.lease_ask`."""
+    room = {w.id: w.free for w in workers}
+    waiting = 0
+    for name, n in sorted(queued.items()):
+        # Workers with fewer types first: they have fewer other uses for their slots.
+        runners = sorted((w for w in workers if name in w.task_types), key=_type_count)
+        for w in runners:
+            take = min(n, room[w.id])
+            room[w.id] -= take
+            n -= take
+        if runners:
+            waiting += n
+    free = sum(room.values())
+    spare = max(0, prefetch - waiting)
+    if spare:
+        return free + spare, None
+    types = sorted(frozenset().union(*(w.task_types for w in workers if room[w.id] > 0)))
+    return free, types
+
+
+def _type_count(worker: WorkerSlot) -> int:
+    return len(worker.task_types)

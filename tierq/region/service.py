@@ -49,7 +49,7 @@ from ..protocol import (
     encode_ok,
 )
 from . import reports
-from .local import LocalQueue, Outbox, lost_outcome
+from .local import LocalQueue, Outbox, lease_ask, lost_outcome
 from .workers import WorkerSide
 
 log = logging.getLogger("tierq.region")
@@ -212,27 +212,40 @@ class Region(WorkerSide):
     # -- credits and leasing ---------------------------------------------------------------
 
     def credits(self) -> int:
-        """Free slots of live workers plus prefetch, minus the queued tasks they can run.
+        return self.lease_ask()[0]
 
-        Queued tasks no live worker takes do not count: they are handed back at the next
-        registration instead of holding capacity another type could use.
+    def lease_ask(self) -> tuple[int, list[str] | None]:
+        """How many tasks to ask the master for, and of which types (None: any).
+
+        Credits are per worker: each queued task takes a free slot of a live worker that can
+        run it, and what is left is asked for, of the types of the workers it is left with;
+        so tasks of a busy type never hold another type's slots. Queued tasks no free slot
+        can take count against the prefetch; those no live worker runs count for nothing
+        (they are handed back at the next registration).
         """
-        free = sum(w.free for w in self.workers.values())
-        return max(0, free + self.config.prefetch - self.queue.count_for(self.live_types()))
+        return lease_ask(
+            [w for w in self.workers.values() if not w.draining],
+            self.queue.counts(),
+            self.config.prefetch,
+        )
 
     async def _lease_loop(self) -> None:
         while True:
             if self.registration_due():
                 await self._register()
                 continue
-            want = self.credits()
+            want, types = self.lease_ask()
             if want <= 0:
                 self._credits_changed.clear()
                 if self.credits() <= 0:
                     await self._credits_changed.wait()
                 continue
             request = LeaseRequest(
-                region=self.name, instance=self.instance, slots=want, wait=LEASE_WAIT
+                region=self.name,
+                instance=self.instance,
+                slots=want,
+                wait=LEASE_WAIT,
+                task_types=types,
             )
             try:
                 reply = await self._master(
