@@ -86,6 +86,9 @@ class Region(WorkerSide):
         #: (instance, task types) the master last confirmed; None until the first
         #: registration of the current instance completes.
         self._registered: tuple[str, frozenset[str]] | None = None
+        #: Queued task types no live worker runs, and since when (monotonic).
+        self._orphaned: dict[str, float] = {}
+        self._grace = config.worker_lease_seconds
         self._lease_seconds = 10.0
         self._held_sent_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,7 +118,13 @@ class Region(WorkerSide):
             await self._register()
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
-                for loop in (self._lease_loop, self._report_loop, self._liveness_loop):
+                loops = (
+                    self._lease_loop,
+                    self._report_loop,
+                    self._liveness_loop,
+                    self._hand_back_loop,
+                )
+                for loop in loops:
                     tg.create_task(self._forever(loop))
         finally:
             for sub in subs:
@@ -187,17 +196,31 @@ class Region(WorkerSide):
             self._lease_seconds = reply.lease_seconds
             if self.instance == instance:
                 self._registered = (instance, types)
-                self._give_back(types)
             return
 
-    def _give_back(self, registered: frozenset[str]) -> None:
-        """Hand back to the master the queued tasks no live worker here can run.
+    async def _hand_back_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._give_back()
 
-        Called once the master knows the region no longer offers their types, so it will not
-        lease them here again. They go back as lost attempts (re-queued at once, counted like
-        any lost attempt), with the reason in their history.
+    def _give_back(self) -> None:
+        """Hand back to the master the queued tasks no live worker here has run for a while.
+
+        Only types the master knows the region no longer offers (so it will not lease them
+        here again), and only once they have had no live worker for ``worker_lease_seconds``:
+        a worker restarting (a deploy) gets its tasks, a pool that went away does not hold
+        them. They go back as lost attempts (re-queued at once, counted like any lost
+        attempt), with the reason in their history. Until then they hold no credits.
         """
-        orphans = self.queue.take_types(registered | self.live_types())
+        now = time.monotonic()
+        keep = self.registered_types | self.live_types()
+        orphaned = {t for t in self.queue.types() if t not in keep}
+        for name in [t for t in self._orphaned if t not in orphaned]:
+            del self._orphaned[name]
+        due = {t for t in orphaned if now - self._orphaned.setdefault(t, now) >= self._grace}
+        if self._registered is None or self._registered[0] != self.instance or not due:
+            return
+        orphans = self.queue.take_types(frozenset(self.queue.types() - due))
         if not orphans:
             return
         for task in orphans:
