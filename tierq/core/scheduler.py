@@ -158,6 +158,8 @@ _INT64_MAX = 2**63 - 1
 _MAX_MESSAGE = 4096
 _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
+#: Task names a lease may hand out (None: any the region registered).
+_Types = Collection[str] | None
 _OUTCOME_KINDS = frozenset(kind.value for kind in OutcomeKind)
 _EVICT_BATCH = 10_000
 
@@ -1435,19 +1437,13 @@ class SchedulerState:
             self._fail(task, error, None, now, out)
 
     def lease(
-        self,
-        region: str,
-        instance: str,
-        slots: int,
-        now: float,
-        types: Collection[str] | None = None,
+        self, region: str, instance: str, slots: int, now: float, types: _Types = None
     ) -> tuple[list[Event], list[LeasedTask]]:
         """Hand up to ``slots`` READY tasks that ``region`` can run, best first; renews its lease.
 
-        With ``types``, only tasks of those names (the region asks for the types of its
-        workers that have room). Classes whose task breaker (for this region) or resource
-        breaker is open are skipped: their tasks wait. A half-open breaker lets one probe
-        through.
+        With ``types``, only tasks of those names. Classes whose task breaker (for this
+        region) or resource breaker is open are skipped: their tasks wait. A half-open breaker
+        lets one probe through.
         """
         now = float(now)
         rec = self._region(region, instance)
@@ -1519,7 +1515,7 @@ class SchedulerState:
         return out, leased
 
     def _lease_heads(
-        self, rec: RegionRecord, types: Collection[str] | None = None
+        self, rec: RegionRecord, types: _Types = None
     ) -> tuple[list[tuple[int, int, ClassKey, int]], set[int]]:
         """The merge heap of the classes ``rec`` may take from now, and which of them are
         behind a half-open breaker (they give one probe, then stop)."""
