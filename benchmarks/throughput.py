@@ -28,6 +28,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import tierq  # noqa: E402
 from tierq.config import NatsConfig  # noqa: E402
 from tierq.core.model import TaskSpec  # noqa: E402
 from tierq.engine import EmbeddedNats, Message, Subjects, connect  # noqa: E402
@@ -135,11 +136,19 @@ async def measure(
         wanted: set[str] = set()
         sub = await engine.subscribe(subjects.event("task_succeeded"), cb=on_succeeded)
         t0 = time.perf_counter()
-        for start in range(0, n_tasks, batch):
-            specs = [
-                TaskSpec(name="noop", args=[i]) for i in range(start, min(n_tasks, start + batch))
-            ]
-            wanted.update(await client.submit(specs))
+        if batch == 0:  # pipelined: one submit_nowait per task, batched by the SDK
+            app = tierq.App(stack.nats.url, request_timeout=30)
+            pending = [app.submit_nowait("noop", i) for i in range(n_tasks)]
+            await app.flush()
+            wanted.update(p.id for p in pending)
+            await app.close()
+        else:
+            for start in range(0, n_tasks, batch):
+                specs = [
+                    TaskSpec(name="noop", args=[i])
+                    for i in range(start, min(n_tasks, start + batch))
+                ]
+                wanted.update(await client.submit(specs))
         expected.append(n_tasks)
         if not wanted <= results.keys():
             await asyncio.wait_for(done.wait(), timeout=600)
@@ -252,7 +261,13 @@ def main(argv: list[str] | None = None) -> list[Summary]:
     parser.add_argument("--latency-tasks", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--prefetch", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1000,
+        help="tasks per submit call; 1 = one awaited submit per task; 0 = submit_nowait per "
+        "task (pipelined by the SDK)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["default", "always"], default=None)
     args = parser.parse_args(argv)

@@ -24,9 +24,11 @@ EXPECTED = [
     "NodeRef",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PendingTask",
     "PermissionDeniedError",
     "RetryPolicy",
     "SyncApp",
+    "SyncPendingTask",
     "SyncTaskHandle",
     "SyncWorkflowHandle",
     "Task",
@@ -69,3 +71,18 @@ def test_every_exported_error_is_a_tierq_error() -> None:
         value = getattr(tierq, name)
         if name.endswith("Error"):
             assert issubclass(value, tierq.TierqError), name
+
+
+def test_no_public_name_leaks_outside_all() -> None:
+    """Built from ``vars()`` as httpx's check is: a name imported into ``tierq`` without being
+    added to ``__all__`` (or the reverse) fails here, not only a change of the pinned list."""
+    import types
+
+    public = {
+        name
+        for name, value in vars(tierq).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
+    assert public == set(tierq.__all__)

@@ -21,7 +21,13 @@ from .client import (
     NodeRef as NodeRef,
 )
 from .client import (
+    PendingTask as PendingTask,
+)
+from .client import (
     SyncApp as SyncApp,
+)
+from .client import (
+    SyncPendingTask as SyncPendingTask,
 )
 from .client import (
     SyncTaskHandle as SyncTaskHandle,
@@ -154,9 +160,11 @@ __all__ = [
     "NodeRef",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PendingTask",
     "PermissionDeniedError",
     "RetryPolicy",
     "SyncApp",
+    "SyncPendingTask",
     "SyncTaskHandle",
     "SyncWorkflowHandle",
     "Task",

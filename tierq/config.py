@@ -13,7 +13,7 @@ import msgspec
 
 from .core.settings import Settings
 from .core.validate import check_text
-from .engine import ConnectOptions, validate_token
+from .engine import ConnectOptions, NatsUsers, validate_token
 from .errors import InvalidRequestError
 
 
@@ -34,9 +34,37 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     prefix: str = "tierq"
+    #: A tierq credentials file (JSON, one NATS user per role, as ``tierq dev`` writes it);
+    #: :meth:`for_role` takes the user of a process's role from it.
+    credentials: str | None = None
 
     def __post_init__(self) -> None:
         check_token(self.prefix, "prefix")
+
+    def __repr__(self) -> str:
+        # Never print the password into logs.
+        return (
+            f"NatsConfig(servers={self.servers!r}, prefix={self.prefix!r}, user={self.user!r}, "
+            f"credentials={self.credentials!r})"
+        )
+
+    def for_role(self, role: str, region: str | None = None) -> NatsConfig:
+        """This config with the NATS user of ``role`` (and ``region``) from the credentials file.
+
+        An explicit user, token or ``.creds`` file wins over the credentials file; without
+        any of them the config is returned unchanged (a server without authentication).
+        """
+        if self.user or self.token or self.creds or not self.credentials:
+            return self
+        users = NatsUsers.load(self.credentials)
+        found = users.find(role, region)
+        if found is None:
+            where = f" of region {region!r}" if region is not None else ""
+            raise InvalidRequestError(
+                f"the NATS credentials file {self.credentials!r} has no {role} user{where}",
+                field="nats_credentials",
+            )
+        return msgspec.structs.replace(self, user=found.user, password=found.password)
 
     def connect_options(self, *, name: str) -> ConnectOptions:
         """Engine connection options for a process called ``name``."""
@@ -65,7 +93,21 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
             tls_cert=os.environ.get("TIERQ_NATS_TLS_CERT"),
             tls_key=os.environ.get("TIERQ_NATS_TLS_KEY"),
             prefix=prefix or os.environ.get("TIERQ_PREFIX", "tierq"),
+            credentials=os.environ.get("TIERQ_NATS_CREDENTIALS") or _dev_credentials(),
         )
+
+
+#: Where ``tierq dev`` (default data directory) keeps its NATS users, relative to where it ran.
+DEV_CREDENTIALS = os.path.join(".tierq", "nats", "credentials.json")
+
+
+def _dev_credentials() -> str | None:
+    """``tierq dev``'s credentials file when this process runs where ``tierq dev`` did.
+
+    So a script or a ``tierq submit`` next to a running ``tierq dev`` logs in without setup;
+    anything configured (``TIERQ_NATS_CREDENTIALS``, a user, a token) wins.
+    """
+    return DEV_CREDENTIALS if os.path.isfile(DEV_CREDENTIALS) else None
 
 
 class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):

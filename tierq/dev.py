@@ -19,8 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from .config import MasterConfig, NatsConfig, RegionConfig
-from .engine import EmbeddedNats, connect
+from .engine import EmbeddedNats, NatsUsers, connect
+from .errors import InvalidRequestError
 from .master.service import Master
 from .region.service import Region
 
@@ -42,6 +45,8 @@ def _port_free(port: int) -> bool:
 
 @dataclass(slots=True)
 class DevOptions:
+    #: How to reach and log into the NATS at ``nats_url`` (flags and env); None: only the URL.
+    nats: NatsConfig | None = None
     modules: list[str] = field(default_factory=list)
     workers: int = 2
     concurrency: int = 8
@@ -94,12 +99,40 @@ def _worker_command(opts: DevOptions, nats_url: str, modules: list[str]) -> list
     ]
 
 
-def start_workers(
-    opts: DevOptions, nats_url: str, modules: list[str]
-) -> list[subprocess.Popen[bytes]]:
+#: Where a worker process finds each NATS login field (its `tierq worker` reads these).
+_ENV = {
+    "user": "TIERQ_NATS_USER",
+    "password": "TIERQ_NATS_PASSWORD",
+    "token": "TIERQ_NATS_TOKEN",
+    "creds": "TIERQ_NATS_CREDS",
+    "credentials": "TIERQ_NATS_CREDENTIALS",
+    "tls_ca": "TIERQ_NATS_TLS_CA",
+    "tls_cert": "TIERQ_NATS_TLS_CERT",
+    "tls_key": "TIERQ_NATS_TLS_KEY",
+}
+
+
+def worker_env(nats: NatsConfig) -> dict[str, str]:
+    """The environment of a worker process: ours, with ``nats``'s login in ``TIERQ_NATS_*``.
+
+    Passed in the environment rather than as flags, so no password shows in the process list.
+    """
     env = dict(os.environ)
+    for field_name, var in _ENV.items():
+        value = getattr(nats, field_name)
+        if value:
+            env[var] = str(value)
+        else:
+            env.pop(var, None)
     # Workers import the user's modules from where `tierq dev` was started.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def start_workers(
+    opts: DevOptions, nats: NatsConfig, nats_url: str, modules: list[str]
+) -> list[subprocess.Popen[bytes]]:
+    env = worker_env(nats)
     return [
         subprocess.Popen(_worker_command(opts, nats_url, modules), env=env)
         for _ in range(opts.workers)
@@ -137,29 +170,27 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
         raise ValueError("tierq dev needs at least one task module (or --demo)")
     embedded: EmbeddedNats | None = None
     if opts.nats_url is None:
-        store = Path(opts.data_dir or ".tierq") / "nats"
-        store.mkdir(parents=True, exist_ok=True)
-        port = opts.nats_port or (DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None)
-        embedded = EmbeddedNats(store, port=port, sync_always=opts.sync_always)
-        await embedded.astart()
+        embedded, nats = await _start_embedded(opts)
         nats_url = embedded.url
-        opts.announce(f"nats-server  {nats_url}  (JetStream data in {store})")
-        if embedded.port != DEFAULT_NATS_PORT:
-            opts.announce(f"             clients: export TIERQ_NATS={nats_url}")
     else:
         nats_url = opts.nats_url
-    nats = NatsConfig(servers=(nats_url,), prefix=opts.prefix)
+        base = opts.nats or NatsConfig(prefix=opts.prefix)
+        nats = msgspec.structs.replace(base, servers=(nats_url,), prefix=opts.prefix)
     workers: list[subprocess.Popen[bytes]] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
-            master_engine = await connect(nats.connect_options(name="tierq-master"))
+            master_nats = nats.for_role("master")
+            master_engine = await connect(master_nats.connect_options(name="tierq-master"))
             stack.push_async_callback(master_engine.close)
-            master = Master(MasterConfig(nats=nats), master_engine)
-            region_engine = await connect(nats.connect_options(name="tierq-region"))
+            master = Master(MasterConfig(nats=master_nats), master_engine)
+            region_nats = nats.for_role("region", opts.region)
+            region_engine = await connect(region_nats.connect_options(name="tierq-region"))
             stack.push_async_callback(region_engine.close)
             region = Region(
                 RegionConfig(
-                    nats=nats, name=opts.region, worker_lease_seconds=opts.worker_lease_seconds
+                    nats=region_nats,
+                    name=opts.region,
+                    worker_lease_seconds=opts.worker_lease_seconds,
                 ),
                 region_engine,
             )
@@ -171,7 +202,7 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
                 await _wait_ready(region.ready, region_task)
                 opts.announce(f"region       {opts.region!r}")
                 api_url, api_task = await _start_api(opts, nats, tg)
-                workers = start_workers(opts, nats_url, modules)
+                workers = start_workers(opts, nats, nats_url, modules)
                 opts.announce(
                     f"workers      {opts.workers} x {opts.concurrency} slots ({', '.join(modules)})"
                 )
@@ -188,6 +219,46 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
         await stop_processes(workers)
         if embedded is not None:
             await embedded.astop()
+
+
+async def _start_embedded(opts: DevOptions) -> tuple[EmbeddedNats, NatsConfig]:
+    """Start the embedded server with a NATS user per role; their credentials in the data dir."""
+    store = Path(opts.data_dir or ".tierq") / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    # The server writes the credentials it runs with next to its config; reuse them.
+    users = _dev_users(store / "credentials.json", opts.prefix, opts.region)
+    port = opts.nats_port or (DEFAULT_NATS_PORT if _port_free(DEFAULT_NATS_PORT) else None)
+    embedded = EmbeddedNats(store, port=port, sync_always=opts.sync_always, users=users)
+    await embedded.astart()
+    credentials = embedded.credentials_file
+    assert credentials is not None
+    opts.announce(f"nats-server  {embedded.url}  (JetStream data in {store})")
+    opts.announce(f"             NATS users per role in {credentials} (keep it private)")
+    env = f"TIERQ_NATS_CREDENTIALS={credentials.resolve()}"
+    if embedded.port != DEFAULT_NATS_PORT:
+        env = f"TIERQ_NATS={embedded.url} {env}"
+    opts.announce(f"             clients: export {env}")
+    nats = NatsConfig(servers=(embedded.url,), prefix=opts.prefix, credentials=str(credentials))
+    return embedded, nats
+
+
+def _dev_users(path: Path, prefix: str, region: str) -> NatsUsers:
+    """The credentials in ``path`` if they serve this prefix and region, else new ones.
+
+    Kept across restarts, so processes started with the file keep working.
+    """
+    if path.exists():
+        try:
+            users = NatsUsers.load(path)
+        except InvalidRequestError as exc:
+            log.warning("%s; writing new credentials", exc)
+        else:
+            roles: list[tuple[str, str | None]] = [("master", None), ("api", None)]
+            roles += [("client", None)]
+            roles += [("region", region), ("worker", region)]
+            if users.prefix == prefix and all(users.find(r, g) for r, g in roles):
+                return users
+    return NatsUsers.generate(prefix, regions=[region])
 
 
 async def _wait_ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
@@ -207,7 +278,9 @@ async def _start_api(
     from .api.config import ApiConfig
     from .api.server import run_api
 
-    config = ApiConfig(nats=nats, host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port)
+    config = ApiConfig(
+        nats=nats.for_role("api"), host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port
+    )
     task: asyncio.Task[None] = tg.create_task(run_api(config))
     url = f"http://{opts.api_host}:{opts.api_port}"
     opts.announce(
@@ -225,7 +298,26 @@ async def run_dev(opts: DevOptions) -> None:
         # Event loops without signal support raise this; Ctrl-C still stops the run there.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    started = asyncio.Event()
+    body = asyncio.ensure_future(_run_until(opts, stop, started))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({body, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not body.done() and not started.is_set():
+            # Still starting, e.g. a standby master waiting for the lease: a signal must not
+            # wait for that. Cancelling unwinds the start (stops what already runs).
+            opts.announce("stopping (during start-up)...")
+            body.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await body
+    finally:
+        stopping.cancel()
+        body.cancel()
+
+
+async def _run_until(opts: DevOptions, stop: asyncio.Event, started: asyncio.Event) -> None:
     async with dev_stack(opts) as stack:
+        started.set()
         if opts.demo:
             from .demo import run_demo_against
 

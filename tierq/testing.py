@@ -17,18 +17,32 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
+
 from .config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
 from .core.settings import Settings
-from .engine import Engine, connect
+from .dev import worker_env
+from .engine import Engine, NatsUsers, connect
 from .engine.embedded import DEFAULT_MAX_PAYLOAD, EmbeddedNats, free_port
 from .master import Master
 from .region import Region
 
-__all__ = ["EmbeddedNats", "LocalCluster", "free_port", "local_cluster", "nats_server"]
+__all__ = [
+    "TEST_REGIONS",
+    "EmbeddedNats",
+    "LocalCluster",
+    "free_port",
+    "local_cluster",
+    "nats_server",
+]
+
+
+#: Regions the test kit's server has region and worker users for, unless told otherwise.
+TEST_REGIONS = ("default", "eu")
 
 
 @asynccontextmanager
@@ -37,6 +51,9 @@ async def nats_server(
     durable: bool = False,
     sync_always: bool = False,
     max_payload: int = DEFAULT_MAX_PAYLOAD,
+    auth: bool = True,
+    prefix: str = "tierq",
+    regions: Sequence[str] = TEST_REGIONS,
 ) -> AsyncIterator[EmbeddedNats]:
     """A JetStream ``nats-server`` on a free loopback port, in a temporary directory.
 
@@ -47,9 +64,16 @@ async def nats_server(
         durable: the durable profile, which fsyncs every write before acking it
             (implies ``sync_always``).
         sync_always: ``sync_interval: always`` on the server.
+        auth: one NATS user per role with least-privilege permissions, as in production
+            (``srv.credentials_file`` holds them; ``srv.connect_options(role)`` logs in as
+            one). False: anyone may do anything.
+        prefix, regions: the installation the users are made for.
     """
+    users = NatsUsers.generate(prefix, regions=regions) if auth else None
     with tempfile.TemporaryDirectory(prefix="tierq-test-nats-") as tmp:
-        server = EmbeddedNats(tmp, sync_always=sync_always or durable, max_payload=max_payload)
+        server = EmbeddedNats(
+            tmp, sync_always=sync_always or durable, max_payload=max_payload, users=users
+        )
         try:
             await server.astart()
             yield server
@@ -76,9 +100,15 @@ class LocalCluster:
         heartbeat_interval: float = 1.0,
         leader_lease_seconds: float = 2.0,
         snapshot_every: int = 200_000,
+        credentials: str | os.PathLike[str] | None = None,
     ) -> None:
         self.nats_url = nats_url
-        self.nats = NatsConfig(servers=(nats_url,), prefix=prefix)
+        # Logins come from the environment like in every tierq process (TIERQ_NATS_USER,
+        # TIERQ_NATS_CREDENTIALS...), or from ``credentials``; each service takes its role's.
+        nats = NatsConfig.from_env(servers=nats_url, prefix=prefix)
+        if credentials is not None:
+            nats = msgspec.structs.replace(nats, credentials=os.fspath(credentials))
+        self.nats = nats
         self.region_name = region
         self.settings = settings
         self.worker_lease_seconds = worker_lease_seconds
@@ -92,9 +122,10 @@ class LocalCluster:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     async def start_master(self) -> Master:
-        engine = await connect(self.nats.connect_options(name="tierq-test-master"))
+        nats = self.nats.for_role("master")
+        engine = await connect(nats.connect_options(name="tierq-test-master"))
         config = MasterConfig(
-            nats=self.nats,
+            nats=nats,
             initial_settings=self.settings,
             leader_lease_seconds=self.leader_lease_seconds,
             snapshot_every=self.snapshot_every,
@@ -121,9 +152,10 @@ class LocalCluster:
         self.master = None
 
     async def start_region(self) -> Region:
-        engine = await connect(self.nats.connect_options(name="tierq-test-region"))
+        nats = self.nats.for_role("region", self.region_name)
+        engine = await connect(nats.connect_options(name="tierq-test-region"))
         config = RegionConfig(
-            nats=self.nats,
+            nats=nats,
             name=self.region_name,
             worker_lease_seconds=self.worker_lease_seconds,
             heartbeat_interval=self.heartbeat_interval,
@@ -150,7 +182,7 @@ class LocalCluster:
         from .worker import run_worker
 
         config = WorkerConfig(
-            nats=self.nats,
+            nats=self.nats.for_role("worker", self.region_name),
             modules=modules,
             region=self.region_name,
             concurrency=concurrency,
@@ -169,8 +201,7 @@ class LocalCluster:
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``tierq worker`` as a real process (stopped by :meth:`close`)."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+        env = worker_env(self.nats)
         env.update(extra_env or {})
         cmd = [
             sys.executable,

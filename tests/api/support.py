@@ -22,14 +22,15 @@ TOKENS = {
 
 def api_config(nats_url: str, *, tokens: bool = True, **overrides: object) -> ApiConfig:
     options: dict[str, object] = {
-        "nats": NatsConfig(servers=(nats_url,)),
+        # The API's NATS user when the test server has users (TIERQ_NATS_CREDENTIALS).
+        "nats": NatsConfig.from_env(servers=nats_url).for_role("api"),
         "port": 0,
         "grpc_port": 0,
         "rate_limit": 0.0,
         "request_timeout": 5.0,
     }
     if tokens:
-        options["tokens"] = ",".join(f"{role}:{token}" for role, token in TOKENS.items())
+        options["tokens"] = ",".join(f"{role}:{role}:{token}" for role, token in TOKENS.items())
     options.update(overrides)
     return ApiConfig(**options)  # type: ignore[arg-type]
 

@@ -17,8 +17,9 @@ import pytest
 
 from tierq.api import ApiServer
 from tierq.api.proto import tierq_pb2 as pb
-from tierq.api.proto import tierq_pb2_grpc
+from tierq.api.proto import tierq_pb2_grpc, workers_pb2_grpc
 from tierq.api.proto import types_pb2 as types
+from tierq.api.proto import workers_pb2 as wpb
 from tierq.core.settings import Settings
 from tierq.engine import EmbeddedNats
 from tierq.testing import local_cluster
@@ -232,7 +233,66 @@ GRPC_CASES: list[tuple[str, str, Any, grpc.StatusCode]] = [
         S.INVALID_ARGUMENT,
     ),
     ("unknown", "GetTask", pb.GetTaskRequest(id="does-not-exist"), S.NOT_FOUND),
+    # Echoed into the error, a 10k id passed gRPC's metadata limit (the call failed INTERNAL).
+    ("10k id", "GetTask", pb.GetTaskRequest(id="x" * 10_000), S.NOT_FOUND),
+    ("10k non-ascii id", "GetTask", pb.GetTaskRequest(id="é" * 10_000), S.NOT_FOUND),
+    # Proto3 keeps enum numbers it does not know; they were INTERNAL.
+    ("unknown state", "ListTasks", pb.ListTasksRequest(state=999), S.INVALID_ARGUMENT),  # type: ignore[arg-type]
+    (
+        "unknown on_failure",
+        "SubmitWorkflow",
+        pb.SubmitWorkflowRequest(
+            workflow=types.WorkflowSpec(
+                nodes=[types.WorkflowNode(key="a", spec=types.TaskSpec(name="n"))],
+                on_failure=999,  # type: ignore[arg-type]
+            )
+        ),
+        S.INVALID_ARGUMENT,
+    ),
 ]
+
+#: (case, query, Last-Event-ID header): an event feed nobody can start.
+EVENT_CASES: list[tuple[str, str, bytes | None]] = [
+    ("after 2**64-1", f"?after={2**64 - 1}", None),
+    ("after 2**63", f"?after={2**63}", None),
+    ("superscript digit", "", "²".encode()),
+    ("31 digits", "", b"9" * 31),
+    ("negative", "", b"-1"),
+]
+
+
+async def event_mistakes(http: httpx.AsyncClient, channel: grpc.aio.Channel) -> list[Any]:
+    """Resume points beyond a 64-bit sequence or not a number: 4xx, never 500/503."""
+    wrong: list[Any] = []
+    for case, query, last in EVENT_CASES:
+        headers = {"last-event-id": last} if last is not None else {}
+        r = await http.get(f"/v1/events{query}", headers=headers)  # type: ignore[arg-type]
+        problem = r.json() if r.headers.get("content-type") == "application/problem+json" else {}
+        if r.status_code not in (400, 422) or not problem:
+            wrong.append((f"events {case}", r.status_code, r.text[:300]))
+    stream = tierq_pb2_grpc.TierqStub(channel).WatchEvents(
+        pb.WatchEventsRequest(after_sequence=2**64 - 1), metadata=ADMIN, timeout=20
+    )
+    try:
+        async for _ in stream:
+            wrong.append(("grpc watch 2**64-1", "streamed"))
+            break
+        wrong.append(("grpc watch 2**64-1", "ended without an error"))
+    except grpc.aio.AioRpcError as err:
+        if err.code() != S.INVALID_ARGUMENT:
+            wrong.append(("grpc watch 2**64-1", err.code(), err.details()))
+    report = wpb.ReportRequest(
+        region="default",
+        worker="w1",
+        outcomes=[wpb.Outcome(task_id="t", attempt=1, kind=999)],  # type: ignore[arg-type]
+    )
+    try:
+        await workers_pb2_grpc.WorkersStub(channel).Report(report, metadata=ADMIN, timeout=20)
+        wrong.append(("grpc report kind 999", "accepted"))
+    except grpc.aio.AioRpcError as err:
+        if err.code() != S.INVALID_ARGUMENT:
+            wrong.append(("grpc report kind 999", err.code(), err.details()))
+    return wrong
 
 
 async def grpc_mistakes(channel: grpc.aio.Channel) -> list[Any]:
@@ -275,6 +335,7 @@ async def test_bad_input_suite(stack: Stack, stack_channel: grpc.aio.Channel) ->
     wrong = await rest_mistakes(http)
     wrong += await token_mistakes(http)
     wrong += await grpc_mistakes(stack_channel)
+    wrong += await event_mistakes(http, stack_channel)
     assert wrong == []
 
     # Every task accepted before the suite is still there, unchanged, and nothing was added.

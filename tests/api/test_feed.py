@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 import pytest
@@ -24,6 +24,12 @@ async def stream(engine: Engine) -> AsyncIterator[str]:
     )
     assert "error" not in reply, reply
     yield name
+
+
+@pytest.fixture
+async def feed_engine(connect_as: Callable[..., Awaitable[Engine]]) -> Engine:
+    """The API's side: the feed reads the stream as the API's NATS user."""
+    return await connect_as("api")
 
 
 async def publish(engine: Engine, kind: str, **fields: object) -> None:
@@ -49,9 +55,11 @@ async def consumers(engine: Engine, stream: str) -> int:
     return count
 
 
-async def test_live_events_carry_their_sequence(engine: Engine, stream: str) -> None:
+async def test_live_events_carry_their_sequence(
+    engine: Engine, feed_engine: Engine, stream: str
+) -> None:
     await publish(engine, "task_ready", id="old", attempt=1)
-    watch = await EventFeed(engine, SUBJECTS).watch(EventFilter())
+    watch = await EventFeed(feed_engine, SUBJECTS).watch(EventFilter())
     try:
         await publish(engine, "task_ready", id="a", attempt=1)
         await publish(engine, "task_succeeded", id="a", attempt=1)
@@ -64,10 +72,10 @@ async def test_live_events_carry_their_sequence(engine: Engine, stream: str) -> 
     assert await consumers(engine, stream) == 0
 
 
-async def test_resume_after_a_sequence(engine: Engine, stream: str) -> None:
+async def test_resume_after_a_sequence(engine: Engine, feed_engine: Engine, stream: str) -> None:
     for i in range(5):
         await publish(engine, "task_ready", id=f"t{i}", attempt=1)
-    watch = await EventFeed(engine, SUBJECTS).watch(EventFilter(), after=2)
+    watch = await EventFeed(feed_engine, SUBJECTS).watch(EventFilter(), after=2)
     try:
         assert [e.sequence for e in await take(watch, 3)] == [3, 4, 5]
         assert await watch.next(0.2) is None
@@ -75,8 +83,8 @@ async def test_resume_after_a_sequence(engine: Engine, stream: str) -> None:
         await watch.aclose()
 
 
-async def test_kinds_filter_on_the_server(engine: Engine, stream: str) -> None:
-    watch = await EventFeed(engine, SUBJECTS).watch(
+async def test_kinds_filter_on_the_server(engine: Engine, feed_engine: Engine, stream: str) -> None:
+    watch = await EventFeed(feed_engine, SUBJECTS).watch(
         EventFilter(kinds=["task_succeeded", "task_dead"]), after=0
     )
     try:
@@ -89,9 +97,11 @@ async def test_kinds_filter_on_the_server(engine: Engine, stream: str) -> None:
         await watch.aclose()
 
 
-async def test_a_slow_watcher_misses_nothing(engine: Engine, stream: str) -> None:
+async def test_a_slow_watcher_misses_nothing(
+    engine: Engine, feed_engine: Engine, stream: str
+) -> None:
     """Far more events than a watcher buffers: it restarts behind itself, in order."""
-    watch = await EventFeed(engine, SUBJECTS).watch(EventFilter(), after=0)
+    watch = await EventFeed(feed_engine, SUBJECTS).watch(EventFilter(), after=0)
     try:
         total = 3000
         for i in range(total):
@@ -106,8 +116,10 @@ async def test_a_slow_watcher_misses_nothing(engine: Engine, stream: str) -> Non
         await watch.aclose()
 
 
-async def test_without_the_stream_the_feed_is_live_only(engine: Engine) -> None:
-    watch = await EventFeed(engine, SUBJECTS).watch(EventFilter(kinds=["task_ready"]), after=5)
+async def test_without_the_stream_the_feed_is_live_only(
+    engine: Engine, feed_engine: Engine
+) -> None:
+    watch = await EventFeed(feed_engine, SUBJECTS).watch(EventFilter(kinds=["task_ready"]), after=5)
     try:
         assert not watch.resumable
         await engine.flush()

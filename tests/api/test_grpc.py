@@ -75,12 +75,18 @@ CALLS: list[tuple[str, str, Any, str, grpc.StatusCode]] = [
     (
         "w",
         "LeaseTasks",
-        wpb.LeaseTasksRequest(region="default", worker="w1", slots=1, wait=0),
+        wpb.LeaseTasksRequest(region="default", worker="worker:w1", slots=1, wait=0),
         "work",
         S.UNAVAILABLE,
     ),
-    ("w", "Heartbeat", wpb.HeartbeatRequest(region="default", worker="w1"), "work", S.UNAVAILABLE),
-    ("w", "Report", wpb.ReportRequest(region="default", worker="w1"), "work", S.UNAVAILABLE),
+    (
+        "w",
+        "Heartbeat",
+        wpb.HeartbeatRequest(region="default", worker="worker:w1"),
+        "work",
+        S.UNAVAILABLE,
+    ),
+    ("w", "Report", wpb.ReportRequest(region="default", worker="worker:w1"), "work", S.UNAVAILABLE),
 ]
 
 GRANTS = {
@@ -194,7 +200,10 @@ async def test_oversized_message(channel: grpc.aio.Channel) -> None:
 
 async def test_worker_ids_are_checked(channel: grpc.aio.Channel) -> None:
     stub = workers_pb2_grpc.WorkersStub(channel)
-    for region, worker, field in [("a.b", "w1", "region"), ("default", "w 1", "worker")]:
+    for region, worker, field in [
+        ("a.b", "worker:w1", "region"),
+        ("default", "worker:w 1", "worker"),
+    ]:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.LeaseTasks(
                 wpb.LeaseTasksRequest(region=region, worker=worker, slots=1),

@@ -7,19 +7,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc.aio
 import httpx
 import pytest
 
+import tierq
 from tierq.api import ApiServer
+from tierq.api.proto import tierq_pb2 as pb
+from tierq.api.proto import tierq_pb2_grpc, workers_pb2_grpc
 from tierq.api.proto import workers_pb2 as wpb
-from tierq.api.proto import workers_pb2_grpc
+from tierq.core.model import RetryPolicy, TaskSpec
 from tierq.engine import EmbeddedNats
 
 from .conftest import Stack
 from .support import TOKENS, api_config, auth_header, read_sse
+
+ONCE = RetryPolicy(max_attempts=1)
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +274,136 @@ async def test_shell_schedule_and_status(stack: Stack, nats_server: EmbeddedNats
         # /status/ only knows shell tasks.
         other = await submit(http, {"name": "add"})
         assert (await http.get("/status/", params={"task_id": other})).status_code == 404
+
+
+async def test_shell_least_privilege(stack: Stack, nats_server: EmbeddedNats) -> None:
+    """Issue 12: what non-admin tokens could do with an admin's shell task."""
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+    ):
+        r = await http.post(
+            "/v1/tasks",
+            json={
+                "name": "shell",
+                "kwargs": {"command": "echo SECRET_DB_PASSWORD=hunter2; exit 1"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        task_id = r.json()["id"]
+        dead = await shell_status(http, task_id, {"dead"})
+        assert "hunter2" in dead["output"]  # the admin sees it
+
+        # Read and submit roles see neither the command nor its output.
+        for role in ("read", "submit"):
+            headers = auth_header(role)
+            seen = [
+                (await http.get(f"/v1/tasks/{task_id}", headers=headers)).text,
+                (await http.get("/v1/tasks", params={"name": "shell"}, headers=headers)).text,
+                (
+                    await http.post(
+                        "/v1/tasks:wait", json={"ids": [task_id], "timeout": 0}, headers=headers
+                    )
+                ).text,
+                (await http.get("/status/", params={"task_id": task_id}, headers=headers)).text,
+            ]
+            assert not [text for text in seen if "hunter2" in text or "SECRET" in text], role
+
+        # Nor in the event feed: its submission, failures and death, over SSE and gRPC.
+        params = {"task": task_id, "after": "0"}
+        for role in ("read", "admin"):
+            events = await read_sse(http, 5, params=params, headers=auth_header(role))
+            kinds = [e["event"] for e in events]
+            assert "task_submitted" in kinds and "task_failed" in kinds, kinds
+            leaked = [e for e in events if "hunter2" in e["data"]]
+            assert (leaked != []) == (role == "admin"), (role, events)
+        async with grpc.aio.insecure_channel(api.grpc_target) as channel:
+            stream = tierq_pb2_grpc.TierqStub(channel).WatchEvents(
+                pb.WatchEventsRequest(task_id=task_id, after_sequence=0),
+                metadata=(("authorization", f"Bearer {TOKENS['read']}"),),
+                timeout=20,
+            )
+            seen = []
+            async for event in stream:
+                seen.append(event.json)
+                if len(seen) == 5:
+                    break
+            stream.cancel()
+        assert seen and not [j for j in seen if "hunter2" in j or "SECRET" in j], seen
+
+        # A submit token may neither run it again nor sooner.
+        submit_only = auth_header("submit")
+        r = await http.post(f"/v1/tasks/{task_id}/retry", headers=submit_only)
+        assert r.status_code == 403, r.text
+        r = await http.patch(f"/v1/tasks/{task_id}", json={"priority": 9}, headers=submit_only)
+        assert r.status_code == 403, r.text
+        assert (await http.get(f"/v1/tasks/{task_id}")).json()["state"] == "dead"
+
+        # Look-alike names are refused, not queued for a worker that never comes.
+        for name in ("Shell", "SHELL", "\uff53\uff48\uff45\uff4c\uff4c"):
+            r = await http.post("/v1/tasks", json={"name": name})
+            assert r.status_code == 422, (name, r.text)
+        # Bad arguments are refused at submission instead of failing (and retrying) later.
+        for body in ({"name": "shell"}, {"name": "shell", "kwargs": {"command": 3}}):
+            r = await http.post("/v1/tasks", json=body)
+            assert r.status_code == 422, (body, r.text)
+
+        # Only the built-in runner serves shell; a worker token acts only as its own ids.
+        worker = auth_header("worker")
+        r = await http.post(
+            "/v1/regions/default/workers", json={"task_types": ["shell"]}, headers=worker
+        )
+        assert r.status_code == 403, r.text
+        r = await http.post(
+            "/v1/regions/default/workers", json={"task_types": ["add"]}, headers=worker
+        )
+        assert r.status_code == 201 and r.json()["worker"].startswith("worker:")
+        r = await http.post(
+            "/v1/regions/default/workers/api-shell-runner/report",
+            json={"outcomes": []},
+            headers=worker,
+        )
+        assert r.status_code == 403, r.text
+
+
+async def test_shell_tasks_from_nats_are_not_run(
+    stack: Stack, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """A shell task submitted straight to the master (the client role may submit) is refused
+    by the runner, and so is a replay of an admin's signed arguments under another key."""
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    marker = tmp_path / "ran"
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+        tierq.App(nats_server.url) as client,
+    ):
+        master = await client.master()
+        (forged,) = await master.submit(
+            [TaskSpec(name="shell", kwargs={"command": f"touch {marker}"}, retry=ONCE)]
+        )
+        refused = await shell_status(http, forged, {"succeeded", "dead"})
+        assert refused["status"] == "dead", refused
+        assert refused["error"].startswith("UnauthorizedShellTask"), refused
+        assert not marker.exists()
+        r = await http.post("/v1/tasks", json={"name": "shell", "kwargs": {"command": "true"}})
+        signed = await shell_status(http, r.json()["id"], {"succeeded", "dead"})
+        assert signed["status"] == "succeeded"
+        admin_spec = (await http.get(f"/v1/tasks/{r.json()['id']}")).json()["spec"]
+        (replayed,) = await master.submit(
+            [TaskSpec(name="shell", kwargs=admin_spec["kwargs"], retry=ONCE)]
+        )
+        again = await master.submit(
+            [
+                TaskSpec(
+                    name="shell",
+                    kwargs=admin_spec["kwargs"],
+                    idempotency_key=admin_spec["idempotency_key"],
+                )
+            ]
+        )
+        assert again == [r.json()["id"]]  # the same task, not a second run
+        dead = await shell_status(http, replayed, {"succeeded", "dead"})
+        assert dead["status"] == "dead", dead
+        assert dead["error"].startswith("UnauthorizedShellTask"), dead

@@ -56,11 +56,11 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
 
 
-def api_server(nats_url: str, tokens: str | None) -> ApiServer:
+def api_server(nats_url: str, credentials: str, tokens: str | None) -> ApiServer:
     """An API as ``tierq api`` assembles it (REST app, dashboard routes and guard), on a free
     loopback port, without gRPC."""
     config = ApiConfig(
-        nats=NatsConfig(servers=(nats_url,)),
+        nats=NatsConfig(servers=(nats_url,), credentials=credentials).for_role("api"),
         port=0,
         grpc_port=None,
         tokens=tokens,
@@ -82,6 +82,7 @@ class LiveStack:
         self.open_api: ApiServer | None = None
         self.auth_api: ApiServer | None = None
         self.nats_url = ""
+        self.credentials = ""
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -92,20 +93,27 @@ class LiveStack:
         self.call(self._start())
 
     async def _start(self) -> None:
-        server = await self._exit.enter_async_context(nats_server())
+        server = await self._exit.enter_async_context(nats_server(regions=("default", "hold")))
         self.nats_url = server.url
+        assert server.credentials_file is not None
+        self.credentials = credentials = str(server.credentials_file)
         self.cluster = await self._exit.enter_async_context(
             local_cluster(
                 server.url,
+                credentials=credentials,
                 settings=Settings(region_lease_seconds=3.0),
                 worker_lease_seconds=2.0,
                 heartbeat_interval=0.3,
             )
         )
         await self.cluster.start_worker("tests.browser.btasks", concurrency=8)
-        self.open_api = await self._exit.enter_async_context(api_server(server.url, None))
+        self.open_api = await self._exit.enter_async_context(
+            api_server(server.url, credentials, None)
+        )
         tokens = f"admin:{ADMIN_TOKEN},read:{READ_TOKEN}"
-        self.auth_api = await self._exit.enter_async_context(api_server(server.url, tokens))
+        self.auth_api = await self._exit.enter_async_context(
+            api_server(server.url, credentials, tokens)
+        )
 
     def start_worker(self, concurrency: int = 2) -> None:
         assert self.cluster is not None
@@ -119,12 +127,13 @@ class LiveStack:
     def start_region(self, name: str, *, prefetch: int, concurrency: int) -> Callable[[], None]:
         """Another region, leasing ``prefetch`` tasks beyond its workers' free slots, with one
         in-process worker of ``concurrency`` slots; returns what stops both."""
-        nats = NatsConfig(servers=(self.nats_url,))
+        nats = NatsConfig(servers=(self.nats_url,), credentials=self.credentials)
 
         async def start() -> tuple[asyncio.Task[None], asyncio.Task[None], Engine]:
-            engine = await connect(nats.connect_options(name=f"tierq-test-region-{name}"))
+            region_nats = nats.for_role("region", name)
+            engine = await connect(region_nats.connect_options(name=f"tierq-test-region-{name}"))
             config = RegionConfig(
-                nats=nats,
+                nats=region_nats,
                 name=name,
                 prefetch=prefetch,
                 worker_lease_seconds=2.0,
@@ -134,7 +143,7 @@ class LiveStack:
             served = asyncio.create_task(region.run())
             await asyncio.wait_for(region.ready.wait(), 10)
             worker = WorkerConfig(
-                nats=nats,
+                nats=nats.for_role("worker", name),
                 modules=("tests.browser.btasks",),
                 region=name,
                 concurrency=concurrency,

@@ -79,14 +79,18 @@ class Stack:
 
     # -- processes -------------------------------------------------------------------------
 
-    async def start(
-        self, *, workers: int = 2, concurrency: int = 8, leader_env: dict[str, str] | None = None
-    ) -> None:
+    async def start_bus(self) -> None:
+        """The nats-server, the harness's own connection, and the proxy for m1's link."""
         await self.nats.astart()
         self.engine = await connect(
             NatsConfig(servers=(self.nats.url,)).connect_options(name="chaos")
         )
         self.proxy = await Proxy(self.nats.port).start()
+
+    async def start(
+        self, *, workers: int = 2, concurrency: int = 8, leader_env: dict[str, str] | None = None
+    ) -> None:
+        await self.start_bus()
         # m1 talks to NATS through the proxy, so its link can be black-holed or cut.
         self.spawn("m1", "master", "--holder", "m1", url=self.proxy.url, env=leader_env)
         await self.wait_leader("m1", timeout=20)

@@ -32,8 +32,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 150.0
-#: Failover after the leader dies or freezes must be this quick with the default settings.
-FAILOVER_BOUND = 3.0
+#: Failover after the leader dies or freezes, with the default settings: the target is under
+#: 3 s (measured 1.8-2.4 s, docs/reliability.md); the assertion leaves half a second for a
+#: 2-core machine that runs the seven processes of the stack and the test itself.
+FAILOVER_BOUND = 3.5
 
 Fault = Callable[[Stack, Report], Awaitable[None]]
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -147,12 +148,23 @@ async def test_tierq_dev_end_to_end(module_dir: tuple[str, Path], tmp_path: Path
         stderr=log,
         stdout=log,
     )
+    credentials = tmp_path / "data" / "nats" / "credentials.json"
     try:
         url = f"nats://127.0.0.1:{port}"
+        for _ in range(120):
+            if credentials.exists():
+                break
+            await asyncio.sleep(0.25)
+        # The embedded server has a NATS user per role; their passwords are private.
+        assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+        anonymous = await run_tierq("tasks", "--nats", url, cwd=where)
+        assert anonymous.code == 1 and "refused the login" in anonymous.stderr, anonymous.stderr
         result = None
         for _ in range(60):
             result = await run_tierq(
                 "submit",
+                "--nats-credentials",
+                str(credentials),
                 "c.add",
                 "--args",
                 "[20, 22]",
@@ -172,6 +184,6 @@ async def test_tierq_dev_end_to_end(module_dir: tuple[str, Path], tmp_path: Path
         assert await asyncio.wait_for(dev.wait(), 30) == 0
     finally:
         if dev.returncode is None:
-            os.killpg(dev.pid, signal.SIGKILL)
+            dev.kill()
             await dev.wait()
         log.close()

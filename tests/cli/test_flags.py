@@ -16,7 +16,19 @@ def runner() -> CliRunner:
 
 @pytest.mark.parametrize(
     "command",
-    ["dev", "master", "region", "worker", "submit", "status", "tasks", "workflows", "cancel"],
+    [
+        "dev",
+        "master",
+        "region",
+        "worker",
+        "api",
+        "nats-users",
+        "submit",
+        "status",
+        "tasks",
+        "workflows",
+        "cancel",
+    ],
 )
 def test_every_command_has_help(runner: CliRunner, command: str) -> None:
     result = runner.invoke(main, [command, "--help"])

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tierq.core import RetryPolicy, Settings, TaskSpec
-from tierq.core.validate import check_json, check_spec
+from tierq.core.validate import check_json, check_spec, check_task_name
 from tierq.errors import InvalidRequestError
 
 S = Settings()
@@ -137,3 +137,26 @@ def test_self_referencing_list_is_refused() -> None:
 def test_wide_payload_hits_the_size_limit_early() -> None:
     with pytest.raises(InvalidRequestError, match="larger than"):
         check_json(list(range(1_000_000)), "args", 32, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("shell", True),
+        ("myapp.tasks.add", True),
+        ("Shell", False),  # a look-alike of the reserved name
+        ("SHELL", False),
+        ("\uff53\uff48\uff45\uff4c\uff4c", False),  # fullwidth: not NFKC-normalised
+        ("\ufb01le", False),  # the "fi" ligature: not NFKC-normalised
+        ("e\u0301", False),  # not even NFC
+    ],
+)
+def test_task_names_are_nfkc_and_reserved_names_exact(name: str, ok: bool) -> None:
+    if ok:
+        assert check_task_name(name) == name
+    else:
+        with pytest.raises(InvalidRequestError, match="name"):
+            check_task_name(name)
+    if not ok:
+        with pytest.raises(InvalidRequestError):
+            check_spec(TaskSpec(name=name), "task", Settings())

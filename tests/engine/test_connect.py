@@ -1,11 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
+from tierq import testing
 from tierq.engine import ConnectOptions, EmbeddedNats, Engine, Message, connect, free_port
 from tierq.errors import EngineUnavailableError
+
+
+@pytest.fixture
+async def nats_server() -> AsyncIterator[EmbeddedNats]:
+    """An open server: these tests are about connections, on subjects of their own.
+
+    NATS users and permissions are tested in test_auth.py.
+    """
+    async with testing.nats_server(auth=False) as server:
+        yield server
 
 
 async def test_nothing_listening_names_the_url() -> None:

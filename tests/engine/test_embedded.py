@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ import pytest
 from tierq import testing
 from tierq.engine import ConnectOptions, EmbeddedNats, connect, find_nats_server, free_port
 from tierq.errors import EngineUnavailableError
+
+
+@pytest.fixture
+async def nats_server() -> AsyncIterator[EmbeddedNats]:
+    """An open server: these tests are about connections, on subjects of their own.
+
+    NATS users and permissions are tested in test_auth.py.
+    """
+    async with testing.nats_server(auth=False) as server:
+        yield server
 
 
 def _alive(pid: int) -> bool:
@@ -29,6 +40,7 @@ def test_binary_comes_from_the_wheel() -> None:
     assert os.access(path, os.X_OK)
 
 
+@pytest.mark.starts_nats
 def test_sync_start_stop_is_idempotent(tmp_path: Path) -> None:
     srv = EmbeddedNats(tmp_path / "store")
     with srv:
@@ -72,6 +84,7 @@ async def test_kill_and_restart_keep_url_and_data(nats_server: EmbeddedNats) -> 
         await eng.close()
 
 
+@pytest.mark.starts_nats
 async def test_sync_restart(tmp_path: Path) -> None:
     srv = EmbeddedNats(tmp_path)
     try:
@@ -83,6 +96,7 @@ async def test_sync_restart(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.starts_nats
 async def test_testing_kit_durable_profile() -> None:
     async with testing.nats_server(durable=True) as srv:
         assert srv.sync_always

@@ -64,14 +64,16 @@ async def test_settings_store(engine: Engine) -> None:
 
 
 async def test_provision_twice_and_concurrently(engine: Engine) -> None:
-    subjects = Subjects("prov")
+    # As the master's NATS user: its permissions must cover provisioning.
+    subjects = Subjects()
     await asyncio.gather(*(provision(engine, subjects, lease_ttl=TTL) for _ in range(3)))
     await provision(engine, subjects, lease_ttl=TTL)
     names = {s.config.name for s in await engine.js.streams_info()}
-    assert {"PROV_LOG", "KV_prov_leader", "KV_prov_settings", "OBJ_prov_snapshots"} <= names
+    assert {"TIERQ_LOG", "KV_tierq_leader", "KV_tierq_settings", "OBJ_tierq_snapshots"} <= names
 
 
-async def test_memory_profile(engine: Engine) -> None:
+async def test_memory_profile(open_engine: Engine) -> None:
+    engine = open_engine
     await provision(engine, Subjects("mem"), durable=False)
     info = await engine.js.stream_info("MEM_LOG")
     assert info.config.storage == StorageType.MEMORY

@@ -7,7 +7,6 @@ import pytest
 from tierq import testing
 from tierq.engine import (
     MAX_BATCH_MSGS,
-    ConnectOptions,
     EmbeddedNats,
     Engine,
     EventLog,
@@ -133,7 +132,8 @@ async def test_limits(engine: Engine) -> None:
         await EventLog(engine).append([b"x"])
 
 
-async def test_prefixes_are_separate_logs(engine: Engine) -> None:
+async def test_prefixes_are_separate_logs(open_engine: Engine) -> None:
+    engine = open_engine
     a = EventLog(engine, Subjects("a"))
     b = EventLog(engine, Subjects("b"))
     await a.open()
@@ -181,7 +181,7 @@ async def test_append_that_never_lands_is_retried_then_gives_up(engine: Engine) 
 
 
 async def test_appends_continue_after_server_crash(nats_server: EmbeddedNats) -> None:
-    eng = await connect(ConnectOptions(servers=[nats_server.url], reconnect_wait=0.05))
+    eng = await connect(nats_server.connect_options("master", reconnect_wait=0.05))
     try:
         log = EventLog(eng, retry_timeout=15)
         await log.open()
@@ -195,9 +195,10 @@ async def test_appends_continue_after_server_crash(nats_server: EmbeddedNats) ->
         await eng.close()
 
 
+@pytest.mark.starts_nats
 async def test_durable_profile_group_commit() -> None:
     async with testing.nats_server(durable=True) as srv:
-        eng = await connect(ConnectOptions(servers=[srv.url]))
+        eng = await connect(srv.connect_options("master"))
         try:
             log = EventLog(eng)
             await log.open()

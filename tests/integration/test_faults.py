@@ -124,9 +124,10 @@ async def test_standby_master_takes_over_when_the_leader_dies(
     async with local_cluster(
         url, settings=FAST_SETTINGS, leader_lease_seconds=1.0, worker_lease_seconds=1.5
     ) as cluster:
-        engine = await connect(cluster.nats.connect_options(name="standby"))
+        nats = cluster.nats.for_role("master")
+        engine = await connect(nats.connect_options(name="standby"))
         standby = Master(
-            MasterConfig(nats=cluster.nats, holder="standby", leader_lease_seconds=1.0), engine
+            MasterConfig(nats=nats, holder="standby", leader_lease_seconds=1.0), engine
         )
         standby_task = asyncio.create_task(standby.run())
         try:

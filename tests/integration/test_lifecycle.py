@@ -155,7 +155,12 @@ async def test_admission_limit_rejects_then_accepts(
         admission=AdmissionSettings(max_queued=5, max_queued_per_queue=5, soft_watermark=1.0),
     )
     settings_bytes = __import__("msgspec").msgpack.encode(limits)
-    await (await client.master()).put_settings(settings_bytes)
+    # Settings are the API's to change (clients' NATS users may not): log in as the API.
+    admin = tierq.App(cluster.nats.for_role("api"))
+    try:
+        await (await admin.master()).put_settings(settings_bytes)
+    finally:
+        await admin.close()
     handles = [await client.submit(itasks.add, i, i) for i in range(5)]
     with pytest.raises(tierq.BackpressureError) as info:
         await client.submit(itasks.add, 9, 9)

@@ -16,7 +16,7 @@ import pytest
 
 import tierq
 from tierq.core.model import Task, TaskState
-from tierq.engine import EmbeddedNats
+from tierq.engine import EmbeddedNats, Engine, connect
 from tierq.protocol import QueryKind, QueryRequest, RegionsReply, StatsReply
 
 TASKS = "tests.region.rtasks"
@@ -75,6 +75,32 @@ def processes(nats_server: EmbeddedNats) -> Iterator[Processes]:
         yield procs
     finally:
         procs.close()
+
+
+@contextlib.asynccontextmanager
+async def engine_as(
+    server: EmbeddedNats, role: str, region: str = "default"
+) -> AsyncIterator[Engine]:
+    """An engine logged in as ``role`` (anonymous on an open server)."""
+    eng = await connect(server.connect_options(role, region, name=f"tierq-test-{role}"))
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+@pytest.fixture
+async def worker_engine(nats_server: EmbeddedNats) -> AsyncIterator[Engine]:
+    """Logged in as the region's workers: may call the region's worker operations."""
+    async with engine_as(nats_server, "worker") as eng:
+        yield eng
+
+
+@pytest.fixture
+async def api_engine(nats_server: EmbeddedNats) -> AsyncIterator[Engine]:
+    """Logged in as the API: may also call a region's control operation."""
+    async with engine_as(nats_server, "api") as eng:
+        yield eng
 
 
 async def until(

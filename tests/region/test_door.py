@@ -21,6 +21,7 @@ import msgspec
 import pytest
 
 import tierq
+from tests.conftest import NATS_AUTH
 from tests.region import rtasks
 from tests.region.conftest import TASKS, Processes, all_in, until
 from tierq import testing
@@ -51,9 +52,14 @@ SUBJECTS = Subjects("tierq")
 
 
 @pytest.fixture
-async def nats_server() -> AsyncIterator[EmbeddedNats]:
-    """NATS's own default message limit (1 MB), which tierq's embedded server raises."""
-    async with testing.nats_server(max_payload=1024 * 1024) as server:
+async def nats_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EmbeddedNats]:
+    """NATS's own default message limit (1 MB), which tierq's embedded server raises; the
+    processes log in as their roles, as with the suite's own fixture."""
+    for var in ("TIERQ_NATS_USER", "TIERQ_NATS_PASSWORD", "TIERQ_NATS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    async with testing.nats_server(max_payload=1024 * 1024, auth=NATS_AUTH) as server:
+        if server.credentials_file is not None:
+            monkeypatch.setenv("TIERQ_NATS_CREDENTIALS", str(server.credentials_file))
         yield server
 
 
@@ -92,8 +98,9 @@ async def _stack(
 
 
 async def test_absurd_worker_messages_are_refused_at_the_door(
-    processes: Processes, client: tierq.App, engine: Engine, tmp_path: Path
+    processes: Processes, client: tierq.App, worker_engine: Engine, tmp_path: Path
 ) -> None:
+    engine = worker_engine
     _, region = await _stack(processes, client)
     long_id = "w" * 300
     register = RegisterWorkerRequest(worker=long_id, task_types=["r.record"], concurrency=1)
@@ -124,7 +131,12 @@ async def test_absurd_worker_messages_are_refused_at_the_door(
 
 
 async def test_garbage_on_every_subject_then_tasks_run(
-    processes: Processes, client: tierq.App, engine: Engine, tmp_path: Path
+    processes: Processes,
+    client: tierq.App,
+    worker_engine: Engine,
+    api_engine: Engine,
+    engine: Engine,
+    tmp_path: Path,
 ) -> None:
     _, region = await _stack(processes, client)
     rng = random.Random(11)
@@ -138,15 +150,18 @@ async def test_garbage_on_every_subject_then_tasks_run(
         msgspec.msgpack.encode({"worker": "w", "outcomes": [{"task_id": 1}]}),
     ]
     payloads = bombs + [rng.randbytes(rng.randrange(1, 2000)) for _ in range(40)]
-    subjects = [SUBJECTS.region("default", op) for op in OPS]
-    subjects.append(SUBJECTS.event("task_cancelled"))
-    for subject in subjects:
+    # Each subject from the role allowed to publish there (all of them on an open server).
+    senders = [(SUBJECTS.region("default", op), worker_engine) for op in OPS[:4]]
+    senders.append((SUBJECTS.region("default", "control"), api_engine))
+    senders.append((SUBJECTS.event("task_cancelled"), engine))
+    for subject, sender in senders:
         for payload in payloads:
-            await engine.publish(subject, payload)  # no reply subject
+            await sender.publish(subject, payload)  # no reply subject
             try:
-                await engine.request(subject, payload, timeout=5)
+                await sender.request(subject, payload, timeout=5)
             except TierqError as exc:  # the cancelled-event subject answers nobody
                 assert "cancelled" in subject, exc
+    engine = worker_engine
     # Absurd but well-formed: the worker id the master refuses, running a real task. Before
     # the door checks, the region took the registration and died on the outcome's report.
     long_id = "w" * 300

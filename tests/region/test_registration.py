@@ -68,8 +68,9 @@ async def test_registration_converges_to_the_live_types(
     cluster: LocalCluster,
     processes: Processes,
     client: tierq.App,
-    engine: Engine,
+    api_engine: Engine,
 ) -> None:
+    engine = api_engine
     rng = random.Random(seed)
     master = processes.master()
     await until(lambda: _master_up(client), 30, "master answers")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,9 +18,9 @@ import pytest
 
 import tierq
 from tests.region import rtasks
-from tests.region.conftest import TASKS, Processes, all_in, totals, until
+from tests.region.conftest import TASKS, Processes, all_in, engine_as, totals, until
 from tierq.core.model import TaskState
-from tierq.engine import Engine, Message, Subjects
+from tierq.engine import EmbeddedNats, Message, Subjects
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
 #: Several real processes start per test; a loaded 2-core machine needs more than 60 s.
@@ -45,7 +46,11 @@ async def _workers(client: tierq.App) -> int:
 
 @pytest.mark.parametrize("down", [2.0, 12.0])
 async def test_workers_resume_at_once_after_a_region_restart(
-    down: float, processes: Processes, client: tierq.App, engine: Engine, tmp_path: Path
+    down: float,
+    processes: Processes,
+    client: tierq.App,
+    nats_server: EmbeddedNats,
+    tmp_path: Path,
 ) -> None:
     processes.master()
     region = processes.region()
@@ -64,15 +69,13 @@ async def test_workers_resume_at_once_after_a_region_restart(
     async def on_hello(msg: Message) -> None:
         hello.set()
 
-    sub = await engine.subscribe(Subjects("tierq").region("default", "hello"), cb=on_hello)
-    os.kill(region.pid, signal.SIGKILL)
-    region.wait(timeout=10)
-    await asyncio.sleep(down)
-    processes.region()
-    async with asyncio.timeout(60):
-        await hello.wait()
+    async with engine_as(nats_server, "worker") as engine:
+        sub = await engine.subscribe(Subjects("tierq").region("default", "hello"), cb=on_hello)
+        await _restart(region, processes, down, hello)
+        await sub.unsubscribe()
     back = time.monotonic()
     task = await client.submit(rtasks.record, str(ledger), "after")
+
     await until(lambda: all_in(client, [task.id], TaskState.SUCCEEDED), 30, "ran after restart")
     took = time.monotonic() - back
     counts = await totals(client)
@@ -80,4 +83,14 @@ async def test_workers_resume_at_once_after_a_region_restart(
     print(f"region down {down:.0f} s: a task submitted when it was back ran in {took:.2f} s")
     assert took < BOUND
     assert worker.poll() is None
-    await sub.unsubscribe()
+
+
+async def _restart(
+    region: subprocess.Popen[bytes], processes: Processes, down: float, hello: asyncio.Event
+) -> None:
+    os.kill(region.pid, signal.SIGKILL)
+    region.wait(timeout=10)
+    await asyncio.sleep(down)
+    processes.region()
+    async with asyncio.timeout(60):
+        await hello.wait()

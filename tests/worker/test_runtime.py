@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,9 @@ from .conftest import ModuleMaker
 from .scripted_region import ScriptedRegion
 
 pytestmark = pytest.mark.integration
+
+#: The root conftest's ``connect_as`` fixture: an Engine logged in as one role.
+ConnectAs = Callable[..., Awaitable[Engine]]
 
 SOURCE = """
 import asyncio, threading, time
@@ -84,8 +87,8 @@ def module(make_module: ModuleMaker) -> Iterator[str]:
 
 
 @pytest.fixture
-async def region(engine: Engine) -> AsyncIterator[ScriptedRegion]:
-    r = ScriptedRegion(engine)
+async def region(connect_as: ConnectAs) -> AsyncIterator[ScriptedRegion]:
+    r = ScriptedRegion(await connect_as("region"))
     await r.start()
     try:
         yield r
@@ -97,11 +100,18 @@ WorkerFactory = Callable[..., Any]
 
 
 @pytest.fixture
-def running_worker(nats_server: EmbeddedNats, engine: Engine, module: str) -> WorkerFactory:
+async def worker_engine(connect_as: ConnectAs) -> Engine:
+    return await connect_as("worker")
+
+
+@pytest.fixture
+def running_worker(nats_server: EmbeddedNats, worker_engine: Engine, module: str) -> WorkerFactory:
+    engine = worker_engine
+
     @asynccontextmanager
     async def start(**options: Any) -> AsyncIterator[tuple[Worker, asyncio.Task[None]]]:
         config = WorkerConfig(
-            nats=NatsConfig(servers=(nats_server.url,)),
+            nats=NatsConfig.from_env(servers=nats_server.url).for_role("worker", "default"),
             modules=(module,),
             worker_id="w1",
             **options,

@@ -25,6 +25,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import secrets
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -113,6 +114,25 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in _GRANTS[self.role]
+
+    def new_worker_id(self) -> str:
+        """A fresh worker id this caller may use (see :meth:`check_worker`)."""
+        suffix = secrets.token_hex(8)
+        return f"{self.name}:{suffix}" if self.role is Role.WORKER else f"api-{suffix}"
+
+    def check_worker(self, worker: str) -> None:
+        """A worker token acts only as its own workers: ``<token name>`` or ``<name>:<any>``.
+
+        Otherwise any worker token could heartbeat, lease or report for another's worker id
+        (forged outcomes for tasks it was never given). Admins may act as any worker.
+        """
+        if self.role is not Role.WORKER:
+            return
+        if worker != self.name and not worker.startswith(f"{self.name}:"):
+            raise PermissionDeniedError(
+                f"the worker token {self.name!r} may act only as worker {self.name!r} or "
+                f"{self.name + ':<suffix>'!r}, not {worker[:128]!r}"
+            )
 
     def __repr__(self) -> str:
         return f"Principal({self.name!r}, {self.role.value})"

@@ -40,6 +40,12 @@ class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
     #: Region the shell runner pulls from, and its concurrency.
     shell_region: str = "default"
     shell_concurrency: int = 4
+    #: Secret shared by every API process to sign shell tasks (default: the API's NATS
+    #: password; without either, each process runs only the commands it accepted).
+    shell_key: str | None = None
+    #: Host names the REST listener answers for (``Host`` header, port ignored); others get
+    #: 421. Empty: the loopback names when it listens on loopback, else any name.
+    allowed_hosts: tuple[str, ...] = ()
     #: TLS for both listeners (PEM files). Without it, say so when not on loopback.
     tls_cert: str | None = None
     tls_key: str | None = None

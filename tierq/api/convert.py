@@ -76,6 +76,22 @@ def _convert(raw: dict[str, Any], typ: type[T], prefix: str) -> T:
         raise InvalidRequestError(f"{path}: {text}" if path else text, field=path) from None
 
 
+def _enum(enum: Any, value: int, prefix: str, field: str) -> str:
+    """The lower-case name of a proto enum value; an unknown number is the client's mistake.
+
+    Proto3 keeps enum numbers it does not know (open enums), so ``Name`` would raise
+    ValueError and the call would end as INTERNAL.
+    """
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        known = ", ".join(str(v) for v in enum.values())
+        raise InvalidRequestError(
+            f"{field}: unknown value {value} (known: {known})", field=field
+        ) from None
+    return name.removeprefix(prefix).lower()
+
+
 def _json_value(text: str, default: object, field: str) -> object:
     if not text:
         return default
@@ -140,9 +156,9 @@ def workflow_in(msg: types.WorkflowSpec) -> WorkflowIn:
     if msg.name:
         raw["name"] = msg.name
     if msg.on_failure:
-        raw["on_failure"] = types.FailurePolicy.Name(msg.on_failure)[
-            len("FAILURE_POLICY_") :
-        ].lower()
+        raw["on_failure"] = _enum(
+            types.FailurePolicy, msg.on_failure, "FAILURE_POLICY_", "workflow.on_failure"
+        )
     if msg.HasField("idempotency_key"):
         raw["idempotency_key"] = msg.idempotency_key
     return _convert(raw, WorkflowIn, "workflow")
@@ -165,7 +181,7 @@ def heartbeat_in(msg: wpb.HeartbeatRequest) -> HeartbeatIn:
 def report_in(msg: wpb.ReportRequest) -> ReportIn:
     outcomes: list[dict[str, Any]] = []
     for i, o in enumerate(msg.outcomes):
-        kind = wpb.OutcomeKind.Name(o.kind)[len("OUTCOME_KIND_") :].lower()
+        kind = _enum(wpb.OutcomeKind, o.kind, "OUTCOME_KIND_", f"outcomes[{i}].kind")
         item: dict[str, Any] = {"task_id": o.task_id, "attempt": o.attempt, "kind": kind}
         if o.HasField("result_json"):
             item["result"] = _json_value(o.result_json, None, f"outcomes[{i}].result_json")
@@ -194,7 +210,7 @@ def report_in(msg: wpb.ReportRequest) -> ReportIn:
 def task_query(msg: pb.ListTasksRequest) -> TaskQuery:
     state = None
     if msg.HasField("state"):
-        state = types.TaskState.Name(msg.state).removeprefix(_STATE_PREFIX).lower()
+        state = _enum(types.TaskState, msg.state, _STATE_PREFIX, "state")
     return TaskQuery(
         state=state,
         name=msg.name if msg.HasField("name") else None,

@@ -28,6 +28,7 @@ __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "MalformedRequestError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "Problem",
     "RateLimitedError",
     "Row",
@@ -59,6 +60,12 @@ class MethodNotAllowedError(InvalidRequestError):
     code = "method_not_allowed"
 
 
+class MisdirectedRequestError(InvalidRequestError):
+    """The request's ``Host`` is not a name this server answers for (DNS rebinding)."""
+
+    code = "misdirected_request"
+
+
 class RateLimitedError(BackpressureError):
     """This token sent more requests than its rate limit allows; retry after ``retry_after``."""
 
@@ -83,6 +90,7 @@ TABLE: dict[str, Row] = {
     "malformed_request": Row(400, _S.INVALID_ARGUMENT, "Malformed request"),
     "unsupported_media_type": Row(415, _S.INVALID_ARGUMENT, "Unsupported media type"),
     "method_not_allowed": Row(405, _S.UNIMPLEMENTED, "Method not allowed"),
+    "misdirected_request": Row(421, _S.INVALID_ARGUMENT, "Misdirected request"),
     # Graph errors name the offending ids; RELIABILITY.md §3 asks for 400 here.
     "cycle": Row(400, _S.INVALID_ARGUMENT, "Dependency cycle"),
     "unknown_task": Row(400, _S.INVALID_ARGUMENT, "Unknown dependency"),
@@ -147,15 +155,18 @@ def problem_for(exc: TierqError, instance: str | None = None) -> Problem:
         retry_after = _UNAVAILABLE_RETRY_AFTER
     # Never leak internals (paths, reprs of server objects) in an unexpected error.
     detail = "internal error; see the API server's log" if row is _INTERNAL else info.message
+    # A message may quote what the client sent (a 10,000-character id): bounded, so the
+    # document fits into gRPC metadata and an error never grows with the input.
+    field = _clean_field(info.field)
     return Problem(
         type=_TYPE_PREFIX + info.code if row is not _INTERNAL else _TYPE_PREFIX + "internal",
         title=row.title,
         status=row.status,
-        detail=detail,
+        detail=_bounded(detail, MAX_DETAIL),
         code=info.code if row is not _INTERNAL else "internal",
-        instance=instance,
-        field=_clean_field(info.field),
-        ids=list(info.ids),
+        instance=_bounded(instance, MAX_FIELD) if instance else instance,
+        field=_bounded(field, MAX_FIELD) if field else field,
+        ids=[_bounded(i, MAX_FIELD) for i in info.ids[:MAX_IDS]],
         retry_after=retry_after,
     )
 
@@ -171,13 +182,44 @@ def problem_headers(problem: Problem) -> dict[str, str]:
     return headers
 
 
+#: Longest ``detail``, ``field``/``instance``/id and id count in a problem document.
+MAX_DETAIL = 1000
+MAX_FIELD = 200
+MAX_IDS = 100
+#: Longest ``tierq-error`` value: gRPC refuses a call whose metadata passes 8 KiB in all.
+_MAX_GRPC_DOC = 4096
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def grpc_metadata(problem: Problem) -> tuple[tuple[str, str], ...]:
     """Trailing metadata of a failed call: the problem as ASCII JSON, plus ``retry-after``."""
-    doc = json.dumps(msgspec.to_builtins(problem), ensure_ascii=True, separators=(",", ":"))
+    doc = _grpc_doc(problem)
+    while len(doc) > _MAX_GRPC_DOC:
+        # Escaped non-ASCII text can still be long: keep as many ids, then as much detail,
+        # as fit.
+        if problem.ids:
+            problem = msgspec.structs.replace(problem, ids=problem.ids[: len(problem.ids) // 2])
+        else:
+            problem = msgspec.structs.replace(problem, detail=grpc_detail(problem))
+            doc = _grpc_doc(problem)
+            break
+        doc = _grpc_doc(problem)
     meta: list[tuple[str, str]] = [("tierq-error", doc)]
     if problem.retry_after is not None:
         meta.append(("retry-after", str(max(1, math.ceil(problem.retry_after)))))
     return tuple(meta)
+
+
+def grpc_detail(problem: Problem) -> str:
+    """The status message of a failed call: short, it travels in metadata too."""
+    return _bounded(problem.detail, 300)
+
+
+def _grpc_doc(problem: Problem) -> str:
+    return json.dumps(msgspec.to_builtins(problem), ensure_ascii=True, separators=(",", ":"))
 
 
 def validation_field(exc: msgspec.ValidationError) -> str | None:

@@ -28,7 +28,7 @@ from ..core.events import EVENT_KINDS
 from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
 
-__all__ = ["EventFeed", "EventFilter", "FeedEvent", "Watch"]
+__all__ = ["MAX_AFTER", "EventFeed", "EventFilter", "FeedEvent", "Watch"]
 
 log = logging.getLogger("tierq.api.feed")
 
@@ -328,6 +328,11 @@ class Watch:
         await self._teardown()
 
 
+#: Largest ``after`` a watch accepts: JetStream sequences are 64-bit and the consumer starts
+#: at ``after + 1`` (a larger number made the server refuse the consumer: a 503 with its text).
+MAX_AFTER = 2**63 - 2
+
+
 class EventFeed:
     """Opens :class:`Watch` es on the event stream of one tierq installation."""
 
@@ -346,8 +351,10 @@ class EventFeed:
 
         ``on_close`` runs once when the watch is closed (the API's watcher gauge).
         """
-        if after is not None and after < 0:
-            raise InvalidRequestError("the event sequence must not be negative", field="after")
+        if after is not None and not 0 <= after <= MAX_AFTER:
+            raise InvalidRequestError(
+                f"the event sequence must be between 0 and {MAX_AFTER}", field="after"
+            )
         watch = Watch(self, filt, after, on_close)
         await watch.start()
         return watch

@@ -26,7 +26,8 @@ from grpc_reflection.v1alpha import reflection
 
 from ..errors import EngineUnavailableError, TierqError, UnauthenticatedError
 from . import convert
-from .errors import MalformedRequestError, grpc_metadata, problem_for, row_for
+from .auth import Permission
+from .errors import MalformedRequestError, grpc_detail, grpc_metadata, problem_for, row_for
 from .feed import EventFilter
 from .proto import tierq_pb2 as pb
 from .proto import types_pb2 as types
@@ -75,7 +76,9 @@ async def _abort(context: Context, exc: BaseException, method: str) -> None:
         log.exception("unexpected error in %s", method, exc_info=exc)
         exc = TierqError("internal error")
     problem = problem_for(exc, method)
-    await context.abort(row_for(exc).grpc, problem.detail, trailing_metadata=grpc_metadata(problem))
+    await context.abort(
+        row_for(exc).grpc, grpc_detail(problem), trailing_metadata=grpc_metadata(problem)
+    )
 
 
 def _unary(
@@ -267,8 +270,10 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
         except Exception as exc:
             await _abort(context, exc, method)
             raise
+        visible = service.redactor.view(caller.principal.can(Permission.ADMIN))
         try:
             async for event in watch:
+                event = await visible(event)
                 yield pb.Event(sequence=event.sequence, kind=event.kind, json=event.data.decode())
         except EngineUnavailableError as exc:
             await _abort(context, exc, method)

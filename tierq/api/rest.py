@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
@@ -46,6 +46,8 @@ from ..protocol import (
     WorkflowsReply,
 )
 from . import schema
+from .auth import Permission
+from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
     MalformedRequestError,
@@ -56,7 +58,9 @@ from .errors import (
     problem_headers,
     validation_field,
 )
-from .feed import EventFilter, Watch
+from .feed import MAX_AFTER, EventFilter, FeedEvent, Watch
+from .hosts import HostGuard, allowed_hosts
+from .integral import INT_GOT_FLOAT, convert_integral
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .schema import TaskQuery
 from .service import ApiService, Caller
@@ -236,7 +240,13 @@ def decode_json(body: bytes, typ: type[T]) -> T:
     if not body:
         raise MalformedRequestError("the request body is empty; expected a JSON object")
     try:
-        return decoder.decode(body)  # type: ignore[no-any-return]
+        try:
+            return decoder.decode(body)  # type: ignore[no-any-return]
+        except msgspec.ValidationError as exc:
+            if not str(exc).startswith(INT_GOT_FLOAT):
+                raise
+            # JSON Schema's integer includes 3.0; accept it where the field is an int.
+            return convert_integral(body, typ)
     except msgspec.ValidationError as exc:
         field = validation_field(exc)
         text = str(exc).rsplit(" - at `", 1)[0]
@@ -348,11 +358,18 @@ async def get_task(task_id: TaskId, service: Service, who: Who) -> Response:
     return _json(await service.get_task(who, task_id))
 
 
+#: The states a list may filter on, as the OpenAPI document's enums (the server's own sets).
+TaskStateName = Literal[
+    "pending", "ready", "assigned", "running", "succeeded", "failed", "dead", "cancelled", "skipped"
+]
+WorkflowStateName = Literal["running", "succeeded", "failed", "cancelled"]
+
+
 @router.get("/v1/tasks", **_doc(200, "TasksReply", summary="List tasks (cursor pagination)"))
 async def list_tasks(
     service: Service,
     who: Who,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[TaskStateName | None, Query()] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
@@ -404,7 +421,7 @@ async def submit_workflow(request: Request, service: Service, who: Who) -> Respo
 async def list_workflows(
     service: Service,
     who: Who,
-    state: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[WorkflowStateName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
@@ -490,12 +507,13 @@ async def events(
     task: Annotated[str | None, Query(max_length=256)] = None,
     workflow: Annotated[str | None, Query(max_length=256)] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_AFTER)] = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> Response:
     resume = after
     if last_event_id:
-        if not last_event_id.isdigit():
+        # ASCII digits only: str.isdigit() is also true for "²" and other digits int() refuses.
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
             raise InvalidRequestError(
                 "Last-Event-ID must be a stream sequence number", field="Last-Event-ID"
             )
@@ -508,7 +526,11 @@ async def events(
     )
     watch = await service.watch_events(who, filt, resume)
     return StreamingResponse(
-        _sse(watch, service.config.sse_keepalive),
+        _sse(
+            watch,
+            service.config.sse_keepalive,
+            service.redactor.view(who.principal.can(Permission.ADMIN)),
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -619,11 +641,12 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
             "has tokens configured."
         ),
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # our own page: Swagger UI from the package, not a CDN
         redoc_url=None,
     )
     app.state.service = service
     app.include_router(router)
+    install_docs(app)
     _install_error_handlers(app, service)
     _install_openapi(app)
     static = static_dir or (DASHBOARD_STATIC if DASHBOARD_STATIC.is_dir() else None)
@@ -634,6 +657,12 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
             _StaticMount("/", StaticFiles(directory=static, html=True), name="dashboard")
         )
     app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
+    config = service.config
+    app.add_middleware(
+        HostGuard,
+        allowed=allowed_hosts(config.allowed_hosts, [config.host]),
+        hsts=config.tls_cert is not None,
+    )
     return app
 
 
@@ -656,7 +685,9 @@ _API_PREFIXES = ("/v1/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/d
 _API_EXACT = frozenset({"/v1", "/status/"})
 
 
-async def _sse(watch: Watch, keepalive: float) -> AsyncIterator[bytes]:
+async def _sse(
+    watch: Watch, keepalive: float, visible: Callable[[FeedEvent], Awaitable[FeedEvent]]
+) -> AsyncIterator[bytes]:
     """Server-Sent Events: ``id`` is the stream sequence, ``event`` the kind, ``data`` JSON."""
     try:
         # A comment first: proxies and clients see the stream is open before any event.
@@ -666,6 +697,7 @@ async def _sse(watch: Watch, keepalive: float) -> AsyncIterator[bytes]:
             if event is None:
                 yield b": keep-alive\n\n"
                 continue
+            event = await visible(event)
             head = f"id: {event.sequence}\n" if event.sequence else ""
             data = b"".join(b"data: " + line + b"\n" for line in event.data.splitlines())
             yield f"{head}event: {event.kind}\n".encode() + data + b"\n"
@@ -703,8 +735,9 @@ def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
                 f"{request.method} is not allowed on {request.url.path[:200]!r}"
             )
             response = problem_response(error, request.url.path)
-            # RFC 9110: a 405 lists what is allowed.
-            response.headers["Allow"] = (exc.headers or {}).get("Allow", "")
+            # RFC 9110: a 405 lists what is allowed. Starlette names only the first route
+            # that matched the path; GET and POST on one path are two routes.
+            response.headers["Allow"] = _allowed_methods(app, request.scope)
             return response
         elif exc.status_code == 413:
             error = PayloadTooLargeError(str(exc.detail))
@@ -720,6 +753,17 @@ def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_error)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route answers on this path (the ``Allow`` of a 405)."""
+    methods: set[str] = set()
+    # The app's own list holds the included router as one entry: look at its routes.
+    for route in [*router.routes, *app.router.routes]:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 def _install_openapi(app: FastAPI) -> None:

@@ -125,6 +125,7 @@ class ApiServer:
                     Subjects(config.nats.prefix),
                     config.shell_region,
                     config.shell_concurrency,
+                    key=self.service.shell_key,
                 )
                 self._shell_task = asyncio.get_running_loop().create_task(runner.run())
                 log.warning("the shell task type is ENABLED: admins can run commands here")

@@ -10,19 +10,17 @@ run side by side.
 
 from __future__ import annotations
 
-import functools
 import re
-import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from collections.abc import Mapping
+from typing import TypeVar
 
 import msgspec
 
 from ..core.model import Task, TaskSpec, TaskState
 from ..core.records import WorkflowView
 from ..core.settings import Settings
-from ..core.validate import check_json, check_name, check_text
+from ..core.validate import check_json, check_task_name, check_text
 from ..engine import Engine, Subjects
 from ..errors import (
     EngineUnavailableError,
@@ -57,11 +55,12 @@ from ..protocol import (
     encode,
 )
 from ..rpc import MasterClient
-from .auth import Authenticator, Permission, Principal
+from .auth import Authenticator, Permission
 from .config import ApiConfig
-from .errors import MalformedRequestError, row_for, validation_field
+from .errors import MalformedRequestError, validation_field
 from .feed import EventFeed, EventFilter, Watch
 from .metrics import ApiMetrics
+from .operation import Caller, operation
 from .schema import (
     AttemptOut,
     BatchIn,
@@ -83,7 +82,21 @@ from .schema import (
     WorkflowIn,
     WorkflowOut,
 )
-from .shell import SHELL_TASK, ScheduleIn, ScheduleOut, ShellStatus, spec_for, status_of
+from .shell import (
+    SHELL_TASK,
+    EventRedactor,
+    ScheduleIn,
+    ScheduleOut,
+    ShellStatus,
+    check_shell_spec,
+    is_shell,
+    redact,
+    redact_status,
+    shell_key,
+    sign,
+    spec_for,
+    status_of,
+)
 
 __all__ = ["SHELL_TASK", "ApiService", "Caller", "TaskQuery"]
 
@@ -94,49 +107,7 @@ _MAX_PAGE = 1000
 _MAX_DEPTH = 1000
 _MAX_BYTES = 64 << 20
 
-P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class Caller(NamedTuple):
-    """Who calls, and over which transport (``rest`` or ``grpc``; a metrics label)."""
-
-    principal: Principal
-    transport: str
-
-
-_Method = Callable[Concatenate["ApiService", Caller, P], Coroutine[Any, Any, R]]
-
-
-def operation(
-    permission: Permission,
-) -> Callable[[_Method[P, R]], _Method[P, R]]:
-    """Mark an ApiService method as an operation needing ``permission``."""
-
-    def wrap(fn: _Method[P, R]) -> _Method[P, R]:
-        name = fn.__name__
-
-        @functools.wraps(fn)
-        async def run(self: ApiService, caller: Caller, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            started = time.perf_counter()
-            outcome = "ok"
-            self.metrics.in_flight.inc()
-            try:
-                self.auth.authorize(caller.principal, permission)
-                return await fn(self, caller, *args, **kwargs)
-            except TierqError as exc:
-                outcome = exc.code if row_for(exc).status != 500 else "internal"
-                raise
-            except BaseException:
-                outcome = "internal"
-                raise
-            finally:
-                self.metrics.in_flight.dec()
-                self.metrics.observe(caller.transport, name, outcome, time.perf_counter() - started)
-
-        return run
-
-    return wrap
 
 
 class ApiService:
@@ -156,6 +127,8 @@ class ApiService:
         self.subjects = Subjects(config.nats.prefix)
         self.master = MasterClient(engine, self.subjects, timeout=config.request_timeout)
         self.feed = EventFeed(engine, self.subjects)
+        self.shell_key = shell_key(config.shell_key or config.nats.password)
+        self.redactor = EventRedactor(self.master)
         self._watches: set[Watch] = set()
         #: Health checks, scrapes and region look-ups give the master less time than a call.
         self._probe_timeout = min(2.0, config.request_timeout)
@@ -191,7 +164,12 @@ class ApiService:
     @operation(Permission.SUBMIT)
     async def submit_workflow(self, caller: Caller, workflow: WorkflowIn) -> WorkflowOut:
         for i, node in enumerate(workflow.nodes):
-            self._check_spec(caller, node.spec, f"nodes[{i}].spec")
+            if self._check_spec(caller, node.spec, f"nodes[{i}].spec").name == SHELL_TASK:
+                # A node's idempotency key does not stop a resubmission: no signature holds.
+                raise InvalidRequestError(
+                    f"nodes[{i}]: {SHELL_TASK!r} tasks cannot be part of a workflow",
+                    field=f"nodes[{i}].spec.name",
+                )
         spec = workflow.to_core()
         self._check_size(SubmitWorkflowRequest(workflow=spec))
         reply = await self.master.submit_workflow(spec)
@@ -202,7 +180,11 @@ class ApiService:
         """API-side rules on top of the schema: who may run shell, how far ahead."""
         if spec.name == SHELL_TASK and not caller.principal.can(Permission.ADMIN):
             raise PermissionDeniedError(f"submitting {SHELL_TASK!r} tasks needs the admin role")
+        check_task_name(spec.name, _path(field, "name") or "name")
         core = spec.to_core()
+        if core.name == SHELL_TASK:
+            check_shell_spec(core, field)
+            core = sign(core, self.shell_key)
         if core.args:
             check_json(core.args, _path(field, "args") or "args", _MAX_DEPTH, _MAX_BYTES)
         if core.kwargs:
@@ -235,7 +217,12 @@ class ApiService:
 
     @operation(Permission.READ)
     async def get_task(self, caller: Caller, task_id: str) -> Task:
-        return await self.master.get(task_id)
+        return self._visible(caller, [await self.master.get(task_id)])[0]
+
+    @staticmethod
+    def _visible(caller: Caller, tasks: list[Task]) -> list[Task]:
+        """Shell commands and their output are for admins only."""
+        return tasks if caller.principal.can(Permission.ADMIN) else [redact(t) for t in tasks]
 
     @operation(Permission.READ)
     async def list_tasks(self, caller: Caller, query: TaskQuery) -> TasksReply:
@@ -246,7 +233,7 @@ class ApiService:
             )
         if not 1 <= query.limit <= _MAX_PAGE:
             raise InvalidRequestError(f"limit must be 1-{_MAX_PAGE}", field="limit")
-        return await self.master.list_tasks(
+        reply = await self.master.list_tasks(
             QueryRequest(
                 kind=QueryKind.TASKS,
                 state=query.state,
@@ -258,12 +245,13 @@ class ApiService:
                 cursor=query.cursor,
             )
         )
+        return msgspec.structs.replace(reply, tasks=self._visible(caller, reply.tasks))
 
     @operation(Permission.READ)
     async def wait_tasks(self, caller: Caller, body: WaitIn) -> TasksReply:
         seconds = min(body.timeout, self.config.max_wait)
         tasks = await self.master.wait(list(dict.fromkeys(body.ids)), seconds)
-        return TasksReply(tasks=tasks)
+        return TasksReply(tasks=self._visible(caller, tasks))
 
     @operation(Permission.READ)
     async def list_workflows(
@@ -322,6 +310,7 @@ class ApiService:
 
     @operation(Permission.SUBMIT)
     async def update_task(self, caller: Caller, task_id: str, patch: PriorityPatch) -> CommandOut:
+        await self._check_not_shell(caller, task_id, "reprioritising")
         ack = await self.master.reprioritize(task_id, patch.priority)
         return CommandOut(id=task_id, events=ack.events)
 
@@ -331,12 +320,20 @@ class ApiService:
 
     @operation(Permission.SUBMIT)
     async def retry_task(self, caller: Caller, task_id: str) -> CommandOut:
+        await self._check_not_shell(caller, task_id, "retrying")
         return CommandOut(id=task_id, events=(await self.master.retry(task_id)).events)
 
     @operation(Permission.SUBMIT)
     async def cancel_workflow(self, caller: Caller, workflow_id: str) -> CommandOut:
         ack = await self.master.cancel_workflow(workflow_id)
         return CommandOut(id=workflow_id, events=ack.events)
+
+    async def _check_not_shell(self, caller: Caller, task_id: str, what: str) -> None:
+        """Running a shell command again, or sooner, is running it: admins only."""
+        if caller.principal.can(Permission.ADMIN):
+            return
+        if is_shell(await self.master.get(task_id)):
+            raise PermissionDeniedError(f"{what} a {SHELL_TASK!r} task needs the admin role")
 
     @operation(Permission.ADMIN)
     async def put_settings(self, caller: Caller, body: bytes) -> Settings:
@@ -375,11 +372,18 @@ class ApiService:
     async def register_worker(
         self, caller: Caller, region: str, body: RegisterWorkerIn
     ) -> RegisterWorkerOut:
-        worker = body.worker or f"api-{secrets.token_hex(8)}"
+        worker = body.worker or caller.principal.new_worker_id()
+        caller.principal.check_worker(worker)
         # The region passes task types on to the master, which refuses unprintable names;
         # refuse them here, where the worker can be told which one.
         for i, name in enumerate(body.task_types):
-            check_name(name, f"task_types[{i}]")
+            check_task_name(name, f"task_types[{i}]")
+            if name == SHELL_TASK:
+                # Only the API's own runner runs commands; a worker serving "shell" would
+                # receive admins' command lines and could report any outcome for them.
+                raise PermissionDeniedError(
+                    f"task_types[{i}]: {SHELL_TASK!r} is served by the API's built-in runner only"
+                )
         if body.host:
             check_text(body.host, "host", 256)
         request = RegisterWorkerRequest(
@@ -399,6 +403,7 @@ class ApiService:
 
     @operation(Permission.WORK)
     async def lease(self, caller: Caller, region: str, worker: str, body: LeaseIn) -> LeaseOut:
+        caller.principal.check_worker(worker)
         wait = min(body.wait, self.config.max_pull_wait)
         request = PullRequest(worker=worker, slots=body.slots, wait=wait)
         reply = await self._region(
@@ -410,6 +415,7 @@ class ApiService:
     async def heartbeat(
         self, caller: Caller, region: str, worker: str, body: HeartbeatIn
     ) -> HeartbeatOut:
+        caller.principal.check_worker(worker)
         request = WorkerHeartbeat(
             worker=worker,
             running=[(r.task_id, r.attempt) for r in body.running],
@@ -421,6 +427,7 @@ class ApiService:
 
     @operation(Permission.WORK)
     async def report(self, caller: Caller, region: str, worker: str, body: ReportIn) -> ReportOut:
+        caller.principal.check_worker(worker)
         for i, outcome in enumerate(body.outcomes):
             if outcome.result is not None:
                 check_json(outcome.result, f"outcomes[{i}].result", _MAX_DEPTH, _MAX_BYTES)
@@ -465,7 +472,7 @@ class ApiService:
     @operation(Permission.ADMIN)
     async def schedule_shell(self, caller: Caller, body: ScheduleIn) -> ScheduleOut:
         self._require_shell()
-        spec = spec_for(body)
+        spec = sign(spec_for(body), self.shell_key)
         self._check_size(SubmitRequest(tasks=[spec]))
         ids = await self.master.submit([spec])
         self.metrics.tasks_submitted.labels(caller.transport).inc()
@@ -478,7 +485,8 @@ class ApiService:
         if task.spec.name != SHELL_TASK:
             # Same answer as an unknown id: /status/ only knows scheduled commands.
             raise NotFoundError(f"no scheduled command {task_id!r}", ids=(task_id,))
-        return status_of(task)
+        status = status_of(task)
+        return status if caller.principal.can(Permission.ADMIN) else redact_status(status)
 
     def _require_shell(self) -> None:
         if not self.config.enable_shell:

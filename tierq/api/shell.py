@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -25,6 +27,7 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Final, TypeVar
 
 import msgspec
@@ -32,6 +35,7 @@ from msgspec import Meta
 
 from ..core.model import (
     ErrorSummary,
+    JSONValue,
     LeasedTask,
     Outcome,
     OutcomeKind,
@@ -41,7 +45,7 @@ from ..core.model import (
     TaskState,
 )
 from ..engine import Engine, Subjects
-from ..errors import EngineUnavailableError, TierqError
+from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
 from ..protocol import (
     Ack,
     PullReply,
@@ -54,17 +58,28 @@ from ..protocol import (
     decode_reply,
     encode,
 )
+from ..rpc import MasterClient
+from .feed import FeedEvent
 from .schema import Time, epoch
 
 __all__ = [
+    "HIDDEN",
     "SHELL_TASK",
+    "EventRedactor",
     "ScheduleIn",
     "ScheduleOut",
     "ShellArgs",
     "ShellResult",
     "ShellRunner",
     "ShellStatus",
+    "check_shell_spec",
+    "is_shell",
+    "redact",
+    "redact_status",
     "run_command",
+    "shell_key",
+    "sign",
+    "signed_by",
     "spec_for",
     "status_of",
 ]
@@ -117,6 +132,46 @@ class ShellArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     command: Command
     timeout: Timeout = DEFAULT_TIMEOUT
+    #: Set by the API when an admin submits it (see :func:`sign`); the runner checks it.
+    signature: str | None = None
+
+
+def shell_key(secret: str | None) -> bytes:
+    """The key that marks shell tasks as submitted through the API by an admin.
+
+    Every API process must share it: from ``secret`` (``TIERQ_SHELL_KEY``, else the API's
+    NATS password, which only API processes know). Without one, a random key: then only the
+    process that accepted a command runs it.
+    """
+    if secret:
+        return hashlib.sha256(b"tierq shell key v1\0" + secret.encode()).digest()
+    return secrets.token_bytes(32)
+
+
+def _mac(key: bytes, idempotency_key: str, args: ShellArgs) -> str:
+    message = msgspec.json.encode([idempotency_key, args.command, args.timeout])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign(spec: TaskSpec, key: bytes) -> TaskSpec:
+    """``spec`` with a signature over its command, bound to its idempotency key.
+
+    Anyone who can publish a submission on NATS could otherwise queue a command for the
+    runner. The idempotency key (made up when the caller gave none) stops a replay of the
+    signed arguments: the master answers a resubmission with that key with the first task,
+    and under another key the signature does not match.
+    """
+    args = msgspec.convert(spec.kwargs, ShellArgs)
+    idem = spec.idempotency_key or f"shell-{secrets.token_urlsafe(16)}"
+    kwargs: dict[str, JSONValue] = {"command": args.command, "timeout": args.timeout}
+    kwargs["signature"] = _mac(key, idem, args)
+    return msgspec.structs.replace(spec, kwargs=kwargs, idempotency_key=idem)
+
+
+def signed_by(key: bytes, args: ShellArgs, idempotency_key: str | None) -> bool:
+    if args.signature is None or idempotency_key is None:
+        return False
+    return hmac.compare_digest(args.signature, _mac(key, idempotency_key, args))
 
 
 class ShellResult(msgspec.Struct, kw_only=True):
@@ -159,6 +214,127 @@ def status_of(task: Task) -> ShellStatus:
         status.output = task.error.traceback
         status.error = f"{task.error.type}: {task.error.message}"
     return status
+
+
+#: What a caller without the admin role sees instead of a shell task's command or output.
+HIDDEN = "(hidden: shell commands and their output need the admin role)"
+
+
+def is_shell(task: Task) -> bool:
+    return task.spec.name == SHELL_TASK
+
+
+def check_shell_spec(spec: TaskSpec, field: str | None) -> None:
+    """A ``shell`` task's arguments, checked when it is submitted (422), not when it runs.
+
+    A malformed one used to be accepted and then failed (and was retried) by the runner.
+    """
+    where = f"{field}." if field else ""
+    if spec.args:
+        raise InvalidRequestError(
+            f"{where}args: a shell task takes only kwargs command and timeout",
+            field=f"{where}args",
+        )
+    try:
+        msgspec.convert(spec.kwargs, ShellArgs)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequestError(
+            f"{where}kwargs: {str(exc).rsplit(' - at `', 1)[0]}", field=f"{where}kwargs"
+        ) from None
+
+
+def redact(task: Task) -> Task:
+    """``task`` as a caller without the admin role may see it: a shell task's command line,
+    result and output (which may hold secrets) are hidden; everything else stays."""
+    if not is_shell(task):
+        return task
+    spec = msgspec.structs.replace(task.spec, args=[], kwargs={"command": HIDDEN})
+    result = HIDDEN if task.result is not None else None
+    history = [
+        msgspec.structs.replace(record, error=_hidden_error(record.error))
+        for record in task.history
+    ]
+    return msgspec.structs.replace(
+        task, spec=spec, result=result, error=_hidden_error(task.error), history=history
+    )
+
+
+def _hidden_error(error: ErrorSummary | None) -> ErrorSummary | None:
+    if error is None:
+        return None
+    return msgspec.structs.replace(error, message=HIDDEN, traceback=None)
+
+
+def redact_status(status: ShellStatus) -> ShellStatus:
+    return msgspec.structs.replace(
+        status,
+        command=HIDDEN if status.command is not None else None,
+        output=HIDDEN if status.output is not None else None,
+        error=HIDDEN if status.error is not None else None,
+    )
+
+
+class EventRedactor:
+    """Hides shell commands and output in the event feed from callers without the admin role.
+
+    ``task_submitted`` carries the spec, ``task_succeeded`` the result and ``task_failed`` /
+    ``task_dead`` the error (the output tail). Whether an id is a shell task is learnt from
+    its submission when the feed shows it, else asked of the master once; the answers are
+    kept (bounded) for every watcher of this API process.
+    """
+
+    def __init__(self, master: MasterClient, capacity: int = 100_000) -> None:
+        self.master = master
+        self.capacity = capacity
+        self._known: dict[str, bool] = {}
+
+    def view(self, admin: bool) -> Callable[[FeedEvent], Awaitable[FeedEvent]]:
+        """What a caller sees of each event: all of it for an admin, else :meth:`event`."""
+        return _as_is if admin else self.event
+
+    async def event(self, event: FeedEvent) -> FeedEvent:
+        try:
+            doc = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            return event
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            return event
+        task_id: str = doc["id"]
+        spec = doc.get("spec")
+        if isinstance(spec, dict):
+            self._remember(task_id, spec.get("name") == SHELL_TASK)
+            if spec.get("name") != SHELL_TASK:
+                return event
+            doc["spec"] = {**spec, "args": [], "kwargs": {"command": HIDDEN}}
+        elif "result" in doc or "error" in doc:
+            if not await self._is_shell(task_id):
+                return event
+            if "result" in doc:
+                doc["result"] = HIDDEN
+            if isinstance(doc.get("error"), dict):
+                doc["error"] = {**doc["error"], "message": HIDDEN, "traceback": None}
+        else:
+            return event
+        return event._replace(data=msgspec.json.encode(doc))
+
+    async def _is_shell(self, task_id: str) -> bool:
+        known = self._known.get(task_id)
+        if known is None:
+            try:
+                known = is_shell(await self.master.get(task_id))
+            except TierqError:
+                return True  # cannot tell: hide rather than leak
+            self._remember(task_id, known)
+        return known
+
+    def _remember(self, task_id: str, shell: bool) -> None:
+        if len(self._known) >= self.capacity:
+            self._known.pop(next(iter(self._known)))
+        self._known[task_id] = shell
+
+
+async def _as_is(event: FeedEvent) -> FeedEvent:
+    return event
 
 
 async def run_command(command: str, seconds: float, tail: int = OUTPUT_TAIL) -> ShellResult:
@@ -239,10 +415,18 @@ class ShellRunner:
     """
 
     def __init__(
-        self, engine: Engine, subjects: Subjects, region: str, concurrency: int = 4
+        self,
+        engine: Engine,
+        subjects: Subjects,
+        region: str,
+        concurrency: int = 4,
+        *,
+        key: bytes,
     ) -> None:
         self.engine = engine
         self.subjects = subjects
+        self.key = key
+        self.master = MasterClient(engine, subjects)
         self.region = region
         self.concurrency = concurrency
         self.worker = f"shell-{socket.gethostname()[:32]}-{secrets.token_hex(4)}"
@@ -331,12 +515,38 @@ class ShellRunner:
                     worker=self.worker,
                 )
             else:
+                if not await self._authorized(task, args):
+                    return  # not reported: the lease expires (and it is refused again)
                 result = await run_command(args.command, args.timeout)
                 outcome = outcome_of(task, result, self.worker)
             await self._report(outcome)
         finally:
             self.running.pop(key, None)
             self._slot_free.set()
+
+    async def _authorized(self, task: LeasedTask, args: ShellArgs) -> bool:
+        """Whether an admin submitted ``task`` through the API (its signature matches)."""
+        try:
+            idem = (await self.master.get(task.id)).spec.idempotency_key
+        except TierqError as exc:
+            log.warning("shell runner: cannot check task %s (%s); not running it", task.id, exc)
+            return False
+        if signed_by(self.key, args, idem):
+            return True
+        log.error("shell runner: task %s was not submitted through the API; refused", task.id)
+        await self._report(
+            Outcome(
+                task_id=task.id,
+                attempt=task.attempt,
+                kind=OutcomeKind.FAILED,
+                error=ErrorSummary(
+                    type="UnauthorizedShellTask",
+                    message="not submitted through the API by an admin; not run",
+                ),
+                worker=self.worker,
+            )
+        )
+        return False
 
     async def _report(self, outcome: Outcome) -> None:
         for delay in (0.1, 0.5, 1.0, 2.0, 5.0):

@@ -27,6 +27,7 @@ from ..errors import (
     NotFoundError,
     TaskFailedError,
     TierqError,
+    UnauthenticatedError,
 )
 
 T = TypeVar("T")
@@ -72,6 +73,11 @@ def explain(exc: TierqError, prefix: str) -> CliError:
                 f"{prefix!r}? Start everything locally with `tierq dev`."
             )
         return CliError(f"{exc.message}\nstart a local server with `tierq dev`, or pass --nats URL")
+    if isinstance(exc, UnauthenticatedError):
+        return CliError(
+            f"{exc.message}\nlog in with --nats-credentials FILE (`tierq dev` writes one to "
+            "<data dir>/nats/credentials.json) or --nats-user with TIERQ_NATS_PASSWORD"
+        )
     if isinstance(exc, BackpressureError):
         return CliError(f"{exc.message} (retry after {exc.retry_after:g} s)")
     if isinstance(exc, TaskFailedError):
@@ -131,10 +137,21 @@ def client_app(ctx: click.Context, nats_url: str | None, prefix: str) -> App:
 
 
 def nats_config(nats_url: str | None, prefix: str) -> NatsConfig:
+    """Servers from ``--nats``; user, password and credentials file from flags, else env."""
     config = NatsConfig.from_env(servers=nats_url, prefix=prefix)
     if not config.servers:
         config = msgspec.structs.replace(config, servers=("nats://127.0.0.1:4222",))
-    return config
+    ctx = click.get_current_context(silent=True)
+    given = {k: v for k, v in (ctx.meta.get(_AUTH_META, {}) if ctx else {}).items() if v}
+    return msgspec.structs.replace(config, **given) if given else config
+
+
+_AUTH_META = "tierq.nats_auth"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Stored aside rather than passed on: every command calls nats_config() anyway.
+    ctx.meta.setdefault(_AUTH_META, {})[param.name or ""] = value
 
 
 async def with_app(app: App, coro: Coroutine[Any, Any, T]) -> T:
@@ -142,7 +159,39 @@ async def with_app(app: App, coro: Coroutine[Any, Any, T]) -> T:
         return await coro
 
 
+def nats_auth_options(fn: F) -> F:
+    """``--nats-credentials``, ``--nats-user`` and ``--nats-password`` (read by nats_config)."""
+    for flag, field, env, help_text in (
+        (
+            "--nats-credentials",
+            "credentials",
+            "TIERQ_NATS_CREDENTIALS",
+            "tierq credentials file (one NATS user per role, as `tierq dev` writes it)",
+        ),
+        ("--nats-user", "user", "TIERQ_NATS_USER", "NATS user (overrides the credentials file)"),
+        (
+            "--nats-password",
+            "password",
+            "TIERQ_NATS_PASSWORD",
+            "NATS password; prefer the env variable, a flag shows in the process list",
+        ),
+    ):
+        fn = click.option(
+            flag,
+            field,
+            envvar=env,
+            default=None,
+            metavar="FILE" if field == "credentials" else "TEXT",
+            expose_value=False,
+            is_eager=True,
+            callback=_remember,
+            help=f"{help_text} [env {env}].",
+        )(fn)
+    return fn
+
+
 def nats_options(fn: F) -> F:
+    fn = nats_auth_options(fn)
     fn = click.option(
         "--prefix",
         envvar="TIERQ_PREFIX",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import TierqGroup
-from ._services import api, dev, master, region, worker
+from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
 
 
@@ -31,5 +31,17 @@ def main(ctx: click.Context, log_level: str | None) -> None:
     ctx.obj["log_level"] = log_level
 
 
-for command in (dev, master, region, worker, api, submit, status, tasks, workflows, cancel):
+for command in (
+    dev,
+    master,
+    region,
+    worker,
+    api,
+    nats_users,
+    submit,
+    status,
+    tasks,
+    workflows,
+    cancel,
+):
     main.add_command(command)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from ..config import WorkerConfig
-from ._common import err, nats_config, nats_options, run, serve, service_logging
+from ._common import (
+    CliInputError,
+    err,
+    nats_auth_options,
+    nats_config,
+    nats_options,
+    run,
+    serve,
+    service_logging,
+)
 
 
 @click.command()
@@ -60,7 +70,7 @@ from ._common import err, nats_config, nats_options, run, serve, service_logging
     type=click.Path(file_okay=False),
     default=".tierq",
     show_default=True,
-    help="Where the embedded server keeps its JetStream data.",
+    help="Where the embedded server keeps its JetStream data and NATS credentials.",
 )
 @click.option(
     "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
@@ -72,6 +82,7 @@ from ._common import err, nats_config, nats_options, run, serve, service_logging
     is_flag=True,
     help="Durable profile: fsync every write before acknowledging it.",
 )
+@nats_auth_options
 @click.pass_context
 def dev(
     ctx: click.Context,
@@ -99,6 +110,7 @@ def dev(
     from ..dev import DevOptions, run_dev
 
     options = DevOptions(
+        nats=nats_config(nats_url, prefix) if nats_url else None,
         modules=list(modules),
         workers=workers,
         concurrency=concurrency,
@@ -151,7 +163,7 @@ def master(
     from ..master import run_master
 
     config = MasterConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("master"),
         holder=holder,
         leader_lease_seconds=leader_lease,
         snapshot_every=snapshot_every,
@@ -200,7 +212,7 @@ def region(
 
     flat = tuple(label.strip() for item in labels for label in item.split(",") if label.strip())
     config = RegionConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("region", name),
         name=name,
         labels=flat,
         worker_lease_seconds=worker_lease,
@@ -258,7 +270,7 @@ def worker(
     from ..worker.main import serve
 
     config = WorkerConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("worker", region),
         modules=modules,
         region=region,
         concurrency=concurrency,
@@ -300,6 +312,14 @@ def worker(
     "--insecure", is_flag=True, help="Allow serving without tokens on a non-loopback address."
 )
 @click.option("--enable-shell", is_flag=True, help="Run the built-in shell task type here.")
+@click.option(
+    "--allowed-host",
+    "allowed_host",
+    multiple=True,
+    envvar="TIERQ_API_ALLOWED_HOSTS",
+    help="A host name the API answers for (repeat; behind a proxy: its public name) "
+    "[env TIERQ_API_ALLOWED_HOSTS, space-separated; default: loopback names on loopback].",
+)
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.pass_context
@@ -314,6 +334,7 @@ def api(
     tokens_file: str | None,
     insecure: bool,
     enable_shell: bool,
+    allowed_host: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
 ) -> None:
@@ -324,7 +345,7 @@ def api(
     from ..api.server import run_api
 
     config = ApiConfig(
-        nats=nats_config(nats_url, prefix),
+        nats=nats_config(nats_url, prefix).for_role("api"),
         host=host,
         port=port,
         grpc_port=None if no_grpc else grpc_port,
@@ -332,7 +353,47 @@ def api(
         tokens=os.environ.get("TIERQ_API_TOKENS"),
         insecure=insecure,
         enable_shell=enable_shell,
+        allowed_hosts=tuple(allowed_host),
+        shell_key=os.environ.get("TIERQ_SHELL_KEY") or None,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
     serve(lambda: run_api(config))
+
+
+@click.command("nats-users")
+@click.argument("credentials", type=click.Path(dir_okay=False))
+@click.option(
+    "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
+)
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    default=("default",),
+    show_default=True,
+    help="A region to make region and worker users for (repeat for several).",
+)
+def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
+    """Print nats-server's `authorization` block for one NATS user per role.
+
+    CREDENTIALS is the tierq credentials file (JSON, mode 0600): read if it exists, else
+    written with new random passwords. Give each process the file (or only its role's
+    user) with --nats-credentials; paste the output into the server's config.
+    """
+    from ..engine import NatsUsers, authorization_config
+
+    path = Path(credentials)
+    if path.exists():
+        users = NatsUsers.load(path)
+        missing = [r for r in regions if users.find("worker", r) is None]
+        if users.prefix != prefix or missing:
+            raise CliInputError(
+                f"{credentials} is for prefix {users.prefix!r} and regions "
+                f"{sorted({u.region for u in users.users if u.region})}; remove it to start over"
+            )
+    else:
+        users = NatsUsers.generate(prefix, regions=regions)
+        users.save(path)
+        err.print(f"wrote {credentials} (mode 0600): keep it private", markup=False)
+    click.echo(authorization_config(users), nl=False)

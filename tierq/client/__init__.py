@@ -23,7 +23,9 @@ from ._handles import TaskHandle as TaskHandle
 from ._handles import TaskPage as TaskPage
 from ._handles import WorkflowHandle as WorkflowHandle
 from ._handles import task_result as task_result
+from ._pipeline import PendingTask as PendingTask
 from ._sync import SyncApp as SyncApp
+from ._sync import SyncPendingTask as SyncPendingTask
 from ._sync import SyncTaskHandle as SyncTaskHandle
 from ._sync import SyncWorkflowHandle as SyncWorkflowHandle
 from ._task import TaskDef as TaskDef
@@ -39,7 +41,9 @@ __all__ = [
     "SUBMIT_OPTIONS",
     "App",
     "NodeRef",
+    "PendingTask",
     "SyncApp",
+    "SyncPendingTask",
     "SyncTaskHandle",
     "SyncWorkflowHandle",
     "TaskDef",

@@ -18,6 +18,7 @@ from ..errors import InvalidRequestError, WaitTimeoutError
 from ..protocol import QueryKind, QueryRequest
 from ..rpc import MasterClient
 from ._handles import TaskHandle, TaskPage, WorkflowHandle
+from ._pipeline import PendingTask, Pipeline
 from ._sync import SyncApp
 from ._task import TaskDef, build_spec
 from ._validate import (
@@ -46,11 +47,12 @@ class _Connection(NamedTuple):
 
 
 class _LoopSlot:
-    __slots__ = ("conn", "lock")
+    __slots__ = ("conn", "lock", "pipeline")
 
     def __init__(self) -> None:
         self.conn: _Connection | None = None
         self.lock = asyncio.Lock()
+        self.pipeline: Pipeline | None = None
 
 
 class App:
@@ -174,6 +176,37 @@ class App:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in SUBMIT_OPTIONS}
         spec = build_spec(task, args, kwargs, options)
         return (await self.submit_many([spec]))[0]
+
+    def submit_nowait(
+        self, task: TaskDef[Any, Any] | str, *args: Any, **kwargs: Any
+    ) -> PendingTask:
+        """Hand a task over without waiting; it is sent in the next batch (pipelined).
+
+        Call it on a running event loop. The task is durable only once
+        ``await pending.accepted()``, ``await app.flush()`` or the end of ``async with app:``
+        returns; a refused batch fails its pending tasks and is raised by the next
+        ``submit_nowait`` or ``flush``. Arguments are checked here, as by :meth:`submit`.
+        """
+        if isinstance(task, str) and task in self.tasks:
+            task = self.tasks[task]
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in SUBMIT_OPTIONS}
+        return self._pipeline().add(build_spec(task, args, kwargs, options))
+
+    async def flush(self) -> None:
+        """Wait until every task handed to :meth:`submit_nowait` on this loop is accepted or
+        refused; raise the first refusal not raised yet."""
+        slot = self._connections.get(asyncio.get_running_loop())
+        if slot is not None and slot.pipeline is not None:
+            await slot.pipeline.flush()
+
+    def _pipeline(self) -> Pipeline:
+        loop = asyncio.get_running_loop()
+        slot = self._connections.get(loop)
+        if slot is None:
+            slot = self._connections[loop] = _LoopSlot()
+        if slot.pipeline is None:
+            slot.pipeline = Pipeline(self, self.master)
+        return slot.pipeline
 
     async def submit_many(self, specs: Iterable[TaskSpec]) -> list[TaskHandle]:
         """Submit many tasks in one request (build them with :meth:`TaskDef.spec`).
@@ -318,16 +351,27 @@ class App:
             return conn
         async with slot.lock:
             if slot.conn is None or slot.conn.engine.is_closed:
-                engine = await connect(self.config.connect_options(name="tierq-client"))
+                nats = self.config.for_role("client")
+                engine = await connect(nats.connect_options(name="tierq-client"))
                 client = MasterClient(engine, self.subjects, self.request_timeout)
                 slot.conn = _Connection(engine, client)
             return slot.conn
 
     async def close(self) -> None:
-        """Close this loop's connection (another loop's connection is closed from there)."""
-        slot = self._connections.pop(asyncio.get_running_loop(), None)
-        if slot is not None and slot.conn is not None:
-            await slot.conn.engine.close()
+        """Send what :meth:`submit_nowait` holds, then close this loop's connection (another
+        loop's connection is closed from there). A refused submission is raised after."""
+        loop = asyncio.get_running_loop()
+        slot = self._connections.get(loop)
+        try:
+            if slot is not None and slot.pipeline is not None:
+                await slot.pipeline.flush()
+        finally:
+            slot = self._connections.pop(loop, None)
+            if slot is not None:
+                if slot.pipeline is not None:
+                    slot.pipeline.close()
+                if slot.conn is not None:
+                    await slot.conn.engine.close()
 
     async def __aenter__(self) -> App:
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.model import Task, TaskSpec
@@ -14,6 +14,7 @@ from ..errors import WaitTimeoutError
 if TYPE_CHECKING:
     from ._app import App
     from ._handles import TaskHandle, TaskPage, WorkflowHandle
+    from ._pipeline import PendingTask
     from ._task import TaskDef
     from ._workflow import NodeRef, Workflow
 
@@ -53,6 +54,18 @@ class SyncApp:
 
     def submit(self, task: TaskDef[Any, Any] | str, *args: Any, **kwargs: Any) -> SyncTaskHandle:
         return SyncTaskHandle(self, self.run(self.app.submit(task, *args, **kwargs)))
+
+    def submit_nowait(
+        self, task: TaskDef[Any, Any] | str, *args: Any, **kwargs: Any
+    ) -> SyncPendingTask:
+        """Hand a task over without waiting for the master (see :meth:`App.submit_nowait`);
+        :meth:`flush` or leaving ``with app.sync:`` makes everything handed over durable."""
+        pending = self.run(_call(self.app.submit_nowait, task, *args, **kwargs))
+        return SyncPendingTask(self, pending)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything handed to :meth:`submit_nowait` is accepted or refused."""
+        self.run(self.app.flush(), timeout)
 
     def submit_many(self, specs: Iterable[TaskSpec]) -> list[SyncTaskHandle]:
         handles = self.run(self.app.submit_many(list(specs)))
@@ -102,6 +115,35 @@ class SyncApp:
 
 async def _as_coroutine(aw: Awaitable[T]) -> T:
     return await aw
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a sync function on the private loop (it needs a running loop)."""
+    return fn(*args, **kwargs)
+
+
+class SyncPendingTask:
+    """Blocking view of a :class:`~tierq.PendingTask`."""
+
+    __slots__ = ("_pending", "_sync")
+
+    def __init__(self, sync: SyncApp, pending: PendingTask) -> None:
+        self._sync = sync
+        self._pending = pending
+
+    def done(self) -> bool:
+        return self._pending.done()
+
+    @property
+    def id(self) -> str:
+        return self._pending.id
+
+    def accepted(self, timeout: float | None = None) -> SyncTaskHandle:
+        """Wait until the task is durable; raises why it was refused."""
+        return SyncTaskHandle(self._sync, self._sync.run(self._pending.accepted(), timeout))
+
+    def __repr__(self) -> str:
+        return repr(self._pending)
 
 
 class SyncTaskHandle:

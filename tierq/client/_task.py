@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 import msgspec
 
 from ..core.model import TaskSpec
+from ..core.validate import check_spec
 from ..errors import InvalidRequestError
 from ..worker.context import TaskContext
 from ._validate import (
+    DEFAULT_SETTINGS,
     OVERRIDE_OPTIONS,
     SUBMIT_OPTIONS,
     check_name,
@@ -28,6 +30,7 @@ from ._validate import (
 if TYPE_CHECKING:
     from ._app import App
     from ._handles import TaskHandle
+    from ._pipeline import PendingTask
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,6 +105,10 @@ class TaskDef(Generic[P, R]):
         :meth:`submit_with`.
         """
         return (await self.app.submit_many([self.spec(*args, **kwargs)]))[0]
+
+    def submit_nowait(self, *args: Any, **kwargs: Any) -> PendingTask:
+        """Like :meth:`submit`, without waiting: see :meth:`App.submit_nowait`."""
+        return self.app.submit_nowait(self, *args, **kwargs)
 
     async def submit_with(
         self,
@@ -190,4 +197,8 @@ def build_spec(
             )
         changes["idempotency_key"] = idem
     changes.update(overrides(options, base))
-    return msgspec.structs.replace(base, **changes)
+    spec = msgspec.structs.replace(base, **changes)
+    # Last, the master's own check with its default limits: the SDK refuses exactly what a
+    # default master refuses (the checks above only name the offending argument better).
+    check_spec(spec, "spec", DEFAULT_SETTINGS)
+    return spec

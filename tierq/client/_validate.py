@@ -11,9 +11,10 @@ import msgspec
 
 from ..config import check_token
 from ..core.model import PRIORITY_MAX, PRIORITY_MIN, RetryPolicy, TaskSpec
+from ..core.settings import Settings
+from ..core.validate import check_json
 from ..errors import InvalidRequestError
 from ..worker.outcome import error_type_name
-from ..worker.values import NotJSONError, check_json
 
 #: Keyword arguments of ``submit``/``spec``/``Workflow.add`` that are options, not task kwargs.
 SUBMIT_OPTIONS = frozenset(
@@ -40,15 +41,45 @@ def overrides(options: Mapping[str, Any], base: TaskSpec) -> dict[str, Any]:
     return out
 
 
+#: The master's default limits: the SDK refuses what a master with default settings refuses
+#: (a master configured with larger limits may take more through the API).
+DEFAULT_SETTINGS = Settings()
+
+
 def check_value(value: Any, path: str) -> None:
+    """Refuse what the master would: the one JSON check of ``tierq.core.validate``; the error
+    names the innermost offending place (``args[0][1]``, ``kwargs.y['k']``)."""
+    depth, budget = DEFAULT_SETTINGS.max_json_depth, DEFAULT_SETTINGS.max_payload_bytes
     try:
-        check_json(value, path)
-    except NotJSONError as exc:
+        check_json(value, path, depth, budget)
+    except InvalidRequestError as exc:
+        where = _where(value, path, depth) or path
         raise InvalidRequestError(
-            f"{exc}; task arguments must be JSON values (None, bool, int, float, str, list, "
-            "dict with str keys)",
-            field=exc.path,
+            f"{where}: {exc.message.split(': ', 1)[-1]}; task arguments must be JSON values "
+            "(None, bool, 64-bit int, finite float, str, list, dict with str keys)",
+            field=where,
         ) from None
+
+
+def _where(value: Any, path: str, depth: int) -> str | None:
+    """The path of the first part of ``value`` that the JSON check refuses (error path only,
+    so it may be slow)."""
+    if type(value) is list or type(value) is dict:
+        if depth <= 0:
+            return path
+        items = value.items() if type(value) is dict else enumerate(value)
+        for key, item in items:
+            if type(value) is dict and type(key) is not str:
+                return path
+            found = _where(item, f"{path}[{key!r}]", depth - 1)
+            if found is not None:
+                return found
+        return None
+    try:
+        check_json(value, path, 1, DEFAULT_SETTINGS.max_payload_bytes)
+    except InvalidRequestError:
+        return path
+    return None
 
 
 def check_priority(value: Any) -> int:

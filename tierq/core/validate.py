@@ -25,6 +25,7 @@ __all__ = [
     "check_name",
     "check_spec",
     "check_specs",
+    "check_task_name",
     "check_text",
     "check_token",
     "is_result_ref",
@@ -51,6 +52,7 @@ RESULT_REF = "$result"
 
 _MEMO_MAX = 65_536
 _ok_names: set[str] = set()
+_ok_task_names: set[str] = set()
 _ok_tokens: set[str] = set()
 _ok_regions: set[str] = set()
 _ok_labels: set[tuple[str, ...]] = set()
@@ -87,6 +89,26 @@ def check_name(value: object, field: str, max_len: int = MAX_NAME_LEN) -> str:
     if max_len == MAX_NAME_LEN:
         _remember(_ok_names, value)
     return value
+
+
+#: Task names of built-in task types: only this exact spelling may use them, so a worker
+#: serving a look-alike ("Shell", or the fullwidth letters) cannot be mistaken for one.
+RESERVED_TASK_NAMES = frozenset({"shell"})
+
+
+def check_task_name(value: object, field: str = "name") -> str:
+    """A task name: :func:`check_name`, NFKC-normalised, and not a look-alike of a reserved
+    name (case or width)."""
+    if type(value) is str and value in _ok_task_names:
+        return value
+    name = check_name(value, field)
+    if not unicodedata.is_normalized("NFKC", name):
+        raise _bad(field, f"is not NFKC-normalised: {name[:40]!r}")
+    folded = name.casefold()
+    if folded in RESERVED_TASK_NAMES and name != folded:
+        raise _bad(field, f"{name!r} is reserved: the built-in task type is spelled {folded!r}")
+    _remember(_ok_task_names, name)
+    return name
 
 
 def check_text(value: object, field: str, max_len: int) -> str:
@@ -397,8 +419,8 @@ def _check_spec(spec: object, settings: Settings) -> tuple[TaskSpec, bool]:
     if type(spec) is not TaskSpec and not isinstance(spec, TaskSpec):
         raise _bad("spec", f"must be a task spec, got {type(spec).__name__}")
     name = spec.name
-    if type(name) is not str or name not in _ok_names:
-        check_name(name, "name")
+    if type(name) is not str or name not in _ok_task_names:
+        check_task_name(name, "name")
     p = spec.priority
     if type(p) is not int or not PRIORITY_MIN <= p <= PRIORITY_MAX:
         check_priority(p, "priority")

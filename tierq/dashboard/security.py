@@ -12,8 +12,8 @@ What it does, per HTTP request:
 3. With tokens configured, a visit to a dashboard page without a session is redirected to
    ``/login.html`` (API paths answer 401 themselves).
 4. Every response gets a strict Content-Security-Policy (no inline script or style, no
-   ``eval``, same-origin everything) and the usual hardening headers. FastAPI's ``/docs``
-   page loads Swagger UI from a CDN, so it keeps its own (lack of) policy.
+   ``eval``, same-origin everything) and the usual hardening headers. ``/docs`` (Swagger
+   UI, served from the package by ``tierq.api.docs``) sets its own policy.
 """
 
 from __future__ import annotations

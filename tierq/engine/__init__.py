@@ -3,6 +3,10 @@
 Nothing else in tierq imports ``nats``; services use the names exported here.
 """
 
+from .auth import ROLES as ROLES
+from .auth import NatsUser as NatsUser
+from .auth import NatsUsers as NatsUsers
+from .auth import authorization_config as authorization_config
 from .codec import (
     DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
 )
@@ -67,6 +71,7 @@ __all__ = [
     "MASTER_OPS",
     "MAX_BATCH_MSGS",
     "REGION_OPS",
+    "ROLES",
     "Codec",
     "CommitterStatistics",
     "ConnectOptions",
@@ -77,10 +82,13 @@ __all__ = [
     "LeaderLease",
     "LogReader",
     "Message",
+    "NatsUser",
+    "NatsUsers",
     "SettingsStore",
     "SnapshotStore",
     "Subjects",
     "Subscription",
+    "authorization_config",
     "connect",
     "encode_json",
     "ensure_events_stream",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -16,12 +18,19 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 
-from ..errors import EngineUnavailableError
+from ..errors import EngineUnavailableError, PermissionDeniedError, UnauthenticatedError
 from ._errors import map_nats_errors
+from .auth import inbox_prefix
 
 __all__ = ["ConnectOptions", "Engine", "Message", "Subscription", "connect"]
 
 log = logging.getLogger("tierq.engine")
+
+_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
+#: How nats-server words a refused publish or subscribe (sent as -ERR; the connection stays).
+_VIOLATION = re.compile(
+    r'Permissions Violation for (Publish|Subscription) to "([^"]*)"', re.IGNORECASE
+)
 
 
 class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +48,9 @@ class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_hostname: str | None = None
+    #: Prefix of this connection's reply subjects; None: ``_INBOX.<user>`` when a user is
+    #: set (the subjects its NATS permissions let it subscribe to), else ``_INBOX``.
+    inbox_prefix: str | None = None
     #: Connection name, shown in the server's monitoring (``/connz``).
     name: str = "tierq"
     #: Seconds for one TCP/TLS connect attempt.
@@ -185,8 +197,14 @@ class Engine:
             EngineUnavailableError: nobody answers on ``subject``, or not within ``timeout``.
         """
         t = self.options.request_timeout if timeout is None else timeout
-        with map_nats_errors(f"request on {subject}"):
-            msg = await self._nc.request(subject, payload, timeout=t, headers=headers)
+        start = time.monotonic()
+        try:
+            with map_nats_errors(f"request on {subject}"):
+                msg = await self._nc.request(subject, payload, timeout=t, headers=headers)
+        except EngineUnavailableError as exc:
+            # A refused publish only shows as an asynchronous -ERR and then a timeout.
+            self._raise_if_denied("publish", subject, start, exc)
+            raise
         return msg.data
 
     async def publish(
@@ -223,11 +241,40 @@ class Engine:
         async def deliver(msg: Msg) -> None:
             await cb(Message(msg))
 
+        start = time.monotonic()
         with map_nats_errors(f"subscribe to {subject}"):
             sub = await self._nc.subscribe(
                 subject, queue=queue or "", cb=deliver, pending_msgs_limit=pending_msgs_limit
             )
-        return Subscription(sub, subject)
+            if self.options.user or self.options.creds_file or self.options.token:
+                # With permissions, the server refuses a subscription with an asynchronous
+                # -ERR; a round trip makes it arrive before we claim to be subscribed. Two:
+                # nats-py writes a PING straight to the socket, so the first may overtake
+                # the SUB still in the write buffer; the second cannot.
+                wait = max(1, round(self.options.request_timeout))
+                await self._nc.flush(timeout=wait)
+                await self._nc.flush(timeout=wait)
+        subscription = Subscription(sub, subject)
+        try:
+            self._raise_if_denied("subscription", subject, start)
+        except PermissionDeniedError:
+            await subscription.unsubscribe()
+            raise
+        return subscription
+
+    def _raise_if_denied(
+        self, verb: str, subject: str, since: float, cause: BaseException | None = None
+    ) -> None:
+        if self._events is None:
+            return
+        # nats-py lower-cases the server's error text, subject included.
+        at = self._events.denied.get((verb, subject.lower()))
+        if at is not None and at >= since:
+            action = "publish to" if verb == "publish" else "subscribe to"
+            raise PermissionDeniedError(
+                f"NATS refused to let this connection {action} {subject!r}: its user "
+                f"({self.options.user or 'anonymous'}) lacks that permission"
+            ) from cause
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has seen everything published so far."""
@@ -310,6 +357,7 @@ async def connect(opts: ConnectOptions | None = None) -> Engine:
             max_reconnect_attempts=max(1, opts.connect_attempts - 1),
             allow_reconnect=True,
             pending_size=opts.pending_size,
+            inbox_prefix=_inbox_prefix(opts),
             error_cb=events.on_error,
             disconnected_cb=events.on_disconnected,
             reconnected_cb=events.on_reconnected,
@@ -317,12 +365,26 @@ async def connect(opts: ConnectOptions | None = None) -> Engine:
         )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         await _quiet_close(nc)
+        refused = _is_auth_error(exc) or events.auth_error is not None
+        if refused:
+            # The server may close the socket right after its -ERR, so the error nats-py
+            # raises last can be a reset; the refusal is what the user must act on.
+            who = f"user {opts.user!r}" if opts.user else "a connection without a NATS user"
+            raise UnauthenticatedError(
+                f"NATS at {where} refused the login of {who}: {_describe(events.auth_error or exc)}"
+            ) from exc
         cause = events.last_error or exc
-        if isinstance(exc, nats.errors.Error) and "Authorization" in type(exc).__name__:
-            cause = exc
         raise EngineUnavailableError(f"cannot reach NATS at {where}: {_describe(cause)}") from exc
     nc.options["max_reconnect_attempts"] = opts.max_reconnect_attempts
     return Engine(nc, opts, events)
+
+
+def _inbox_prefix(opts: ConnectOptions) -> str:
+    if opts.inbox_prefix:
+        return opts.inbox_prefix
+    if opts.user and _SUBJECT_TOKEN.fullmatch(opts.user):
+        return inbox_prefix(opts.user)
+    return "_INBOX"
 
 
 class _ConnectionEvents:
@@ -332,9 +394,21 @@ class _ConnectionEvents:
         self.where = where
         self.closing = False
         self.last_error: BaseException | None = None
+        self.auth_error: BaseException | None = None
+        #: (publish|subscription, lower-cased subject) -> when the server last refused it.
+        self.denied: dict[tuple[str, str], float] = {}
 
     async def on_error(self, exc: Exception) -> None:
         self.last_error = exc
+        if _is_auth_error(exc):
+            self.auth_error = exc
+        found = _VIOLATION.search(str(exc))
+        if found is not None:
+            if len(self.denied) > 1000:
+                self.denied.clear()
+            self.denied[(found.group(1).lower(), found.group(2).lower())] = time.monotonic()
+            log.error("NATS (%s) refused: %s", self.where, exc)
+            return
         if not self.closing:
             log.warning("NATS error (%s): %r", self.where, exc)
 
@@ -344,6 +418,12 @@ class _ConnectionEvents:
 
     async def on_reconnected(self) -> None:
         log.info("reconnected to NATS (%s)", self.where)
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    return isinstance(exc, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    )
 
 
 def _describe(exc: BaseException) -> str:

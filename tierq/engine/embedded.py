@@ -23,8 +23,11 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from ..errors import EngineUnavailableError
+from ..errors import EngineUnavailableError, InvalidRequestError
+from .auth import NatsUsers, authorization_config
+from .connect import ConnectOptions
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "EmbeddedNats", "find_nats_server", "free_port"]
 
@@ -126,6 +129,8 @@ class EmbeddedNats:
         port: client port; a free one if omitted (then kept across restarts).
         sync_always: fsync every write before acknowledging it (the durable profile).
         max_payload: largest message the server accepts.
+        users: NATS users per role with their subject permissions; None runs the server
+            without authentication (anyone who reaches the port may do anything).
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class EmbeddedNats:
         binary: str | None = None,
         startup_timeout: float = 15.0,
         extra_config: str = "",
+        users: NatsUsers | None = None,
     ) -> None:
         self._owned_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="tierq-nats-")).resolve()
@@ -153,6 +159,7 @@ class EmbeddedNats:
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.extra_config = extra_config
+        self.users = users
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: int | None = None
 
@@ -177,6 +184,27 @@ class EmbeddedNats:
     @property
     def log_file(self) -> Path:
         return self.store_dir / "nats-server.log"
+
+    @property
+    def credentials_file(self) -> Path | None:
+        """The users' credentials (JSON, mode 0600), written at start; None without users."""
+        return self.store_dir / "credentials.json" if self.users is not None else None
+
+    def connect_options(
+        self, role: str = "master", region: str | None = "default", **options: Any
+    ) -> ConnectOptions:
+        """Options to connect to this server as the user of ``role`` (anonymous without users)."""
+        found = None
+        if self.users is not None:
+            found = self.users.find(role, region if role in ("region", "worker") else None)
+            if found is None:
+                raise InvalidRequestError(f"no {role} user for region {region!r}", field="role")
+        return ConnectOptions(
+            servers=[self.url],
+            user=found.user if found else None,
+            password=found.password if found else None,
+            **options,
+        )
 
     def __repr__(self) -> str:
         return f"EmbeddedNats(url={self.url!r}, pid={self.pid}, store_dir={str(self.store_dir)!r})"
@@ -294,6 +322,8 @@ class EmbeddedNats:
         if self.sync_always:
             lines.append("  sync_interval: always")
         lines.append("}")
+        if self.users is not None:
+            lines.append(authorization_config(self.users).rstrip("\n"))
         if self.extra_config:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
@@ -304,7 +334,13 @@ class EmbeddedNats:
         self._reap()
         binary = self.binary or find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self._config())
+        if self.users is not None and self.credentials_file is not None:
+            self.users.save(self.credentials_file)
+        # The config may hold passwords: readable by this user only, from the first byte.
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self._config())
         self._log_file = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         # The death signal follows the *thread* that forked; only arm it from the main thread,
         # which lives as long as the process.

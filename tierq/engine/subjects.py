@@ -28,7 +28,6 @@ MASTER_OPS = frozenset(
         "query",
         "wait",
         "settings",
-        "control",
     }
 )
 

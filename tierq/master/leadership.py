@@ -128,7 +128,8 @@ class Leadership:
                 self._lose(on_lost, "no renewal was confirmed before the lease ran out")
                 return
             try:
-                await asyncio.wait_for(self.renew(), timeout=remaining)
+                async with asyncio.timeout(remaining):
+                    await self.renew()
             except TimeoutError:
                 self._lose(on_lost, "no renewal was confirmed before the lease ran out")
                 return

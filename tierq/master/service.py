@@ -232,8 +232,11 @@ class Master:
         )
 
     async def _pause(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+        # arrives as the awaited event is set (gh-86296), and SIGTERM is a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -280,7 +283,8 @@ class Master:
                 await sub.unsubscribe()
                 # Let replies already committed go out before the loops stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outgoing.join(), timeout=2.0)
+                    async with asyncio.timeout(2.0):
+                        await self._outgoing.join()
                 for loop in loops:
                     loop.cancel()
         finally:
@@ -436,7 +440,8 @@ class Master:
                 fut: asyncio.Future[None] = loop.create_future()
                 self.waiters.add(task_id, fut)
                 try:
-                    await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
+                    async with asyncio.timeout_at(deadline):
+                        await fut
                 except TimeoutError:
                     break
                 finally:
@@ -529,7 +534,8 @@ class Master:
             delay = 1.0 if wake is None else min(1.0, max(0.0, wake - self.now()))
             self._tick_wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tick_wakeup.wait(), timeout=max(delay, 0.001))
+                async with asyncio.timeout(max(delay, 0.001)):
+                    await self._tick_wakeup.wait()
 
     def _maybe_snapshot(self) -> None:
         """Snapshot every ``snapshot_every`` events so recovery replays a bounded tail."""

@@ -112,9 +112,11 @@ class Region(WorkerSide):
                 await self.engine.subscribe(s.event("task_cancelled"), cb=self._on_cancelled)
             )
             # Workers of a previous process register again now, not after their pull times out.
-            await self._respond(
-                s.region(self.name, "hello"), encode(RegionHello(instance=self.process))
-            )
+            try:
+                hello = encode(RegionHello(instance=self.process))
+                await self.engine.publish(s.region(self.name, "hello"), hello)
+            except TierqError as exc:  # e.g. not permitted: workers notice by heartbeat
+                log.warning("region %s could not announce itself: %s", self.name, exc)
             await self._register()
             self.ready.set()
             async with asyncio.TaskGroup() as tg:

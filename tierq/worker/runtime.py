@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 
 from ..config import WorkerConfig
 from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
-from ..engine import Engine, Message, Subjects
+from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, NotFoundError, TierqError
 from ..protocol import (
     Ack,
@@ -211,9 +211,7 @@ class Worker:
         try:
             if not await self._register():
                 return
-            hello = await self.engine.subscribe(
-                self.subjects.region(self.config.region, "hello"), cb=self._on_hello
-            )
+            hello = await self._subscribe_hello()
             async with asyncio.TaskGroup() as tg:
                 reporting = tg.create_task(self.reporter.run(), name="tierq-worker-report")
                 beating = tg.create_task(self._heartbeat_loop(), name="tierq-worker-heartbeat")
@@ -230,8 +228,9 @@ class Worker:
                 self._heartbeat_now.set()
                 reporting.cancel()
                 beating.cancel()
-            with contextlib.suppress(TierqError):
-                await hello.unsubscribe()
+            if hello is not None:
+                with contextlib.suppress(TierqError):
+                    await hello.unsubscribe()
         finally:
             with contextlib.suppress(TierqError):
                 await probe.unsubscribe()
@@ -314,8 +313,7 @@ class Worker:
                 self.drain()
 
     async def _pull(self, request: PullRequest) -> PullReply | None:
-        """One long-poll pull; None if the worker must stop at once (second signal),
-        :data:`_REPULL` if a new region process replaced the one holding it."""
+        """One long-poll pull; None: stop at once (second signal); _REPULL: region replaced."""
         self._region_changed.clear()
         call = asyncio.ensure_future(
             self._call("pull", request, PullReply, within=request.wait + 5.0)
@@ -551,10 +549,7 @@ class Worker:
 
     async def _pause(self, seconds: float) -> None:
         """Wait before a retry; a drain or a new region process cuts it short."""
-        waits = [
-            asyncio.ensure_future(self._draining.wait()),
-            asyncio.ensure_future(self._region_changed.wait()),
-        ]
+        waits = {asyncio.ensure_future(e.wait()) for e in (self._draining, self._region_changed)}
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -563,6 +558,15 @@ class Worker:
 
     async def _on_probe(self, msg: Message) -> None:
         await msg.respond(encode_ok(Ack()))
+
+    async def _subscribe_hello(self) -> Subscription | None:  # None: not permitted
+        try:
+            return await self.engine.subscribe(
+                self.subjects.region(self.config.region, "hello"), cb=self._on_hello
+            )
+        except TierqError as exc:  # a restart is then noticed by the next heartbeat
+            log.warning("worker %s cannot hear region restarts: %s", self.id, exc)
+        return None
 
     async def _on_hello(self, msg: Message) -> None:
         """A region process started: if it is not ours, re-register and re-pull now."""

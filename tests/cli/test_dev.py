@@ -1,0 +1,104 @@
+"""`tierq dev`'s NATS logins: against a server of its own, and against one given with --nats."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tierq.config import NatsConfig
+from tierq.dev import DevOptions, _dev_users, dev_stack
+from tierq.engine import EmbeddedNats, NatsUsers
+
+pytestmark = pytest.mark.integration
+
+
+async def test_dev_nats_url_logs_in_with_the_given_credentials(nats_server: EmbeddedNats) -> None:
+    """`tierq dev --nats URL` with TIERQ_NATS_CREDENTIALS: each service as its own role."""
+    lines: list[str] = []
+    opts = DevOptions(
+        nats=NatsConfig.from_env(servers=nats_server.url),
+        nats_url=nats_server.url,
+        modules=["tierq.demo"],
+        workers=0,
+        no_api=True,
+        announce=lines.append,
+    )
+    async with dev_stack(opts) as stack:
+        assert stack.master.ready.is_set() and stack.region.ready.is_set()
+        assert stack.master.engine.options.user == "tierq-master"
+        assert stack.region.engine.options.user == "tierq-region-default"
+
+
+def test_dev_keeps_its_credentials_unless_they_do_not_fit(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    first = _dev_users(path, "tierq", "default")
+    first.save(path)  # as the embedded server does when it starts
+    assert _dev_users(path, "tierq", "default") == first
+    other_region = _dev_users(path, "tierq", "eu")
+    assert other_region != first and other_region.find("worker", "eu") is not None
+    path.write_text("{")
+    assert isinstance(_dev_users(path, "tierq", "default"), NatsUsers)
+
+
+async def test_a_standby_tierq_dev_stops_on_sigterm(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """A second `tierq dev` on the same NATS waits for the leader lease; SIGTERM ends it."""
+    lines: list[str] = []
+    opts = DevOptions(
+        nats=NatsConfig.from_env(servers=nats_server.url),
+        nats_url=nats_server.url,
+        modules=["tierq.demo"],
+        workers=0,
+        no_api=True,
+        announce=lines.append,
+    )
+    async with dev_stack(opts):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.getcwd()
+        log = (tmp_path / "standby.log").open("wb")
+        standby = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tierq",
+            "dev",
+            "--demo",
+            "--workers",
+            "0",
+            "--no-api",
+            "--nats",
+            nats_server.url,
+            "--data-dir",
+            str(tmp_path / "data"),
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            await _wait_for_masters(nats_server, 2)  # the second one waits as a standby
+            assert standby.returncode is None, (tmp_path / "standby.log").read_text()
+            standby.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(standby.wait(), 20) == 0
+        finally:
+            if standby.returncode is None:
+                standby.kill()
+                await standby.wait()
+            log.close()
+
+
+async def _wait_for_masters(server: EmbeddedNats, count: int) -> None:
+    """Until ``count`` connections named tierq-master show in the server's /connz."""
+    url = f"http://127.0.0.1:{server.monitor_port}/connz"
+    async with httpx.AsyncClient() as http:
+        for _ in range(400):
+            conns = (await http.get(url)).json().get("connections") or []
+            if sum(c.get("name") == "tierq-master" for c in conns) >= count:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} masters connected")

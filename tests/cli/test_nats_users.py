@@ -1,0 +1,45 @@
+"""`tierq nats-users`: the credentials file and a server config block that nats-server runs."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tierq.cli import main
+from tierq.config import NatsConfig
+from tierq.engine import EmbeddedNats, NatsUsers, connect
+from tierq.errors import PermissionDeniedError, UnauthenticatedError
+
+
+def test_writes_the_file_once_and_prints_the_same_block(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    runner = CliRunner()
+    first = runner.invoke(main, ["nats-users", str(path), "--region", "eu"])
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    users = NatsUsers.load(path)
+    assert users.find("worker", "eu") is not None and users.find("worker", "default") is None
+    again = runner.invoke(main, ["nats-users", str(path), "--region", "eu"])
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    other = runner.invoke(main, ["nats-users", str(path), "--region", "us"])
+    assert other.exit_code == 2 and "start over" in other.output
+
+
+@pytest.mark.integration
+async def test_a_server_runs_the_printed_block(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    result = CliRunner().invoke(main, ["nats-users", str(path)])
+    assert result.exit_code == 0, result.output
+    async with EmbeddedNats(tmp_path / "srv", extra_config=result.stdout) as srv:
+        with pytest.raises(UnauthenticatedError):
+            await connect(NatsConfig(servers=(srv.url,)).connect_options(name="anonymous"))
+        client = NatsConfig(servers=(srv.url,), credentials=str(path)).for_role("client")
+        engine = await connect(client.connect_options(name="client"))
+        try:
+            with pytest.raises(PermissionDeniedError):
+                await engine.request("tierq.master.settings", b"", timeout=1.0)
+        finally:
+            await engine.close()
