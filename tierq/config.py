@@ -12,6 +12,7 @@ import os
 import msgspec
 
 from .core.settings import Settings
+from .core.validate import check_text
 from .engine import ConnectOptions, NatsUsers, validate_token
 from .errors import InvalidRequestError
 
@@ -152,6 +153,9 @@ class WorkerConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     def __post_init__(self) -> None:
         check_token(self.region, "region")
+        if self.worker_id is not None:
+            # The region refuses longer or unprintable ids; say so before connecting.
+            check_text(self.worker_id, "worker_id", 256)
         if self.pool not in ("async", "thread", "process"):
             raise InvalidRequestError(
                 f"pool must be async, thread or process, not {self.pool!r}", field="pool"

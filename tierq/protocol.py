@@ -203,6 +203,9 @@ class LeaseRequest(_Msg):
     instance: str
     slots: int
     wait: float = 0.0
+    #: Only tasks of these types (None: any type the region registered). A region asks for
+    #: the types of the workers that have room, so a busy type cannot take an idle one's slots.
+    task_types: list[str] | None = None
 
 
 class LeaseReply(_Msg):
@@ -222,6 +225,9 @@ class RegionReport(_Msg):
     #: Every attempt the region holds (queued or running), sent every few seconds so the
     #: master can re-queue assignments whose lease reply never arrived.
     held: list[tuple[str, int]] | None = None
+    #: Outcomes of attempts the region does not hold (declared lost already, or never handed
+    #: to that worker): (task id, attempt, outcome kind). Counted as duplicates, not applied.
+    late: list[tuple[str, int, str]] = []
 
 
 class RegionReportReply(_Msg):
@@ -245,11 +251,23 @@ class RegisterWorkerRequest(_Msg):
     pool: str = "async"
     host: str = ""
     pid: int = 0
+    #: An inbox subject the worker answers while its connection lives: a region probes a
+    #: silent worker there, and "no responders" means it is gone.
+    probe: str = ""
 
 
 class RegisterWorkerReply(_Msg):
     lease_seconds: float
     heartbeat_interval: float
+    #: The region process that answered; a worker seeing another one re-registers.
+    region_instance: str = ""
+
+
+class RegionHello(_Msg):
+    """Published by a region process when it starts (``region.<name>.hello``): workers of a
+    previous instance register again and re-issue the pull the dead one held."""
+
+    instance: str
 
 
 class PullRequest(_Msg):
@@ -276,6 +294,7 @@ class WorkerHeartbeatReply(_Msg):
     #: The region does not know this worker (restarted): register again.
     unknown: bool = False
     drain: bool = False
+    region_instance: str = ""
 
 
 class WorkerReport(_Msg):

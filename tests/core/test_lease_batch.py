@@ -251,3 +251,19 @@ def test_take_skips_copies_of_a_key() -> None:
         first = q.take(limit)
         rest = q.take(10)
         assert first + rest == ["t1", "t0", "t2"]
+
+
+def test_a_lease_for_some_types_hands_out_only_those(h: Harness) -> None:
+    """A region asks for the types of its workers that have room (issue #11): a busier,
+    higher-priority type must not take those slots."""
+    busy = h.submit(*(TaskSpec(name="busy", priority=9) for _ in range(3)))
+    idle = h.submit(*(TaskSpec(name="idle") for _ in range(3)))
+    h.region(types=("busy", "idle"))
+    evs, leased = h.state.lease("eu", "i1", 2, h.now, types={"idle"})
+    h.rec(evs)
+    assert [t.id for t in leased] == idle[:2]
+    evs, leased = h.state.lease("eu", "i1", 10, h.now, types=None)
+    h.rec(evs)
+    assert [t.id for t in leased] == [*busy, idle[2]]
+    assert h.state.lease("eu", "i1", 10, h.now, types=set())[1] == []
+    h.check_replay()

@@ -89,11 +89,17 @@ def test_permissions_follow_the_roles() -> None:
     assert s.master_all in master.subscribe and master.allow_responses
     assert s.log_subject in master.publish
     region = permissions("region", s, "tierq-region-eu", "eu")
-    assert region.publish == ("tierq.master.register", "tierq.master.lease", "tierq.master.report")
+    assert region.publish == (
+        "tierq.master.register",
+        "tierq.master.lease",
+        "tierq.master.report",
+        "tierq.region.eu.hello",  # announces a restart to its workers
+        "_INBOX.tierq-worker-eu.>",  # probes a silent worker of its own region
+    )
     assert "tierq.region.eu.*" in region.subscribe
     worker = permissions("worker", s, "tierq-worker-eu", "eu")
     assert all(p.startswith("tierq.region.eu.") for p in worker.publish)
-    assert worker.subscribe == ("_INBOX.tierq-worker-eu.>",)
+    assert worker.subscribe == ("_INBOX.tierq-worker-eu.>", "tierq.region.eu.hello")
     client = permissions("client", s, "tierq-client")
     assert "tierq.master.settings" not in client.publish
     assert "tierq.master.settings" in permissions("api", s, "tierq-api").publish

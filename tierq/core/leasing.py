@@ -11,7 +11,7 @@ with C-level maps, and only an unusual batch goes task by task.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
 from typing import cast
@@ -37,12 +37,19 @@ _ONLY_READY = frozenset({TaskState.READY})
 
 
 def lease(
-    book: Book, region: str, instance: str, slots: int, now: float
+    book: Book,
+    region: str,
+    instance: str,
+    slots: int,
+    now: float,
+    types: Collection[str] | None = None,
 ) -> tuple[list[Event], list[LeasedTask]]:
     """Hand up to ``slots`` READY tasks that ``region`` can run, best first; renews its lease.
 
-    Classes whose task breaker (for this region) or resource breaker is open are skipped:
-    their tasks wait. A half-open breaker lets one probe through.
+    With ``types``, only tasks of those names (a region asks for the types of the workers that
+    have room, so a busy type cannot take an idle one's slots). Classes whose task breaker
+    (for this region) or resource breaker is open are skipped: their tasks wait. A half-open
+    breaker lets one probe through.
     """
     now = float(now)
     rec = book.regions.require(region, instance)
@@ -54,7 +61,7 @@ def lease(
         book.emit(RegionHeartbeat(at=now, name=region, instance=instance), out)
     if slots == 0:
         return out, []
-    picked, runs = _pick(book, rec, slots)
+    picked, runs = _pick(book, rec, slots, types)
     if not picked:
         return out, []
     ev = TasksAssigned(
@@ -66,13 +73,13 @@ def lease(
 
 
 def _pick(
-    book: Book, rec: RegionRecord, slots: int
+    book: Book, rec: RegionRecord, slots: int, types: Collection[str] | None
 ) -> tuple[list[Task], list[tuple[ClassKey, list[Task]]]]:
     """Up to ``slots`` tasks for ``rec``, best first, and the runs they came in by class: a
     k-way merge of the heads of the classes it may take from."""
     chosen: list[Task] = []
     runs: list[tuple[ClassKey, list[Task]]] = []
-    heads, probing = _lease_heads(book, rec)
+    heads, probing = _lease_heads(book, rec, types)
     placement = book.placement
     while heads and len(chosen) < slots:
         _, i, key, offset = heappop(heads)
@@ -123,7 +130,7 @@ def _hand_out(book: Book, picked: list[Task]) -> list[LeasedTask]:
 
 
 def _lease_heads(
-    book: Book, rec: RegionRecord
+    book: Book, rec: RegionRecord, types: Collection[str] | None
 ) -> tuple[list[tuple[int, int, ClassKey, int]], set[int]]:
     """The merge heap of the classes ``rec`` may take from now, and which of them are
     behind a half-open breaker (they give one probe, then stop)."""
@@ -137,7 +144,7 @@ def _lease_heads(
     probing: set[int] = set()
     for i, key in enumerate(placement.eligible(rec.info)):
         queue = placement.get(key)
-        if not queue:
+        if not queue or (types is not None and key[0] not in types):
             continue
         if check_breakers:
             gate = board.gate(region, key[0], key[3])

@@ -58,6 +58,7 @@ __all__ = [
     "on_started",
     "on_succeeded",
     "report",
+    "report_late",
     "report_progress",
     "report_started",
 ]
@@ -69,15 +70,33 @@ _INT64_MAX = 2**63 - 1
 _MAX_MESSAGE = 4096
 _MAX_TRACEBACK = 65_536
 _MAX_WORKER = 256
+_OUTCOME_KINDS = frozenset(kind.value for kind in OutcomeKind)
 
 
-def check_report(started: Sequence[Started], outcomes: Sequence[Outcome]) -> None:
-    """Raise what ``report_started`` or ``report`` would raise, changing nothing.
+def check_report(
+    started: Sequence[Started],
+    outcomes: Sequence[Outcome],
+    late: Sequence[tuple[str, int, str]] = (),
+) -> None:
+    """Raise what ``report_started``, ``report`` or ``report_late`` would raise, changing
+    nothing.
 
-    A region's report carries both; checking all of it first keeps the report all or
+    A region's report carries all of them; checking all of it first keeps the report all or
     nothing."""
     _check_started(started)
     _check_outcomes(outcomes)
+    _check_late(late)
+
+
+def report_late(book: Book, items: Sequence[tuple[str, int, str]], now: float) -> list[Event]:
+    """Reports a region received for attempts it does not hold: each is a duplicate
+    (counted, not applied)."""
+    now = float(now)
+    _check_late(items)
+    out: list[Event] = []
+    for task_id, attempt, what in items:
+        book.emit(TaskDuplicateReport(at=now, id=task_id, attempt=attempt, what=what), out)
+    return out
 
 
 def report_started(book: Book, items: Sequence[Started], now: float) -> list[Event]:
@@ -348,6 +367,20 @@ def _check_started(items: Sequence[Started]) -> None:
         if not isinstance(item, Started):
             raise InvalidRequestError(f"items[{i}]: expected Started", field=f"items[{i}]")
         check_text(item.worker, f"items[{i}].worker", _MAX_WORKER)
+
+
+def _check_late(items: Sequence[tuple[str, int, str]]) -> None:
+    for i, item in enumerate(items):
+        if (
+            len(item) != 3
+            or not isinstance(item[0], str)
+            or type(item[1]) is not int
+            or item[2] not in _OUTCOME_KINDS
+        ):
+            raise InvalidRequestError(
+                f"late[{i}]: expected (task id, attempt, kind)", field=f"late[{i}]"
+            )
+        check_text(item[0], f"late[{i}].task_id", _MAX_WORKER)
 
 
 def _check_outcomes(outcomes: Sequence[Outcome]) -> None:

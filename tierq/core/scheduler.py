@@ -24,7 +24,7 @@ Queries and statistics are in ``scheduler_queries.py``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import itemgetter
 from typing import cast
 
@@ -151,23 +151,39 @@ class SchedulerState:
         return regions.region_heartbeat(self._book, name, instance, now)
 
     def lease(
-        self, region: str, instance: str, slots: int, now: float
+        self,
+        region: str,
+        instance: str,
+        slots: int,
+        now: float,
+        types: Collection[str] | None = None,
     ) -> tuple[list[Event], list[LeasedTask]]:
         """Hand up to ``slots`` READY tasks that ``region`` can run, best first; renews its lease.
 
-        Classes whose task breaker (for this region) or resource breaker is open are skipped:
-        their tasks wait. A half-open breaker lets one probe through.
+        With ``types``, only tasks of those names. Classes whose task breaker (for this
+        region) or resource breaker is open are skipped: their tasks wait. A half-open breaker
+        lets one probe through.
         """
-        return leasing.lease(self._book, region, instance, slots, now)
+        return leasing.lease(self._book, region, instance, slots, now, types)
 
     def check_report(
-        self, started: Sequence[Started], outcomes: Sequence[Outcome], now: float
+        self,
+        started: Sequence[Started],
+        outcomes: Sequence[Outcome],
+        now: float,
+        late: Sequence[tuple[str, int, str]] = (),
     ) -> None:
-        """Raise what :meth:`report_started` or :meth:`report` would raise, changing nothing.
+        """Raise what :meth:`report_started`, :meth:`report` or :meth:`report_late` would
+        raise, changing nothing.
 
-        A region's report carries both; checking all of it first keeps the report all or
-        nothing."""
-        _check_report(started, outcomes)
+        A region's report carries all of them; checking all of it first keeps the report all
+        or nothing."""
+        _check_report(started, outcomes, late)
+
+    def report_late(self, items: Sequence[tuple[str, int, str]], now: float) -> list[Event]:
+        """Reports a region received for attempts it does not hold: each is a duplicate
+        (counted, not applied)."""
+        return outcomes.report_late(self._book, items, now)
 
     def report_started(self, items: Sequence[Started], now: float) -> list[Event]:
         """ASSIGNED -> RUNNING. A start for another attempt is counted as a duplicate."""

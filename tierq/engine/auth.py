@@ -242,14 +242,24 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
         return _master(s, inbox)
     if role == "region":
         assert region is not None
+        # It announces a restart to its workers (hello) and probes a silent worker on the
+        # worker user's inbox, where "no responders" means the worker's connection is gone.
+        workers_inbox = f"{inbox_prefix(f'{p}-worker-{region}')}.>"
         return Permissions(
-            tuple(s.master(op) for op in _REGION_MASTER_OPS),
+            (
+                *(s.master(op) for op in _REGION_MASTER_OPS),
+                s.region(region, "hello"),
+                workers_inbox,
+            ),
             (s.region_all(region), s.event("task_cancelled"), inbox),
             allow_responses=True,
         )
     if role == "worker":
         assert region is not None
-        return Permissions(tuple(s.region(region, op) for op in _WORKER_REGION_OPS), (inbox,))
+        return Permissions(
+            tuple(s.region(region, op) for op in _WORKER_REGION_OPS),
+            (inbox, s.region(region, "hello")),
+        )
     if role == "api":
         events = f"{p.upper()}_EVENTS"
         publish = [s.master(op) for op in _API_MASTER_OPS]

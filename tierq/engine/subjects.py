@@ -32,7 +32,7 @@ MASTER_OPS = frozenset(
 )
 
 #: Request subjects a region answers (``{prefix}.region.{region}.{op}``).
-REGION_OPS = frozenset({"pull", "report", "heartbeat", "register", "control"})
+REGION_OPS = frozenset({"pull", "report", "heartbeat", "register", "control", "hello"})
 
 
 def validate_token(value: str, what: str) -> str:

@@ -105,7 +105,7 @@ class Handlers:
         req = decode(data, RegionReport)
         state = self.state
         # Validate all of it before any part changes the state: all or nothing.
-        state.check_report(req.started, req.outcomes, now)
+        state.check_report(req.started, req.outcomes, now, late=req.late)
         events: list[Event] = list(state.region_heartbeat(req.region, req.instance, now))
         if req.started:
             events += state.report_started(req.started, now)
@@ -119,6 +119,8 @@ class Handlers:
             )
             if lost:
                 events += state.report(lost, now)
+        late = state.report_late(req.late, now) if req.late else []
+        events += late
         duplicates = sum(1 for ev in events if isinstance(ev, TaskDuplicateReport))
         if req.workers is not None:
             for view in req.workers:
@@ -132,7 +134,8 @@ class Handlers:
             for s in req.started
             if not self._is_current(s.task_id, s.attempt)
         ]
-        accepted = len(req.outcomes) + len(req.started) + len(req.progress) - duplicates
+        news = len(req.outcomes) + len(req.started) + len(req.progress)
+        accepted = news - (duplicates - len(late))
         return Handled(
             events,
             RegionReportReply(accepted=accepted, duplicates=duplicates, cancel=cancel),

@@ -390,20 +390,25 @@ class Master:
             )
         if not math.isfinite(req.wait):
             raise InvalidRequestError("wait must be a finite number of seconds", field="wait")
+        types = None if req.task_types is None else frozenset(req.task_types)
         self.parking.take(req.region, req.instance)
-        events, tasks = self.state.lease(req.region, req.instance, req.slots, now)
+        events, tasks = self.state.lease(req.region, req.instance, req.slots, now, types)
         wait = min(req.wait, self.config.max_lease_wait)
         if tasks or wait <= 0 or req.slots == 0:
             self._queue_reply(events, msg.reply, encode_ok(LeaseReply(tasks=tasks)))
             return
-        parked = ParkedLease(req.region, req.instance, req.slots, msg.reply, now + wait)
+        parked = ParkedLease(
+            req.region, req.instance, req.slots, msg.reply, now + wait, types=types
+        )
         loop = asyncio.get_running_loop()
         parked.handle = loop.call_later(wait, self._expire_parked, parked)
         self.parking.park(parked)
 
     def _try_parked(self, parked: ParkedLease, now: float) -> None:
         try:
-            events, tasks = self.state.lease(parked.region, parked.instance, parked.slots, now)
+            events, tasks = self.state.lease(
+                parked.region, parked.instance, parked.slots, now, parked.types
+            )
         except TierqError as exc:
             self.parking.take(parked.region, parked.instance)
             self._queue_reply([], parked.reply, encode_error(exc))

@@ -17,6 +17,8 @@ class ParkedLease:
     reply: str
     deadline: float
     handle: asyncio.TimerHandle | None = None
+    #: The task types asked for (None: any the region registered).
+    types: frozenset[str] | None = None
 
 
 @dataclass(slots=True)

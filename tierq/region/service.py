@@ -20,22 +20,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..config import RegionConfig
 from ..core.model import (
-    ErrorSummary,
-    LeasedTask,
-    Outcome,
-    OutcomeKind,
-    Progress,
     RegionInfo,
-    Started,
 )
-from ..core.validate import check_name
-from ..engine import Engine, Message, Subjects, Subscription, connect
+from ..engine import Engine, Subjects, Subscription, connect
 from ..errors import (
     ConflictError,
     EngineUnavailableError,
@@ -45,27 +37,20 @@ from ..errors import (
 )
 from ..protocol import (
     Ack,
-    DrainRequest,
     LeaseReply,
     LeaseRequest,
-    PullReply,
-    PullRequest,
+    RegionHello,
     RegionReport,
     RegionReportReply,
     RegisterRegionReply,
     RegisterRegionRequest,
-    RegisterWorkerReply,
-    RegisterWorkerRequest,
-    WorkerHeartbeat,
-    WorkerHeartbeatReply,
-    WorkerReport,
-    decode,
     decode_reply,
     encode,
-    encode_error,
     encode_ok,
 )
-from .local import LocalQueue, WorkerSlot
+from . import reports
+from .local import LocalQueue, Outbox, lease_ask, lost_outcome
+from .workers import WorkerSide
 
 log = logging.getLogger("tierq.region")
 
@@ -81,28 +66,7 @@ MASTER_TIMEOUT = 3.0
 HELD_EVERY = 2.0
 
 
-@dataclass(slots=True)
-class _ParkedPull:
-    worker: str
-    slots: int
-    reply: str
-    handle: asyncio.TimerHandle
-
-
-@dataclass(slots=True)
-class _Outbox:
-    """Worker news waiting to go up to the master, and the worker replies that wait on it."""
-
-    started: list[Started] = field(default_factory=list)
-    progress: list[Progress] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.started or self.progress or self.outcomes or self.replies)
-
-
-class Region:
+class Region(WorkerSide):
     """One region process."""
 
     def __init__(self, config: RegionConfig, engine: Engine) -> None:
@@ -110,15 +74,21 @@ class Region:
         self.engine = engine
         self.name = config.name
         self.instance = os.urandom(6).hex()
+        #: This process, as workers see it (``instance`` changes also when a lease is lost).
+        self.process = self.instance
         self.subjects = Subjects(config.nats.prefix)
         self.queue = LocalQueue()
-        self.workers: dict[str, WorkerSlot] = {}
-        self._parked: dict[str, _ParkedPull] = {}
-        self._outbox = _Outbox()
+        self.workers = {}
+        self._parked = {}
+        self._outbox = Outbox()
         self._outbox_ready = asyncio.Event()
         self._credits_changed = asyncio.Event()
-        self._registered_types: frozenset[str] = frozenset()
-        self._need_register = True
+        #: (instance, task types) the master last confirmed; None until the first
+        #: registration of the current instance completes.
+        self._registered: tuple[str, frozenset[str]] | None = None
+        #: Queued task types no live worker runs, and since when (monotonic).
+        self._orphaned: dict[str, float] = {}
+        self._grace = config.worker_lease_seconds
         self._lease_seconds = 10.0
         self._held_sent_at = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -141,12 +111,23 @@ class Region:
             subs.append(
                 await self.engine.subscribe(s.event("task_cancelled"), cb=self._on_cancelled)
             )
+            # Workers of a previous process register again now, not after their pull times out.
+            try:
+                hello = encode(RegionHello(instance=self.process))
+                await self.engine.publish(s.region(self.name, "hello"), hello)
+            except TierqError as exc:  # e.g. not permitted: workers notice by heartbeat
+                log.warning("region %s could not announce itself: %s", self.name, exc)
             await self._register()
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._lease_loop())
-                tg.create_task(self._report_loop())
-                tg.create_task(self._liveness_loop())
+                loops = (
+                    self._lease_loop,
+                    self._report_loop,
+                    self._liveness_loop,
+                    self._hand_back_loop,
+                )
+                for loop in loops:
+                    tg.create_task(self._forever(loop))
         finally:
             for sub in subs:
                 with contextlib.suppress(TierqError):
@@ -154,20 +135,49 @@ class Region:
             for task in list(self._tasks):
                 task.cancel()
 
+    async def _forever(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a service loop; a bug in one round is logged, and the loop starts again
+        instead of taking the whole region (and every worker's pulls) down with it."""
+        while True:
+            try:
+                await loop()
+            except Exception:
+                log.exception("region %s: %s failed; restarting it", self.name, loop.__name__)
+                await asyncio.sleep(0.5)
+
     async def _master(
         self, op: str, request: object, reply_type: type[T], timeout: float = 10.0
     ) -> T:
         data = await self.engine.request(self.subjects.master(op), encode(request), timeout=timeout)
         return decode_reply(data, reply_type)
 
+    def live_types(self) -> frozenset[str]:
+        """Task types some live worker here takes (a draining worker takes nothing new)."""
+        return frozenset().union(*(w.task_types for w in self.workers.values() if not w.draining))
+
+    @property
+    def registered_types(self) -> frozenset[str]:
+        return self._registered[1] if self._registered is not None else frozenset()
+
+    def registration_due(self) -> bool:
+        """The master's view of this region (instance, task types) is not the live one."""
+        return self._registered != (self.instance, self.live_types())
+
     async def _register(self) -> None:
-        """Register (again) with the master; retried until a master answers."""
+        """Register (again) with the master; retried until a master answers.
+
+        What is sent is a snapshot: workers may join or leave, and the lease may be lost,
+        while the master answers. Only that snapshot is recorded as registered, so
+        :meth:`registration_due` stays true after any such change and the lease loop
+        registers again; nothing done meanwhile is overwritten.
+        """
         delay = 0.05
         while True:
-            types = frozenset().union(*(w.task_types for w in self.workers.values()))
+            types = self.live_types()
+            instance = self.instance
             info = RegionInfo(
                 name=self.name,
-                instance=self.instance,
+                instance=instance,
                 labels=self.config.labels,
                 task_types=tuple(sorted(types)),
             )
@@ -186,28 +196,81 @@ class Region:
                 await asyncio.sleep(2.0)
                 continue
             self._lease_seconds = reply.lease_seconds
-            self._registered_types = types
-            self._need_register = False
+            if self.instance == instance:
+                self._registered = (instance, types)
             return
+
+    async def _hand_back_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """Hand back to the master the queued tasks no live worker here has run for a while.
+
+        Only types the master knows the region no longer offers (so it will not lease them
+        here again), and only once they have had no live worker for ``worker_lease_seconds``:
+        a worker restarting (a deploy) gets its tasks, a pool that went away does not hold
+        them. They go back as lost attempts (re-queued at once, counted like any lost
+        attempt), with the reason in their history. Until then they hold no credits.
+        """
+        now = time.monotonic()
+        keep = self.registered_types | self.live_types()
+        orphaned = {t for t in self.queue.types() if t not in keep}
+        for name in [t for t in self._orphaned if t not in orphaned]:
+            del self._orphaned[name]
+        due = {t for t in orphaned if now - self._orphaned.setdefault(t, now) >= self._grace}
+        if self._registered is None or self._registered[0] != self.instance or not due:
+            return
+        orphans = self.queue.take_types(frozenset(self.queue.types() - due))
+        if not orphans:
+            return
+        for task in orphans:
+            why = f"no live worker in region {self.name} runs {task.name!r}"
+            self._outbox.outcomes.append(lost_outcome(task.id, task.attempt, "NoWorker", why))
+        for name in sorted({task.name for task in orphans}):
+            n = sum(1 for task in orphans if task.name == name)
+            log.warning("region %s: nobody here runs %r; %d tasks go back", self.name, name, n)
+        self._outbox_ready.set()
+        self._credits_changed.set()
 
     # -- credits and leasing ---------------------------------------------------------------
 
     def credits(self) -> int:
-        free = sum(w.free for w in self.workers.values())
-        return max(0, free + self.config.prefetch - len(self.queue))
+        return self.lease_ask()[0]
+
+    def lease_ask(self) -> tuple[int, list[str] | None]:
+        """How many tasks to ask the master for, and of which types (None: any).
+
+        Credits are per worker: each queued task takes a free slot of a live worker that can
+        run it, and what is left is asked for, of the types of the workers it is left with;
+        so tasks of a busy type never hold another type's slots. Queued tasks no free slot
+        can take count against the prefetch; those no live worker runs count for nothing
+        (they are handed back at the next registration).
+        """
+        return lease_ask(
+            [w for w in self.workers.values() if not w.draining],
+            self.queue.counts(),
+            self.config.prefetch,
+        )
 
     async def _lease_loop(self) -> None:
         while True:
-            if self._need_register:
+            if self.registration_due():
                 await self._register()
-            want = self.credits()
+                continue
+            want, types = self.lease_ask()
             if want <= 0:
                 self._credits_changed.clear()
                 if self.credits() <= 0:
                     await self._credits_changed.wait()
                 continue
             request = LeaseRequest(
-                region=self.name, instance=self.instance, slots=want, wait=LEASE_WAIT
+                region=self.name,
+                instance=self.instance,
+                slots=want,
+                wait=LEASE_WAIT,
+                task_types=types,
             )
             try:
                 reply = await self._master(
@@ -225,213 +288,6 @@ class Region:
                     self.queue.push(task)
                 self._dispatch()
 
-    # -- workers ---------------------------------------------------------------------------
-
-    async def _on_register(self, msg: Message) -> None:
-        try:
-            req = decode(msg.data, RegisterWorkerRequest)
-            if req.concurrency < 1:
-                raise InvalidRequestError("concurrency must be at least 1", field="concurrency")
-            # The same rule as task names at submission: a type the master would refuse
-            # must not reach the region's own registration.
-            for i, name in enumerate(req.task_types):
-                check_name(name, f"task_types[{i}]")
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        old = self.workers.get(req.worker)
-        slot = WorkerSlot(
-            id=req.worker,
-            task_types=frozenset(req.task_types),
-            concurrency=req.concurrency,
-            pool=req.pool,
-            host=req.host,
-            pid=req.pid,
-            last_heartbeat=time.time(),
-        )
-        if old is not None:
-            slot.running = old.running
-        self.workers[req.worker] = slot
-        if not slot.task_types <= self._registered_types:
-            self._need_register = True
-        self._credits_changed.set()
-        await msg.respond(
-            encode_ok(
-                RegisterWorkerReply(
-                    lease_seconds=self.config.worker_lease_seconds,
-                    heartbeat_interval=self.config.heartbeat_interval,
-                )
-            )
-        )
-
-    async def _on_pull(self, msg: Message) -> None:
-        try:
-            req = decode(msg.data, PullRequest)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        if worker is None:
-            await msg.respond(
-                encode_error(NotFoundError(f"worker {req.worker!r} is not registered here"))
-            )
-            return
-        worker.last_heartbeat = time.time()
-        old = self._parked.pop(req.worker, None)
-        if old is not None:
-            old.handle.cancel()
-            await self._respond(old.reply, encode_ok(PullReply()))
-        if worker.draining:
-            await msg.respond(encode_ok(PullReply(drain=True)))
-            return
-        # The worker's own count of free slots is the truth: the region's view of what it runs
-        # lags by the outcome reports still on their way.
-        slots = max(0, min(req.slots, worker.concurrency))
-        tasks = self._hand_out(worker, slots) if slots > 0 else []
-        if tasks or req.wait <= 0:
-            await msg.respond(encode_ok(PullReply(tasks=tasks)))
-            return
-        loop = asyncio.get_running_loop()
-        handle = loop.call_later(min(req.wait, 30.0), self._expire_pull, req.worker, msg.reply)
-        self._parked[req.worker] = _ParkedPull(req.worker, slots, msg.reply, handle)
-        self._credits_changed.set()
-
-    def _expire_pull(self, worker: str, reply: str) -> None:
-        parked = self._parked.get(worker)
-        if parked is not None and parked.reply == reply:
-            del self._parked[worker]
-            self._spawn(self._respond(reply, encode_ok(PullReply())))
-
-    def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
-        tasks = self.queue.pop_for(worker.task_types, slots)
-        for task in tasks:
-            worker.running[(task.id, task.attempt)] = task
-            # Handing a task to a worker that pulled for a free slot is the start of the attempt.
-            self._outbox.started.append(
-                Started(task_id=task.id, attempt=task.attempt, worker=worker.id)
-            )
-        if tasks:
-            self._outbox_ready.set()
-        return tasks
-
-    def _dispatch(self) -> None:
-        """Answer parked pulls from the local queue."""
-        for worker_id, parked in list(self._parked.items()):
-            worker = self.workers.get(worker_id)
-            if worker is None:
-                continue
-            tasks = self._hand_out(worker, parked.slots)
-            if tasks:
-                del self._parked[worker_id]
-                parked.handle.cancel()
-                self._spawn(self._respond(parked.reply, encode_ok(PullReply(tasks=tasks))))
-            if not len(self.queue):
-                break
-
-    async def _on_heartbeat(self, msg: Message) -> None:
-        try:
-            req = decode(msg.data, WorkerHeartbeat)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        if worker is None:
-            await msg.respond(encode_ok(WorkerHeartbeatReply(unknown=True)))
-            return
-        worker.last_heartbeat = time.time()
-        if req.draining and not worker.draining:
-            worker.draining = True
-            # Answer its parked pull now so the worker can exit without waiting it out.
-            parked = self._parked.pop(worker.id, None)
-            if parked is not None:
-                parked.handle.cancel()
-                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
-        running = {(task_id, attempt) for task_id, attempt in req.running}
-        cancel = [a for a in worker.cancel if a in running]
-        # A cancelled attempt is not reported back; its slot is free once the worker is told
-        # (the worker itself keeps the slot busy until the code really stopped).
-        for attempt in cancel:
-            worker.running.pop(attempt, None)
-        # Keep asking for attempts handed out after this heartbeat was sent.
-        worker.cancel.intersection_update(worker.running)
-        if cancel:
-            self._credits_changed.set()
-        await msg.respond(encode_ok(WorkerHeartbeatReply(cancel=cancel, drain=worker.draining)))
-
-    async def _on_report(self, msg: Message) -> None:
-        try:
-            req = decode(msg.data, WorkerReport)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        worker = self.workers.get(req.worker)
-        outcomes: list[Outcome] = []
-        progress: list[Progress] = []
-        if worker is not None:
-            worker.last_heartbeat = time.time()
-            held = worker.running
-            # Only the worker holding an attempt may end it or report on it.
-            progress = [p for p in req.progress if (p.task_id, p.attempt) in held]
-            for outcome in req.outcomes:
-                key = (outcome.task_id, outcome.attempt)
-                if held.pop(key, None) is None:
-                    continue
-                outcomes.append(outcome)
-                if outcome.kind is OutcomeKind.SUCCEEDED:
-                    worker.completed += 1
-                else:
-                    worker.failed += 1
-                worker.cancel.discard(key)
-        box = self._outbox
-        box.progress.extend(progress)
-        box.outcomes.extend(outcomes)
-        box.replies.append(msg.reply)
-        self._outbox_ready.set()
-        if outcomes:
-            self._credits_changed.set()
-            if self._parked and len(self.queue):
-                self._dispatch()
-
-    async def _on_control(self, msg: Message) -> None:
-        try:
-            req = decode(msg.data, DrainRequest)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
-            return
-        targets = [self.workers[req.worker]] if req.worker in self.workers else []
-        if req.worker is None:
-            targets = list(self.workers.values())
-        elif not targets:
-            await msg.respond(
-                encode_error(NotFoundError(f"no worker {req.worker!r} in region {self.name}"))
-            )
-            return
-        for worker in targets:
-            worker.draining = True
-            parked = self._parked.pop(worker.id, None)
-            if parked is not None:
-                parked.handle.cancel()
-                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
-        await msg.respond(encode_ok(Ack(events=len(targets))))
-
-    async def _on_cancelled(self, msg: Message) -> None:
-        import msgspec
-
-        try:
-            event = msgspec.json.decode(msg.data)
-        except msgspec.DecodeError:
-            return
-        task_id = event.get("id") if isinstance(event, dict) else None
-        if not isinstance(task_id, str):
-            return
-        if self.queue.remove(task_id) is not None:
-            self._credits_changed.set()
-            return
-        for worker in self.workers.values():
-            for attempt in worker.running:
-                if attempt[0] == task_id:
-                    worker.cancel.add(attempt)
-
     # -- upward reports and liveness -------------------------------------------------------
 
     async def _report_loop(self) -> None:
@@ -441,22 +297,24 @@ class Region:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox_ready.wait(), timeout=interval)
             self._outbox_ready.clear()
-            box, self._outbox = self._outbox, _Outbox()
+            box, self._outbox = self._outbox, Outbox()
             request = RegionReport(
                 region=self.name,
                 instance=self.instance,
                 started=box.started,
                 progress=box.progress,
                 outcomes=box.outcomes,
+                late=box.late,
                 workers=[w.view(self.name) for w in self.workers.values()],
-                task_types=sorted(self._registered_types),
+                task_types=sorted(self.registered_types),
                 held=self._held() if self._held_due() else None,
             )
-            reply = await self._send_report(request)
-            for task_id, attempt in reply.cancel if reply else ():
-                for worker in self.workers.values():
-                    if (task_id, attempt) in worker.running:
-                        worker.cancel.add((task_id, attempt))
+            replies = await reports.deliver(request, self._send_report, self.engine.max_payload)
+            for reply in replies:
+                for task_id, attempt in reply.cancel:
+                    for worker in self.workers.values():
+                        if (task_id, attempt) in worker.running:
+                            worker.cancel.add((task_id, attempt))
             ack = encode_ok(Ack())
             for reply_to in box.replies:
                 await self._respond(reply_to, ack)
@@ -483,46 +341,20 @@ class Region:
                 )
             except (NotFoundError, ConflictError):
                 # The master forgot this instance (its lease expired): the attempts it held
-                # were re-queued, so these reports are stale. Register again and move on.
+                # were re-queued, so these reports are stale. Register again and move on;
+                # the stale outcomes are counted as duplicates with the next report.
                 self._forget_leases()
+                self._outbox.late.extend(
+                    (o.task_id, o.attempt, o.kind.value) for o in request.outcomes
+                )
+                self._outbox.late.extend(request.late)
                 return None
-            except EngineUnavailableError as exc:
+            except InvalidRequestError:
+                raise
+            except TierqError as exc:  # unreachable, or the master is between terms
                 log.warning("report to master failed, retrying: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-    async def _liveness_loop(self) -> None:
-        """Workers that stopped heartbeating lose their attempts (re-queued by the master)."""
-        lease = self.config.worker_lease_seconds
-        while True:
-            await asyncio.sleep(min(1.0, lease / 4))
-            now = time.time()
-            for worker in [w for w in self.workers.values() if now - w.last_heartbeat > lease]:
-                log.warning(
-                    "worker %s missed its lease; re-queueing %d tasks",
-                    worker.id,
-                    len(worker.running),
-                )
-                del self.workers[worker.id]
-                parked = self._parked.pop(worker.id, None)
-                if parked is not None:
-                    parked.handle.cancel()
-                for task_id, attempt in worker.running:
-                    self._outbox.outcomes.append(
-                        Outcome(
-                            task_id=task_id,
-                            attempt=attempt,
-                            kind=OutcomeKind.LOST,
-                            worker=worker.id,
-                            error=ErrorSummary(
-                                type="WorkerLost",
-                                message=f"worker {worker.id} stopped heartbeating",
-                                lost=True,
-                            ),
-                        )
-                    )
-                self._outbox_ready.set()
-                self._credits_changed.set()
 
     def _forget_leases(self) -> None:
         """The master no longer knows this instance and has re-queued what it held."""
@@ -532,18 +364,8 @@ class Region:
                 "region %s lost its lease; dropped %d queued tasks", self.name, len(dropped)
             )
         self.instance = os.urandom(6).hex()
-        self._need_register = True
+        self._registered = None
         self._credits_changed.set()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Send a reply from sync code; the task is kept referenced and cancelled on exit."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _respond(self, reply_to: str, payload: bytes) -> None:
-        with contextlib.suppress(EngineUnavailableError):
-            await self.engine.publish(reply_to, payload)
 
 
 async def run_region(config: RegionConfig) -> None:

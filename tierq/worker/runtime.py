@@ -18,23 +18,26 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ..config import WorkerConfig
 from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
-from ..engine import Engine, Subjects
+from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, NotFoundError, TierqError
 from ..protocol import (
     Ack,
     PullReply,
     PullRequest,
+    RegionHello,
     RegisterWorkerReply,
     RegisterWorkerRequest,
     WorkerHeartbeat,
     WorkerHeartbeatReply,
     WorkerReport,
+    decode,
     decode_reply,
     encode,
+    encode_ok,
 )
 from .context import TaskContext
 from .outcome import failed, lost, succeeded, summarize, timed_out
@@ -47,6 +50,9 @@ __all__ = ["Worker", "WorkerStatistics"]
 log = logging.getLogger("tierq.worker")
 
 T = TypeVar("T")
+
+#: What :meth:`Worker._pull` returns when the region process holding the pull was replaced.
+_REPULL: Final = PullReply()
 
 #: How long one pull is parked at the region when nothing is ready.
 PULL_WAIT = 5.0
@@ -127,6 +133,11 @@ class Worker:
         self._closing = False
         self._first_signal: float | None = None
         self._registered = asyncio.Event()
+        #: The region process this worker registered with, and a flag set when another one
+        #: took its place: the pull in flight went to a dead process and is abandoned.
+        self._region_instance = ""
+        self._probe_subject = ""
+        self._region_changed = asyncio.Event()
         self._counters = _Counters()
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="tierq-task"
@@ -194,9 +205,13 @@ class Worker:
         self._loop_thread = threading.get_ident()
         if self._processes is not None:
             await self._processes.start()
+        # Answered while this process's connection lives; see RegisterWorkerRequest.probe.
+        self._probe_subject = self.engine.new_inbox()
+        probe = await self.engine.subscribe(self._probe_subject, cb=self._on_probe)
         try:
             if not await self._register():
                 return
+            hello = await self._subscribe_hello()
             async with asyncio.TaskGroup() as tg:
                 reporting = tg.create_task(self.reporter.run(), name="tierq-worker-report")
                 beating = tg.create_task(self._heartbeat_loop(), name="tierq-worker-heartbeat")
@@ -213,7 +228,12 @@ class Worker:
                 self._heartbeat_now.set()
                 reporting.cancel()
                 beating.cancel()
+            if hello is not None:
+                with contextlib.suppress(TierqError):
+                    await hello.unsubscribe()
         finally:
+            with contextlib.suppress(TierqError):
+                await probe.unsubscribe()
             await self._abandon_all()
             self._threads.shutdown(wait=False, cancel_futures=True)
             if self._processes is not None:
@@ -229,19 +249,20 @@ class Worker:
             pool=self.config.pool,
             host=socket.gethostname(),
             pid=os.getpid(),
+            probe=self._probe_subject,
         )
         delay = 0.05
         while not self._draining.is_set():
+            self._region_changed.clear()
             try:
                 reply = await self._call("register", request, RegisterWorkerReply, within=5.0)
             except EngineUnavailableError as exc:
                 log.warning("region %r does not answer (%s); retrying", self.config.region, exc)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._draining.wait()
+                await self._pause(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             self.heartbeat_interval = max(0.05, reply.heartbeat_interval)
+            self._region_instance = reply.region_instance
             if not self._registered.is_set():
                 log.info(
                     "worker %s registered in region %s: %d task types, concurrency %d, pool %s",
@@ -276,13 +297,14 @@ class Worker:
                 continue
             except TierqError as exc:
                 log.warning("pull failed (%s); retrying in %.2f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._draining.wait()
+                await self._pause(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             if reply is None:
                 return
+            if reply is _REPULL:
+                await self._register()
+                continue
             delay = 0.05
             self._counters.pulls += 1
             for leased in reply.tasks:
@@ -291,20 +313,29 @@ class Worker:
                 self.drain()
 
     async def _pull(self, request: PullRequest) -> PullReply | None:
-        """One long-poll pull; None if the worker must stop at once (second signal)."""
+        """One long-poll pull; None: stop at once (second signal); _REPULL: region replaced."""
+        self._region_changed.clear()
         call = asyncio.ensure_future(
             self._call("pull", request, PullReply, within=request.wait + 5.0)
         )
         stop = asyncio.ensure_future(self._stop_now.wait())
+        changed = asyncio.ensure_future(self._region_changed.wait())
+        abandoned = False
         try:
-            await asyncio.wait((call, stop), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((call, stop, changed), return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
+            changed.cancel()
+            if self._region_changed.is_set() and not call.done() and not self._stop_now.is_set():
+                # The process holding this pull is gone: no task can come back on it.
+                abandoned = True
             if not call.done():
                 # Stopping now, or this task itself is being cancelled: end the pull too, and
                 # wait for it without swallowing our own cancellation.
                 call.cancel()
                 await asyncio.wait((call,))
+        if abandoned:
+            return _REPULL
         if call.cancelled():
             return None
         return call.result()
@@ -510,8 +541,42 @@ class Worker:
                     self.id,
                 )
                 await self._register()
+                self._region_changed.set()
+            elif reply.region_instance != self._region_instance:
+                self._region_changed.set()
             if reply.drain:
                 self.drain()
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry; a drain or a new region process cuts it short."""
+        waits = {asyncio.ensure_future(e.wait()) for e in (self._draining, self._region_changed)}
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _on_probe(self, msg: Message) -> None:
+        await msg.respond(encode_ok(Ack()))
+
+    async def _subscribe_hello(self) -> Subscription | None:  # None: not permitted
+        try:
+            return await self.engine.subscribe(
+                self.subjects.region(self.config.region, "hello"), cb=self._on_hello
+            )
+        except TierqError as exc:  # a restart is then noticed by the next heartbeat
+            log.warning("worker %s cannot hear region restarts: %s", self.id, exc)
+        return None
+
+    async def _on_hello(self, msg: Message) -> None:
+        """A region process started: if it is not ours, re-register and re-pull now."""
+        try:
+            hello = decode(msg.data, RegionHello)
+        except TierqError:
+            return
+        if hello.instance != self._region_instance:
+            log.info("region %r restarted; registering again", self.config.region)
+            self._region_changed.set()
 
     async def _send_report(self, report: WorkerReport) -> None:
         await self._call("report", report, Ack, within=10.0)

@@ -1,0 +1,352 @@
+"""The worker side of a region: registration, long-poll pulls, heartbeats, reports, drains,
+cancellation and worker leases.
+
+:class:`WorkerSide` is the base of :class:`tierq.region.service.Region`, which owns the
+state declared here and the master side (registration, leasing, upward reports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+
+from ..config import RegionConfig
+from ..core.model import LeasedTask, Outcome, OutcomeKind, Progress, Started
+from ..engine import Engine, Message
+from ..errors import EngineUnavailableError, NoRespondersError, NotFoundError, TierqError
+from ..protocol import (
+    Ack,
+    DrainRequest,
+    PullReply,
+    PullRequest,
+    RegisterWorkerReply,
+    RegisterWorkerRequest,
+    WorkerHeartbeat,
+    WorkerHeartbeatReply,
+    WorkerReport,
+    decode,
+    encode_error,
+    encode_ok,
+)
+from .door import cancelled_id, check_heartbeat, check_pull, check_register, check_report
+from .local import LocalQueue, Outbox, ParkedPull, WorkerSlot, lost_outcome
+
+log = logging.getLogger("tierq.region")
+
+#: How long a probe of a silent worker may take (a live worker answers in milliseconds).
+PROBE_TIMEOUT = 1.0
+#: Pause before the second probe that confirms a worker's connection is gone.
+PROBE_RECHECK = 0.2
+
+
+class WorkerSide:
+    """Answers the region's workers; see the module docstring."""
+
+    config: RegionConfig
+    engine: Engine
+    name: str
+    #: This region process as workers see it.
+    process: str
+    queue: LocalQueue
+    workers: dict[str, WorkerSlot]
+    _parked: dict[str, ParkedPull]
+    _outbox: Outbox
+    _outbox_ready: asyncio.Event
+    _credits_changed: asyncio.Event
+    _tasks: set[asyncio.Task[None]]
+
+    async def _on_register(self, msg: Message) -> None:
+        if not msg.reply:
+            return  # a request nobody waits for is not one a worker sent
+        try:
+            req = decode(msg.data, RegisterWorkerRequest)
+            check_register(req)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        old = self.workers.get(req.worker)
+        slot = WorkerSlot(
+            id=req.worker,
+            task_types=frozenset(req.task_types),
+            concurrency=req.concurrency,
+            pool=req.pool,
+            host=req.host,
+            pid=req.pid,
+            last_heartbeat=time.time(),
+            probe=req.probe,
+        )
+        if old is not None:
+            slot.running = old.running
+        self.workers[req.worker] = slot
+        self._credits_changed.set()
+        await msg.respond(
+            encode_ok(
+                RegisterWorkerReply(
+                    lease_seconds=self.config.worker_lease_seconds,
+                    heartbeat_interval=self.config.heartbeat_interval,
+                    region_instance=self.process,
+                )
+            )
+        )
+
+    async def _on_pull(self, msg: Message) -> None:
+        if not msg.reply:
+            return
+        try:
+            req = decode(msg.data, PullRequest)
+            check_pull(req)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        if worker is None:
+            await msg.respond(
+                encode_error(NotFoundError(f"worker {req.worker!r} is not registered here"))
+            )
+            return
+        worker.last_heartbeat = time.time()
+        old = self._parked.pop(req.worker, None)
+        if old is not None:
+            old.handle.cancel()
+            await self._respond(old.reply, encode_ok(PullReply()))
+        if worker.draining:
+            await msg.respond(encode_ok(PullReply(drain=True)))
+            return
+        # The worker's own count of free slots is the truth: the region's view of what it runs
+        # lags by the outcome reports still on their way.
+        slots = max(0, min(req.slots, worker.concurrency))
+        tasks = self._hand_out(worker, slots) if slots > 0 else []
+        if tasks or req.wait <= 0:
+            await msg.respond(encode_ok(PullReply(tasks=tasks)))
+            return
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(min(req.wait, 30.0), self._expire_pull, req.worker, msg.reply)
+        self._parked[req.worker] = ParkedPull(req.worker, slots, msg.reply, handle)
+        self._credits_changed.set()
+
+    def _expire_pull(self, worker: str, reply: str) -> None:
+        parked = self._parked.get(worker)
+        if parked is not None and parked.reply == reply:
+            del self._parked[worker]
+            self._spawn(self._respond(reply, encode_ok(PullReply())))
+
+    def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
+        tasks = self.queue.pop_for(worker.task_types, slots)
+        for task in tasks:
+            worker.running[(task.id, task.attempt)] = task
+            # Handing a task to a worker that pulled for a free slot is the start of the attempt.
+            self._outbox.started.append(
+                Started(task_id=task.id, attempt=task.attempt, worker=worker.id)
+            )
+        if tasks:
+            self._outbox_ready.set()
+        return tasks
+
+    def _dispatch(self) -> None:
+        """Answer parked pulls from the local queue."""
+        for worker_id, parked in list(self._parked.items()):
+            worker = self.workers.get(worker_id)
+            if worker is None:
+                continue
+            tasks = self._hand_out(worker, parked.slots)
+            if tasks:
+                del self._parked[worker_id]
+                parked.handle.cancel()
+                self._spawn(self._respond(parked.reply, encode_ok(PullReply(tasks=tasks))))
+            if not len(self.queue):
+                break
+
+    async def _on_heartbeat(self, msg: Message) -> None:
+        if not msg.reply:
+            return
+        try:
+            req = decode(msg.data, WorkerHeartbeat)
+            check_heartbeat(req)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        if worker is None:
+            reply = WorkerHeartbeatReply(unknown=True, region_instance=self.process)
+            await msg.respond(encode_ok(reply))
+            return
+        worker.last_heartbeat = time.time()
+        if req.draining and not worker.draining:
+            worker.draining = True
+            self._credits_changed.set()  # its types may no longer be live here
+            # Answer its parked pull now so the worker can exit without waiting it out.
+            parked = self._parked.pop(worker.id, None)
+            if parked is not None:
+                parked.handle.cancel()
+                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
+        running = {(task_id, attempt) for task_id, attempt in req.running}
+        cancel = [a for a in worker.cancel if a in running]
+        # A cancelled attempt is not reported back; its slot is free once the worker is told
+        # (the worker itself keeps the slot busy until the code really stopped).
+        for attempt in cancel:
+            worker.running.pop(attempt, None)
+        # Keep asking for attempts handed out after this heartbeat was sent.
+        worker.cancel.intersection_update(worker.running)
+        if cancel:
+            self._credits_changed.set()
+        reply = WorkerHeartbeatReply(
+            cancel=cancel, drain=worker.draining, region_instance=self.process
+        )
+        await msg.respond(encode_ok(reply))
+
+    async def _on_report(self, msg: Message) -> None:
+        if not msg.reply:
+            return
+        try:
+            req = decode(msg.data, WorkerReport)
+            check_report(req)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        worker = self.workers.get(req.worker)
+        outcomes: list[Outcome] = []
+        progress: list[Progress] = []
+        late = req.outcomes if worker is None else []
+        if worker is not None:
+            worker.last_heartbeat = time.time()
+            held = worker.running
+            # Only the worker holding an attempt may end it or report on it.
+            progress = [p for p in req.progress if (p.task_id, p.attempt) in held]
+            for outcome in req.outcomes:
+                key = (outcome.task_id, outcome.attempt)
+                if held.pop(key, None) is None:
+                    late.append(outcome)
+                    continue
+                if outcome.worker != worker.id:
+                    # The holder's id (checked at registration) is what the master records.
+                    outcome = msgspec.structs.replace(outcome, worker=worker.id)
+                outcomes.append(outcome)
+                if outcome.kind is OutcomeKind.SUCCEEDED:
+                    worker.completed += 1
+                else:
+                    worker.failed += 1
+                worker.cancel.discard(key)
+        box = self._outbox
+        if late:
+            # Declared lost already (or never handed to this worker): not applied, but the
+            # master counts each one as a duplicate report.
+            log.warning(
+                "worker %s reported %d attempts it does not hold here (late or unknown); "
+                "counted as duplicates",
+                req.worker,
+                len(late),
+            )
+            box.late.extend((o.task_id, o.attempt, o.kind.value) for o in late)
+        box.progress.extend(progress)
+        box.outcomes.extend(outcomes)
+        box.replies.append(msg.reply)
+        self._outbox_ready.set()
+        if outcomes:
+            self._credits_changed.set()
+            if self._parked and len(self.queue):
+                self._dispatch()
+
+    async def _on_control(self, msg: Message) -> None:
+        if not msg.reply:
+            return
+        try:
+            req = decode(msg.data, DrainRequest)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return
+        targets = [self.workers[req.worker]] if req.worker in self.workers else []
+        if req.worker is None:
+            targets = list(self.workers.values())
+        elif not targets:
+            await msg.respond(
+                encode_error(NotFoundError(f"no worker {req.worker!r} in region {self.name}"))
+            )
+            return
+        self._credits_changed.set()
+        for worker in targets:
+            worker.draining = True
+            parked = self._parked.pop(worker.id, None)
+            if parked is not None:
+                parked.handle.cancel()
+                await self._respond(parked.reply, encode_ok(PullReply(drain=True)))
+        await msg.respond(encode_ok(Ack(events=len(targets))))
+
+    async def _on_cancelled(self, msg: Message) -> None:
+        task_id = cancelled_id(msg.data)
+        if task_id is None:
+            return
+        if self.queue.remove(task_id) is not None:
+            self._credits_changed.set()
+            return
+        for worker in self.workers.values():
+            for attempt in worker.running:
+                if attempt[0] == task_id:
+                    worker.cancel.add(attempt)
+
+    async def _liveness_loop(self) -> None:
+        """Workers that stopped heartbeating lose their attempts (re-queued by the master).
+
+        A worker late by half a heartbeat interval is probed on its own subject: NATS
+        answering "no responders" means its connection is gone (the process died), and it
+        is lost at once instead of at the end of its lease. A worker that is only slow (or
+        a probe that times out) keeps its full lease, so this adds no false alarms.
+        """
+        lease = self.config.worker_lease_seconds
+        beat = self.config.heartbeat_interval
+        suspect = beat * 1.5
+        while True:
+            await asyncio.sleep(min(0.25, lease / 4))
+            now = time.time()
+            for worker in list(self.workers.values()):
+                silent = now - worker.last_heartbeat
+                if silent > lease:
+                    self._lose(worker, "stopped heartbeating")
+                elif silent > suspect and worker.probe and now - worker.probed_at >= beat:
+                    worker.probed_at = now
+                    self._spawn(self._probe(worker))
+
+    async def _probe(self, worker: WorkerSlot) -> None:
+        """Lose ``worker`` if NATS says twice, a moment apart, that nobody serves its probe
+        subject (once could be a reconnect in progress)."""
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(PROBE_RECHECK)
+            try:
+                await self.engine.request(worker.probe, b"", timeout=PROBE_TIMEOUT)
+            except NoRespondersError:
+                continue
+            except TierqError:
+                return  # slow or unreachable: its lease decides
+            return  # it answered: alive
+        if self.workers.get(worker.id) is worker:
+            self._lose(worker, "lost its connection (no responders on its probe subject)")
+
+    def _lose(self, worker: WorkerSlot, what: str) -> None:
+        log.warning("worker %s %s; re-queueing %d tasks", worker.id, what, len(worker.running))
+        del self.workers[worker.id]
+        parked = self._parked.pop(worker.id, None)
+        if parked is not None:
+            parked.handle.cancel()
+        why = f"worker {worker.id} {what}"
+        for task_id, attempt in worker.running:
+            self._outbox.outcomes.append(
+                lost_outcome(task_id, attempt, "WorkerLost", why, worker.id)
+            )
+        self._outbox_ready.set()
+        self._credits_changed.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Send a reply from sync code; the task is kept referenced and cancelled on exit."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _respond(self, reply_to: str, payload: bytes) -> None:
+        with contextlib.suppress(EngineUnavailableError):
+            await self.engine.publish(reply_to, payload)
