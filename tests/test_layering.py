@@ -75,3 +75,15 @@ def test_client_imports_nothing_server_side() -> None:
                 for alias in node.names:
                     parts = alias.name.split(".")
                     assert not (parts[0] == "tierq" and len(parts) > 1 and parts[1] in server_side)
+
+
+def test_no_wait_for() -> None:
+    """``asyncio.wait_for`` swallows a cancellation that arrives as the awaited thing completes
+    (Python 3.11, gh-86296): a master under load then ignored SIGTERM. ``asyncio.timeout`` is
+    the form to use."""
+    offenders = [
+        str(path.relative_to(PKG.parent))
+        for path in PKG.rglob("*.py")
+        if "proto" not in path.parts and "asyncio.wait_for(" in path.read_text()
+    ]
+    assert offenders == []

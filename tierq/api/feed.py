@@ -275,7 +275,8 @@ class Watch:
     async def next(self, timeout: float) -> FeedEvent | None:
         """The next matching event, or None if none comes within ``timeout`` seconds."""
         try:
-            return await asyncio.wait_for(self.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.get()
         except TimeoutError:
             return None
 

@@ -361,7 +361,8 @@ async def run_command(command: str, seconds: float, tail: int = OUTPUT_TAIL) -> 
 
     timed_out = False
     try:
-        await asyncio.wait_for(asyncio.gather(drain(), proc.wait()), seconds)
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(drain(), proc.wait())
     except TimeoutError:
         timed_out = True
     finally:

@@ -294,8 +294,11 @@ class Region(WorkerSide):
         """Send worker news to the master, one batch in flight; heartbeat when idle."""
         interval = max(0.2, self._lease_seconds / 4)
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
+            # arrives as the event is set (gh-86296), and this event is set all the time.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_ready.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await self._outbox_ready.wait()
             self._outbox_ready.clear()
             box, self._outbox = self._outbox, Outbox()
             request = RegionReport(

@@ -139,7 +139,8 @@ class ProcessPool:
                 child.stdin.close()
         for child in list(self._children):
             try:
-                await asyncio.wait_for(child.proc.wait(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await child.proc.wait()
             except TimeoutError:
                 await child.kill()
         self._children.clear()
