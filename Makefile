@@ -1,6 +1,6 @@
 # One entry point for humans and CI. Targets create .venv on first use.
 #
-# What a fresh clone installs is decided by requirements/dev.lock (every package of the
+# What a fresh clone installs is decided by requirements-dev.txt (every package of the
 # dependency tree pinned, with hashes), not by the day it runs. `make lock` refreshes it.
 # The installer is uv when it can be had (on PATH, or bootstrapped into .venv from PyPI with
 # the pinned version below); plain pip reads the same lock file otherwise.
@@ -8,7 +8,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LOCK := requirements/dev.lock
+LOCK := requirements-dev.txt
 UV_VERSION := 0.13.9
 # `make INSTALLER=pip test` skips uv.
 INSTALLER ?= uv

@@ -12,6 +12,7 @@ from types import ModuleType
 import pytest
 
 import tierq
+from tierq.core.settings import AdmissionSettings, Settings
 from tierq.engine import EmbeddedNats
 from tierq.testing import LocalCluster, local_cluster
 
@@ -104,3 +105,11 @@ async def cluster(nats_server: EmbeddedNats) -> AsyncIterator[LocalCluster]:
 async def app(cluster: LocalCluster) -> AsyncIterator[tierq.App]:
     async with tierq.App(cluster.nats_url) as client:
         yield client
+
+
+@pytest.fixture
+async def small_cluster(nats_server: EmbeddedNats) -> AsyncIterator[LocalCluster]:
+    """A stack whose master admits at most 5 queued tasks (backpressure tests)."""
+    settings = Settings(admission=AdmissionSettings(max_queued=5, soft_watermark=1.0))
+    async with local_cluster(nats_server.url, settings=settings) as c:
+        yield c

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
 
 import tierq
 from tierq import BackpressureError
-from tierq.core.settings import AdmissionSettings, Settings
-from tierq.engine import EmbeddedNats
-from tierq.testing import LocalCluster, local_cluster
+from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def small_cluster(nats_server: EmbeddedNats) -> AsyncIterator[LocalCluster]:
-    settings = Settings(admission=AdmissionSettings(max_queued=5, soft_watermark=1.0))
-    async with local_cluster(nats_server.url, settings=settings) as c:
-        yield c
 
 
 async def test_full_queue_rejects_then_accepts_after_draining(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
 
 import tierq
 from tierq import BackpressureError, InvalidRequestError
-from tierq.core.settings import AdmissionSettings, Settings
 from tierq.engine import EmbeddedNats
-from tierq.testing import LocalCluster, local_cluster
+from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +56,10 @@ async def test_bad_arguments_are_refused_at_once(app: tierq.App, tasks_module: M
     await app.flush()  # nothing was handed over, nothing to raise
 
 
-@pytest.fixture
-async def tiny(nats_server: EmbeddedNats) -> AsyncIterator[LocalCluster]:
-    settings = Settings(admission=AdmissionSettings(max_queued=5, soft_watermark=1.0))
-    async with local_cluster(nats_server.url, settings=settings) as c:
-        yield c
-
-
 async def test_a_refused_batch_fails_its_tasks_and_the_next_call(
-    tiny: LocalCluster, tasks_module: ModuleType
+    small_cluster: LocalCluster, tasks_module: ModuleType
 ) -> None:
-    async with tierq.App(tiny.nats_url) as app:
+    async with tierq.App(small_cluster.nats_url) as app:
         pending = [app.submit_nowait(tasks_module.add, i, 1) for i in range(50)]
         with pytest.raises(BackpressureError):
             await app.flush()
@@ -77,7 +68,7 @@ async def test_a_refused_batch_fails_its_tasks_and_the_next_call(
         assert app._pipeline().statistics().refused == 50
         # Raised once: the pipeline goes on with what comes next.
         await app.flush()
-        await tiny.start_worker(tasks_module.__name__)
+        await small_cluster.start_worker(tasks_module.__name__)
         later = app.submit_nowait(tasks_module.add, 1, 1)
         assert await (await later.accepted()).result(timeout=20) == 2
 

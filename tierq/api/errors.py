@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import grpc
 import msgspec
+from starlette.types import Scope, Send
 
 from ..errors import BackpressureError, InvalidRequestError, TierqError
 
@@ -37,6 +38,7 @@ __all__ = [
     "problem_for",
     "problem_headers",
     "row_for",
+    "send_problem",
     "validation_field",
 ]
 
@@ -252,3 +254,24 @@ def _clean_field(field: str | None) -> str | None:
     if field.startswith("$"):
         return field[1:] or None
     return field
+
+
+_problem_encoder = msgspec.json.Encoder()
+
+
+async def send_problem(scope: Scope, send: Send, exc: TierqError) -> None:
+    """Answer an ASGI request with the problem document of ``exc`` (for middleware that
+    refuses a request before any route sees it)."""
+    problem = problem_for(exc, scope.get("path"))
+    body = _problem_encoder.encode(problem)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": problem.status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

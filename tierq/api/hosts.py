@@ -14,11 +14,10 @@ been here once never falls back to plain HTTP.
 
 from __future__ import annotations
 
-import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import is_loopback
-from .errors import PROBLEM_CONTENT_TYPE, MisdirectedRequestError, problem_for
+from .errors import MisdirectedRequestError, send_problem
 
 __all__ = ["HSTS", "LOOPBACK_NAMES", "HostGuard", "allowed_hosts", "host_name"]
 
@@ -27,7 +26,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 #: One year; subdomains are the operator's business, so no includeSubDomains.
 HSTS = b"max-age=31536000"
 
-_encoder = msgspec.json.Encoder()
 
 
 def allowed_hosts(configured: tuple[str, ...], binds: list[str]) -> frozenset[str] | None:
@@ -96,16 +94,4 @@ async def _misdirected(scope: Scope, send: Send, host: str) -> None:
         f"this server does not answer for host {host[:100]!r}; "
         "add it to the API's allowed hosts (--allowed-host) if it is one of its names"
     )
-    problem = problem_for(exc, scope.get("path"))
-    body = _encoder.encode(problem)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": problem.status,
-            "headers": [
-                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(scope, send, exc)

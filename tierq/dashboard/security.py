@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..api.errors import PROBLEM_CONTENT_TYPE, problem_for
+from ..api.errors import send_problem
 from ..errors import PermissionDeniedError, TierqError
 from .sessions import COOKIE, SessionStore, csrf_matches
 
@@ -57,7 +56,6 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: from the Origin check.
 _CSRF_EXEMPT = frozenset({("POST", "/v1/session")})
 
-_encoder = msgspec.json.Encoder()
 
 
 def is_api_path(path: str) -> bool:
@@ -169,19 +167,7 @@ def _with_headers(send: Send, *, with_csp: bool, revalidate: bool) -> Send:
 
 async def _refuse(scope: Scope, send: Send, why: str) -> None:
     exc: TierqError = PermissionDeniedError(why)
-    problem = problem_for(exc, scope.get("path"))
-    body = _encoder.encode(problem)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": problem.status,
-            "headers": [
-                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(scope, send, exc)
 
 
 async def _redirect(send: Send, location: str) -> None:
