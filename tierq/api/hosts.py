@@ -27,7 +27,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 HSTS = b"max-age=31536000"
 
 
-
 def allowed_hosts(configured: tuple[str, ...], binds: list[str]) -> frozenset[str] | None:
     """The names a REST listener answers for: ``configured``, else the loopback names when
     it listens on loopback only, else None (any: a public API is guarded by its tokens)."""

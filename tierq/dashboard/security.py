@@ -57,7 +57,6 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CSRF_EXEMPT = frozenset({("POST", "/v1/session")})
 
 
-
 def is_api_path(path: str) -> bool:
     return path in _API_EXACT or path.startswith(API_PREFIXES)
 
