@@ -252,11 +252,65 @@ def test_region_lease_expiry(h: Harness) -> None:
 
 
 def test_heartbeat_is_logged_only_when_due(h: Harness) -> None:
-    h.region()
-    assert h.state.region_heartbeat("eu", "i1", T0 + 1) == []
-    evs = h.rec(h.state.region_heartbeat("eu", "i1", T0 + 6))
+    h.region()  # lease 10 s: a renewal is logged once 0.5 s have gone since the last one
+    assert h.state.region_heartbeat("eu", "i1", T0 + 0.4) == []
+    evs = h.rec(h.state.region_heartbeat("eu", "i1", T0 + 0.5))
     assert kinds(evs) == ["region_heartbeat"]
-    assert h.state.regions()[0].lease_expires_at == T0 + 16
+    assert h.state.regions()[0].lease_expires_at == T0 + 10.5
+    assert h.state.region_heartbeat("eu", "i1", T0 + 0.9) == []
+    h.check_replay()
+
+
+def _lost(tid: str, attempt: int, etype: str) -> Outcome:
+    error = ErrorSummary(type=etype, message="gone", lost=True)
+    return Outcome(task_id=tid, attempt=attempt, kind=OutcomeKind.LOST, error=error)
+
+
+def test_a_task_handed_back_unstarted_keeps_its_attempts(h: Harness) -> None:
+    """A region gives back (``NoWorker``) a task no worker started: not a spent attempt, even
+    with ``max_attempts=1``; a started one, or any other loss, is spent as before."""
+    once = RetryPolicy(max_attempts=1)
+    a, b, c = h.submit(*(TaskSpec(name="a", retry=once) for _ in range(3)))
+    h.region()
+    h.lease()
+    h.rec(h.state.report_started([Started(task_id=c, attempt=1, worker="w1")], h.now))
+    h.rec(h.state.report([_lost(a, 1, "NoWorker"), _lost(b, 1, "Lost")], h.now))
+    h.rec(h.state.report([_lost(c, 1, "NoWorker")], h.now))
+    task = h.state.get(a)
+    assert task.state is TaskState.READY and task.attempt == 2 and task.retry_base == 1
+    assert task.history[0].outcome == "lost" and task.history[0].error is not None
+    assert task.history[0].error.type == "NoWorker"
+    assert h.state.get(b).state is TaskState.DEAD
+    assert h.state.get(c).state is TaskState.DEAD  # it had started: the attempt was spent
+    h.lease()
+    h.succeed(a, attempt=2)
+    assert h.state.get(a).state is TaskState.SUCCEEDED
+    h.check_replay()
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_a_dead_region_expires_within_015_lease_of_its_full_lease(seed: int) -> None:
+    """The stated bound: a region that reports every tenth of its lease (as the region
+    service does when idle, sooner when busy) and then dies loses its lease between 0.85 and
+    1.0 lease after its death, whatever the timing of its reports: its last report came at
+    most a tenth of a lease before its death, and the last logged renewal at most a twentieth
+    before that."""
+    rng = random.Random(seed)
+    lease = rng.choice([2.0, 10.0, 30.0])
+    h = Harness(Settings(region_lease_seconds=lease))
+    h.region()
+    t = T0
+    death = T0 + rng.uniform(0, 20) * lease / 10
+    while True:
+        step = rng.uniform(0.01, 1.0) * lease / 10
+        if t + step > death:
+            break
+        t += step
+        h.rec(h.state.region_heartbeat("eu", "i1", t))
+    expires = h.state.next_wakeup()
+    assert expires is not None
+    assert death + 0.85 * lease - 1e-9 <= expires <= death + lease + 1e-9
+    assert kinds(h.tick(expires)) == ["region_expired"]
     h.check_replay()
 
 

@@ -106,3 +106,38 @@ async def test_a_paused_worker_keeps_its_attempt(
     task = await handle.status()
     assert task.attempt == 1, task.history
     print("worker paused 5 s within its lease: kept its attempt (0 false alarms)")
+
+
+async def test_a_killed_regions_tasks_come_back_within_its_lease_bound(
+    processes: Processes, client: tierq.App, tmp_path: Path
+) -> None:
+    """The stated bound (docs/reliability.md): a SIGKILLed region's held tasks are re-queued
+    between 0.85 and 1.0 region lease (10 s by default) after it died, plus the tick."""
+    processes.master()
+    doomed = processes.region("--name", "eu")
+    processes.worker(TASKS, concurrency=2, extra=("--region", "eu"))
+
+    async def workers(n: int) -> bool:
+        return await _workers(client) == n
+
+    await until(lambda: workers(1), 60, "region eu's worker registered")
+    ledger = tmp_path / "ran.jsonl"
+    handle = await client.submit(rtasks.nap, 12.0, str(ledger), "held")
+    await until(lambda: all_in(client, [handle.id], TaskState.RUNNING), 30, "running in eu")
+    processes.region()
+    processes.worker(TASKS, concurrency=2)
+    await until(lambda: workers(2), 60, "region default's worker registered")
+    await asyncio.sleep(2.0)  # several renewals of region eu since its registration
+    os.kill(doomed.pid, signal.SIGKILL)
+    killed = time.monotonic()
+
+    async def requeued() -> bool:
+        return (await client.get(handle.id)).attempt >= 2
+
+    await until(requeued, 30, "region eu's task re-queued")
+    took = time.monotonic() - killed
+    print(f"SIGKILLed region: its task re-queued {took:.2f} s after the kill (lease 10 s)")
+    assert 0.85 * 10.0 - 0.3 <= took <= 10.0 + 1.5
+    task = await handle.status()
+    assert task.history[0].error is not None and task.history[0].error.lost
+    assert "lease expired" in task.history[0].error.message

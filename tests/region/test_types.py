@@ -17,7 +17,7 @@ import pytest
 import tierq
 from tests.region import orphan_tasks, rtasks
 from tests.region.conftest import ORPHAN, TASKS, all_in, region_types, totals, until
-from tierq.core.model import TaskState
+from tierq.core.model import RetryPolicy, TaskSpec, TaskState
 from tierq.engine import EmbeddedNats
 from tierq.testing import LocalCluster, local_cluster
 
@@ -54,7 +54,10 @@ async def test_a_leaving_worker_pool_hands_its_queued_tasks_back(
     # the region leases tasks for its 8 free slots that nobody here will ever pull.
     os.kill(gone.pid, signal.SIGSTOP)
     await asyncio.sleep(5.5)
-    orphans = [(await client.submit(orphan_tasks.orphan, i)).id for i in range(8)]
+    # No retries: a hand-back must not spend the only attempt (the task never started).
+    once = RetryPolicy(max_attempts=1)
+    specs = [TaskSpec(name=orphan_tasks.orphan.name, args=[i], retry=once) for i in range(8)]
+    orphans = [handle.id for handle in await client.submit_many(specs)]
     await until(lambda: _queued(region, 8), 10, "8 orphan tasks queued in the region")
     # The lease runs out: the region must re-register without orphan.t and hand them back.
     await until(lambda: _registered(region, 1), LEASE + 5, "the stopped worker expired")
@@ -69,7 +72,8 @@ async def test_a_leaving_worker_pool_hands_its_queued_tasks_back(
     assert task.history[-1].error is not None
     assert task.history[-1].error.type == "NoWorker"
     assert "orphan.t" in task.history[-1].error.message
-    # A worker for the type comes back: they run (a second attempt, the first was lost).
+    assert task.retry_base == 1  # the handed-back attempt is not counted
+    # A worker for the type comes back: they run (a second attempt, the first was handed back).
     cluster.spawn_worker(ORPHAN, concurrency=8)
     await until(lambda: all_in(client, orphans, TaskState.SUCCEEDED), 20, "orphans ran")
     assert stays.poll() is None

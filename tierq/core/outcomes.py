@@ -194,7 +194,7 @@ def fail(
 ) -> None:
     """End the current attempt as failed (or lost): retry, or dead-letter and cascade."""
     policy = task.spec.retry
-    used = task.attempt - task.retry_base
+    used = task.attempt - task.retry_base - (1 if handed_back(task, error) else 0)
     reason = retry_decision(policy, used, error)
     attempt = task.attempt
     if reason is None:
@@ -297,8 +297,21 @@ def on_succeeded(book: Book, ev: TaskSucceeded) -> None:
     book.entered_terminal(task, SUCCEEDED, at)
 
 
+#: The error type of a task a region gives back unstarted, because no live worker there can
+#: run its type any more (see ``tierq/region/service.py``).
+HANDED_BACK = "NoWorker"
+
+
+def handed_back(task: Task, error: ErrorSummary) -> bool:
+    """A task a region gave back before any worker started it: the attempt is not spent (a
+    task with ``max_attempts=1`` is not lost because its worker pool restarted)."""
+    return error.lost and error.type == HANDED_BACK and task.state is ASSIGNED
+
+
 def on_failed(book: Book, ev: TaskFailed) -> None:
     task = book.tasks[ev.id]
+    if handed_back(task, ev.error):
+        task.retry_base += 1
     task.error = ev.error
     if ev.worker is not None:
         task.worker = ev.worker

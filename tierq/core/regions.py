@@ -56,7 +56,7 @@ def register_region(book: Book, info: RegionInfo, now: float) -> list[Event]:
 
 
 def region_heartbeat(book: Book, name: str, instance: str, now: float) -> list[Event]:
-    """Renew a region's lease; logged only once half the lease has gone (see leases.py)."""
+    """Renew a region's lease; logged once a twentieth of it has gone (see leases.py)."""
     now = float(now)
     rec = book.regions.require(name, instance)
     out: list[Event] = []

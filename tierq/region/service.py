@@ -27,6 +27,7 @@ from ..config import RegionConfig
 from ..core.model import (
     RegionInfo,
 )
+from ..core.outcomes import HANDED_BACK
 from ..engine import Engine, Subjects, Subscription, connect
 from ..errors import (
     ConflictError,
@@ -64,6 +65,8 @@ LEASE_WAIT = 2.0
 MASTER_TIMEOUT = 3.0
 #: How often the region lists every attempt it holds (see ``tierq.core.reconcile``).
 HELD_EVERY = 2.0
+#: An idle region reports (and so renews its lease) this many times per lease period.
+RENEWALS_PER_LEASE = 10
 
 
 class Region(WorkerSide):
@@ -227,7 +230,7 @@ class Region(WorkerSide):
             return
         for task in orphans:
             why = f"no live worker in region {self.name} runs {task.name!r}"
-            self._outbox.outcomes.append(lost_outcome(task.id, task.attempt, "NoWorker", why))
+            self._outbox.outcomes.append(lost_outcome(task.id, task.attempt, HANDED_BACK, why))
         for name in sorted({task.name for task in orphans}):
             n = sum(1 for task in orphans if task.name == name)
             log.warning("region %s: nobody here runs %r; %d tasks go back", self.name, name, n)
@@ -291,9 +294,13 @@ class Region(WorkerSide):
     # -- upward reports and liveness -------------------------------------------------------
 
     async def _report_loop(self) -> None:
-        """Send worker news to the master, one batch in flight; heartbeat when idle."""
-        interval = max(0.2, self._lease_seconds / 4)
+        """Send worker news to the master, one batch in flight; heartbeat when idle.
+
+        Idle, it reports every tenth of its lease: the master logs a renewal at most every
+        twentieth, so a dead region's lease ends between 0.85 and 1.0 lease after it died.
+        """
         while True:
+            interval = max(0.1, self._lease_seconds / RENEWALS_PER_LEASE)
             # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
             # arrives as the event is set (gh-86296), and this event is set all the time.
             with contextlib.suppress(TimeoutError):
