@@ -20,7 +20,18 @@ from tierq.api.proto import tierq_pb2 as pb
 from tierq.api.proto import tierq_pb2_grpc, workers_pb2_grpc
 from tierq.api.proto import workers_pb2 as wpb
 from tierq.core.model import RetryPolicy, TaskSpec
-from tierq.engine import EmbeddedNats
+from tierq.engine import EmbeddedNats, Subjects, connect
+from tierq.errors import PermissionDeniedError, TierqError
+from tierq.protocol import (
+    Ack,
+    PullRequest,
+    RegisterWorkerReply,
+    RegisterWorkerRequest,
+    WorkerHeartbeat,
+    WorkerReport,
+    decode_reply,
+    encode,
+)
 
 from .conftest import Stack
 from .support import TOKENS, api_config, auth_header, read_sse
@@ -407,3 +418,60 @@ async def test_shell_tasks_from_nats_are_not_run(
         dead = await shell_status(http, replayed, {"succeeded", "dead"})
         assert dead["status"] == "dead", dead
         assert dead["error"].startswith("UnauthorizedShellTask"), dead
+
+
+async def test_only_the_apis_runner_serves_shell_on_the_bus(
+    stack: Stack, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """Issue 12: a process holding the region's NATS *worker* user could register for
+    ``shell`` with the region directly and be handed admin commands. Now only the API's
+    runner, on the region's trusted subjects, serves it: the region refuses the registration,
+    and nothing on the ordinary subjects may act under the runner's id."""
+    config = api_config(nats_server.url, enable_shell=True, provision_events=False)
+    subjects = Subjects()
+    async with (
+        ApiServer(config) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("admin"), timeout=30) as http,
+    ):
+        eng = await connect(nats_server.connect_options("worker", "default", name="rogue"))
+        try:
+            rogue = RegisterWorkerRequest(worker="rogue", task_types=["shell"], concurrency=4)
+            with pytest.raises(PermissionDeniedError, match="reserved"):
+                data = await eng.request(subjects.region("default", "register"), encode(rogue))
+                decode_reply(data, RegisterWorkerReply)
+            # The trusted subjects are the API's alone: NATS refuses the worker user.
+            with pytest.raises(TierqError):
+                await eng.request(
+                    subjects.region_trusted("default", "register"), encode(rogue), timeout=2.0
+                )
+            # Acting under the runner's id on the ordinary subjects is refused.
+            runner = await _shell_runner_id(http)
+            for op, request in (
+                ("pull", PullRequest(worker=runner, slots=4, wait=0.0)),
+                ("heartbeat", WorkerHeartbeat(worker=runner)),
+                ("report", WorkerReport(worker=runner)),
+                (
+                    "register",
+                    RegisterWorkerRequest(worker=runner, task_types=["add"], concurrency=1),
+                ),
+            ):
+                data = await eng.request(subjects.region("default", op), encode(request))
+                with pytest.raises(PermissionDeniedError, match="API's runner"):
+                    decode_reply(data, Ack)
+        finally:
+            await eng.close()
+        # The runner itself still runs shell tasks.
+        r = await http.post("/schedule", json={"command": "echo still here"})
+        done = await shell_status(http, r.json()["task_id"], {"succeeded", "dead"})
+        assert (done["status"], done["output"]) == ("succeeded", "still here\n")
+
+
+async def _shell_runner_id(http: httpx.AsyncClient) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        workers = (await http.get("/v1/workers")).json()["workers"]
+        ids = [w["id"] for w in workers if "shell" in w["task_types"]]
+        if ids:
+            return str(ids[0])
+        await asyncio.sleep(0.1)
+    raise AssertionError("the shell runner did not register")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
-from tierq.api.shell import (
-    ScheduleIn,
-    ShellResult,
-    outcome_of,
-    run_command,
-    spec_for,
-    status_of,
-)
-from tierq.core.model import ErrorSummary, LeasedTask, OutcomeKind, Task, TaskState
+from tierq.api.shell import ScheduleIn, ShellResult, spec_for, status_of
+from tierq.api.shell_runner import result_of, run_command
+from tierq.core.model import ErrorSummary, Task, TaskState
+from tierq.worker.outcome import ReportedError
 
 
 async def test_success_keeps_exit_code_and_output() -> None:
@@ -39,14 +35,15 @@ async def test_only_the_tail_is_kept() -> None:
 
 
 def test_outcomes() -> None:
-    leased = LeasedTask(id="t", attempt=1, name="shell")
-    ok = outcome_of(leased, ShellResult(exit_code=0, output="hi"), "w")
-    assert ok.kind is OutcomeKind.SUCCEEDED
-    assert isinstance(ok.result, dict) and ok.result["output"] == "hi"
-    bad = outcome_of(leased, ShellResult(exit_code=2, output="oops"), "w")
-    assert bad.kind is OutcomeKind.FAILED and bad.error is not None
-    slow = outcome_of(leased, ShellResult(exit_code=-9, output="", timed_out=True), "w")
-    assert slow.error is not None and slow.error.timeout
+    ok = result_of(ShellResult(exit_code=0, output="hi"))
+    assert ok["exit_code"] == 0 and ok["output"] == "hi"
+    with pytest.raises(ReportedError) as bad:
+        result_of(ShellResult(exit_code=2, output="oops"))
+    assert bad.value.summary.type == "ShellExitError"
+    assert "exit code 2" in bad.value.summary.message and bad.value.summary.traceback == "oops"
+    with pytest.raises(ReportedError) as slow:
+        result_of(ShellResult(exit_code=-9, output="", timed_out=True))
+    assert slow.value.summary.timeout
 
 
 def test_schedule_and_status() -> None:

@@ -33,7 +33,7 @@ from .config import ApiConfig
 from .grpc import HealthServicer, add_to_server, set_serving
 from .rest import create_app
 from .service import ApiService
-from .shell import ShellRunner
+from .shell_runner import ShellRunner
 
 __all__ = ["ApiServer", "run_api"]
 
@@ -122,7 +122,7 @@ class ApiServer:
             if config.enable_shell:
                 runner = ShellRunner(
                     self._engine,
-                    Subjects(config.nats.prefix),
+                    config.nats,
                     config.shell_region,
                     config.shell_concurrency,
                     key=self.service.shell_key,

@@ -4,29 +4,19 @@ Disabled unless the API starts with ``--enable-shell``: a ``shell`` task runs a 
 through ``/bin/sh`` on the API host, which is remote code execution by design, so submitting
 one takes the admin role (on ``/schedule`` and on ``/v1/tasks`` alike).
 
-When enabled, the API process runs a :class:`ShellRunner`: a worker that speaks the same
-register / pull / heartbeat / report protocol to its region as any other worker (it is the
-in-process twin of the "pull over the API" clients), so shell tasks get priorities, leases,
-cancellation and retries like everything else. A command gets a timeout; the exit code and
-the tail of its combined stdout/stderr are kept. Exit code 0 is success (result
-``{"exit_code": 0, "output": …}``); anything else, or the timeout, fails the attempt with the
-exit code in the error message and the output tail as its traceback.
+When enabled, the API process runs a :class:`tierq.api.shell_runner.ShellRunner`: an
+ordinary worker (on the region's trusted subjects, which only the API may use), so shell
+tasks get priorities, leases and cancellation like everything else. A command gets a
+timeout; the exit code and the tail of its combined stdout/stderr are kept.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
-import signal
-import socket
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Final, TypeVar
 
@@ -36,28 +26,12 @@ from msgspec import Meta
 from ..core.model import (
     ErrorSummary,
     JSONValue,
-    LeasedTask,
-    Outcome,
-    OutcomeKind,
     RetryPolicy,
     Task,
     TaskSpec,
     TaskState,
 )
-from ..engine import Engine, Subjects
-from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
-from ..protocol import (
-    Ack,
-    PullReply,
-    PullRequest,
-    RegisterWorkerReply,
-    RegisterWorkerRequest,
-    WorkerHeartbeat,
-    WorkerHeartbeatReply,
-    WorkerReport,
-    decode_reply,
-    encode,
-)
+from ..errors import InvalidRequestError, TierqError
 from ..rpc import MasterClient
 from .feed import FeedEvent
 from .schema import Time, epoch
@@ -70,13 +44,11 @@ __all__ = [
     "ScheduleOut",
     "ShellArgs",
     "ShellResult",
-    "ShellRunner",
     "ShellStatus",
     "check_shell_spec",
     "is_shell",
     "redact",
     "redact_status",
-    "run_command",
     "shell_key",
     "sign",
     "signed_by",
@@ -335,247 +307,3 @@ class EventRedactor:
 
 async def _as_is(event: FeedEvent) -> FeedEvent:
     return event
-
-
-async def run_command(command: str, seconds: float, tail: int = OUTPUT_TAIL) -> ShellResult:
-    """Run ``command`` with ``/bin/sh``; kill its whole process group after ``seconds``."""
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_shell(
-        command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    chunks: deque[bytes] = deque()
-    kept = 0
-
-    async def drain() -> None:
-        nonlocal kept
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
-            chunks.append(chunk)
-            kept += len(chunk)
-            while kept - len(chunks[0]) >= tail:
-                kept -= len(chunks.popleft())
-
-    timed_out = False
-    try:
-        async with asyncio.timeout(seconds):
-            await asyncio.gather(drain(), proc.wait())
-    except TimeoutError:
-        timed_out = True
-    finally:
-        if proc.returncode is None:
-            _kill_group(proc.pid)
-            await proc.wait()
-    output = b"".join(chunks)[-tail:].decode("utf-8", "replace")
-    code = proc.returncode if proc.returncode is not None else -1
-    return ShellResult(
-        exit_code=code, output=output, timed_out=timed_out, duration=time.monotonic() - started
-    )
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def outcome_of(task: LeasedTask, result: ShellResult, worker: str) -> Outcome:
-    if result.exit_code == 0 and not result.timed_out:
-        return Outcome(
-            task_id=task.id,
-            attempt=task.attempt,
-            kind=OutcomeKind.SUCCEEDED,
-            result={"exit_code": 0, "output": result.output, "duration": result.duration},
-            worker=worker,
-        )
-    if result.timed_out:
-        error = ErrorSummary(
-            type="ShellTimeoutError",
-            message=f"timed out; killed (exit code {result.exit_code})",
-            traceback=result.output,
-            timeout=True,
-        )
-    else:
-        error = ErrorSummary(
-            type="ShellExitError",
-            message=f"command failed with exit code {result.exit_code}",
-            traceback=result.output,
-        )
-    return Outcome(
-        task_id=task.id, attempt=task.attempt, kind=OutcomeKind.FAILED, error=error, worker=worker
-    )
-
-
-class ShellRunner:
-    """A worker for ``shell`` tasks inside the API process (see the module docstring).
-
-    Shutdown: cancel :meth:`run`; running commands are killed and their attempts are left to
-    the region's lease expiry, which re-queues them as counted retries.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        subjects: Subjects,
-        region: str,
-        concurrency: int = 4,
-        *,
-        key: bytes,
-    ) -> None:
-        self.engine = engine
-        self.subjects = subjects
-        self.key = key
-        self.master = MasterClient(engine, subjects)
-        self.region = region
-        self.concurrency = concurrency
-        self.worker = f"shell-{socket.gethostname()[:32]}-{secrets.token_hex(4)}"
-        self.running: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._heartbeat_interval = 1.0
-        self._slot_free = asyncio.Event()
-
-    async def _call(self, op: str, request: object, reply_type: type[T], wait: float = 0.0) -> T:
-        data = await self.engine.request(
-            self.subjects.region(self.region, op), encode(request), timeout=wait + 10.0
-        )
-        return decode_reply(data, reply_type)
-
-    async def _register(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                reply = await self._call(
-                    "register",
-                    RegisterWorkerRequest(
-                        worker=self.worker,
-                        task_types=[SHELL_TASK],
-                        concurrency=self.concurrency,
-                        pool="shell",
-                        host=socket.gethostname(),
-                        pid=os.getpid(),
-                    ),
-                    RegisterWorkerReply,
-                )
-            except TierqError as exc:
-                log.info("shell runner: region %r not ready (%s); retrying", self.region, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._heartbeat_interval = reply.heartbeat_interval
-            log.info("shell runner %s registered in region %r", self.worker, self.region)
-            return
-
-    async def run(self) -> None:
-        await self._register()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._heartbeats())
-                await self._pull_loop()
-        finally:
-            for task in list(self.running.values()):
-                task.cancel()
-            for task in list(self.running.values()):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _pull_loop(self) -> None:
-        while True:
-            free = self.concurrency - len(self.running)
-            if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            try:
-                reply = await self._call(
-                    "pull", PullRequest(worker=self.worker, slots=free, wait=5.0), PullReply, 5.0
-                )
-            except TierqError as exc:
-                log.info("shell runner: pull failed (%s); registering again", exc)
-                await asyncio.sleep(0.5)
-                await self._register()
-                continue
-            if reply.drain:
-                log.info("shell runner: the region asked to drain; stopping")
-                return
-            for task in reply.tasks:
-                key = (task.id, task.attempt)
-                self.running[key] = asyncio.get_running_loop().create_task(self._execute(task))
-
-    async def _execute(self, task: LeasedTask) -> None:
-        key = (task.id, task.attempt)
-        try:
-            try:
-                args = msgspec.convert(task.kwargs, ShellArgs)
-            except msgspec.ValidationError as exc:
-                outcome = Outcome(
-                    task_id=task.id,
-                    attempt=task.attempt,
-                    kind=OutcomeKind.FAILED,
-                    error=ErrorSummary(type="InvalidShellArgs", message=str(exc)),
-                    worker=self.worker,
-                )
-            else:
-                if not await self._authorized(task, args):
-                    return  # not reported: the lease expires (and it is refused again)
-                result = await run_command(args.command, args.timeout)
-                outcome = outcome_of(task, result, self.worker)
-            await self._report(outcome)
-        finally:
-            self.running.pop(key, None)
-            self._slot_free.set()
-
-    async def _authorized(self, task: LeasedTask, args: ShellArgs) -> bool:
-        """Whether an admin submitted ``task`` through the API (its signature matches)."""
-        try:
-            idem = (await self.master.get(task.id)).spec.idempotency_key
-        except TierqError as exc:
-            log.warning("shell runner: cannot check task %s (%s); not running it", task.id, exc)
-            return False
-        if signed_by(self.key, args, idem):
-            return True
-        log.error("shell runner: task %s was not submitted through the API; refused", task.id)
-        await self._report(
-            Outcome(
-                task_id=task.id,
-                attempt=task.attempt,
-                kind=OutcomeKind.FAILED,
-                error=ErrorSummary(
-                    type="UnauthorizedShellTask",
-                    message="not submitted through the API by an admin; not run",
-                ),
-                worker=self.worker,
-            )
-        )
-        return False
-
-    async def _report(self, outcome: Outcome) -> None:
-        for delay in (0.1, 0.5, 1.0, 2.0, 5.0):
-            try:
-                await self._call(
-                    "report", WorkerReport(worker=self.worker, outcomes=[outcome]), Ack
-                )
-                return
-            except EngineUnavailableError as exc:
-                log.warning("shell runner: report of %s failed (%s)", outcome.task_id, exc)
-                await asyncio.sleep(delay)
-        log.error("shell runner: gave up reporting %s; its lease will expire", outcome.task_id)
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_interval)
-            try:
-                reply = await self._call(
-                    "heartbeat",
-                    WorkerHeartbeat(worker=self.worker, running=list(self.running)),
-                    WorkerHeartbeatReply,
-                )
-            except TierqError as exc:
-                log.info("shell runner: heartbeat failed (%s)", exc)
-                continue
-            if reply.unknown:
-                await self._register()
-            for task_id, attempt in reply.cancel:
-                running = self.running.get((task_id, attempt))
-                if running is not None:
-                    running.cancel()

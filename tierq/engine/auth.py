@@ -7,13 +7,15 @@ connects as the user of its role, and the server lets each role use only its own
 - ``master``: serves ``<p>.master.*`` (the only role that may subscribe there, alone or in
   a queue group, so no one else can answer in its place), publishes events, and owns the
   JetStream log, the leader and settings KV buckets, the snapshot store and the events stream.
-- ``region`` (one user per region ``r``): serves ``<p>.region.r.*``, hears task cancellations
+- ``region`` (one user per region ``r``): serves ``<p>.region.r.*`` and
+  ``<p>.region.r.trusted.*``, hears task cancellations
   and calls the master's ``register``, ``lease`` and ``report`` only.
 - ``worker`` (one user per region ``r``): calls ``<p>.region.r.{register,pull,heartbeat,report}``
   of its own region only.
 - ``api``: the submit/query/control operations of the master (including ``settings``, which
   it guards with admin tokens), the worker and control operations of every region (it proxies
-  gRPC workers and runs the shell runner), and reads the events stream.
+  gRPC workers), the *trusted* worker operations (only its in-process shell runner may serve
+  ``shell``), and reads the events stream.
 - ``client`` (the SDK and CLI): the master's submit, query, wait, cancel, retry and
   reprioritize operations; no settings, no region subjects, no JetStream.
 
@@ -251,7 +253,12 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
                 s.region(region, "hello"),
                 workers_inbox,
             ),
-            (s.region_all(region), s.event("task_cancelled"), inbox),
+            (
+                s.region_all(region),
+                f"{p}.region.{region}.trusted.*",
+                s.event("task_cancelled"),
+                inbox,
+            ),
             allow_responses=True,
         )
     if role == "worker":
@@ -264,6 +271,8 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
         events = f"{p.upper()}_EVENTS"
         publish = [s.master(op) for op in _API_MASTER_OPS]
         publish += [f"{p}.region.*.{op}" for op in (*_WORKER_REGION_OPS, "control")]
+        # Only the API may use the trusted subjects: its in-process shell runner.
+        publish += [f"{p}.region.*.trusted.{op}" for op in _WORKER_REGION_OPS]
         publish += [
             f"$JS.API.STREAM.INFO.{events}",
             f"$JS.API.STREAM.CREATE.{events}",
@@ -271,7 +280,7 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
             f"$JS.API.CONSUMER.CREATE.{events}.>",
             f"$JS.API.CONSUMER.DELETE.{events}.>",
         ]
-        return Permissions(tuple(publish), (s.events_all, inbox))
+        return Permissions(tuple(publish), (s.events_all, f"{p}.region.*.hello", inbox))
     if role == "client":
         return Permissions(tuple(s.master(op) for op in _CLIENT_OPS), (inbox,))
     raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidRequestError
 
-__all__ = ["MASTER_OPS", "REGION_OPS", "Subjects", "validate_token"]
+__all__ = ["MASTER_OPS", "REGION_OPS", "TRUSTED_OPS", "Subjects", "validate_token"]
 
 #: What may go into one subject token: no dots, wildcards, spaces or ``$``.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -33,6 +33,12 @@ MASTER_OPS = frozenset(
 
 #: Request subjects a region answers (``{prefix}.region.{region}.{op}``).
 REGION_OPS = frozenset({"pull", "report", "heartbeat", "register", "control", "hello"})
+
+#: The worker operations a region also answers on its *trusted* subjects
+#: (``{prefix}.region.{region}.trusted.{op}``), which only the API's NATS user may publish to:
+#: a worker registered there (the API's in-process ``shell`` runner) is the only one that may
+#: serve reserved task types, and nobody else may act under its id.
+TRUSTED_OPS = frozenset({"register", "pull", "heartbeat", "report"})
 
 
 def validate_token(value: str, what: str) -> str:
@@ -82,6 +88,13 @@ class Subjects:
         if op not in REGION_OPS:
             raise InvalidRequestError(f"unknown region operation {op!r}", field="op")
         return f"{self.prefix}.region.{name}.{op}"
+
+    def region_trusted(self, name: str, op: str) -> str:
+        """Subject of one trusted worker operation, e.g. ``tierq.region.eu.trusted.pull``."""
+        validate_token(name, "region")
+        if op not in TRUSTED_OPS:
+            raise InvalidRequestError(f"unknown trusted operation {op!r}", field="op")
+        return f"{self.prefix}.region.{name}.trusted.{op}"
 
     def region_all(self, name: str) -> str:
         """Wildcard over every operation of one region."""

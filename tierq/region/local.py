@@ -123,6 +123,9 @@ class WorkerSlot:
     #: The worker's probe subject ("" if it has none) and when it was last probed.
     probe: str = ""
     probed_at: float = 0.0
+    #: Registered on the trusted subjects (the API's shell runner): it alone may serve
+    #: reserved task types, and nothing on the ordinary subjects may act under its id.
+    trusted: bool = False
     completed: int = 0
     failed: int = 0
 

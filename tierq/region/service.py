@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -111,6 +112,15 @@ class Region(WorkerSide):
                 ("control", self._on_control),
             ):
                 subs.append(await self.engine.subscribe(s.region(self.name, op), cb=cb))
+            for op, trusted_cb in (
+                ("register", self._on_register),
+                ("pull", self._on_pull),
+                ("heartbeat", self._on_heartbeat),
+                ("report", self._on_report),
+            ):
+                subject = s.region_trusted(self.name, op)
+                cb = functools.partial(trusted_cb, trusted=True)
+                subs.append(await self.engine.subscribe(subject, cb=cb))
             subs.append(
                 await self.engine.subscribe(s.event("task_cancelled"), cb=self._on_cancelled)
             )

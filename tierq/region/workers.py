@@ -11,15 +11,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import msgspec
 
 from ..config import RegionConfig
 from ..core.model import LeasedTask, Outcome, OutcomeKind, Progress, Started
+from ..core.validate import RESERVED_TASK_NAMES
 from ..engine import Engine, Message
-from ..errors import EngineUnavailableError, NoRespondersError, NotFoundError, TierqError
+from ..errors import (
+    EngineUnavailableError,
+    NoRespondersError,
+    NotFoundError,
+    PermissionDeniedError,
+    TierqError,
+)
 from ..protocol import (
     Ack,
     DrainRequest,
@@ -61,12 +68,14 @@ class WorkerSide:
     _credits_changed: asyncio.Event
     _tasks: set[asyncio.Task[None]]
 
-    async def _on_register(self, msg: Message) -> None:
+    async def _on_register(self, msg: Message, trusted: bool = False) -> None:
         if not msg.reply:
             return  # a request nobody waits for is not one a worker sent
         try:
             req = decode(msg.data, RegisterWorkerRequest)
             check_register(req)
+            if not trusted:
+                self._check_untrusted(req.worker, req.task_types)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -80,6 +89,7 @@ class WorkerSide:
             pid=req.pid,
             last_heartbeat=time.time(),
             probe=req.probe,
+            trusted=trusted,
         )
         if old is not None:
             slot.running = old.running
@@ -95,12 +105,27 @@ class WorkerSide:
             )
         )
 
-    async def _on_pull(self, msg: Message) -> None:
+    def _check_untrusted(self, worker: str, task_types: Sequence[str] = ()) -> None:
+        """Refuse what came on the ordinary subjects but only the trusted ones may do."""
+        reserved = sorted(set(task_types) & RESERVED_TASK_NAMES)
+        if reserved:
+            raise PermissionDeniedError(
+                f"task type {reserved[0]!r} is reserved: only the API's in-process runner serves it"
+            )
+        slot = self.workers.get(worker)
+        if slot is not None and slot.trusted:
+            raise PermissionDeniedError(
+                f"worker {worker!r} is the API's runner: it is served on its own subjects only"
+            )
+
+    async def _on_pull(self, msg: Message, trusted: bool = False) -> None:
         if not msg.reply:
             return
         try:
             req = decode(msg.data, PullRequest)
             check_pull(req)
+            if not trusted:
+                self._check_untrusted(req.worker)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -162,12 +187,14 @@ class WorkerSide:
             if not len(self.queue):
                 break
 
-    async def _on_heartbeat(self, msg: Message) -> None:
+    async def _on_heartbeat(self, msg: Message, trusted: bool = False) -> None:
         if not msg.reply:
             return
         try:
             req = decode(msg.data, WorkerHeartbeat)
             check_heartbeat(req)
+            if not trusted:
+                self._check_untrusted(req.worker)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return
@@ -200,12 +227,14 @@ class WorkerSide:
         )
         await msg.respond(encode_ok(reply))
 
-    async def _on_report(self, msg: Message) -> None:
+    async def _on_report(self, msg: Message, trusted: bool = False) -> None:
         if not msg.reply:
             return
         try:
             req = decode(msg.data, WorkerReport)
             check_report(req)
+            if not trusted:
+                self._check_untrusted(req.worker)
         except TierqError as exc:
             await msg.respond(encode_error(exc))
             return

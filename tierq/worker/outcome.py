@@ -10,6 +10,7 @@ from .values import NotJSONError, check_json
 
 __all__ = [
     "MAX_TRACEBACK",
+    "ReportedError",
     "error_type_name",
     "failed",
     "lost",
@@ -21,6 +22,15 @@ __all__ = [
 #: Tracebacks are cut to this many characters (the tail, where the error is, is kept).
 MAX_TRACEBACK = 16_000
 MAX_MESSAGE = 4_000
+
+
+class ReportedError(Exception):
+    """An attempt failed, and ``summary`` is exactly what to report (a failure in a child
+    process, or a built-in task that chooses its error type, message and traceback)."""
+
+    def __init__(self, summary: ErrorSummary) -> None:
+        super().__init__(f"{summary.type}: {summary.message}")
+        self.summary = summary
 
 
 def error_type_name(cls: type[BaseException]) -> str:

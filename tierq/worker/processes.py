@@ -18,18 +18,15 @@ from ..core.model import ErrorSummary, LeasedTask
 from ..errors import InvalidRequestError
 from .child import MAX_FRAME, decode_body, encode_frame
 from .context import TaskContext
+from .outcome import ReportedError
 
 __all__ = ["ChildTaskError", "ProcessPool"]
 
 log = logging.getLogger("tierq.worker")
 
 
-class ChildTaskError(Exception):
+class ChildTaskError(ReportedError):
     """An attempt failed in a child process; ``summary`` is what to report."""
-
-    def __init__(self, summary: ErrorSummary) -> None:
-        super().__init__(f"{summary.type}: {summary.message}")
-        self.summary = summary
 
 
 class _Child:

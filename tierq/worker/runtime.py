@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import enum
 import logging
 import os
 import socket
@@ -39,8 +38,9 @@ from ..protocol import (
     encode,
     encode_ok,
 )
+from .attempts import Attempt, Why, wait_all_or
 from .context import TaskContext
-from .outcome import failed, lost, succeeded, summarize, timed_out
+from .outcome import ReportedError, failed, lost, succeeded, summarize, timed_out
 from .processes import ChildTaskError, ProcessPool
 from .registry import TaskRegistry
 from .reporter import Reporter
@@ -61,24 +61,6 @@ SIGNAL_DEBOUNCE = 1.0
 #: At shutdown, reports get this long to be acknowledged before the worker gives up on them
 #: (the region then loses the worker's lease and the master re-queues what was unreported).
 FLUSH_TIMEOUT = 10.0
-
-
-class _Why(enum.Enum):
-    """Why an attempt was cancelled; decides what is reported."""
-
-    #: The region said the master no longer wants it: report nothing.
-    REGION = "region"
-    #: The worker is shutting down before it finished: report it lost.
-    SHUTDOWN = "shutdown"
-
-
-@dataclass(slots=True, eq=False)
-class _Attempt:
-    leased: LeasedTask
-    ctx: TaskContext
-    task: asyncio.Task[None] | None = None
-    why: _Why | None = None
-    thread: concurrent.futures.Future[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +94,21 @@ class Worker:
         engine: Engine,
         *,
         pull_wait: float = PULL_WAIT,
+        trusted: bool = False,
     ) -> None:
+        """``trusted``: use the region's trusted subjects (only the API's NATS user may: its
+        ``shell`` runner); no probe subject then, the region may not write to the API's inbox."""
         self.config = config
+        self.trusted = trusted
         self.registry = registry
         self.engine = engine
         self.id = config.worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.subjects = Subjects(config.nats.prefix)
+        self._subject = self.subjects.region_trusted if trusted else self.subjects.region
         self.pull_wait = pull_wait
         self.heartbeat_interval = 1.0
         self.reporter = Reporter(self.id, self._send_report, max_payload=engine.max_payload)
-        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._attempts: dict[tuple[str, int], Attempt] = {}
         #: Slots in use: running attempts plus threads still busy after a timeout or cancel.
         self._busy = 0
         self._slot_freed = asyncio.Event()
@@ -206,8 +193,10 @@ class Worker:
         if self._processes is not None:
             await self._processes.start()
         # Answered while this process's connection lives; see RegisterWorkerRequest.probe.
-        self._probe_subject = self.engine.new_inbox()
-        probe = await self.engine.subscribe(self._probe_subject, cb=self._on_probe)
+        probe: Subscription | None = None
+        if not self.trusted:
+            self._probe_subject = self.engine.new_inbox()
+            probe = await self.engine.subscribe(self._probe_subject, cb=self._on_probe)
         try:
             if not await self._register():
                 return
@@ -232,8 +221,9 @@ class Worker:
                 with contextlib.suppress(TierqError):
                     await hello.unsubscribe()
         finally:
-            with contextlib.suppress(TierqError):
-                await probe.unsubscribe()
+            if probe is not None:
+                with contextlib.suppress(TierqError):
+                    await probe.unsubscribe()
             await self._abandon_all()
             self._threads.shutdown(wait=False, cancel_futures=True)
             if self._processes is not None:
@@ -355,7 +345,7 @@ class Worker:
             parent_results=leased.parent_results,
             on_progress=self._progress_sink(leased.id, leased.attempt),
         )
-        attempt = _Attempt(leased, ctx)
+        attempt = Attempt(leased, ctx)
         self._busy += 1
         self._attempts[key] = attempt
         self.reporter.started(Started(task_id=leased.id, attempt=leased.attempt, worker=self.id))
@@ -363,7 +353,7 @@ class Worker:
             self._run_attempt(attempt), name=f"tierq-task-{leased.id}-{leased.attempt}"
         )
 
-    async def _run_attempt(self, attempt: _Attempt) -> None:
+    async def _run_attempt(self, attempt: Attempt) -> None:
         leased, ctx = attempt.leased, attempt.ctx
         outcome: Outcome | None = None
         timer = asyncio.timeout(leased.timeout)
@@ -377,13 +367,13 @@ class Worker:
                 outcome = timed_out(leased.id, leased.attempt, self.id, leased.timeout or 0.0)
             else:
                 outcome = failed(leased.id, leased.attempt, self.id, summarize(exc))
-        except ChildTaskError as exc:
+        except ReportedError as exc:
             outcome = failed(leased.id, leased.attempt, self.id, exc.summary)
         except asyncio.CancelledError:
             ctx.cancel()
             if attempt.why is None:
                 raise  # the worker itself is being torn down
-            if attempt.why is _Why.SHUTDOWN:
+            if attempt.why is Why.SHUTDOWN:
                 outcome = lost(
                     leased.id,
                     leased.attempt,
@@ -402,7 +392,7 @@ class Worker:
                 self.reporter.outcome(outcome)
             self._release_when_idle(attempt)
 
-    async def _execute(self, attempt: _Attempt) -> Any:
+    async def _execute(self, attempt: Attempt) -> Any:
         leased, ctx = attempt.leased, attempt.ctx
         task = self.registry.get(leased.name)
         if task is None:
@@ -419,7 +409,7 @@ class Worker:
         attempt.thread = self._threads.submit(task.invoke, leased.args, leased.kwargs, ctx)
         return await asyncio.wrap_future(attempt.thread)
 
-    def _release_when_idle(self, attempt: _Attempt) -> None:
+    def _release_when_idle(self, attempt: Attempt) -> None:
         """Free the slot now, or, for a thread that has not noticed its cancel flag yet, when
         it returns: the pool only has ``concurrency`` threads to give."""
         thread = attempt.thread
@@ -438,7 +428,7 @@ class Worker:
         self._busy -= 1
         self._slot_freed.set()
 
-    def _cancel(self, key: tuple[str, int], why: _Why) -> None:
+    def _cancel(self, key: tuple[str, int], why: Why) -> None:
         attempt = self._attempts.get(key)
         if attempt is None or attempt.task is None or attempt.task.done():
             return
@@ -485,16 +475,16 @@ class Worker:
             )
             stop = asyncio.ensure_future(self._stop_now.wait())
             try:
-                await _wait_all_or(tasks, stop, self.config.drain_grace)
+                await wait_all_or(tasks, stop, self.config.drain_grace)
             finally:
                 stop.cancel()
         if self._attempts:
             log.warning(
                 "giving up %d unfinished tasks; they will run again elsewhere", len(self._attempts)
             )
-            await self._cancel_all(_Why.SHUTDOWN)
+            await self._cancel_all(Why.SHUTDOWN)
 
-    async def _cancel_all(self, why: _Why) -> None:
+    async def _cancel_all(self, why: Why) -> None:
         tasks = [a.task for a in self._attempts.values() if a.task is not None]
         for key in list(self._attempts):
             self._cancel(key, why)
@@ -533,7 +523,7 @@ class Worker:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             for task_id, attempt in reply.cancel:
-                self._cancel((task_id, attempt), _Why.REGION)
+                self._cancel((task_id, attempt), Why.REGION)
             if reply.unknown:
                 log.warning(
                     "region %r does not know worker %s; registering again",
@@ -584,17 +574,6 @@ class Worker:
 
     async def _call(self, op: str, request: object, reply_type: type[T], within: float) -> T:
         data = await self.engine.request(
-            self.subjects.region(self.config.region, op), encode(request), timeout=within
+            self._subject(self.config.region, op), encode(request), timeout=within
         )
         return decode_reply(data, reply_type)
-
-
-async def _wait_all_or(
-    tasks: set[asyncio.Task[None]], stop: asyncio.Future[Any], within: float
-) -> None:
-    """Until every task is done, ``stop`` fires, or ``within`` seconds pass."""
-    everything = asyncio.ensure_future(asyncio.wait(tasks))
-    try:
-        await asyncio.wait({everything, stop}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        everything.cancel()
