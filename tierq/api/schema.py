@@ -66,7 +66,16 @@ MAX_TIME = 253_402_300_799.0
 MAX_BATCH = 10_000
 MAX_WORKFLOW_NODES = 100_000
 
-Name = Annotated[str, Meta(min_length=1, max_length=200, description="Task type name")]
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="Task type name: printable, NFC- and NFKC-normalised, no leading or "
+        "trailing spaces, and no case or width look-alike of a built-in name (`shell`); "
+        "anything else is refused with 422 naming the field",
+    ),
+]
 Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 RegionName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Key = Annotated[str, Meta(min_length=1, max_length=256)]
@@ -76,7 +85,15 @@ Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 EpochSeconds = Annotated[float, Meta(ge=0, le=MAX_TIME)]
 #: Seconds since the epoch, or an RFC 3339 time with a zone (naive times are refused).
 Time = EpochSeconds | Annotated[datetime, Meta(tz=True)]
-Seconds = Annotated[float, Meta(gt=0, le=30 * 86400)]
+Seconds = Annotated[
+    float,
+    Meta(
+        gt=0,
+        le=30 * 86400,
+        description="Seconds; a task timeout is also bounded by the live `max_timeout` "
+        "setting (7 days by default), refused with 422 above it",
+    ),
+]
 Attempt = Annotated[int, Meta(ge=1, le=1_000_000)]
 WorkerId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
