@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from tests.chaos.proxy import Proxy
 from tierq.config import NatsConfig
 from tierq.core.model import TaskState
 from tierq.engine import Engine, LeaderLease, Subjects, connect
+from tierq.engine.auth import NatsUsers
 from tierq.engine.embedded import EmbeddedNats
 from tierq.errors import InvalidRequestError, NotFoundError, TierqError
 from tierq.protocol import QueryKind, QueryRequest, StatsReply, WorkersReply
@@ -70,7 +72,9 @@ class Stack:
     def __init__(self, tmp: Path, *, seed: int = 1, sync_always: bool = False) -> None:
         self.tmp = tmp
         self.rng = random.Random(seed)
-        self.nats = EmbeddedNats(str(tmp / "nats"), sync_always=sync_always)
+        # One NATS user per role with least-privilege permissions, as in production.
+        users = NatsUsers.generate("tierq", regions=("default",))
+        self.nats = EmbeddedNats(str(tmp / "nats"), sync_always=sync_always, users=users)
         self.ledger = tmp / "ledger.jsonl"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.proxy: Proxy | None = None
@@ -82,9 +86,8 @@ class Stack:
     async def start_bus(self) -> None:
         """The nats-server, the harness's own connection, and the proxy for m1's link."""
         await self.nats.astart()
-        self.engine = await connect(
-            NatsConfig(servers=(self.nats.url,)).connect_options(name="chaos")
-        )
+        # The harness reads the leader bucket as the master role does.
+        self.engine = await connect(self.nats.connect_options("master", name="chaos"))
         self.proxy = await Proxy(self.nats.port).start()
 
     async def start(
@@ -98,7 +101,7 @@ class Stack:
         self.spawn("region", "region", "--name", "default")
         for i in range(workers):
             self.spawn_worker(f"w{i + 1}", concurrency)
-        self.app = tierq.App(nats=self.nats.url, request_timeout=3.0)
+        self.app = self.client(3.0)
         await self.wait_workers(workers)
 
     async def wait_workers(self, count: int, timeout: float = 30.0) -> None:
@@ -114,10 +117,27 @@ class Stack:
             await asyncio.sleep(0.1)
         raise AssertionError(f"fewer than {count} workers registered within {timeout} s")
 
+    def client(self, request_timeout: float) -> tierq.App:
+        """An SDK client logged in as the client role."""
+        assert self.nats.credentials_file is not None
+        config = NatsConfig(servers=(self.nats.url,), credentials=str(self.nats.credentials_file))
+        return tierq.App(nats=config, request_timeout=request_timeout)
+
+    @contextlib.asynccontextmanager
+    async def engine_as(self, role: str) -> AsyncIterator[Engine]:
+        """A connection logged in as ``role`` (region and worker roles: region ``default``)."""
+        eng = await connect(self.nats.connect_options(role, "default", name=f"chaos-{role}"))
+        try:
+            yield eng
+        finally:
+            await eng.close()
+
     def spawn(
         self, name: str, *args: str, url: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         env = {**os.environ, **(env or {})}
+        # Each process logs in as its role's user from the credentials file.
+        env["TIERQ_NATS_CREDENTIALS"] = str(self.nats.credentials_file)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env["TIERQ_CHAOS_LEDGER"] = str(self.ledger)
         cmd = [sys.executable, "-m", "tierq", *args, "--nats", url or self.nats.url]
@@ -172,7 +192,7 @@ class Stack:
     async def wait_leader(self, name: str | None = None, *, timeout: float = 15.0) -> str:
         """Wait until some master (or ``name``) holds the lease and answers requests."""
         deadline = time.monotonic() + timeout
-        probe = tierq.App(nats=self.nats.url, request_timeout=1.0)
+        probe = self.client(1.0)
         try:
             while time.monotonic() < deadline:
                 holder = await self.leader()

@@ -26,7 +26,9 @@ import pytest
 from tests.chaos.harness import Producer, Reader, Report, Stack, check, cold_restart_equals_live
 from tests.chaos.harness import settle as settle_tasks
 from tierq.core import AdmissionSettings, Settings, TaskSpec
+from tierq.engine import Subjects
 from tierq.protocol import QueryKind, QueryRequest, StatsReply
+from tierq.rpc import MasterClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -225,7 +227,8 @@ async def test_burst_then_leader_restart(tmp_path: Path) -> None:
         master = await stack.app.master()
         limit = 500_000
         big = Settings(admission=AdmissionSettings(max_queued=limit, max_queued_per_queue=limit))
-        await master.put_settings(msgspec.msgpack.encode(big))
+        async with stack.engine_as("api") as api:  # settings are the API's to change
+            await MasterClient(api, Subjects()).put_settings(msgspec.msgpack.encode(big))
         for b in range(200):
             specs = [
                 TaskSpec(name="chaos.work", args=[f"b{b * 1000 + i}", 0.0]) for i in range(1000)

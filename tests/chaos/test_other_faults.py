@@ -22,6 +22,7 @@ from tests.chaos.harness import Report, Stack
 from tests.chaos.test_master_faults import assert_kept_promises, run
 from tierq.core.model import TaskState
 from tierq.engine import Subjects
+from tierq.errors import TierqError
 from tierq.protocol import LeaseRequest, QueryKind, QueryRequest, RegionsReply, encode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -115,12 +116,18 @@ async def test_bad_reports_change_nothing(tmp_path: Path) -> None:
         bad += [
             ("lease", encode(LeaseRequest(region="default", instance=instance, slots=-5))),
             ("report", msgspec.msgpack.encode(half_valid)),
-            ("heartbeat", msgspec.msgpack.encode(half_valid)),
         ]
-        for _ in range(10):
-            for op, payload in bad:
-                reply = await stack.engine.request(subjects.master(op), payload, timeout=5)
-                assert reply[:1] == b"\x01", f"{op} accepted {payload!r}: {reply!r}"
+        # Sent as the region's own NATS user: what a compromised region host could send.
+        async with stack.engine_as("region") as hostile:
+            for _ in range(10):
+                for op, payload in bad:
+                    reply = await hostile.request(subjects.master(op), payload, timeout=5)
+                    assert reply[:1] == b"\x01", f"{op} accepted {payload!r}: {reply!r}"
+            # Operations outside the region's permissions are refused by NATS itself.
+            with pytest.raises(TierqError):
+                await hostile.request(
+                    subjects.master("heartbeat"), msgspec.msgpack.encode(half_valid), timeout=2
+                )
         after = await stack.app.get(victim.id)
         assert after.progress != 0.37, "a refused report changed the task's progress"
         assert after.state in (TaskState.RUNNING, TaskState.SUCCEEDED)
@@ -201,7 +208,7 @@ async def test_sigterm_stops_a_busy_master_every_time(tmp_path: Path) -> None:
     was set at the same moment, which under load left 2 to 4 of 6 leaders running."""
     stack = Stack(tmp_path)
     await stack.start_bus()
-    app = tierq.App(stack.nats.url, request_timeout=2.0)
+    app = stack.client(2.0)
     stop = asyncio.Event()
 
     async def load() -> None:
