@@ -6,7 +6,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tierq import testing
-from tierq.engine import ConnectOptions, EmbeddedNats, Engine, Message, connect, free_port
+from tierq.engine import (
+    ConnectOptions,
+    EmbeddedNats,
+    Engine,
+    EventLog,
+    Message,
+    Subjects,
+    connect,
+    find_nats_server,
+    free_port,
+)
 from tierq.errors import EngineUnavailableError
 
 
@@ -113,3 +123,29 @@ async def test_reconnects_after_server_restart(nats_server: EmbeddedNats) -> Non
 def test_options_repr_hides_secrets() -> None:
     text = repr(ConnectOptions(user="u", password="hunter2", token="t0k"))
     assert "hunter2" not in text and "t0k" not in text
+
+
+async def test_a_server_without_jetstream_is_named_as_such() -> None:
+    """A plain ``nats-server`` (no -js) answered "JetStream error None/None: None"."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        find_nats_server(), "-a", "127.0.0.1", "-p", str(port)
+    )
+    try:
+        opts = ConnectOptions(servers=[f"nats://127.0.0.1:{port}"], connect_timeout=5)
+        for _ in range(100):
+            try:
+                eng = await connect(opts)
+                break
+            except EngineUnavailableError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the plain nats-server did not start")
+        try:
+            with pytest.raises(EngineUnavailableError, match="no JetStream: start it with -js"):
+                await EventLog(eng, Subjects()).provision()
+        finally:
+            await eng.close()
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -30,6 +30,13 @@ def translate(exc: BaseException, what: str) -> TierqError:
     """The tierq error for a failure of ``what`` (e.g. ``"append to TIERQ_LOG"``)."""
     if isinstance(exc, TierqError):
         return exc
+    if isinstance(exc, nats.js.errors.ServiceUnavailableError):
+        # The JetStream API has no responder: a server started without -js (or a cluster
+        # still electing its JetStream leader). nats-py gives no details of its own.
+        return EngineUnavailableError(
+            f"{what}: this NATS server has no JetStream: start it with -js (or a `jetstream "
+            "{}` block in its config); in a cluster, JetStream may still be electing a leader"
+        )
     if isinstance(exc, nats.js.errors.APIError):
         if is_wrong_last_sequence(exc.err_code):
             return FencedError(f"{what}: refused, another writer appended ({exc.description})")
