@@ -189,6 +189,30 @@ def test_cancel_and_change_priority_from_the_page(dash: Dashboard, api: httpx.Cl
     assert dash.script_errors() == []
 
 
+def test_task_page_shows_real_attempts_only(dash: Dashboard, api: httpx.Client) -> None:
+    """Issue 15: a running first attempt also drew a phantom row "attempt undefined" (the
+    task document leaves attempt 1 out), and a task not started showed a literal "null"."""
+    page = dash.page
+    running = submit(api, "b.sleep", 30.0)
+    wait_state(api, running, "running")
+    dash.goto(f"/tasks/{running}")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("running")
+    attempts = page.locator('[data-role="attempts"]')
+    expect(attempts).to_contain_text("attempt 1")
+    assert "undefined" not in attempts.inner_text()
+    assert attempts.inner_text().count("attempt 1") == 1
+    api.post(f"/v1/tasks/{running}/cancel")
+    waiting = submit(api, "b.quick", 1, region="nowhere")
+    dash.goto(f"/tasks/{waiting}")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("ready")
+    expect(attempts).to_contain_text("Not started yet.")
+    section = page.locator("section", has=attempts)
+    assert "null" not in section.inner_text()
+    assert "null" not in page.locator("main").inner_text()
+    api.post(f"/v1/tasks/{waiting}/cancel")
+    assert dash.script_errors() == []
+
+
 def test_settings_validation_error_then_saved(dash: Dashboard, api: httpx.Client) -> None:
     original = api.get("/v1/settings").json()
     page = dash.page

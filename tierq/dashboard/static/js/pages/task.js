@@ -11,18 +11,20 @@ import { drawTimeline } from "../timeline.js";
 
 function attemptRows(task) {
   const rows = (task.history || []).map((a) => ({
-    label: `attempt ${a.attempt}${a.worker ? " · " + a.worker : ""}`,
+    label: `attempt ${a.attempt ?? 1}${a.worker ? " · " + a.worker : ""}`,
     wait: a.assigned_at ? [a.assigned_at, a.started_at ?? a.ended_at ?? null] : null,
     run: a.started_at ? [a.started_at, a.ended_at ?? null] : null,
     state: a.outcome || (a.ended_at ? "failed" : "running"),
     title: `${a.outcome || "running"}${a.error ? ": " + a.error.message : ""}`,
   }));
   const ts = task.timestamps || {};
-  const known = new Set((task.history || []).map((a) => a.attempt));
+  const known = new Set((task.history || []).map((a) => a.attempt ?? 1));
+  // The task document leaves out defaults: no "attempt" means the first one.
+  const current = task.attempt ?? 1;
   // The attempt in flight is in the history only once it ends.
-  if (!known.has(task.attempt) && (task.state === "assigned" || task.state === "running")) {
+  if (!known.has(current) && (task.state === "assigned" || task.state === "running")) {
     rows.push({
-      label: `attempt ${task.attempt}${task.worker ? " · " + task.worker : ""}`,
+      label: `attempt ${current}${task.worker ? " · " + task.worker : ""}`,
       wait: ts.assigned ? [ts.assigned, task.state === "running" ? ts.running : null] : null,
       run: task.state === "running" && ts.running ? [ts.running, null] : null,
       state: task.state,
@@ -128,10 +130,10 @@ export async function mount(view, route) {
     );
     clear(outcome);
     if (task.error) {
-      outcome.append(
+      outcome.append(...[
         h("p", null, h("strong", { "data-role": "error-type" }, task.error.type), ": ", h("span", { "data-role": "error-message" }, task.error.message)),
         task.error.traceback ? h("pre", { "data-role": "traceback" }, task.error.traceback) : null,
-      );
+      ].filter(Boolean));
     }
     if (task.state === "succeeded" || task.result !== undefined) {
       outcome.append(h("div", { class: "muted small" }, "result"), h("pre", { "data-role": "result" }, json(task.result ?? null)));
@@ -140,14 +142,15 @@ export async function mount(view, route) {
     const rows = attemptRows(task);
     if (rows.length) drawTimeline(attempts, rows);
     else clear(attempts).append(h("p", { class: "muted" }, "Not started yet."));
-    clear(attemptsTable).append(
+    // append(null) would print "null": append the table only when there is one.
+    clear(attemptsTable).append(...[
       (task.history || []).length ? h("table", { class: "data" },
         h("thead", null, h("tr", null, ["Attempt", "Region", "Worker", "Assigned", "Started", "Ended", "Outcome", "Error"].map((c) => h("th", null, c)))),
         h("tbody", null, task.history.map((a) => h("tr", null,
-          h("td", null, String(a.attempt)), h("td", null, a.region || "–"), h("td", { class: "mono small" }, a.worker || "–"),
+          h("td", null, String(a.attempt ?? 1)), h("td", null, a.region || "–"), h("td", { class: "mono small" }, a.worker || "–"),
           h("td", null, fmtTime(a.assigned_at)), h("td", null, fmtTime(a.started_at)), h("td", null, fmtTime(a.ended_at)),
           h("td", null, a.outcome || "–"), h("td", null, a.error ? `${a.error.type}: ${a.error.message}` : ""))))) : null,
-    );
+    ].filter(Boolean));
   }
 
   async function refresh() {
