@@ -438,6 +438,25 @@ def test_breaker_parks_tasks_and_probes() -> None:
     h.check_replay()
 
 
+def test_a_permanent_failure_is_not_retried_and_opens_no_breaker() -> None:
+    """Issue 15: wrong arguments or a result that is not JSON cannot succeed on a retry."""
+    h = breaker_harness()
+    ids = h.submit(*[TaskSpec(name="a")] * 4)  # the default policy: 3 attempts
+    h.region()
+    h.lease(4)
+    wrong = ErrorSummary(type="TypeError", message="missing an argument", permanent=True)
+    for tid in ids[:3]:
+        o = Outcome(task_id=tid, attempt=1, kind=OutcomeKind.FAILED, error=wrong)
+        evs = h.rec(h.state.report([o], h.now))
+        assert kinds(evs) == ["task_failed", "task_dead"], kinds(evs)
+        assert "not retried" in (h.state.get(tid).reason or "")
+    assert [b.state.value for b in h.state.statistics(h.now).breakers] in ([], ["closed"])
+    h.fail(ids[3])  # an ordinary failure is still retried (after its backoff)
+    task = h.state.get(ids[3])
+    assert task.state is TaskState.FAILED and task.not_before is not None
+    h.check_replay()
+
+
 def test_resource_breaker_spans_regions() -> None:
     h = breaker_harness()
     spec = TaskSpec(name="a", resource="db:1", retry=RetryPolicy(max_attempts=1))

@@ -74,6 +74,14 @@ def chatty(n, ctx):
 def blocked():
     gate.wait(30)
     return "released"
+
+@app.task(name="t.not_json")
+async def not_json():
+    return {1, 2}
+
+@app.task(name="t.inner_type_error")
+async def inner_type_error(x):
+    return x + "a"
 """
 
 
@@ -313,3 +321,29 @@ async def test_progress_from_a_tight_loop_in_a_thread_is_coalesced(
     assert out is not None and out.result == 100_000
     progress_reports = [r for r in region.reports if r.progress]
     assert len(progress_reports) < 50
+
+
+async def test_failures_that_cannot_succeed_on_a_retry_are_permanent(
+    region: ScriptedRegion, running_worker: WorkerFactory
+) -> None:
+    """Issue 15: wrong arguments and a result that is not JSON were retried (and fed the
+    breaker); they are now reported permanent. A TypeError the function itself raises is an
+    ordinary failure: it may depend on data that changes."""
+    async with running_worker():
+        await region.push(
+            task("t.add", 1, tid="missing"),
+            task("t.add", 1, 2, 3, tid="extra"),
+            task("t.not_json"),
+            task("t.inner_type_error", 1),
+        )
+        await region.wait_for(lambda: len(region.outcomes) == 4)
+    for tid in ("missing", "extra", "t.not_json"):
+        out = region.outcome_of(tid)
+        assert out is not None and out.error is not None, tid
+        assert out.error.permanent and out.error.type == "TypeError", (tid, out.error)
+    missing = region.outcome_of("missing")
+    assert missing is not None and missing.error is not None
+    assert "missing a required argument: 'y'" in missing.error.message
+    inner = region.outcome_of("t.inner_type_error")
+    assert inner is not None and inner.error is not None
+    assert inner.error.type == "TypeError" and not inner.error.permanent

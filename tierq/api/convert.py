@@ -190,6 +190,7 @@ def report_in(msg: wpb.ReportRequest) -> ReportIn:
                 "type": o.error.type,
                 "message": o.error.message,
                 "timeout": o.error.timeout,
+                "permanent": o.error.permanent,
             }
             _optional(o.error, error, "traceback")
             item["error"] = error
@@ -276,6 +277,7 @@ def _error_pb(error: ErrorSummary | None) -> types.ErrorSummary | None:
         traceback=error.traceback,
         lost=error.lost,
         timeout=error.timeout,
+        permanent=error.permanent,
     )
 
 

@@ -309,6 +309,8 @@ class ErrorIn(_In):
     message: Annotated[str, Meta(max_length=10_000)] = ""
     traceback: Annotated[str, Meta(max_length=100_000)] | None = None
     timeout: bool = False
+    #: Retrying cannot help (e.g. arguments the function does not take): not retried.
+    permanent: bool = False
 
 
 class OutcomeIn(_In):
@@ -346,6 +348,7 @@ class ReportIn(_In):
                         message=o.error.message,
                         traceback=o.error.traceback,
                         timeout=o.error.timeout,
+                        permanent=o.error.permanent,
                     )
                     if o.error is not None
                     else ErrorSummary(type="Error", message="failed")

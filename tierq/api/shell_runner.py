@@ -154,7 +154,8 @@ class ShellRunner:
         try:
             args = msgspec.convert(kwargs, ShellArgs)
         except msgspec.ValidationError as exc:
-            raise ReportedError(ErrorSummary(type="InvalidShellArgs", message=str(exc))) from None
+            summary = ErrorSummary(type="InvalidShellArgs", message=str(exc), permanent=True)
+            raise ReportedError(summary) from None
         await self._authorize(ctx.task_id, args)
         return result_of(await run_command(args.command, args.timeout))
 
@@ -182,5 +183,6 @@ class ShellRunner:
             ErrorSummary(
                 type="UnauthorizedShellTask",
                 message="not submitted through the API by an admin; not run",
+                permanent=True,
             )
         )

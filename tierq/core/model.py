@@ -136,6 +136,9 @@ class ErrorSummary(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_def
     #: The failure came from the infrastructure (worker or region lost), not from the task.
     lost: bool = False
     timeout: bool = False
+    #: Retrying cannot help (arguments that do not fit the function, a result that cannot
+    #: travel as JSON): the task is not retried and the failure does not feed a breaker.
+    permanent: bool = False
 
 
 class OutcomeKind(enum.Enum):

@@ -210,13 +210,13 @@ def fail(
             ),
             out,
         )
-        if not error.lost:
+        if not _neutral(error):
             _check_breakers(book, task, True, now, out)
         if retry_at <= now:
             book.emit(TaskReady(at=now, id=task.id, attempt=attempt + 1), out)
         return
     book.emit(TaskFailed(at=now, id=task.id, attempt=attempt, error=error, worker=worker), out)
-    if not error.lost:
+    if not _neutral(error):
         _check_breakers(book, task, True, now, out)
     book.emit(TaskDead(at=now, id=task.id, attempt=attempt, reason=reason), out)
     wf_id = task.workflow_id
@@ -302,6 +302,12 @@ def on_succeeded(book: Book, ev: TaskSucceeded) -> None:
 HANDED_BACK = "NoWorker"
 
 
+def _neutral(error: ErrorSummary) -> bool:
+    """A failure that says nothing about the health of a task type or resource: the attempt
+    was lost (infrastructure), or it could never have succeeded (the caller's mistake)."""
+    return error.lost or error.permanent
+
+
 def handed_back(task: Task, error: ErrorSummary) -> bool:
     """A task a region gave back before any worker started it: the attempt is not spent (a
     task with ``max_attempts=1`` is not lost because its worker pool restarted)."""
@@ -317,7 +323,7 @@ def on_failed(book: Book, ev: TaskFailed) -> None:
         task.worker = ev.worker
     end_attempt(task, ev.at, "lost" if ev.error.lost else "failed", ev.error)
     spec = task.spec
-    if ev.error.lost:
+    if _neutral(ev.error):
         book.breakers.release_probe(task.region, spec.name, spec.resource, task.id)
     else:
         book.breakers.record(task.region, spec.name, spec.resource, True)
@@ -371,7 +377,12 @@ def _clean_error(error: ErrorSummary | None, lost: bool) -> ErrorSummary:
     ):
         return error
     return ErrorSummary(
-        type=etype, message=message, traceback=tb, lost=lost or error.lost, timeout=error.timeout
+        type=etype,
+        message=message,
+        traceback=tb,
+        lost=lost or error.lost,
+        timeout=error.timeout,
+        permanent=error.permanent,
     )
 
 

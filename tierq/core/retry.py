@@ -31,8 +31,11 @@ def retry_decision(
     """None if another attempt is due, else the dead-letter reason.
 
     ``attempts_used`` counts the attempt that just ended. A lost attempt (worker or region gone)
-    always qualifies regardless of ``retry_on``, but still counts against ``max_attempts``.
+    always qualifies regardless of ``retry_on``, but still counts against ``max_attempts``; a
+    permanent error (see :class:`ErrorSummary`) never does.
     """
+    if error is not None and error.permanent and not error.lost:
+        return f"{error.type} cannot succeed on a retry; not retried"
     if attempts_used >= policy.max_attempts:
         return f"out of attempts ({attempts_used} of {policy.max_attempts})"
     if (

@@ -61,6 +61,7 @@ def succeeded(task_id: str, attempt: int, worker: str, result: Any) -> Outcome:
             type="TypeError",
             message=f"{exc}; a task must return JSON-compatible data (None, bool, int, float, "
             "str, list, dict with str keys)",
+            permanent=True,
         )
         return Outcome(
             task_id=task_id, attempt=attempt, kind=OutcomeKind.FAILED, error=error, worker=worker

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 from ..config import WorkerConfig
 from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
 from ..engine import Engine, Message, Subjects, Subscription
-from ..errors import EngineUnavailableError, NotFoundError, TierqError
+from ..errors import EngineUnavailableError, InvalidRequestError, NotFoundError, TierqError
 from ..protocol import (
     Ack,
     PullReply,
@@ -402,6 +402,12 @@ class Worker:
                     message=f"worker {self.id} has no task named {leased.name!r}",
                 )
             )
+        try:
+            task.check_arguments(leased.args, leased.kwargs)
+        except InvalidRequestError as exc:
+            # Arguments that do not fit the function fail the same way on every retry.
+            summary = ErrorSummary(type="TypeError", message=str(exc), permanent=True)
+            raise ReportedError(summary) from None
         if task.is_async:
             return await task.invoke(leased.args, leased.kwargs, ctx)
         if self._processes is not None:

@@ -88,18 +88,20 @@ class TaskSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., args_json: _Optional[str] = ..., kwargs_json: _Optional[str] = ..., priority: _Optional[int] = ..., run_at: _Optional[float] = ..., deadline: _Optional[float] = ..., region: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., timeout: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., queue: _Optional[str] = ..., resource: _Optional[str] = ...) -> None: ...
 
 class ErrorSummary(_message.Message):
-    __slots__ = ("type", "message", "traceback", "lost", "timeout")
+    __slots__ = ("type", "message", "traceback", "lost", "timeout", "permanent")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
     traceback: str
     lost: bool
     timeout: bool
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., lost: _Optional[bool] = ..., timeout: _Optional[bool] = ...) -> None: ...
+    permanent: bool
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., lost: _Optional[bool] = ..., timeout: _Optional[bool] = ..., permanent: _Optional[bool] = ...) -> None: ...
 
 class AttemptRecord(_message.Message):
     __slots__ = ("attempt", "region", "worker", "assigned_at", "started_at", "ended_at", "outcome", "error")
