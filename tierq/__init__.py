@@ -36,6 +36,9 @@ from .client import (
     SyncWorkflowHandle as SyncWorkflowHandle,
 )
 from .client import (
+    TaskContext as TaskContext,
+)
+from .client import (
     TaskDef as TaskDef,
 )
 from .client import (
@@ -138,7 +141,6 @@ from .errors import (
 from .errors import (
     WaitTimeoutError as WaitTimeoutError,
 )
-from .worker.context import TaskContext as TaskContext
 
 __all__ = [
     "PRIORITY_DEFAULT",

@@ -45,12 +45,9 @@ from .rest_base import REF, problem_response
 from .service import ApiService
 from .shell import ScheduleIn, ScheduleOut, ShellStatus
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "mount_static"]
 
 log = logging.getLogger("tierq.api")
-
-#: Where the dashboard's static files live when it is installed.
-DASHBOARD_STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 _encoder = msgspec.json.Encoder()
 
@@ -187,7 +184,8 @@ async def _send_problem(scope: Scope, send: Send, exc: TierqError) -> None:
 
 
 def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
-    """The REST app over ``service``: routes, error handling, body limit, OpenAPI, dashboard."""
+    """The REST app over ``service``: routes, error handling, body limit, OpenAPI, and the
+    files of ``static_dir`` at ``/`` if given (the dashboard adds its own with its routes)."""
     app = FastAPI(
         title="tierq API",
         version="1",
@@ -206,13 +204,8 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
     install_docs(app)
     _install_error_handlers(app, service)
     _install_openapi(app)
-    static = static_dir or (DASHBOARD_STATIC if DASHBOARD_STATIC.is_dir() else None)
-    if static is not None:
-        # The dashboard (tierq/dashboard, another issue) is static files. Mounted last, so
-        # every API route above wins over a file of the same name.
-        app.router.routes.append(
-            _StaticMount("/", StaticFiles(directory=static, html=True), name="dashboard")
-        )
+    if static_dir is not None:
+        mount_static(app, static_dir)
     app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
     config = service.config
     app.add_middleware(
@@ -221,6 +214,14 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
         hsts=config.tls_cert is not None,
     )
     return app
+
+
+def mount_static(app: FastAPI, directory: Path) -> None:
+    """Serve the files of ``directory`` at ``/``. Mounted after the routes there are, so every
+    API route wins over a file of the same name, and never answering for an API path."""
+    app.router.routes.append(
+        _StaticMount("/", StaticFiles(directory=directory, html=True), name="dashboard")
+    )
 
 
 class _StaticMount(Mount):

@@ -343,6 +343,7 @@ def api(
     ctx.meta["tierq.prefix"] = prefix
     from ..api.config import ApiConfig
     from ..api.server import run_api
+    from ..dashboard import install
 
     config = ApiConfig(
         nats=nats_config(nats_url, prefix).for_role("api"),
@@ -358,7 +359,7 @@ def api(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    serve(lambda: run_api(config))
+    serve(lambda: run_api(config, extend=install))
 
 
 @click.command("nats-users")

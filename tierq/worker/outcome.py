@@ -6,11 +6,11 @@ import traceback as tb_module
 from typing import Any
 
 from ..core.model import ErrorSummary, Outcome, OutcomeKind
+from ..core.retry import error_type_name
 from .values import NotJSONError, check_json
 
 __all__ = [
     "MAX_TRACEBACK",
-    "error_type_name",
     "failed",
     "lost",
     "succeeded",
@@ -21,13 +21,6 @@ __all__ = [
 #: Tracebacks are cut to this many characters (the tail, where the error is, is kept).
 MAX_TRACEBACK = 16_000
 MAX_MESSAGE = 4_000
-
-
-def error_type_name(cls: type[BaseException]) -> str:
-    """The name a retry policy matches on: ``ValueError`` for builtins, else ``pkg.mod.Class``."""
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def summarize(exc: BaseException, *, with_traceback: bool = True) -> ErrorSummary:
