@@ -82,9 +82,6 @@ from .errors import (
     BackpressureError as BackpressureError,
 )
 from .errors import (
-    CircuitOpenError as CircuitOpenError,
-)
-from .errors import (
     ConflictError as ConflictError,
 )
 from .errors import (
@@ -148,7 +145,6 @@ __all__ = [
     "PRIORITY_MIN",
     "App",
     "BackpressureError",
-    "CircuitOpenError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",
@@ -187,3 +183,19 @@ __all__ = [
     "Workflow",
     "WorkflowHandle",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # CircuitOpenError left the public API: nothing raises it (an open breaker makes tasks
+    # wait in the master's queue, it refuses no caller). The old name keeps working, with a
+    # warning, until the next minor release.
+    if name == "CircuitOpenError":
+        import warnings
+
+        from .errors import CircuitOpenError
+
+        warnings.warn(
+            "tierq.CircuitOpenError is deprecated: nothing raises it", DeprecationWarning, 2
+        )
+        return CircuitOpenError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
