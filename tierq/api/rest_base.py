@@ -27,6 +27,21 @@ from .errors import (
 from .integral import INT_GOT_FLOAT, convert_integral
 from .service import ApiService, Caller
 
+__all__ = [
+    "REF",
+    "RegionName",
+    "Service",
+    "TaskId",
+    "Who",
+    "WorkerId",
+    "decode_json",
+    "problem_response",
+    "read_body",
+    "read_raw",
+    "reply",
+    "route_doc",
+]
+
 T = TypeVar("T")
 
 #: Where the OpenAPI document keeps a named schema.

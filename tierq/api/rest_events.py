@@ -16,6 +16,8 @@ from .rest_base import Service, Who, route_doc
 
 log = logging.getLogger("tierq.api")
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

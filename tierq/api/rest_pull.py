@@ -8,6 +8,8 @@ from fastapi.responses import Response
 from . import schema
 from .rest_base import RegionName, Service, Who, WorkerId, read_body, reply, route_doc
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

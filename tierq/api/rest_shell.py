@@ -10,6 +10,8 @@ from fastapi.responses import Response
 from .rest_base import Service, Who, read_body, reply, route_doc
 from .shell import ScheduleIn
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

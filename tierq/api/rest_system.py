@@ -11,6 +11,8 @@ from ..errors import EngineUnavailableError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .rest_base import Service, Who, problem_response, read_raw, reply, route_doc
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

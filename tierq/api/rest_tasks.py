@@ -12,6 +12,8 @@ from . import schema
 from .rest_base import Service, TaskId, Who, read_body, reply, route_doc
 from .schema import TaskQuery
 
+__all__ = ["TaskStateName", "WorkflowStateName", "router"]
+
 router = APIRouter()
 
 
