@@ -10,7 +10,6 @@ EXPECTED = [
     "PRIORITY_MIN",
     "App",
     "BackpressureError",
-    "CircuitOpenError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",
@@ -86,3 +85,15 @@ def test_no_public_name_leaks_outside_all() -> None:
         and name != "annotations"
     }
     assert public == set(tierq.__all__)
+
+
+def test_circuit_open_error_is_deprecated_and_out_of_all() -> None:
+    """It was exported but nothing raised it; the old name warns until the next minor."""
+    import warnings
+
+    assert "CircuitOpenError" not in tierq.__all__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cls = tierq.CircuitOpenError  # type: ignore[attr-defined]
+    assert issubclass(cls, tierq.TierqError)
+    assert [w.category for w in caught] == [DeprecationWarning]

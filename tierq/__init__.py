@@ -36,6 +36,9 @@ from .client import (
     SyncWorkflowHandle as SyncWorkflowHandle,
 )
 from .client import (
+    TaskContext as TaskContext,
+)
+from .client import (
     TaskDef as TaskDef,
 )
 from .client import (
@@ -77,9 +80,6 @@ from .core.model import (
 )
 from .errors import (
     BackpressureError as BackpressureError,
-)
-from .errors import (
-    CircuitOpenError as CircuitOpenError,
 )
 from .errors import (
     ConflictError as ConflictError,
@@ -138,7 +138,6 @@ from .errors import (
 from .errors import (
     WaitTimeoutError as WaitTimeoutError,
 )
-from .worker.context import TaskContext as TaskContext
 
 __all__ = [
     "PRIORITY_DEFAULT",
@@ -146,7 +145,6 @@ __all__ = [
     "PRIORITY_MIN",
     "App",
     "BackpressureError",
-    "CircuitOpenError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",
@@ -185,3 +183,19 @@ __all__ = [
     "Workflow",
     "WorkflowHandle",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # CircuitOpenError left the public API: nothing raises it (an open breaker makes tasks
+    # wait in the master's queue, it refuses no caller). The old name keeps working, with a
+    # warning, until the next minor release.
+    if name == "CircuitOpenError":
+        import warnings
+
+        from .errors import CircuitOpenError
+
+        warnings.warn(
+            "tierq.CircuitOpenError is deprecated: nothing raises it", DeprecationWarning, 2
+        )
+        return CircuitOpenError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,14 +12,49 @@ import os
 import msgspec
 
 from .core.settings import Settings
-from .core.validate import check_text
-from .engine import ConnectOptions, NatsUsers, validate_token
+from .core.validate import check_subject_token, check_text
+from .credentials import NatsUsers
 from .errors import InvalidRequestError
 
 
-def check_token(value: str, what: str) -> str:
-    """Names that become part of NATS subjects must be plain tokens (the engine's rule)."""
-    return validate_token(value, what)
+class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach NATS. Every process (master, region, worker, API) takes one of these."""
+
+    #: Server URLs; more than one for a cluster (the client fails over between them).
+    servers: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    #: A ``.creds`` file (JWT + NKey seed), as issued by ``nsc``.
+    creds_file: str | None = None
+    #: TLS: CA bundle to verify the server, and an optional client certificate.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_hostname: str | None = None
+    #: Prefix of this connection's reply subjects; None: ``_INBOX.<user>`` when a user is
+    #: set (the subjects its NATS permissions let it subscribe to), else ``_INBOX``.
+    inbox_prefix: str | None = None
+    #: Connection name, shown in the server's monitoring (``/connz``).
+    name: str = "tierq"
+    #: Seconds for one TCP/TLS connect attempt.
+    connect_timeout: float = 2.0
+    #: Attempts per server before :func:`connect` gives up (the first connection only).
+    connect_attempts: int = 2
+    #: After the first connection: keep reconnecting (-1: forever), waiting this long between tries.
+    max_reconnect_attempts: int = -1
+    reconnect_wait: float = 0.5
+    #: Default timeout of :meth:`Engine.request` and JetStream API calls.
+    request_timeout: float = 5.0
+    #: Bytes buffered while disconnected before publishing fails (large: log batches are big).
+    pending_size: int = 64 * 1024 * 1024
+
+    def __repr__(self) -> str:
+        # Never print secrets into logs.
+        return (
+            f"ConnectOptions(servers={self.servers!r}, name={self.name!r}, "
+            f"auth={'yes' if self.password or self.token or self.creds_file else 'no'})"
+        )
 
 
 class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -39,7 +74,7 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True):
     credentials: str | None = None
 
     def __post_init__(self) -> None:
-        check_token(self.prefix, "prefix")
+        check_subject_token(self.prefix, "prefix")
 
     def __repr__(self) -> str:
         # Never print the password into logs.
@@ -138,7 +173,7 @@ class RegionConfig(msgspec.Struct, kw_only=True, frozen=True):
     prefetch: int = 0
 
     def __post_init__(self) -> None:
-        check_token(self.name, "region")
+        check_subject_token(self.name, "region")
 
 
 class WorkerConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -152,7 +187,7 @@ class WorkerConfig(msgspec.Struct, kw_only=True, frozen=True):
     drain_grace: float = 30.0
 
     def __post_init__(self) -> None:
-        check_token(self.region, "region")
+        check_subject_token(self.region, "region")
         if self.worker_id is not None:
             # The region refuses longer or unprintable ids; say so before connecting.
             check_text(self.worker_id, "worker_id", 256)

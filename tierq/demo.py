@@ -17,11 +17,10 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from .client import App, TaskHandle, WorkflowHandle
+from .client import App, TaskContext, TaskHandle, WorkflowHandle
 from .config import NatsConfig
 from .core.model import TERMINAL_STATES, Task, TaskState
 from .errors import TierqError
-from .worker.context import TaskContext
 
 __all__ = ["app", "run_demo", "run_demo_against"]
 

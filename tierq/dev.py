@@ -277,11 +277,12 @@ async def _start_api(
         return None, None
     from .api.config import ApiConfig
     from .api.server import run_api
+    from .dashboard import install
 
     config = ApiConfig(
         nats=nats.for_role("api"), host=opts.api_host, port=opts.api_port, grpc_port=opts.grpc_port
     )
-    task: asyncio.Task[None] = tg.create_task(run_api(config))
+    task: asyncio.Task[None] = tg.create_task(run_api(config, extend=install))
     url = f"http://{opts.api_host}:{opts.api_port}"
     opts.announce(
         f"api          {url}  (dashboard at /, gRPC on {opts.grpc_port}; "

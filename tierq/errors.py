@@ -13,7 +13,6 @@ Branch on what the caller must do, not on where the error came from::
     ├── NotFoundError                no task / workflow / region with that id
     ├── ConflictError                idempotency key reused with another body, or wrong state
     ├── BackpressureError            back off and retry after ``retry_after`` seconds
-    ├── CircuitOpenError             a breaker is open for that key; back off
     ├── UnauthenticatedError         no or bad credentials
     ├── PermissionDeniedError        credentials lack the role
     ├── EngineUnavailableError       NATS or the master is unreachable; transient
@@ -37,7 +36,6 @@ import msgspec
 
 __all__ = [
     "BackpressureError",
-    "CircuitOpenError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",
@@ -162,6 +160,10 @@ class BackpressureError(TierqError):
 
 
 class CircuitOpenError(TierqError):
+    """Never raised: an open breaker makes tasks wait, it refuses no caller. Deprecated and
+    out of ``__all__``; kept so that the code decodes and ``tierq.CircuitOpenError`` resolves
+    (with a warning) until the next minor release."""
+
     code = "circuit_open"
 
     def __init__(self, message: str, *, retry_after: float):

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -146,10 +145,11 @@ class LocalCluster:
             task.cancel()
         elif self.master is not None:
             self.master.stop()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await engine.close()
         self.master = None
+        try:
+            await _stopped(task)
+        finally:
+            await engine.close()
 
     async def start_region(self) -> Region:
         nats = self.nats.for_role("region", self.region_name)
@@ -170,10 +170,11 @@ class LocalCluster:
     async def stop_region(self) -> None:
         task, engine = self._services.pop("region")
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await engine.close()
         self.region = None
+        try:
+            await _stopped(task)
+        finally:
+            await engine.close()
 
     async def start_worker(
         self, *modules: str, concurrency: int = 4, pool: str = "async"
@@ -235,10 +236,16 @@ class LocalCluster:
             _, stuck = await asyncio.wait(self._workers, timeout=10)
             if stuck:
                 raise RuntimeError(f"{len(stuck)} in-process worker(s) ignored cancellation")
-        if "region" in self._services:
-            await self.stop_region()
-        if "master" in self._services:
-            await self.stop_master()
+        # Stop both even if one of them crashed, then raise what the first one ended with.
+        failures: list[Exception] = []
+        for name, stop in (("region", self.stop_region), ("master", self.stop_master)):
+            if name in self._services:
+                try:
+                    await stop()
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 @asynccontextmanager
@@ -251,6 +258,17 @@ async def local_cluster(nats_url: str, **options: Any) -> AsyncIterator[LocalClu
         yield cluster
     finally:
         await cluster.close()
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Wait for a service being stopped. Its cancellation is the stop; anything else it ended
+    with (a crash while it ran, or while it stopped) is raised here, at teardown."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the caller itself is being cancelled, not only the service
 
 
 async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:

@@ -50,14 +50,21 @@ async def read_sse(
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     seconds: float = 20.0,
+    opened: asyncio.Event | None = None,
 ) -> list[dict[str, str]]:
-    """The first ``count`` events of ``GET /v1/events`` (fields id, event, data)."""
+    """The first ``count`` events of ``GET /v1/events`` (fields id, event, data).
+
+    ``opened`` is set once the response has started: the API opens the watch before it
+    answers, so every event committed from then on reaches this reader.
+    """
 
     async def read() -> list[dict[str, str]]:
         events: list[dict[str, str]] = []
         async with http.stream("GET", "/v1/events", params=params, headers=headers) as r:
             assert r.status_code == 200, await r.aread()
             assert r.headers["content-type"].startswith("text/event-stream")
+            if opened is not None:
+                opened.set()
             current: dict[str, str] = {}
             async for line in r.aiter_lines():
                 if not line:

@@ -382,8 +382,12 @@ async def test_events_agree(both: Both, engine: Engine) -> None:
 
 
 async def test_live_events_over_sse(both: Both) -> None:
-    reader = asyncio.create_task(read_sse(both.http, 2, params={"kinds": "task_submitted"}))
-    await asyncio.sleep(0.5)  # the watch is open once the response has started
+    opened = asyncio.Event()
+    reader = asyncio.create_task(
+        read_sse(both.http, 2, params={"kinds": "task_submitted"}, opened=opened)
+    )
+    async with asyncio.timeout(10):
+        await opened.wait()  # the watch is open once the response has started
     ids = [(await both.rest("POST", "/v1/tasks", TASK, status=201))["id"] for _ in range(2)]
     events = await reader
     assert [json.loads(e["data"])["id"] for e in events] == ids

@@ -364,7 +364,7 @@ def test_list_state_enums_are_the_servers() -> None:
     """The OpenAPI enums of the list filters are exactly the states the server knows."""
     from typing import get_args
 
-    from tierq.api.rest import TaskStateName, WorkflowStateName
+    from tierq.api.rest_tasks import TaskStateName, WorkflowStateName
     from tierq.core.model import TaskState
 
     assert set(get_args(TaskStateName)) == {s.value for s in TaskState}

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import tierq
-from tierq.worker.context import TaskContext
+from tierq import TaskContext
 
 app = tierq.App()
 

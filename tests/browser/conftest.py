@@ -25,6 +25,7 @@ import pytest
 from tierq.api import ApiConfig, ApiServer
 from tierq.config import NatsConfig, RegionConfig, WorkerConfig
 from tierq.core.settings import Settings
+from tierq.dashboard import install
 from tierq.engine import Engine, connect
 from tierq.region import Region
 from tierq.testing import LocalCluster, local_cluster, nats_server
@@ -68,7 +69,7 @@ def api_server(nats_url: str, credentials: str, tokens: str | None) -> ApiServer
         request_timeout=5.0,
         sse_keepalive=2.0,
     )
-    return ApiServer(config)
+    return ApiServer(config, extend=install)
 
 
 class LiveStack:

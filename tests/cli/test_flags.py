@@ -103,3 +103,19 @@ def test_nats_url_comes_from_the_environment(runner: CliRunner) -> None:
     result = runner.invoke(main, ["tasks"], env={"TIERQ_NATS": url})
     assert result.exit_code == 1
     assert url in result.output
+
+
+def test_dev_and_worker_take_the_same_worker_options() -> None:
+    """One definition of ``--region``, ``--concurrency`` and ``--pool`` for both commands."""
+
+    def options(command: str) -> dict[str, tuple[object, ...]]:
+        params = main.commands[command].params
+        return {
+            p.name: (tuple(p.opts), repr(p.type), p.default, getattr(p, "help", None))
+            for p in params
+            if p.name in ("region", "concurrency", "pool", "prefix")
+        }
+
+    dev, worker = options("dev"), options("worker")
+    assert set(dev) == {"region", "concurrency", "pool", "prefix"}
+    assert dev == worker

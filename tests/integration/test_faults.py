@@ -48,9 +48,9 @@ async def test_region_restarted_mid_run_loses_nothing(
     await cluster.start_worker(TASKS, concurrency=4)
     slow = [await client.submit(itasks.nap, 0.3) for _ in range(8)]
     quick = [await client.submit(itasks.record, str(order), f"q{i}") for i in range(40)]
-    await asyncio.sleep(0.2)
+    await until_running(client, slow)
     await cluster.stop_region()
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # how long the region stays down, not a wait for anything
     await cluster.start_region()
     for h in slow + quick:
         await h.result(timeout=30)
@@ -60,6 +60,13 @@ async def test_region_restarted_mid_run_loses_nothing(
     assert counts["succeeded"] == 48
 
 
+async def until_running(client: tierq.App, handles: list[tierq.TaskHandle]) -> None:
+    """Until one of ``handles`` runs (the master holds the state: polled, no event here)."""
+    async with asyncio.timeout(20):
+        while not [h for h in handles if (await h.status()).state is TaskState.RUNNING]:  # noqa: ASYNC110
+            await asyncio.sleep(0.025)
+
+
 async def test_master_killed_and_restarted_loses_nothing(
     cluster: LocalCluster, client: tierq.App, tmp_path: Path
 ) -> None:
@@ -67,9 +74,11 @@ async def test_master_killed_and_restarted_loses_nothing(
     await cluster.start_worker(TASKS, concurrency=4)
     handles = [await client.submit(itasks.record, str(order), f"t{i}") for i in range(60)]
     handles += [await client.submit(itasks.nap, 0.2) for _ in range(10)]
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(20):  # mid-run: the first tasks have run
+        while not (order.exists() and order.read_text()):  # noqa: ASYNC110 - a file, no event
+            await asyncio.sleep(0.025)
     await cluster.stop_master(crash=True)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # how long no master runs, not a wait for anything
     await cluster.start_master()  # waits out the dead master's leader lease, then replays
     for h in handles:
         await h.result(timeout=30)

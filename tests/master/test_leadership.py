@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -68,8 +69,11 @@ async def test_keep_reports_a_lease_taken_over(engine: Engine) -> None:
     await lead.open()
     assert await lead.try_acquire()
     lost: list[str] = []
+    first_until = time.monotonic() + lead.remaining()  # its clock is time.monotonic
     keeper = asyncio.create_task(lead.keep(lost.append))
-    await asyncio.sleep(0.3)
+    async with asyncio.timeout(5):  # until the keeper has renewed once
+        while time.monotonic() + lead.remaining() < first_until + 0.1:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     assert lead.held() and not lost
     # Someone deletes the key behind its back and takes it: the next renewal is refused.
     other = LeaderLease(engine, ttl=1.0)

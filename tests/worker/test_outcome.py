@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime as dt
 
 from tierq.core.model import OutcomeKind
-from tierq.worker.outcome import error_type_name, lost, succeeded, summarize, timed_out
+from tierq.core.retry import error_type_name
+from tierq.worker.outcome import lost, succeeded, summarize, timed_out
 
 
 class CustomError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -40,12 +41,14 @@ def bad_result():
 
 @app.task(name="p.polite")
 def polite(ctx: tierq.TaskContext):
+    ctx.progress(0.0, "started")
     while not ctx.cancelled:
         time.sleep(0.01)
     return "stopped"
 
 @app.task(name="p.stubborn")
-def stubborn():
+def stubborn(ctx: tierq.TaskContext):
+    ctx.progress(0.0, "started")
     time.sleep(60)
 
 @app.task(name="p.die")
@@ -66,6 +69,17 @@ def ctx_for(
     task: LeasedTask, sink: Callable[[float, str | None], None] | None = None
 ) -> TaskContext:
     return TaskContext(task_id=task.id, attempt=task.attempt, name=task.name, on_progress=sink)
+
+
+async def run_started(pool: ProcessPool, name: str) -> asyncio.Future[Any]:
+    """Run task ``name`` (which reports progress first thing) on ``pool``; return once it is
+    running in the child."""
+    task = leased(name)
+    running_now = asyncio.Event()
+    running = asyncio.ensure_future(pool.run(task, ctx_for(task, lambda *_: running_now.set())))
+    async with asyncio.timeout(10):
+        await running_now.wait()
+    return running
 
 
 @asynccontextmanager
@@ -122,8 +136,7 @@ async def test_unknown_task(pool: ProcessPool) -> None:
 
 async def test_cancel_sets_the_flag_and_keeps_the_child(pool: ProcessPool) -> None:
     before = await pool.run(leased("p.pid"), TaskContext.local())
-    running = asyncio.ensure_future(pool.run(leased("p.polite"), TaskContext.local()))
-    await asyncio.sleep(0.2)
+    running = await run_started(pool, "p.polite")
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -137,8 +150,7 @@ async def test_cancel_kills_a_child_that_ignores_it(make_module: ModuleMaker) ->
 
 async def _kill_stubborn(pool: ProcessPool) -> None:
     before = await pool.run(leased("p.pid"), TaskContext.local())
-    running = asyncio.ensure_future(pool.run(leased("p.stubborn"), TaskContext.local()))
-    await asyncio.sleep(0.2)
+    running = await run_started(pool, "p.stubborn")
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -170,7 +182,8 @@ import tierq
 app = tierq.App()
 
 @app.task(name="g.slow")
-def slow():
+def slow(ctx: tierq.TaskContext):
+    ctx.progress(0.0, "started")
     time.sleep(0.5)
     return os.getpid()
 """
@@ -178,8 +191,7 @@ def slow():
     await pool.start()
     try:
         (child,) = pool._children
-        running = asyncio.ensure_future(pool.run(leased("g.slow"), TaskContext.local()))
-        await asyncio.sleep(0.2)
+        running = await run_started(pool, "g.slow")
         os.kill(child.pid, signal.SIGINT)
         os.kill(child.pid, signal.SIGTERM)
         assert await running == child.pid

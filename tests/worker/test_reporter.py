@@ -26,6 +26,7 @@ class Region:
         self.release.set()
         self.fail_next = 0
         self.reject_next = 0
+        self._arrived = asyncio.Event()
 
     async def send(self, report: WorkerReport) -> None:
         if self.fail_next:
@@ -35,7 +36,15 @@ class Region:
             self.reject_next -= 1
             raise InvalidRequestError("bad report")
         self.reports.append(report)
+        self._arrived.set()
         await self.release.wait()
+
+    async def wait_reports(self, count: int) -> None:
+        """Until ``count`` reports have arrived (answered or still held)."""
+        async with asyncio.timeout(5):
+            while len(self.reports) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
 
 @pytest.fixture
@@ -53,7 +62,7 @@ async def test_outcomes_batch_while_one_report_is_in_flight(region: Region) -> N
     try:
         region.release.clear()
         reporter.outcome(ok("a"))
-        await asyncio.sleep(0.01)  # "a" is in flight, held by the region
+        await region.wait_reports(1)  # "a" is in flight, held by the region
         for name in "bcd":
             reporter.outcome(ok(name))
         region.release.set()
@@ -173,7 +182,7 @@ async def test_pending_counts_what_is_in_flight(region: Region) -> None:
     loop_task = await run_reporter(reporter)
     try:
         reporter.outcome(ok("a"))
-        await asyncio.sleep(0.05)
+        await region.wait_reports(1)
         assert reporter.pending == 1
         region.release.set()
         assert await reporter.wait_flushed(5)

@@ -234,10 +234,13 @@ async def test_region_cancel_stops_the_attempt_without_an_outcome(
 async def test_duplicate_delivery_runs_once(
     region: ScriptedRegion, running_worker: WorkerFactory
 ) -> None:
-    async with running_worker(concurrency=4):
+    async with running_worker(concurrency=4) as (worker, runner):
         await region.push(task("t.sleep", 0.3, tid="d"), task("t.sleep", 0.3, tid="d"))
         await region.wait_for(lambda: region.outcome_of("d") is not None)
-        await asyncio.sleep(0.3)
+        # A drain finishes what runs and reports it: a second run would be reported by now.
+        worker.drain()
+        async with asyncio.timeout(20):
+            await runner
     assert len([o for o in region.outcomes if o.task_id == "d"]) == 1
 
 

@@ -49,7 +49,8 @@ class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
     #: TLS for both listeners (PEM files). Without it, say so when not on loopback.
     tls_cert: str | None = None
     tls_key: str | None = None
-    #: Folder of static files served at ``/`` (the dashboard); None: the packaged one if any.
+    #: Folder of static files served at ``/`` (the dashboard); None: the dashboard's own pages
+    #: when ``tierq.dashboard.install`` extends the app, else nothing.
     static_dir: str | None = None
     #: Seconds between SSE keep-alive comments.
     sse_keepalive: float = 15.0

@@ -1,26 +1,25 @@
-"""The REST transport: routes under ``/v1`` that parse, call the service and serialise.
+"""The REST transport: the app that puts the route modules together.
 
-Bodies are read by msgspec against the structs of ``schema.py`` (strict: unknown fields and
-wrong types are errors naming the field), never by pydantic, so REST and gRPC share one set
-of rules. Every error leaves as ``application/problem+json`` through the table in
-``errors.py``; an unexpected exception is a 500 with nothing internal in it, and is logged.
-The OpenAPI document is FastAPI's, with the msgspec schemas of the bodies put in.
+The routes live by concept (``rest_tasks``, ``rest_system``, ``rest_events``, ``rest_pull``,
+``rest_shell``) over what ``rest_base`` gives them: bodies read by msgspec against the structs
+of ``schema.py``, never by pydantic, so REST and gRPC share one set of rules. Every error
+leaves as ``application/problem+json`` through the table in ``errors.py``; an unexpected
+exception is a 500 with nothing internal in it, and is logged. The OpenAPI document is
+FastAPI's, with the msgspec schemas of the bodies put in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi import Path as PathParam
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
@@ -29,56 +28,37 @@ from starlette.types import Message, Receive, Scope, Send
 from ..core.model import Task
 from ..core.records import WorkflowView
 from ..core.settings import Settings
-from ..errors import (
-    EngineUnavailableError,
-    InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-    TierqError,
-    UnauthenticatedError,
-)
-from ..protocol import (
-    MAX_WORKFLOW_PAGE,
-    RegionsReply,
-    StatsView,
-    TasksReply,
-    WorkersReply,
-    WorkflowsReply,
-)
-from . import schema
-from .auth import Permission
+from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, TierqError
+from ..protocol import RegionsReply, StatsView, TasksReply, WorkersReply, WorkflowsReply
+from . import rest_events, rest_pull, rest_shell, rest_system, rest_tasks, schema
 from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
     MalformedRequestError,
     MethodNotAllowedError,
     Problem,
-    UnsupportedMediaTypeError,
     problem_for,
     problem_headers,
-    validation_field,
 )
-from .feed import MAX_AFTER, EventFilter, FeedEvent, Watch
 from .hosts import HostGuard, allowed_hosts
-from .integral import INT_GOT_FLOAT, convert_integral
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .schema import TaskQuery
-from .service import ApiService, Caller
+from .rest_base import REF, problem_response
+from .service import ApiService
 from .shell import ScheduleIn, ScheduleOut, ShellStatus
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "mount_static"]
 
 log = logging.getLogger("tierq.api")
 
-T = TypeVar("T")
-
-#: Where the dashboard's static files live when it is installed.
-DASHBOARD_STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
-
-_REF = "#/components/schemas/{name}"
-_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504)
-_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _encoder = msgspec.json.Encoder()
+
+#: Every route module, in the order their routes are matched.
+ROUTERS = (
+    rest_tasks.router,
+    rest_system.router,
+    rest_events.router,
+    rest_pull.router,
+    rest_shell.router,
+)
 
 _BODY_TYPES: tuple[type, ...] = (
     schema.TaskSpecIn,
@@ -200,438 +180,12 @@ async def _send_problem(scope: Scope, send: Send, exc: TierqError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(obj), status, headers, media_type="application/json")
-
-
-def problem_response(exc: TierqError, instance: str | None) -> Response:
-    problem = problem_for(exc, instance)
-    return Response(
-        _encoder.encode(problem),
-        problem.status,
-        problem_headers(problem),
-        media_type=PROBLEM_CONTENT_TYPE,
-    )
-
-
-async def read_raw(request: Request) -> bytes:
-    """The request body, if it is JSON (by its content type; none given is taken as JSON)."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaTypeError(
-            f"unsupported content type {media[:100]!r}; send application/json",
-            field="content-type",
-        )
-    return await request.body()
-
-
-async def read_body(request: Request, typ: type[T]) -> T:
-    """The request body as ``typ``: JSON only, strict, errors naming the field."""
-    return decode_json(await read_raw(request), typ)
-
-
-def decode_json(body: bytes, typ: type[T]) -> T:
-    decoder = _decoders.get(typ)
-    if decoder is None:
-        decoder = _decoders[typ] = msgspec.json.Decoder(typ)
-    if not body:
-        raise MalformedRequestError("the request body is empty; expected a JSON object")
-    try:
-        try:
-            return decoder.decode(body)  # type: ignore[no-any-return]
-        except msgspec.ValidationError as exc:
-            if not str(exc).startswith(INT_GOT_FLOAT):
-                raise
-            # JSON Schema's integer includes 3.0; accept it where the field is an int.
-            return convert_integral(body, typ)
-    except msgspec.ValidationError as exc:
-        field = validation_field(exc)
-        text = str(exc).rsplit(" - at `", 1)[0]
-        raise InvalidRequestError(f"{field}: {text}" if field else text, field=field) from None
-    except msgspec.DecodeError as exc:
-        raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise MalformedRequestError("the request body is nested too deeply") from None
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(name=name)}
-
-
-def _doc(
-    status: int,
-    out: str | dict[str, str] | None,
-    body: str | None = None,
-    *,
-    media: str = "application/json",
-    summary: str | None = None,
-    public: bool = False,
-) -> dict[str, Any]:
-    """Decorator arguments documenting one route: its success body, its request body, and
-    the problem documents every route can answer with."""
-    responses: dict[int | str, Any] = {
-        code: {
-            "description": "A problem (RFC 9457)",
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}},
-        }
-        for code in (_ERROR_STATUSES if not public else (503,))
-    }
-    ok: dict[str, Any] = {"description": "Success"}
-    if out is not None:
-        ok["content"] = {media: {"schema": _ref(out) if isinstance(out, str) else out}}
-    responses[status] = ok
-    extra: dict[str, Any] = {}
-    if body is not None:
-        extra["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
-    if public:
-        extra["security"] = []
-    return {
-        "status_code": status,
-        "responses": responses,
-        "openapi_extra": extra,
-        "response_class": Response,
-        "summary": summary,
-    }
-
-
-# --- dependencies -------------------------------------------------------------------------
-
-
-# Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in a thread pool,
-# two thread hops per request that cost more than everything else the API does.
-async def _service(request: Request) -> ApiService:
-    service: ApiService = request.app.state.service
-    return service
-
-
-async def _caller(request: Request) -> Caller:
-    service: ApiService = request.app.state.service
-    try:
-        principal = service.auth.authenticate(request.headers.get("authorization"))
-    except UnauthenticatedError:
-        service.metrics.rejected.labels("rest", "unauthenticated").inc()
-        raise
-    return Caller(principal, "rest")
-
-
-Service = Annotated[ApiService, Depends(_service)]
-Who = Annotated[Caller, Depends(_caller)]
-TaskId = Annotated[str, PathParam(min_length=1, max_length=256)]
-RegionName = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-WorkerId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
-
-router = APIRouter()
-
-# --- tasks ---------------------------------------------------------------------------------
-
-
-@router.post("/v1/tasks", **_doc(201, "SubmitOut", "TaskSpecIn", summary="Submit a task"))
-async def submit_task(request: Request, service: Service, who: Who) -> Response:
-    out = await service.submit_task(who, await read_body(request, schema.TaskSpecIn))
-    return _json(out, 201, {"Location": f"/v1/tasks/{out.id}"})
-
-
-@router.post(
-    "/v1/tasks:batch",
-    **_doc(201, "BatchOut", "BatchIn", summary="Submit many tasks (all or nothing)"),
-)
-async def submit_tasks(request: Request, service: Service, who: Who) -> Response:
-    out = await service.submit_tasks(who, await read_body(request, schema.BatchIn))
-    return _json(out, 201)
-
-
-@router.post(
-    "/v1/tasks:wait", **_doc(200, "TasksReply", "WaitIn", summary="Wait until tasks are terminal")
-)
-async def wait_tasks(request: Request, service: Service, who: Who) -> Response:
-    return _json(await service.wait_tasks(who, await read_body(request, schema.WaitIn)))
-
-
-@router.get("/v1/tasks/{task_id}", **_doc(200, "Task", summary="One task"))
-async def get_task(task_id: TaskId, service: Service, who: Who) -> Response:
-    return _json(await service.get_task(who, task_id))
-
-
-#: The states a list may filter on, as the OpenAPI document's enums (the server's own sets).
-TaskStateName = Literal[
-    "pending", "ready", "assigned", "running", "succeeded", "failed", "dead", "cancelled", "skipped"
-]
-WorkflowStateName = Literal["running", "succeeded", "failed", "cancelled"]
-
-
-@router.get("/v1/tasks", **_doc(200, "TasksReply", summary="List tasks (cursor pagination)"))
-async def list_tasks(
-    service: Service,
-    who: Who,
-    state: Annotated[TaskStateName | None, Query()] = None,
-    name: Annotated[str | None, Query(max_length=200)] = None,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
-    region: Annotated[str | None, Query(max_length=64)] = None,
-    workflow: Annotated[str | None, Query(max_length=256)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=256)] = None,
-) -> Response:
-    query = TaskQuery(
-        state=state,
-        name=name,
-        queue=queue,
-        region=region,
-        workflow=workflow,
-        limit=limit,
-        cursor=cursor,
-    )
-    return _json(await service.list_tasks(who, query))
-
-
-@router.patch(
-    "/v1/tasks/{task_id}",
-    **_doc(200, "CommandOut", "PriorityPatch", summary="Change a task's priority"),
-)
-async def update_task(task_id: TaskId, request: Request, service: Service, who: Who) -> Response:
-    patch = await read_body(request, schema.PriorityPatch)
-    return _json(await service.update_task(who, task_id, patch))
-
-
-@router.post("/v1/tasks/{task_id}/cancel", **_doc(200, "CommandOut", summary="Cancel a task"))
-async def cancel_task(task_id: TaskId, service: Service, who: Who) -> Response:
-    return _json(await service.cancel_task(who, task_id))
-
-
-@router.post("/v1/tasks/{task_id}/retry", **_doc(200, "CommandOut", summary="Retry a task"))
-async def retry_task(task_id: TaskId, service: Service, who: Who) -> Response:
-    return _json(await service.retry_task(who, task_id))
-
-
-# --- workflows -----------------------------------------------------------------------------
-
-
-@router.post("/v1/workflows", **_doc(201, "WorkflowOut", "WorkflowIn", summary="Submit a workflow"))
-async def submit_workflow(request: Request, service: Service, who: Who) -> Response:
-    out = await service.submit_workflow(who, await read_body(request, schema.WorkflowIn))
-    return _json(out, 201, {"Location": f"/v1/workflows/{out.workflow_id}"})
-
-
-@router.get("/v1/workflows", **_doc(200, "WorkflowsReply", summary="List workflows (newest first)"))
-async def list_workflows(
-    service: Service,
-    who: Who,
-    state: Annotated[WorkflowStateName | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-) -> Response:
-    """``state``: running, succeeded, failed or cancelled. ``next_cursor`` fetches the next
-    (older) page."""
-    return _json(await service.list_workflows(who, state, limit, cursor))
-
-
-@router.get(
-    "/v1/workflows/{workflow_id}",
-    **_doc(200, "WorkflowView", summary="One workflow (its nodes a page at a time)"),
-)
-async def get_workflow(
-    workflow_id: TaskId,
-    service: Service,
-    who: Who,
-    node_limit: Annotated[int | None, Query(ge=1, le=MAX_WORKFLOW_PAGE)] = None,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
-) -> Response:
-    """Counts and state cover the whole workflow; ``nodes`` (and the ``edges`` into them) are
-    one page, ``next_cursor`` the next one."""
-    return _json(await service.get_workflow(who, workflow_id, node_limit, cursor))
-
-
-@router.post(
-    "/v1/workflows/{workflow_id}/cancel", **_doc(200, "CommandOut", summary="Cancel a workflow")
-)
-async def cancel_workflow(workflow_id: TaskId, service: Service, who: Who) -> Response:
-    return _json(await service.cancel_workflow(who, workflow_id))
-
-
-# --- the system ----------------------------------------------------------------------------
-
-
-@router.get("/v1/regions", **_doc(200, "RegionsReply", summary="Regions and their state"))
-async def regions(service: Service, who: Who) -> Response:
-    return _json(await service.regions(who))
-
-
-@router.get("/v1/workers", **_doc(200, "WorkersReply", summary="Workers as their regions see them"))
-async def workers(
-    service: Service, who: Who, region: Annotated[str | None, Query(max_length=64)] = None
-) -> Response:
-    return _json(await service.workers(who, region))
-
-
-@router.get(
-    "/v1/stats",
-    **_doc(200, "StatsView", summary="Scheduler statistics, event rates and start latency"),
-)
-async def stats(service: Service, who: Who) -> Response:
-    return _json(await service.stats(who))
-
-
-@router.get("/v1/settings", **_doc(200, "Settings", summary="The live settings"))
-async def get_settings(service: Service, who: Who) -> Response:
-    return _json(await service.get_settings(who))
-
-
-@router.put(
-    "/v1/settings", **_doc(200, "Settings", "Settings", summary="Replace the live settings")
-)
-async def put_settings(request: Request, service: Service, who: Who) -> Response:
-    return _json(await service.put_settings(who, await read_raw(request)))
-
-
-# --- event feed ----------------------------------------------------------------------------
-
-
-@router.get(
-    "/v1/events",
-    **_doc(
-        200,
-        {"type": "string"},
-        media="text/event-stream",
-        summary="Lifecycle events (Server-Sent Events), resumable with Last-Event-ID",
-    ),
-)
-async def events(
-    service: Service,
-    who: Who,
-    kinds: Annotated[str | None, Query(max_length=2000)] = None,
-    task: Annotated[str | None, Query(max_length=256)] = None,
-    workflow: Annotated[str | None, Query(max_length=256)] = None,
-    region: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0, le=MAX_AFTER)] = None,
-    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
-) -> Response:
-    resume = after
-    if last_event_id:
-        # ASCII digits only: str.isdigit() is also true for "²" and other digits int() refuses.
-        if not (last_event_id.isascii() and last_event_id.isdigit()):
-            raise InvalidRequestError(
-                "Last-Event-ID must be a stream sequence number", field="Last-Event-ID"
-            )
-        resume = int(last_event_id)
-    filt = EventFilter(
-        kinds=[k for k in (kinds or "").split(",") if k],
-        task_id=task,
-        workflow_id=workflow,
-        region=region,
-    )
-    watch = await service.watch_events(who, filt, resume)
-    return StreamingResponse(
-        _sse(
-            watch,
-            service.config.sse_keepalive,
-            service.redactor.view(who.principal.can(Permission.ADMIN)),
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-# --- pull over the API ---------------------------------------------------------------------
-
-
-@router.post(
-    "/v1/regions/{region}/workers",
-    **_doc(201, "RegisterWorkerOut", "RegisterWorkerIn", summary="Register a worker"),
-)
-async def register_worker(
-    region: RegionName, request: Request, service: Service, who: Who
-) -> Response:
-    body = await read_body(request, schema.RegisterWorkerIn)
-    return _json(await service.register_worker(who, region, body), 201)
-
-
-@router.post(
-    "/v1/regions/{region}/workers/{worker}/lease",
-    **_doc(200, "LeaseOut", "LeaseIn", summary="Long-poll for tasks to run"),
-)
-async def lease(
-    region: RegionName, worker: WorkerId, request: Request, service: Service, who: Who
-) -> Response:
-    body = await read_body(request, schema.LeaseIn)
-    return _json(await service.lease(who, region, worker, body))
-
-
-@router.post(
-    "/v1/regions/{region}/workers/{worker}/heartbeat",
-    **_doc(200, "HeartbeatOut", "HeartbeatIn", summary="Keep leases alive"),
-)
-async def heartbeat(
-    region: RegionName, worker: WorkerId, request: Request, service: Service, who: Who
-) -> Response:
-    body = await read_body(request, schema.HeartbeatIn)
-    return _json(await service.heartbeat(who, region, worker, body))
-
-
-@router.post(
-    "/v1/regions/{region}/workers/{worker}/report",
-    **_doc(200, "ReportOut", "ReportIn", summary="Report starts, progress and outcomes"),
-)
-async def report(
-    region: RegionName, worker: WorkerId, request: Request, service: Service, who: Who
-) -> Response:
-    body = await read_body(request, schema.ReportIn)
-    return _json(await service.report(who, region, worker, body))
-
-
-# --- seed compatibility: the shell task type -----------------------------------------------
-
-
-@router.post(
-    "/schedule", **_doc(201, "ScheduleOut", "ScheduleIn", summary="Schedule a shell command")
-)
-async def schedule(request: Request, service: Service, who: Who) -> Response:
-    body = await read_body(request, ScheduleIn)
-    return _json(await service.schedule_shell(who, body), 201)
-
-
-@router.get("/status/", **_doc(200, "ShellStatus", summary="Status of a scheduled command"))
-async def status(
-    service: Service, who: Who, task_id: Annotated[str, Query(min_length=1, max_length=256)]
-) -> Response:
-    return _json(await service.shell_status(who, task_id))
-
-
-# --- operations ----------------------------------------------------------------------------
-
-
-@router.get("/healthz", **_doc(200, "Health", public=True, summary="The process is alive"))
-async def healthz() -> Response:
-    return _json({"status": "ok"})
-
-
-@router.get(
-    "/readyz",
-    **_doc(200, "Health", public=True, summary="NATS is connected and the master answers"),
-)
-async def readyz(request: Request, service: Service) -> Response:
-    if await service.ready():
-        return _json({"status": "ready"})
-    return problem_response(EngineUnavailableError("the master does not answer"), "/readyz")
-
-
-@router.get(
-    "/metrics",
-    **_doc(200, {"type": "string"}, media="text/plain", summary="Prometheus metrics"),
-)
-async def metrics(service: Service, who: Who) -> Response:
-    return Response(await service.metrics_text(who), 200, media_type=METRICS_CONTENT_TYPE)
-
-
 # --- the app -------------------------------------------------------------------------------
 
 
 def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
-    """The REST app over ``service``: routes, error handling, body limit, OpenAPI, dashboard."""
+    """The REST app over ``service``: routes, error handling, body limit, OpenAPI, and the
+    files of ``static_dir`` at ``/`` if given (the dashboard adds its own with its routes)."""
     app = FastAPI(
         title="tierq API",
         version="1",
@@ -645,17 +199,13 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_docs(app)
     _install_error_handlers(app, service)
     _install_openapi(app)
-    static = static_dir or (DASHBOARD_STATIC if DASHBOARD_STATIC.is_dir() else None)
-    if static is not None:
-        # The dashboard (tierq/dashboard, another issue) is static files. Mounted last, so
-        # every API route above wins over a file of the same name.
-        app.router.routes.append(
-            _StaticMount("/", StaticFiles(directory=static, html=True), name="dashboard")
-        )
+    if static_dir is not None:
+        mount_static(app, static_dir)
     app.add_middleware(BodyLimit, limit=service.config.max_body_bytes)
     config = service.config
     app.add_middleware(
@@ -664,6 +214,14 @@ def create_app(service: ApiService, static_dir: Path | None = None) -> FastAPI:
         hsts=config.tls_cert is not None,
     )
     return app
+
+
+def mount_static(app: FastAPI, directory: Path) -> None:
+    """Serve the files of ``directory`` at ``/``. Mounted after the routes there are, so every
+    API route wins over a file of the same name, and never answering for an API path."""
+    app.router.routes.append(
+        _StaticMount("/", StaticFiles(directory=directory, html=True), name="dashboard")
+    )
 
 
 class _StaticMount(Mount):
@@ -683,29 +241,6 @@ class _StaticMount(Mount):
 
 _API_PREFIXES = ("/v1/", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs", "/schedule")
 _API_EXACT = frozenset({"/v1", "/status/"})
-
-
-async def _sse(
-    watch: Watch, keepalive: float, visible: Callable[[FeedEvent], Awaitable[FeedEvent]]
-) -> AsyncIterator[bytes]:
-    """Server-Sent Events: ``id`` is the stream sequence, ``event`` the kind, ``data`` JSON."""
-    try:
-        # A comment first: proxies and clients see the stream is open before any event.
-        yield b": tierq events\nretry: 2000\n\n"
-        while True:
-            event = await watch.next(keepalive)
-            if event is None:
-                yield b": keep-alive\n\n"
-                continue
-            event = await visible(event)
-            head = f"id: {event.sequence}\n" if event.sequence else ""
-            data = b"".join(b"data: " + line + b"\n" for line in event.data.splitlines())
-            yield f"{head}event: {event.kind}\n".encode() + data + b"\n"
-    except TierqError as exc:
-        # The feed ended (shutdown, NATS gone): end the stream; the client resumes by id.
-        log.info("event stream ended: %s", exc)
-    finally:
-        await watch.aclose()
 
 
 def _install_error_handlers(app: FastAPI, service: ApiService) -> None:
@@ -759,7 +294,7 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     """Every method some route answers on this path (the ``Allow`` of a 405)."""
     methods: set[str] = set()
     # The app's own list holds the included router as one entry: look at its routes.
-    for route in [*router.routes, *app.router.routes]:
+    for route in [*(r for router in ROUTERS for r in router.routes), *app.router.routes]:
         route_methods = getattr(route, "methods", None)
         if route_methods and route.matches(scope)[0] is not Match.NONE:
             methods.update(route_methods)
@@ -779,7 +314,7 @@ def _install_openapi(app: FastAPI) -> None:
             routes=app.routes,
         )
         _, components = msgspec.json.schema_components(
-            _BODY_TYPES + _OUT_TYPES, ref_template=_REF, schema_hook=_any_json
+            _BODY_TYPES + _OUT_TYPES, ref_template=REF, schema_hook=_any_json
         )
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
@@ -795,7 +330,7 @@ def _install_openapi(app: FastAPI) -> None:
                 for code, response in op.get("responses", {}).items():
                     if code == "422":
                         response["content"] = {
-                            PROBLEM_CONTENT_TYPE: {"schema": {"$ref": _REF.format(name="Problem")}}
+                            PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF.format(name="Problem")}}
                         }
                         response["description"] = "A problem (RFC 9457)"
         app.openapi_schema = doc

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -35,7 +35,10 @@ from .rest import create_app
 from .service import ApiService
 from .shell_runner import ShellRunner
 
-__all__ = ["ApiServer", "run_api"]
+#: What adds to the REST app once it is made (``tierq.dashboard.install``).
+Extension = Callable[[FastAPI, ApiService], None]
+
+__all__ = ["ApiServer", "Extension", "run_api"]
 
 log = logging.getLogger("tierq.api")
 
@@ -69,8 +72,13 @@ def connect_options(config: ApiConfig) -> ConnectOptions:
 class ApiServer:
     """REST + gRPC over one :class:`ApiService`. ``http_port``/``grpc_port`` once started."""
 
-    def __init__(self, config: ApiConfig, engine: Engine | None = None) -> None:
+    def __init__(
+        self, config: ApiConfig, engine: Engine | None = None, *, extend: Extension | None = None
+    ) -> None:
+        """``extend`` adds to the REST app once it is made: ``tierq.dashboard.install`` adds
+        the dashboard (its pages, session login and drains), as ``tierq api`` does."""
         self.config = config
+        self._extend = extend
         self._own_engine = engine is None
         self._engine = engine
         self.http_port: int | None = None
@@ -156,7 +164,8 @@ class ApiServer:
         self._sock = sock
         self.http_port = sock.getsockname()[1]
         app = create_app(service, Path(config.static_dir) if config.static_dir else None)
-        _install_dashboard(app, service)
+        if self._extend is not None:
+            self._extend(app, service)
         uv_config = uvicorn.Config(
             app,
             lifespan="off",
@@ -249,24 +258,12 @@ class ApiServer:
         await asyncio.shield(self._http_task)
 
 
-def _install_dashboard(app: FastAPI, service: ApiService) -> None:
-    """The dashboard's own routes (session login, drains) and guard, when it is installed.
-
-    Imported here, at assembly, because the dashboard depends on the API, not the reverse.
-    """
-    try:
-        from ..dashboard import install
-    except ImportError:
-        return
-    install(app, service)
-
-
 def _credentials(cert: str, key: str) -> grpc.ServerCredentials:
     # Read once at start-up; a blocking read here delays nothing that is serving yet.
     return grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())])
 
 
-async def run_api(config: ApiConfig) -> None:
+async def run_api(config: ApiConfig, *, extend: Extension | None = None) -> None:
     """Serve the API until cancelled; the caller owns signals (cancel this on SIGTERM)."""
-    async with ApiServer(config) as server:
+    async with ApiServer(config, extend=extend) as server:
         await server.serve_forever()

@@ -29,13 +29,12 @@ from typing import Any
 
 import msgspec
 
-from ..client import App
+from ..client import App, TaskContext
 from ..config import NatsConfig, WorkerConfig
 from ..core.model import ErrorSummary, JSONValue
 from ..engine import Engine, Subjects
 from ..errors import TierqError
 from ..rpc import MasterClient
-from ..worker.context import TaskContext
 from ..worker.outcome import ReportedError
 from ..worker.registry import TaskRegistry
 from ..worker.runtime import Worker

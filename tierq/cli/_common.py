@@ -190,15 +190,46 @@ def nats_auth_options(fn: F) -> F:
     return fn
 
 
-def nats_options(fn: F) -> F:
-    fn = nats_auth_options(fn)
-    fn = click.option(
+def prefix_option(fn: F) -> F:
+    """``--prefix``: the installation's subject prefix."""
+    return click.option(
         "--prefix",
         envvar="TIERQ_PREFIX",
         default="tierq",
         show_default=True,
         help="Subject prefix of the installation [env TIERQ_PREFIX].",
     )(fn)
+
+
+def worker_options(fn: F) -> F:
+    """What ``tierq worker`` and ``tierq dev`` both ask of their workers: ``--region``,
+    ``--concurrency`` and ``--pool``."""
+    fn = click.option(
+        "--pool",
+        type=click.Choice(["async", "thread", "process"]),
+        default="async",
+        show_default=True,
+        help="Where sync task functions run: threads (async, thread) or child processes.",
+    )(fn)
+    fn = click.option(
+        "--concurrency",
+        "-c",
+        type=click.IntRange(1, 10_000),
+        default=8,
+        show_default=True,
+        help="Attempts a worker runs at once.",
+    )(fn)
+    return click.option(
+        "--region",
+        default="default",
+        show_default=True,
+        help="Name of the region the workers join.",
+    )(fn)
+
+
+def nats_options(fn: F) -> F:
+    fn = nats_auth_options(fn)
+    fn = prefix_option(fn)
     return click.option(
         "--nats",
         "nats_url",

@@ -16,9 +16,11 @@ from ._common import (
     nats_auth_options,
     nats_config,
     nats_options,
+    prefix_option,
     run,
     serve,
     service_logging,
+    worker_options,
 )
 
 
@@ -31,20 +33,7 @@ from ._common import (
     show_default=True,
     help="Worker processes to start.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 10_000),
-    default=8,
-    show_default=True,
-    help="Slots per worker.",
-)
-@click.option(
-    "--pool",
-    type=click.Choice(["async", "thread", "process"]),
-    default="async",
-    show_default=True,
-    help="Where sync task functions run.",
-)
+@worker_options
 @click.option("--demo", is_flag=True, help="Load tierq.demo and run its sample workflow.")
 @click.option(
     "--nats",
@@ -72,10 +61,7 @@ from ._common import (
     show_default=True,
     help="Where the embedded server keeps its JetStream data and NATS credentials.",
 )
-@click.option(
-    "--prefix", envvar="TIERQ_PREFIX", default="tierq", show_default=True, help="Subject prefix."
-)
-@click.option("--region", default="default", show_default=True, help="Name of the region.")
+@prefix_option
 @click.option("--no-api", is_flag=True, help="Do not start the API and dashboard.")
 @click.option(
     "--sync-always",
@@ -224,22 +210,7 @@ def region(
 @click.command()
 @click.argument("modules", nargs=-1, required=True)
 @nats_options
-@click.option("--region", default="default", show_default=True, help="Region to join.")
-@click.option(
-    "--concurrency",
-    "-c",
-    type=click.IntRange(1, 10_000),
-    default=8,
-    show_default=True,
-    help="Attempts run at once.",
-)
-@click.option(
-    "--pool",
-    type=click.Choice(["async", "thread", "process"]),
-    default="async",
-    show_default=True,
-    help="Where sync functions run: threads (async, thread) or child processes.",
-)
+@worker_options
 @click.option(
     "--drain-grace",
     type=click.FloatRange(0, 86_400),
@@ -343,6 +314,7 @@ def api(
     ctx.meta["tierq.prefix"] = prefix
     from ..api.config import ApiConfig
     from ..api.server import run_api
+    from ..dashboard import install
 
     config = ApiConfig(
         nats=nats_config(nats_url, prefix).for_role("api"),
@@ -358,7 +330,7 @@ def api(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    serve(lambda: run_api(config))
+    serve(lambda: run_api(config, extend=install))
 
 
 @click.command("nats-users")

@@ -19,6 +19,8 @@ settings that match the worker's.
 """
 
 from ._app import App as App
+from ._context import ProgressCallback as ProgressCallback
+from ._context import TaskContext as TaskContext
 from ._handles import TaskHandle as TaskHandle
 from ._handles import TaskPage as TaskPage
 from ._handles import WorkflowHandle as WorkflowHandle
@@ -42,10 +44,12 @@ __all__ = [
     "App",
     "NodeRef",
     "PendingTask",
+    "ProgressCallback",
     "SyncApp",
     "SyncPendingTask",
     "SyncTaskHandle",
     "SyncWorkflowHandle",
+    "TaskContext",
     "TaskDef",
     "TaskHandle",
     "TaskPage",

@@ -13,7 +13,7 @@ import msgspec
 from ..core.model import TaskSpec
 from ..core.validate import check_spec
 from ..errors import InvalidRequestError
-from ..worker.context import TaskContext
+from ._context import TaskContext
 from ._validate import (
     DEFAULT_SETTINGS,
     OVERRIDE_OPTIONS,

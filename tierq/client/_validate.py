@@ -9,12 +9,11 @@ from typing import Any
 
 import msgspec
 
-from ..config import check_token
 from ..core.model import PRIORITY_MAX, PRIORITY_MIN, RetryPolicy, TaskSpec
+from ..core.retry import error_type_name
 from ..core.settings import Settings
-from ..core.validate import check_json
+from ..core.validate import check_json, check_subject_token, json_error_path
 from ..errors import InvalidRequestError
-from ..worker.outcome import error_type_name
 
 #: Keyword arguments of ``submit``/``spec``/``Workflow.add`` that are options, not task kwargs.
 SUBMIT_OPTIONS = frozenset(
@@ -53,33 +52,12 @@ def check_value(value: Any, path: str) -> None:
     try:
         check_json(value, path, depth, budget)
     except InvalidRequestError as exc:
-        where = _where(value, path, depth) or path
+        where = json_error_path(value, path, depth, budget) or path
         raise InvalidRequestError(
             f"{where}: {exc.message.split(': ', 1)[-1]}; task arguments must be JSON values "
             "(None, bool, 64-bit int, finite float, str, list, dict with str keys)",
             field=where,
         ) from None
-
-
-def _where(value: Any, path: str, depth: int) -> str | None:
-    """The path of the first part of ``value`` that the JSON check refuses (error path only,
-    so it may be slow)."""
-    if type(value) is list or type(value) is dict:
-        if depth <= 0:
-            return path
-        items = value.items() if type(value) is dict else enumerate(value)
-        for key, item in items:
-            if type(value) is dict and type(key) is not str:
-                return path
-            found = _where(item, f"{path}[{key!r}]", depth - 1)
-            if found is not None:
-                return found
-        return None
-    try:
-        check_json(value, path, 1, DEFAULT_SETTINGS.max_payload_bytes)
-    except InvalidRequestError:
-        return path
-    return None
 
 
 def check_priority(value: Any) -> int:
@@ -132,7 +110,7 @@ def positive_seconds(value: Any, field: str) -> float:
 def token(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{field} must be a string, got {value!r}", field=field)
-    return check_token(value, field)
+    return check_subject_token(value, field)
 
 
 def labels_of(value: Any) -> tuple[str, ...]:

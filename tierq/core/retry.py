@@ -6,13 +6,20 @@ from typing import Protocol
 
 from .model import ErrorSummary, RetryPolicy
 
-__all__ = ["RandomSource", "backoff_delay", "retry_decision"]
+__all__ = ["RandomSource", "backoff_delay", "error_type_name", "retry_decision"]
 
 
 class RandomSource(Protocol):
     """What the core needs from a random generator (``random.Random`` fits)."""
 
     def random(self) -> float: ...
+
+
+def error_type_name(cls: type[BaseException]) -> str:
+    """The name a retry policy matches on: ``ValueError`` for builtins, else ``pkg.mod.Class``."""
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: RandomSource) -> float:

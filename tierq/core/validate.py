@@ -136,6 +136,21 @@ def check_token(value: object, field: str, region: bool = False) -> str:
     return value
 
 
+def check_subject_token(value: object, what: str) -> str:
+    """Return ``value`` if it is safe as one NATS subject token, else raise naming the field.
+
+    Anything a user chooses (a region name, the prefix, an event kind) goes through here
+    before it is interpolated into a subject: a ``.`` would add tokens, ``*``/``>`` would
+    turn a publish into a wildcard and ``$`` reaches the system's own API.
+    """
+    if not isinstance(value, str) or REGION_RE.fullmatch(value) is None:
+        raise InvalidRequestError(
+            f"{what} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {value!r}",
+            field=what,
+        )
+    return value
+
+
 def check_labels(labels: object, field: str) -> tuple[str, ...]:
     if type(labels) is tuple and labels in _ok_labels:
         return labels
@@ -258,6 +273,29 @@ def check_json(  # noqa: C901 - one flat loop is the fast form of this hot check
         if size > max_bytes:
             raise _bad(field, f"is larger than the limit of {max_bytes} bytes")
     return size, refs
+
+
+def json_error_path(value: object, path: str, max_depth: int, max_bytes: int) -> str | None:
+    """Where in ``value`` :func:`check_json` finds its fault: the path of the innermost part it
+    refuses (``args[0][1]``, ``kwargs.y['k']``), None when no one part is (a size over the
+    limit). For error messages only, so it may be slow; it recurses at most ``max_depth``."""
+    if type(value) is list or type(value) is dict:
+        assert isinstance(value, list | dict)
+        if max_depth <= 0:
+            return path
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, dict) and type(key) is not str:
+                return path
+            found = json_error_path(item, f"{path}[{key!r}]", max_depth - 1, max_bytes)
+            if found is not None:
+                return found
+        return None
+    try:
+        check_json(value, path, 1, max_bytes)
+    except InvalidRequestError:
+        return path
+    return None
 
 
 def check_retry(policy: object, field: str) -> RetryPolicy:

@@ -7,11 +7,7 @@ tierq.dashboard.vendor``. :func:`install` adds what the pages need from the API 
 ``/v1``: token login into a session cookie with CSRF protection, drains, and a strict CSP.
 """
 
-from pathlib import Path
-
+from .routes import STATIC_DIR as STATIC_DIR
 from .routes import install as install
-
-#: The folder the API serves at ``/``.
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 __all__ = ["STATIC_DIR", "install"]

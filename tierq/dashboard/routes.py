@@ -16,6 +16,7 @@ region stops handing the worker(s) new tasks and tells them to finish what they 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -31,15 +32,19 @@ from ..api.errors import (
     UnsupportedMediaTypeError,
     validation_field,
 )
+from ..api.rest import mount_static
 from ..api.service import ApiService, Caller
 from ..errors import InvalidRequestError, NotFoundError, UnauthenticatedError
 from ..protocol import Ack, DrainRequest, decode_reply, encode
 from .security import DashboardGuard
 from .sessions import COOKIE, Session, SessionStore
 
-__all__ = ["DrainOut", "LoginIn", "SessionOut", "install", "router"]
+__all__ = ["STATIC_DIR", "DrainOut", "LoginIn", "SessionOut", "install", "router"]
 
 router = APIRouter()
+
+#: The folder of the dashboard's pages, served at ``/``.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 #: Failed logins allowed per second (and in a burst), across all clients of this process.
 _LOGIN_FAILURE_RATE = 2.0
@@ -249,7 +254,11 @@ async def _drain(request: Request, region: str, worker: str | None) -> DrainOut:
 
 
 def install(app: FastAPI, service: ApiService) -> None:
-    """Add the dashboard's routes and middleware to the REST app (idempotent)."""
+    """Add the dashboard's routes, middleware and pages to the REST app (idempotent).
+
+    The pages are served at ``/`` from the package, unless the API's ``static_dir`` names
+    another folder (``create_app`` has mounted that one already).
+    """
     if getattr(app.state, "dashboard_sessions", None) is not None:
         return
     store = SessionStore()
@@ -257,12 +266,14 @@ def install(app: FastAPI, service: ApiService) -> None:
     app.state.dashboard_login_failures = TokenBucket(
         _LOGIN_FAILURE_RATE, _LOGIN_FAILURE_BURST, time.monotonic()
     )
-    # create_app mounts the static dashboard at "/", and a mount matches every path under
-    # it: these routes go first so they are found before it.
+    # A static mount at "/" matches every path under it: these routes go first so they are
+    # found before it.
     before = len(app.router.routes)
     app.include_router(router)
     added = app.router.routes[before:]
     del app.router.routes[before:]
     app.router.routes[0:0] = added
     app.add_middleware(DashboardGuard, store=store, auth_open=lambda: service.auth.open)
+    if service.config.static_dir is None:
+        mount_static(app, STATIC_DIR)
     app.openapi_schema = None

@@ -3,9 +3,10 @@
 Nothing else in tierq imports ``nats``; services use the names exported here.
 """
 
-from .auth import ROLES as ROLES
-from .auth import NatsUser as NatsUser
-from .auth import NatsUsers as NatsUsers
+from ..config import ConnectOptions as ConnectOptions
+from ..credentials import ROLES as ROLES
+from ..credentials import NatsUser as NatsUser
+from ..credentials import NatsUsers as NatsUsers
 from .auth import authorization_config as authorization_config
 from .codec import (
     DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
@@ -21,9 +22,6 @@ from .codec import (
 )
 from .commit import CommitterStatistics as CommitterStatistics
 from .commit import GroupCommitter as GroupCommitter
-from .connect import (
-    ConnectOptions as ConnectOptions,
-)
 from .connect import (
     Engine as Engine,
 )

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-import msgspec
 import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -18,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 
+from ..config import ConnectOptions
 from ..errors import EngineUnavailableError, PermissionDeniedError, UnauthenticatedError
 from ._errors import map_nats_errors
 from .auth import inbox_prefix
@@ -31,46 +31,6 @@ _SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _VIOLATION = re.compile(
     r'Permissions Violation for (Publish|Subscription) to "([^"]*)"', re.IGNORECASE
 )
-
-
-class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """How to reach NATS. Every process (master, region, worker, API) takes one of these."""
-
-    #: Server URLs; more than one for a cluster (the client fails over between them).
-    servers: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    #: A ``.creds`` file (JWT + NKey seed), as issued by ``nsc``.
-    creds_file: str | None = None
-    #: TLS: CA bundle to verify the server, and an optional client certificate.
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_hostname: str | None = None
-    #: Prefix of this connection's reply subjects; None: ``_INBOX.<user>`` when a user is
-    #: set (the subjects its NATS permissions let it subscribe to), else ``_INBOX``.
-    inbox_prefix: str | None = None
-    #: Connection name, shown in the server's monitoring (``/connz``).
-    name: str = "tierq"
-    #: Seconds for one TCP/TLS connect attempt.
-    connect_timeout: float = 2.0
-    #: Attempts per server before :func:`connect` gives up (the first connection only).
-    connect_attempts: int = 2
-    #: After the first connection: keep reconnecting (-1: forever), waiting this long between tries.
-    max_reconnect_attempts: int = -1
-    reconnect_wait: float = 0.5
-    #: Default timeout of :meth:`Engine.request` and JetStream API calls.
-    request_timeout: float = 5.0
-    #: Bytes buffered while disconnected before publishing fails (large: log batches are big).
-    pending_size: int = 64 * 1024 * 1024
-
-    def __repr__(self) -> str:
-        # Never print secrets into logs.
-        return (
-            f"ConnectOptions(servers={self.servers!r}, name={self.name!r}, "
-            f"auth={'yes' if self.password or self.token or self.creds_file else 'no'})"
-        )
 
 
 class Message:

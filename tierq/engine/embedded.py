@@ -25,9 +25,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..config import ConnectOptions
+from ..credentials import NatsUsers
 from ..errors import EngineUnavailableError, InvalidRequestError
-from .auth import NatsUsers, authorization_config
-from .connect import ConnectOptions
+from .auth import authorization_config
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "EmbeddedNats", "find_nats_server", "free_port"]
 

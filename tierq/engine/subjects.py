@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from ..core.validate import check_subject_token as validate_token
 from ..errors import InvalidRequestError
 
 __all__ = ["MASTER_OPS", "REGION_OPS", "TRUSTED_OPS", "Subjects", "validate_token"]
-
-#: What may go into one subject token: no dots, wildcards, spaces or ``$``.
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: Request subjects the active master answers (``{prefix}.master.{op}``).
 MASTER_OPS = frozenset(
@@ -39,21 +36,6 @@ REGION_OPS = frozenset({"pull", "report", "heartbeat", "register", "control", "h
 #: a worker registered there (the API's in-process ``shell`` runner) is the only one that may
 #: serve reserved task types, and nobody else may act under its id.
 TRUSTED_OPS = frozenset({"register", "pull", "heartbeat", "report"})
-
-
-def validate_token(value: str, what: str) -> str:
-    """Return ``value`` if it is safe as one subject token, else raise naming the field.
-
-    Anything a user chooses (a region name, the prefix, an event kind) goes through here
-    before it is interpolated into a subject: a ``.`` would add tokens, ``*``/``>`` would
-    turn a publish into a wildcard and ``$`` reaches the system's own API.
-    """
-    if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
-        raise InvalidRequestError(
-            f"{what} must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-', got {value!r}",
-            field=what,
-        )
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,9 +73,14 @@ RENEWALS_PER_LEASE = 10
 class Region(WorkerSide):
     """One region process."""
 
-    def __init__(self, config: RegionConfig, engine: Engine) -> None:
+    def __init__(
+        self, config: RegionConfig, engine: Engine, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        """``clock`` is every reading of time the region makes: worker heartbeats and leases,
+        probes, the hand-back wait and the pace of the held list. Tests pass their own."""
         self.config = config
         self.engine = engine
+        self.clock = clock
         self.name = config.name
         self.instance = os.urandom(6).hex()
         #: This process, as workers see it (``instance`` changes also when a lease is lost).
@@ -90,11 +95,11 @@ class Region(WorkerSide):
         #: (instance, task types) the master last confirmed; None until the first
         #: registration of the current instance completes.
         self._registered: tuple[str, frozenset[str]] | None = None
-        #: Queued task types no live worker runs, and since when (monotonic).
+        #: Queued task types no live worker runs, and since when (``clock``).
         self._orphaned: dict[str, float] = {}
         self._grace = config.worker_lease_seconds
         self._lease_seconds = 10.0
-        self._held_sent_at = time.monotonic()
+        self._held_sent_at = self.clock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
@@ -227,7 +232,7 @@ class Region(WorkerSide):
         them. They go back as lost attempts (re-queued at once, counted like any lost
         attempt), with the reason in their history. Until then they hold no credits.
         """
-        now = time.monotonic()
+        now = self.clock()
         keep = self.registered_types | self.live_types()
         orphaned = {t for t in self.queue.types() if t not in keep}
         for name in [t for t in self._orphaned if t not in orphaned]:
@@ -340,7 +345,7 @@ class Region(WorkerSide):
                 await self._respond(reply_to, ack)
 
     def _held_due(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._held_sent_at < HELD_EVERY:
             return False
         self._held_sent_at = now

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import msgspec
@@ -57,6 +56,8 @@ class WorkerSide:
 
     config: RegionConfig
     engine: Engine
+    #: The region's one clock (seconds; the wall clock unless a test passes another).
+    clock: Callable[[], float]
     name: str
     #: This region process as workers see it.
     process: str
@@ -87,7 +88,7 @@ class WorkerSide:
             pool=req.pool,
             host=req.host,
             pid=req.pid,
-            last_heartbeat=time.time(),
+            last_heartbeat=self.clock(),
             probe=req.probe,
             trusted=trusted,
         )
@@ -135,7 +136,7 @@ class WorkerSide:
                 encode_error(NotFoundError(f"worker {req.worker!r} is not registered here"))
             )
             return
-        worker.last_heartbeat = time.time()
+        worker.last_heartbeat = self.clock()
         old = self._parked.pop(req.worker, None)
         if old is not None:
             old.handle.cancel()
@@ -203,7 +204,7 @@ class WorkerSide:
             reply = WorkerHeartbeatReply(unknown=True, region_instance=self.process)
             await msg.respond(encode_ok(reply))
             return
-        worker.last_heartbeat = time.time()
+        worker.last_heartbeat = self.clock()
         if req.draining and not worker.draining:
             worker.draining = True
             self._credits_changed.set()  # its types may no longer be live here
@@ -243,7 +244,7 @@ class WorkerSide:
         progress: list[Progress] = []
         late = req.outcomes if worker is None else []
         if worker is not None:
-            worker.last_heartbeat = time.time()
+            worker.last_heartbeat = self.clock()
             held = worker.running
             # Only the worker holding an attempt may end it or report on it.
             progress = [p for p in req.progress if (p.task_id, p.attempt) in held]
@@ -331,7 +332,7 @@ class WorkerSide:
         suspect = beat * 1.5
         while True:
             await asyncio.sleep(min(0.25, lease / 4))
-            now = time.time()
+            now = self.clock()
             for worker in list(self.workers.values()):
                 silent = now - worker.last_heartbeat
                 if silent > lease:

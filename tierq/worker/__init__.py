@@ -6,24 +6,20 @@ and reports back in batches. Async functions run on the event loop; sync functio
 thread per slot, or in child processes with ``--pool process`` (``async`` and ``thread`` are
 the same runtime: name the pool after what your tasks mostly are).
 
-Only :class:`TaskContext` is imported eagerly: task modules import it, and the runtime
-imports the SDK, so loading the runtime here would be circular.
+The worker sits above the SDK: it runs the SDK's task definitions, and the SDK knows
+nothing of it. :class:`TaskContext` belongs to the SDK (task functions declare it) and is
+re-exported here for the code that fills it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .context import TaskContext as TaskContext
-
-if TYPE_CHECKING:
-    from ..config import WorkerConfig
+from ..client import TaskContext as TaskContext
+from ..config import WorkerConfig
+from .main import serve
 
 __all__ = ["TaskContext", "run_worker"]
 
 
 async def run_worker(config: WorkerConfig, *, handle_signals: bool = True) -> None:
     """Run one worker until it is drained (SIGTERM/SIGINT, or the region asks)."""
-    from .main import serve
-
     await serve(config, handle_signals=handle_signals)

@@ -8,8 +8,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from ..client import TaskContext
 from ..core.model import LeasedTask
-from .context import TaskContext
 
 __all__ = ["Attempt", "Why", "wait_all_or"]
 

@@ -24,6 +24,12 @@ from typing import IO, Any
 
 import msgspec
 
+from ..client import TaskContext
+from ..errors import TierqError
+from .outcome import summarize
+from .registry import TaskRegistry, load_tasks
+from .values import NotJSONError, check_json
+
 __all__ = ["encode_frame", "main", "read_frame"]
 
 _HEADER = struct.Struct(">I")
@@ -90,13 +96,6 @@ def main() -> None:
         return
     _, sys_path, modules = init
     sys.path[:] = list(sys_path)
-
-    from ..errors import TierqError
-    from .context import TaskContext
-    from .outcome import summarize
-    from .registry import load_tasks
-    from .values import NotJSONError, check_json
-
     try:
         registry = load_tasks(modules)
     except TierqError as exc:
@@ -123,38 +122,44 @@ def main() -> None:
 
     threading.Thread(target=listen, name="tierq-child-listen", daemon=True).start()
     while (job := runs.get()) is not None:
-        _, task_id, attempt, name, args, kwargs, meta = job
+        _run(job, registry, channel, current)
 
-        def progress(fraction: float, message: str | None) -> None:
-            channel.send(["progress", fraction, message])
 
-        ctx = TaskContext(
-            task_id=task_id,
-            attempt=attempt,
-            name=name,
-            worker=meta.get("worker", ""),
-            workflow_id=meta.get("workflow_id"),
-            parent_results=meta.get("parent_results") or {},
-            on_progress=progress,
-        )
-        current[0] = ctx
-        task = registry.get(name)
-        try:
-            if task is None:
-                channel.send(["err", "UnknownTaskError", f"no task named {name!r} here", None])
-                continue
-            result = task.invoke(args, kwargs, ctx)
-            check_json(result, "result")
-            channel.send(["ok", result])
-        except NotJSONError as exc:
-            channel.send(
-                ["err", "TypeError", f"{exc}; a task must return JSON-compatible data", None]
-            )
-        except (Exception, SystemExit) as exc:
-            summary = summarize(exc)
-            channel.send(["err", summary.type, summary.message, summary.traceback])
-        finally:
-            current[0] = None
+def _run(
+    job: list[Any], registry: TaskRegistry, channel: _Channel, current: list[TaskContext | None]
+) -> None:
+    """Run one ``["run", ...]`` frame and send its ``ok`` or ``err``; ``current`` holds its
+    context meanwhile, for the listener to cancel."""
+    _, task_id, attempt, name, args, kwargs, meta = job
+
+    def progress(fraction: float, message: str | None) -> None:
+        channel.send(["progress", fraction, message])
+
+    ctx = TaskContext(
+        task_id=task_id,
+        attempt=attempt,
+        name=name,
+        worker=meta.get("worker", ""),
+        workflow_id=meta.get("workflow_id"),
+        parent_results=meta.get("parent_results") or {},
+        on_progress=progress,
+    )
+    current[0] = ctx
+    task = registry.get(name)
+    try:
+        if task is None:
+            channel.send(["err", "UnknownTaskError", f"no task named {name!r} here", None])
+            return
+        result = task.invoke(args, kwargs, ctx)
+        check_json(result, "result")
+        channel.send(["ok", result])
+    except NotJSONError as exc:
+        channel.send(["err", "TypeError", f"{exc}; a task must return JSON-compatible data", None])
+    except (Exception, SystemExit) as exc:
+        summary = summarize(exc)
+        channel.send(["err", summary.type, summary.message, summary.traceback])
+    finally:
+        current[0] = None
 
 
 if __name__ == "__main__":

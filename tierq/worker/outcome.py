@@ -6,12 +6,12 @@ import traceback as tb_module
 from typing import Any
 
 from ..core.model import ErrorSummary, Outcome, OutcomeKind
+from ..core.retry import error_type_name
 from .values import NotJSONError, check_json
 
 __all__ = [
     "MAX_TRACEBACK",
     "ReportedError",
-    "error_type_name",
     "failed",
     "lost",
     "succeeded",
@@ -31,13 +31,6 @@ class ReportedError(Exception):
     def __init__(self, summary: ErrorSummary) -> None:
         super().__init__(f"{summary.type}: {summary.message}")
         self.summary = summary
-
-
-def error_type_name(cls: type[BaseException]) -> str:
-    """The name a retry policy matches on: ``ValueError`` for builtins, else ``pkg.mod.Class``."""
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def summarize(exc: BaseException, *, with_traceback: bool = True) -> ErrorSummary:

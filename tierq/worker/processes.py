@@ -14,10 +14,10 @@ import logging
 import sys
 from typing import Any
 
+from ..client import TaskContext
 from ..core.model import ErrorSummary, LeasedTask
 from ..errors import InvalidRequestError
 from .child import MAX_FRAME, decode_body, encode_frame
-from .context import TaskContext
 from .outcome import ReportedError
 
 __all__ = ["ChildTaskError", "ProcessPool"]

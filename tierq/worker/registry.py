@@ -8,12 +8,10 @@ import sys
 import traceback
 from collections.abc import Iterable, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..client import App, TaskDef
 from ..errors import InvalidRequestError
-
-if TYPE_CHECKING:
-    from ..client import TaskDef
 
 __all__ = ["TaskRegistry", "load_tasks"]
 
@@ -49,8 +47,6 @@ def load_tasks(modules: Iterable[str]) -> TaskRegistry:
         InvalidRequestError: a module cannot be imported, raised while importing, holds no
             tasks, or two different functions claim one task name (``field="modules"``).
     """
-    from ..client import App, TaskDef
-
     names = tuple(modules)
     if not names:
         raise InvalidRequestError("give at least one module to load tasks from", field="modules")

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from ..client import TaskContext
 from ..config import WorkerConfig
 from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
 from ..engine import Engine, Message, Subjects, Subscription
@@ -39,7 +40,6 @@ from ..protocol import (
     encode_ok,
 )
 from .attempts import Attempt, Why, wait_all_or
-from .context import TaskContext
 from .outcome import ReportedError, failed, lost, succeeded, summarize, timed_out
 from .processes import ChildTaskError, ProcessPool
 from .registry import TaskRegistry

@@ -1,13 +1,24 @@
-"""What may travel as an argument or a result: JSON values only, checked before they leave."""
+"""What may travel as a result: the master's own JSON check, on the value as it will travel.
+
+A result goes to the master as MessagePack, where a tuple becomes an array and an ``int`` or
+``str`` subclass (an ``IntEnum``, a ``StrEnum``) its plain value: so they are taken as such,
+and the rest is :func:`tierq.core.validate.check_json` with the master's
+default limits, the check the master runs on every result (and the SDK on every argument).
+A result it refuses fails the attempt here, with the place named, instead of being refused
+by the master.
+"""
 
 from __future__ import annotations
 
-import math
+from ..core.settings import Settings
+from ..core.validate import check_json as check_json_value
+from ..core.validate import json_error_path
+from ..errors import InvalidRequestError
 
 __all__ = ["NotJSONError", "check_json"]
 
-#: Nesting beyond this is almost certainly a cycle or a mistake; msgspec would refuse it anyway.
-MAX_DEPTH = 64
+#: The master's default limits (a master configured with larger ones may accept more).
+_LIMITS = Settings()
 
 
 class NotJSONError(TypeError):
@@ -20,37 +31,39 @@ class NotJSONError(TypeError):
 
 
 def check_json(value: object, path: str = "value") -> None:
-    """Raise :class:`NotJSONError` unless ``value`` is made of None, bool, int, float, str,
-    list/tuple and dicts with string keys.
+    """Raise :class:`NotJSONError` unless ``value`` is made of None, bool, 64-bit int, finite
+    float, str, list/tuple and dicts with string keys, within the master's depth and size.
 
     Datetimes, sets, bytes and arbitrary objects are refused rather than silently converted:
     the other side would receive something other than what was sent.
     """
-    _check(value, path, 0)
+    depth, budget = _LIMITS.max_json_depth, _LIMITS.max_payload_bytes
+    sent = _as_sent(value, depth + 1)
+    try:
+        check_json_value(sent, path, depth, budget)
+    except InvalidRequestError as exc:
+        where = json_error_path(sent, path, depth, budget) or path
+        raise NotJSONError(where, exc.message.split(": ", 1)[-1]) from None
 
 
-def _check(value: object, path: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise NotJSONError(path, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise NotJSONError(path, f"{value!r} has no JSON form")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]", depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise NotJSONError(path, f"key {key!r} is a {type(key).__name__}, not a str")
-            _check(item, f"{path}[{key!r}]", depth + 1)
-        return
-    raise NotJSONError(path, f"a {type(value).__qualname__} ({_short(value)})")
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _as_sent(value: object, depth: int) -> object:
+    """``value`` with its tuples as lists and its int and str subclasses as plain values (what
+    MessagePack makes of them), down to ``depth`` levels (deeper is refused by the check
+    anyway); the value itself when it holds none."""
+    if depth <= 0:
+        return value
+    kind = type(value)
+    if kind is not int and kind is not bool and isinstance(value, int):
+        return int(value)
+    if kind is not str and isinstance(value, str):
+        return str(value)
+    if type(value) is tuple or type(value) is list:
+        assert isinstance(value, tuple | list)
+        items = [_as_sent(item, depth - 1) for item in value]
+        same = type(value) is list and all(a is b for a, b in zip(items, value, strict=True))
+        return value if same else items
+    if type(value) is dict:
+        assert isinstance(value, dict)
+        out = {key: _as_sent(item, depth - 1) for key, item in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    return value
