@@ -48,6 +48,8 @@ def schemathesis_bin() -> str:
 #: - a task's timeout is bounded by the live ``max_timeout`` setting (7 days by default);
 #: - workflow edges must not form a cycle (400, code ``cycle``), and ``depends_on`` must name
 #:   tasks that exist (400, code ``unknown_task``);
+#: - JSON values (task arguments, results) must fit the master's limits: 64-bit integers,
+#:   finite floats, the nesting depth and payload size of the live settings;
 #: - list cursors are opaque: only one the server returned is accepted.
 CONFIG = """
 [checks.negative_data_rejection]
@@ -55,7 +57,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 [[operations]]
 include-name = [
-  "POST /v1/regions/{region}/workers", "PUT /v1/settings",
+  "POST /v1/regions/{region}/workers", "POST /v1/regions/{region}/workers/{worker}/report",
+  "PUT /v1/settings",
   "GET /v1/tasks", "GET /v1/workflows", "GET /v1/workflows/{workflow_id}",
 ]
 checks.positive_data_acceptance.expected-statuses = [
