@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from .config import MasterConfig, NatsConfig, RegionConfig
+from .devcheck import check_modules, check_ports, data_dir_lock
 from .engine import EmbeddedNats, NatsUsers, connect
 from .errors import InvalidRequestError
 from .master.service import Master
@@ -168,9 +169,18 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
         modules.append("tierq.demo")
     if not modules:
         raise ValueError("tierq dev needs at least one task module (or --demo)")
+    # Refuse before anything starts: a missing module, a port in use, a data dir in use.
+    check_modules(modules)
+    check_ports(opts.api_host, _ports(opts))
+    held = contextlib.ExitStack()
     embedded: EmbeddedNats | None = None
     if opts.nats_url is None:
-        embedded, nats = await _start_embedded(opts)
+        held.enter_context(data_dir_lock(Path(opts.data_dir or ".tierq")))
+        try:
+            embedded, nats = await _start_embedded(opts)
+        except BaseException:
+            held.close()
+            raise
         nats_url = embedded.url
     else:
         nats_url = opts.nats_url
@@ -219,6 +229,18 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
         await stop_processes(workers)
         if embedded is not None:
             await embedded.astop()
+        held.close()
+
+
+def _ports(opts: DevOptions) -> list[tuple[int, str, str]]:
+    """The ports this run will listen on, what on each, and the flag that moves it."""
+    ports: list[tuple[int, str, str]] = []
+    if opts.nats_url is None and opts.nats_port is not None:
+        ports.append((opts.nats_port, "the embedded nats-server", "--nats-port"))
+    if not opts.no_api:
+        ports.append((opts.api_port, "the API and dashboard", "--port"))
+        ports.append((opts.grpc_port, "the gRPC API", "--grpc-port"))
+    return ports
 
 
 async def _start_embedded(opts: DevOptions) -> tuple[EmbeddedNats, NatsConfig]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -102,3 +104,56 @@ async def _wait_for_masters(server: EmbeddedNats, count: int) -> None:
                 return
             await asyncio.sleep(0.05)
     raise AssertionError(f"fewer than {count} masters connected")
+
+
+def _tierq_dev(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "tierq", "dev", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_dev_refuses_a_missing_module_before_starting_anything(tmp_path: Path) -> None:
+    done = _tierq_dev(tmp_path, "myapp.nosuch", "--no-api", "--workers", "0")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and "cannot find task module 'myapp.nosuch'" in lines[-1]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".tierq").exists()  # nothing was started or created
+
+
+def test_dev_names_the_process_on_a_port_it_needs(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _tierq_dev(tmp_path, "--demo", "--port", str(port), "--workers", "0")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"port {port} (the API and dashboard) is in use by pid {os.getpid()}" in last, last
+    assert "--port" in last and "Traceback" not in done.stderr
+    assert not (tmp_path / ".tierq").exists()
+
+
+async def test_a_second_dev_on_one_data_dir_is_refused(tmp_path: Path) -> None:
+    """Issue 15: a second `tierq dev` in one folder opened the same JetStream store, took the
+    lease and died with a 60-line ExceptionGroup."""
+    opts = DevOptions(
+        modules=["tierq.demo"],
+        workers=0,
+        no_api=True,
+        data_dir=str(tmp_path / ".tierq"),
+        announce=lambda line: None,
+    )
+    async with dev_stack(opts):
+        done = await asyncio.to_thread(_tierq_dev, tmp_path, "--demo", "--no-api", "--workers", "0")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"is in use by another tierq dev (pid {os.getpid()})" in last, done.stderr[-2000:]
+    assert "--data-dir" in last and "Traceback" not in done.stderr

@@ -55,6 +55,13 @@ from ._common import (
     help="HTTP port of the API and dashboard.",
 )
 @click.option(
+    "--grpc-port",
+    type=click.IntRange(1, 65535),
+    default=50051,
+    show_default=True,
+    help="Port of the gRPC API.",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
     default=".tierq",
@@ -80,6 +87,7 @@ def dev(
     nats_url: str | None,
     nats_port: int | None,
     port: int,
+    grpc_port: int,
     data_dir: str,
     prefix: str,
     region: str,
@@ -106,6 +114,7 @@ def dev(
         data_dir=data_dir,
         nats_port=nats_port,
         api_port=port,
+        grpc_port=grpc_port,
         no_api=no_api,
         sync_always=sync_always,
         prefix=prefix,
