@@ -53,6 +53,9 @@ class SubmitRequest(_Msg):
 
 class SubmitReply(_Msg):
     ids: list[str]
+    #: Tasks that no live region can run now (no worker has registered their type there):
+    #: accepted all the same, they wait until one does.
+    warnings: list[str] = []
 
 
 class SubmitWorkflowRequest(_Msg):
@@ -62,6 +65,8 @@ class SubmitWorkflowRequest(_Msg):
 class SubmitWorkflowReply(_Msg):
     workflow_id: str
     ids: dict[str, str]
+    #: As :attr:`SubmitReply.warnings`.
+    warnings: list[str] = []
 
 
 class TaskRef(_Msg):

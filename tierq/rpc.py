@@ -75,8 +75,11 @@ class MasterClient:
             return decode_reply(data, reply_type)
 
     async def submit(self, specs: list[TaskSpec]) -> list[str]:
-        reply = await self.call("submit", SubmitRequest(tasks=specs), SubmitReply)
-        return reply.ids
+        return (await self.submit_reply(specs)).ids
+
+    async def submit_reply(self, specs: list[TaskSpec]) -> SubmitReply:
+        """The whole reply: the ids, and warnings about tasks no live region can run now."""
+        return await self.call("submit", SubmitRequest(tasks=specs), SubmitReply)
 
     async def submit_workflow(self, workflow: WorkflowSpec) -> SubmitWorkflowReply:
         return await self.call(

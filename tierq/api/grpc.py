@@ -109,14 +109,17 @@ class _Tierq:
 
     async def SubmitTask(self, c: Caller, r: pb.SubmitTaskRequest) -> Message:
         out = await self.s.submit_task(c, convert.spec_in(r.task))
-        return pb.SubmitTaskResponse(id=out.id)
+        return pb.SubmitTaskResponse(id=out.id, warnings=out.warnings)
 
     async def SubmitTasks(self, c: Caller, r: pb.SubmitTasksRequest) -> Message:
-        return pb.SubmitTasksResponse(ids=(await self.s.submit_tasks(c, convert.batch_in(r))).ids)
+        batch = await self.s.submit_tasks(c, convert.batch_in(r))
+        return pb.SubmitTasksResponse(ids=batch.ids, warnings=batch.warnings)
 
     async def SubmitWorkflow(self, c: Caller, r: pb.SubmitWorkflowRequest) -> Message:
         out = await self.s.submit_workflow(c, convert.workflow_in(r.workflow))
-        return pb.SubmitWorkflowResponse(workflow_id=out.workflow_id, ids=out.ids)
+        return pb.SubmitWorkflowResponse(
+            workflow_id=out.workflow_id, ids=out.ids, warnings=out.warnings
+        )
 
     async def GetTask(self, c: Caller, r: pb.GetTaskRequest) -> Message:
         return convert.task_pb(await self.s.get_task(c, convert.required(r.id, "id")))

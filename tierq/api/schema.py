@@ -225,16 +225,20 @@ class WaitIn(_In):
 
 class SubmitOut(_Out):
     id: str
+    #: E.g. that no live worker runs the task's type: accepted all the same, it waits.
+    warnings: list[str] = []
 
 
 class BatchOut(_Out):
     ids: list[str]
+    warnings: list[str] = []
 
 
 class WorkflowOut(_Out):
     workflow_id: str
     #: Task id by node key.
     ids: dict[str, str]
+    warnings: list[str] = []
 
 
 class CommandOut(_Out):

@@ -43,6 +43,7 @@ from ..protocol import (
     SettingsReply,
     StatsReply,
     StatsView,
+    SubmitReply,
     SubmitRequest,
     SubmitWorkflowRequest,
     TasksReply,
@@ -57,7 +58,6 @@ from ..protocol import (
 from ..rpc import MasterClient
 from .auth import Authenticator, Permission
 from .config import ApiConfig
-from .errors import MalformedRequestError, validation_field
 from .feed import EventFeed, EventFilter, Watch
 from .metrics import ApiMetrics
 from .operation import Caller, operation
@@ -82,6 +82,7 @@ from .schema import (
     WorkflowIn,
     WorkflowOut,
 )
+from .settings_body import parse_settings
 from .shell import (
     SHELL_TASK,
     EventRedactor,
@@ -137,8 +138,8 @@ class ApiService:
 
     @operation(Permission.SUBMIT)
     async def submit_task(self, caller: Caller, spec: TaskSpecIn) -> SubmitOut:
-        ids = await self._submit(caller, [spec])
-        return SubmitOut(id=ids[0])
+        reply = await self._submit(caller, [spec])
+        return SubmitOut(id=reply.ids[0], warnings=reply.warnings)
 
     @operation(Permission.SUBMIT)
     async def submit_tasks(self, caller: Caller, batch: BatchIn) -> BatchOut:
@@ -147,19 +148,20 @@ class ApiService:
                 f"a batch holds at most {self.config.max_batch} tasks, got {len(batch.tasks)}",
                 field="tasks",
             )
-        return BatchOut(ids=await self._submit(caller, batch.tasks, prefix="tasks"))
+        reply = await self._submit(caller, batch.tasks, prefix="tasks")
+        return BatchOut(ids=reply.ids, warnings=reply.warnings)
 
     async def _submit(
         self, caller: Caller, specs: list[TaskSpecIn], prefix: str | None = None
-    ) -> list[str]:
+    ) -> SubmitReply:
         core = [self._check_spec(caller, s, _path(prefix, i)) for i, s in enumerate(specs)]
         self._check_size(SubmitRequest(tasks=core))
         try:
-            ids = await self.master.submit(core)
+            reply = await self.master.submit_reply(core)
         except InvalidRequestError as exc:
             raise _rebase(exc, prefix) from None
-        self.metrics.tasks_submitted.labels(caller.transport).inc(len(ids))
-        return ids
+        self.metrics.tasks_submitted.labels(caller.transport).inc(len(reply.ids))
+        return reply
 
     @operation(Permission.SUBMIT)
     async def submit_workflow(self, caller: Caller, workflow: WorkflowIn) -> WorkflowOut:
@@ -174,7 +176,7 @@ class ApiService:
         self._check_size(SubmitWorkflowRequest(workflow=spec))
         reply = await self.master.submit_workflow(spec)
         self.metrics.tasks_submitted.labels(caller.transport).inc(len(reply.ids))
-        return WorkflowOut(workflow_id=reply.workflow_id, ids=reply.ids)
+        return WorkflowOut(workflow_id=reply.workflow_id, ids=reply.ids, warnings=reply.warnings)
 
     def _check_spec(self, caller: Caller, spec: TaskSpecIn, field: str | None) -> TaskSpec:
         """API-side rules on top of the schema: who may run shell, how far ahead."""
@@ -556,44 +558,3 @@ def _rebase(exc: InvalidRequestError, prefix: str | None) -> InvalidRequestError
         return exc
     rebased = type(exc)(fix(exc.message), field=fix(exc.field) or None, ids=exc.ids)
     return rebased
-
-
-def parse_settings(body: bytes) -> Settings:
-    """Settings from JSON: strict (an unknown field is a typo, not ignored), then validated."""
-    try:
-        raw = msgspec.json.decode(body)
-        settings = msgspec.convert(raw, Settings)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequestError(f"invalid settings: {exc}", field=validation_field(exc)) from None
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise MalformedRequestError(f"settings are not valid JSON: {exc}") from None
-    unknown = _unknown_fields(raw, Settings)
-    if unknown:
-        raise InvalidRequestError(f"unknown settings field {unknown!r}", field=unknown)
-    return settings.validate()
-
-
-def _unknown_fields(raw: object, typ: type[msgspec.Struct], prefix: str = "") -> str | None:
-    """The first key of ``raw`` (recursively) that ``typ`` does not have."""
-    if not isinstance(raw, dict):
-        return None
-    info = msgspec.inspect.type_info(typ)
-    assert isinstance(info, msgspec.inspect.StructType)
-    fields = {f.encode_name: f.type for f in info.fields}
-    for key, value in raw.items():
-        path = f"{prefix}{key}"
-        if key not in fields:
-            return path
-        sub = fields[key]
-        if isinstance(sub, msgspec.inspect.StructType):
-            found = _unknown_fields(value, sub.cls, path + ".")
-            if found:
-                return found
-        elif isinstance(
-            sub, msgspec.inspect.ListType | msgspec.inspect.VarTupleType
-        ) and isinstance(sub.item_type, msgspec.inspect.StructType):
-            for i, item in enumerate(value if isinstance(value, list) else ()):
-                found = _unknown_fields(item, sub.item_type.cls, f"{path}[{i}].")
-                if found:
-                    return found
-    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -98,6 +99,7 @@ def submit(
     With --wait, print its result as JSON once it is done (exit 1 if it failed).
     """
     client_logging(ctx)
+    logging.getLogger("tierq.client").setLevel(logging.ERROR)  # its warnings are printed here
     options = {
         "priority": priority,
         "delay": delay,
@@ -112,6 +114,8 @@ def submit(
 
     async def go() -> Task | None:
         (handle,) = await app.submit_many([spec])
+        for warning in handle.warnings:
+            err.print(f"warning: {warning}", markup=False)
         if not wait:
             out.print(handle.id, markup=False)
             return None
@@ -146,8 +150,9 @@ async def _follow(app: App, task_id: str, name: str, wait_timeout: float | None)
             if task.state in TERMINAL_STATES:
                 return task
             if deadline is not None and time.monotonic() >= deadline:
+                held = f" ({task.reason})" if task.reason and task.state is TaskState.READY else ""
                 raise WaitTimeoutError(
-                    f"task {task_id} is still {task.state.value} after {wait_timeout:g} s"
+                    f"task {task_id} is still {task.state.value} after {wait_timeout:g} s{held}"
                 )
 
 
@@ -187,8 +192,11 @@ def _print_task(task: Task) -> None:
         rows.append(("workflow", task.workflow_id))
     if task.parents:
         rows.append(("parents", ", ".join(task.parents)))
-    if task.region or task.worker:
+    if task.state in (TaskState.ASSIGNED, TaskState.RUNNING):
+        # Only then: a ready task's region and worker are those of an attempt that ended.
         rows.append(("running on", f"{task.region or '?'} / {task.worker or '?'}"))
+    if task.reason:
+        rows.append(("waiting" if task.state is TaskState.READY else "reason", task.reason))
     if task.progress or task.progress_message:
         rows.append(("progress", f"{task.progress:.0%} {task.progress_message or ''}".rstrip()))
     if task.state is TaskState.SUCCEEDED:

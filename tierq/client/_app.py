@@ -17,7 +17,7 @@ from ..engine import Engine, Subjects, connect
 from ..errors import InvalidRequestError, WaitTimeoutError
 from ..protocol import QueryKind, QueryRequest
 from ..rpc import MasterClient
-from ._handles import TaskHandle, TaskPage, WorkflowHandle
+from ._handles import TaskHandle, TaskPage, WorkflowHandle, warn_unserved
 from ._pipeline import PendingTask, Pipeline
 from ._sync import SyncApp
 from ._task import TaskDef, build_spec
@@ -222,8 +222,13 @@ class App:
                 )
         if not batch:
             return []
-        ids = await (await self.master()).submit(batch)
-        return [TaskHandle(self, i, s.name) for i, s in zip(ids, batch, strict=True)]
+        reply = await (await self.master()).submit_reply(batch)
+        warn_unserved(reply.warnings)
+        # A warning names its task type: each handle carries those about its own.
+        return [
+            TaskHandle(self, i, s.name, [w for w in reply.warnings if repr(s.name) in w])
+            for i, s in zip(reply.ids, batch, strict=True)
+        ]
 
     def workflow(
         self,
@@ -265,7 +270,7 @@ class App:
             if not pending:
                 return tasks
             if deadline is not None and time.monotonic() >= deadline:
-                shown = ", ".join(f"{t.id} ({t.state.value})" for t in pending[:5])
+                shown = ", ".join(_pending(t) for t in pending[:5])
                 raise WaitTimeoutError(
                     f"waited {timeout:g} s; not finished: {shown}"
                     + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
@@ -392,3 +397,9 @@ class App:
 
 def struct_dict(config: NatsConfig) -> dict[str, Any]:
     return msgspec.structs.asdict(config)
+
+
+def _pending(task: Task) -> str:
+    """A task that did not finish in time, with what holds it when the master said."""
+    held = f": {task.reason}" if task.state is TaskState.READY and task.reason else ""
+    return f"{task.id} ({task.state.value}{held})"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.model import Task, TaskState
@@ -12,6 +13,15 @@ from ._validate import check_priority
 if TYPE_CHECKING:
     from ._app import App
     from ._workflow import NodeRef
+
+
+log = logging.getLogger("tierq.client")
+
+
+def warn_unserved(warnings: Iterable[str]) -> None:
+    """Log what the master said about a submission (e.g. no live worker runs a type)."""
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def task_result(task: Task) -> Any:
@@ -45,12 +55,21 @@ def task_result(task: Task) -> Any:
 class TaskHandle:
     """A submitted task: ask for its result, status, cancel it or change its priority."""
 
-    __slots__ = ("app", "id", "name")
+    __slots__ = ("app", "id", "name", "warnings")
 
-    def __init__(self, app: App, task_id: str, name: str | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        task_id: str,
+        name: str | None = None,
+        warnings: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.id = task_id
         self.name = name
+        #: What the master said about it at submission, e.g. that no live worker runs its
+        #: type (it was accepted all the same and waits for one).
+        self.warnings = tuple(warnings)
 
     async def result(self, timeout: float | None = None) -> Any:
         """Wait until the task ends and return its result.
@@ -101,8 +120,11 @@ class WorkflowHandle:
         *,
         sinks: Sequence[str] | None = None,
         name: str | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         self.app = app
+        #: As :attr:`TaskHandle.warnings`, for the workflow's tasks.
+        self.warnings = tuple(warnings)
         self.id = workflow_id
         self.name = name
         #: Task id of every node, by node key.

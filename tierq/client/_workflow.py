@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.model import FailurePolicy, WorkflowNode, WorkflowSpec
 from ..errors import InvalidRequestError
-from ._handles import WorkflowHandle
+from ._handles import WorkflowHandle, warn_unserved
 from ._task import TaskDef, build_spec
 from ._validate import SUBMIT_OPTIONS, check_name
 
@@ -129,8 +129,14 @@ class Workflow:
     async def submit(self) -> WorkflowHandle:
         spec = self.spec()
         reply = await (await self.app.master()).submit_workflow(spec)
+        warn_unserved(reply.warnings)
         return WorkflowHandle(
-            self.app, reply.workflow_id, reply.ids, sinks=sink_keys(spec), name=self.name
+            self.app,
+            reply.workflow_id,
+            reply.ids,
+            sinks=sink_keys(spec),
+            name=self.name,
+            warnings=reply.warnings,
         )
 
     def _resolve(self, value: Any, path: str, parents: list[str]) -> Any:

@@ -31,7 +31,17 @@ from typing import cast
 import msgspec
 
 from ..errors import InvalidRequestError
-from . import cascade, leasing, outcomes, priority, regions, retention, submission, workflows
+from . import (
+    cascade,
+    leasing,
+    outcomes,
+    priority,
+    regions,
+    retention,
+    submission,
+    waiting,
+    workflows,
+)
 from . import scheduler_queries as _q
 from .admission import AdmissionStatistics
 from .book import HELD_STATES, Book, Handler
@@ -270,6 +280,19 @@ class SchedulerState:
     def get(self, task_id: str) -> Task:
         """A copy of the task's record (NotFoundError if unknown or evicted)."""
         return _q.copy_task(self._book.task(task_id))
+
+    def explain(self, task_id: str, now: float) -> Task:
+        """Like :meth:`get`; a READY task's ``reason`` says what holds it, if anything does
+        (no live worker for its type, open breakers). Not part of the state."""
+        task = self.get(task_id)
+        reason = waiting.waiting_reason(self._book, task, float(now))
+        if reason is not None:
+            task.reason = reason
+        return task
+
+    def unserved(self, specs: Sequence[TaskSpec]) -> list[str]:
+        """Warnings for specs that no live region can run now (see ``waiting``)."""
+        return waiting.unserved_warnings(self._book, specs)
 
     def list_tasks(
         self,

@@ -88,12 +88,14 @@ class Handlers:
         if not req.tasks:
             raise InvalidRequestError("submit needs at least one task", field="tasks")
         events, ids = self.state.submit(req.tasks, now)
-        return Handled(events, SubmitReply(ids=ids))
+        return Handled(events, SubmitReply(ids=ids, warnings=self.state.unserved(req.tasks)))
 
     def submit_workflow(self, data: bytes, now: float) -> Handled:
         req = decode(data, SubmitWorkflowRequest)
         events, workflow_id, ids = self.state.submit_workflow(req.workflow, now)
-        return Handled(events, SubmitWorkflowReply(workflow_id=workflow_id, ids=ids))
+        warnings = self.state.unserved([node.spec for node in req.workflow.nodes])
+        reply = SubmitWorkflowReply(workflow_id=workflow_id, ids=ids, warnings=warnings)
+        return Handled(events, reply)
 
     def register(self, data: bytes, now: float) -> Handled:
         req = decode(data, RegisterRegionRequest)
@@ -188,7 +190,7 @@ class Handlers:
             case QueryKind.TASK:
                 if not req.id:
                     raise InvalidRequestError("a task query needs an id", field="id")
-                return TasksReply(tasks=[state.get(req.id)])
+                return TasksReply(tasks=[state.explain(req.id, now)])
             case QueryKind.TASKS:
                 task_state = _parse_state(req.state)
                 limit = max(1, min(req.limit, MAX_PAGE))
@@ -228,8 +230,11 @@ class Handlers:
                 return SettingsReply(settings=state.settings)
         raise InvalidRequestError(f"unknown query kind {req.kind!r}", field="kind")
 
-    def find(self, task_id: str) -> Task | None:
+    def find(self, task_id: str, explain_at: float | None = None) -> Task | None:
+        """The task, or None; with ``explain_at``, a READY task says what holds it."""
         try:
+            if explain_at is not None:
+                return self.state.explain(task_id, explain_at)
             return self.state.get(task_id)
         except NotFoundError:
             return None

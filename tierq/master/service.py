@@ -446,7 +446,9 @@ class Master:
                     break
                 finally:
                     self.waiters.discard(task_id, fut)
-        tasks = [t for t in (self.handlers.find(i) for i in req.ids) if t is not None]
+        now = self.now()
+        found = (self.handlers.find(i, explain_at=now) for i in req.ids)
+        tasks = [t for t in found if t is not None]
         self._queue_reply([], reply_to, encode_ok(TasksReply(tasks=tasks)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -14,10 +14,12 @@ class SubmitTaskRequest(_message.Message):
     def __init__(self, task: _Optional[_Union[_types_pb2.TaskSpec, _Mapping]] = ...) -> None: ...
 
 class SubmitTaskResponse(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "warnings")
     ID_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitTasksRequest(_message.Message):
     __slots__ = ("tasks",)
@@ -26,10 +28,12 @@ class SubmitTasksRequest(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class SubmitTasksResponse(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "warnings")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitWorkflowRequest(_message.Message):
     __slots__ = ("workflow",)
@@ -38,7 +42,7 @@ class SubmitWorkflowRequest(_message.Message):
     def __init__(self, workflow: _Optional[_Union[_types_pb2.WorkflowSpec, _Mapping]] = ...) -> None: ...
 
 class SubmitWorkflowResponse(_message.Message):
-    __slots__ = ("workflow_id", "ids")
+    __slots__ = ("workflow_id", "ids", "warnings")
     class IdsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,9 +52,11 @@ class SubmitWorkflowResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     workflow_id: str
     ids: _containers.ScalarMap[str, str]
-    def __init__(self, workflow_id: _Optional[str] = ..., ids: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, workflow_id: _Optional[str] = ..., ids: _Optional[_Mapping[str, str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("id",)
