@@ -259,6 +259,8 @@ class RegisterWorkerRequest(_Msg):
     #: An inbox subject the worker answers while its connection lives: a region probes a
     #: silent worker there, and "no responders" means it is gone.
     probe: str = ""
+    #: The options each task declares in code, by name (only those that declare some).
+    declared: dict[str, TaskSpec] = {}
 
 
 class RegisterWorkerReply(_Msg):

@@ -39,6 +39,11 @@ async def steps(n, ctx):
 @app.task(name="c.fail", retries=0)
 def fail():
     raise Broken("it broke")
+
+@app.task(name="c.sleepy", timeout=1, retries=0, priority=7)
+async def sleepy(seconds):
+    await asyncio.sleep(seconds)
+    return "woke"
 """
 
 

@@ -127,3 +127,38 @@ async def test_an_open_breaker_is_named_where_the_task_waits(
     status = await run_tierq("status", parked.id, "--nats", url)
     assert "circuit breaker task:default:c.fail is open" in status.stdout, status.stdout
     assert "running on" not in status.stdout  # not the stale worker of an earlier attempt
+
+
+async def test_declared_options_hold_when_submitted_by_name(
+    stack: tuple[LocalCluster, ApiServer],
+) -> None:
+    """Issue 15, item 1: ``@app.task(timeout=1, retries=0, priority=7)`` submitted by name
+    ran for 5 s with none of them. Now the master fills in what the request leaves out."""
+    cluster, api = stack
+    url = cluster.nats_url
+    run = await run_tierq("submit", "c.sleepy", "--args", "[5]", "--wait", "--nats", url)
+    assert run.code == 1, (run.stdout, run.stderr)
+    assert "ran past its 1 s timeout" in run.stderr, run.stderr
+    headers = auth_header("admin")
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=20) as http:
+        r = await http.post("/v1/tasks", json={"name": "c.sleepy", "args": [5]})
+        task_id = r.json()["id"]
+        spec = (await http.get(f"/v1/tasks/{task_id}")).json()["spec"]
+        assert (spec["timeout"], spec["retry"]["max_attempts"], spec["priority"]) == (1.0, 1, 7)
+        # An explicit value wins over the declared one.
+        r = await http.post("/v1/tasks", json={"name": "c.sleepy", "args": [0], "timeout": 30})
+        spec = (await http.get(f"/v1/tasks/{r.json()['id']}")).json()["spec"]
+        assert spec["timeout"] == 30.0
+    async with grpc.aio.insecure_channel(api.grpc_target) as channel:
+        reply = await tierq_pb2_grpc.TierqStub(channel).SubmitTask(
+            pb.SubmitTaskRequest(task=types_pb.TaskSpec(name="c.sleepy", args_json="[5]")),
+            metadata=(("authorization", f"Bearer {TOKENS['admin']}"),),
+            timeout=20,
+        )
+    async with tierq.App(url) as app:
+        with pytest.raises(tierq.TaskTimeoutError):
+            await app.handle(task_id).result(timeout=20)
+        assert (await app.get(task_id)).attempt == 1  # retries=0 held too
+        # (Two timeouts open this stack's breaker: the gRPC one is only checked, not run.)
+        spec = (await app.get(reply.id)).spec
+        assert (spec.timeout, spec.retry.max_attempts, spec.priority) == (1.0, 1, 7)

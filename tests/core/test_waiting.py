@@ -59,3 +59,38 @@ def test_times_are_iso_utc() -> None:
     for at in [0.0, 951_782_400.0, 4_107_542_399.0, *(rng.uniform(0, 4e9) for _ in range(500))]:
         want = dt.datetime.fromtimestamp(int(at), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert _iso(at) == want
+
+
+def test_declared_options_fill_what_a_submission_by_name_leaves_out() -> None:
+    """Issue 15, item 1: ``@app.task(timeout=2, retries=0, priority=5)`` applied to a
+    submission by name; explicit values win; replay gives the same specs."""
+    import random
+
+    import pytest
+
+    from tierq.core import RegionInfo, SchedulerState
+    from tierq.errors import InvalidRequestError
+
+    h = Harness()
+    declared = TaskSpec(name="a", timeout=2.0, retry=RetryPolicy(max_attempts=1), priority=5)
+    info = RegionInfo(name="eu", instance="i1", task_types=("a", "b"), declared={"a": declared})
+    h.rec(h.state.register_region(info, h.now))
+    bare, explicit, other = h.submit(
+        TaskSpec(name="a"), TaskSpec(name="a", timeout=9.0, priority=7), TaskSpec(name="b")
+    )
+    spec = h.state.get(bare).spec
+    assert (spec.timeout, spec.retry.max_attempts, spec.priority) == (2.0, 1, 5)
+    spec = h.state.get(explicit).spec
+    assert (spec.timeout, spec.retry.max_attempts, spec.priority) == (9.0, 1, 7)
+    assert h.state.get(other).spec == TaskSpec(name="b")
+    h.check_replay()
+    restored = SchedulerState.restore(h.state.snapshot(), random.Random(1))
+    evs, _ = restored.submit([TaskSpec(name="a")], h.now)
+    assert evs[0].spec.timeout == 2.0  # type: ignore[attr-defined]
+    wrong = RegionInfo(name="us", instance="i1", task_types=("a",), declared={"z": declared})
+    with pytest.raises(InvalidRequestError, match="declared"):
+        h.state.register_region(wrong, h.now)
+    # Its region gone, a declaration no longer applies.
+    h.tick(T0 + 11)
+    (later,) = h.submit(TaskSpec(name="a"), now=T0 + 11)
+    assert h.state.get(later).spec.timeout is None

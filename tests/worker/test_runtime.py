@@ -75,6 +75,10 @@ def blocked():
     gate.wait(30)
     return "released"
 
+@app.task(name="t.declared_timeout", timeout=0.3)
+async def declared_timeout():
+    await asyncio.sleep(10)
+
 @app.task(name="t.not_json")
 async def not_json():
     return {1, 2}
@@ -350,3 +354,19 @@ async def test_failures_that_cannot_succeed_on_a_retry_are_permanent(
     inner = region.outcome_of("t.inner_type_error")
     assert inner is not None and inner.error is not None
     assert inner.error.type == "TypeError" and not inner.error.permanent
+
+
+async def test_the_declared_timeout_holds_when_the_lease_has_none(
+    region: ScriptedRegion, running_worker: WorkerFactory
+) -> None:
+    """A task submitted by name before any worker declared its options reaches the worker
+    without a timeout: the code's own ``timeout=`` still applies, and is registered."""
+    async with running_worker():
+        await region.wait_for(lambda: len(region.registrations) >= 1)
+        await region.push(task("t.declared_timeout"))
+        await region.wait_for(lambda: region.outcome_of("t.declared_timeout") is not None)
+    out = region.outcome_of("t.declared_timeout")
+    assert out is not None and out.error is not None and out.error.timeout
+    assert "0.3 s timeout" in out.error.message
+    declared = region.registrations[0].declared
+    assert declared["t.declared_timeout"].timeout == 0.3 and "t.add" not in declared

@@ -7,7 +7,7 @@ import heapq
 import msgspec
 
 from ..errors import ConflictError, NotFoundError
-from .model import RegionInfo
+from .model import RegionInfo, TaskSpec
 
 __all__ = ["LeaseTable", "RegionBook", "RegionRecord", "RegionView"]
 
@@ -63,10 +63,19 @@ class RegionBook:
     It owns the records; the scheduler changes them only through these methods (from
     ``apply``), and the queries read them through ``records`` and ``held``."""
 
-    __slots__ = ("_regions",)
+    __slots__ = ("_regions", "declared")
 
     def __init__(self) -> None:
         self._regions: dict[str, RegionRecord] = {}
+        #: The options each task type declares, from the regions' registrations (the first
+        #: region by name that declares a type wins); derived, rebuilt when regions change.
+        self.declared: dict[str, TaskSpec] = {}
+
+    def _index_declared(self) -> None:
+        index: dict[str, TaskSpec] = {}
+        for name in sorted(self._regions, reverse=True):
+            index.update(self._regions[name].info.declared)
+        self.declared = index
 
     def __len__(self) -> int:
         return len(self._regions)
@@ -129,6 +138,8 @@ class RegionBook:
         if old is not None and old.instance == info.instance:
             rec.held = old.held
         self._regions[info.name] = rec
+        if info.declared or (old is not None and old.info.declared):
+            self._index_declared()
 
     def renew(self, name: str, instance: str, at: float, lease_seconds: float) -> None:
         rec = self._regions.get(name)
@@ -141,6 +152,8 @@ class RegionBook:
         if rec is None or rec.instance != instance:
             return False
         del self._regions[name]
+        if rec.info.declared:
+            self._index_declared()
         return True
 
     def hold(self, name: str | None, task_id: str) -> None:
@@ -165,6 +178,8 @@ class RegionBook:
         rec = RegionRecord(info, last_renewed, lease)
         rec.expires_at = expires_at
         self._regions[info.name] = rec
+        if info.declared:
+            self._index_declared()
 
 
 class LeaseTable:

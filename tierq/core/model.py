@@ -183,6 +183,9 @@ class RegionInfo(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defau
     labels: tuple[str, ...] = ()
     #: Task names its workers can run; empty means none registered yet.
     task_types: tuple[str, ...] = ()
+    #: The options a task type declares in code (``@app.task(timeout=..., retries=...)``),
+    #: by name: applied to submissions by name that leave them out (see ``declared.py``).
+    declared: dict[str, TaskSpec] = {}
 
 
 class LeasedTask(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defaults=True):

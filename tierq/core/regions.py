@@ -11,6 +11,7 @@ import msgspec
 
 from ..errors import InvalidRequestError
 from .book import HELD_STATES, Book
+from .declared import check_declared
 from .events import Event, RegionExpired, RegionHeartbeat, RegionRegistered
 from .leases import RegionRecord
 from .model import ErrorSummary, RegionInfo
@@ -42,8 +43,9 @@ def register_region(book: Book, info: RegionInfo, now: float) -> list[Event]:
     for i, name in enumerate(info.task_types):
         check_name(name, f"task_types[{i}]")
     types = tuple(info.task_types)
-    if labels is not info.labels or types is not info.task_types:
-        info = msgspec.structs.replace(info, labels=labels, task_types=types)
+    declared = check_declared(info.declared, types, book.settings)
+    if labels is not info.labels or types is not info.task_types or declared is not info.declared:
+        info = msgspec.structs.replace(info, labels=labels, task_types=types, declared=declared)
     out: list[Event] = []
     old = book.regions.get(info.name)
     if old is not None and old.instance != info.instance:

@@ -35,6 +35,7 @@ from .book import (
     UNFINISHED,
     Book,
 )
+from .declared import with_declared
 from .events import Event, TaskSubmitted
 from .model import Task, TaskSpec
 from .placement import ClassKey
@@ -64,6 +65,7 @@ def submit(book: Book, specs: Sequence[TaskSpec], now: float) -> tuple[list[Even
     all-or-nothing: any invalid spec or an admission refusal raises before any change.
     """
     now = float(now)
+    specs = with_declared(book, specs)
     checked = check_specs(specs, "specs", book.settings)
     plain = list(map(_FIRST, checked))
     if not (any(map(_IDEM_KEY, plain)) or any(map(_DEPENDS, plain)) or any(map(_SECOND, checked))):

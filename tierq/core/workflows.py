@@ -15,6 +15,7 @@ import msgspec
 from ..errors import ConflictError, InvalidRequestError
 from .book import DEAD, PENDING, READY, SKIPPED, SUCCEEDED, Book
 from .dag import WorkflowPlan, plan_workflow
+from .declared import with_declared
 from .events import Event, TaskSubmitted, WorkflowFinished, WorkflowSubmitted
 from .ids import WORKFLOW_PREFIX
 from .model import FailurePolicy, TaskSpec, WorkflowSpec
@@ -146,7 +147,8 @@ def _check_nodes(
 ) -> tuple[list[TaskSpec], list[bool]]:
     """Validate every node's spec and admission; return the normalised specs."""
     nodes = wf.nodes
-    checked = check_specs([node.spec for node in nodes], "nodes", book.settings, ".spec")
+    given = with_declared(book, [node.spec for node in nodes])
+    checked = check_specs(given, "nodes", book.settings, ".spec")
     specs: list[TaskSpec] = []
     uses: list[bool] = []
     external = plan.external

@@ -51,6 +51,13 @@ def check_register(req: RegisterWorkerRequest) -> None:
     # reach the region's own registration.
     for i, name in enumerate(req.task_types):
         check_name(name, f"task_types[{i}]")
+    if not set(req.declared) <= set(req.task_types) or any(
+        spec.name != name for name, spec in req.declared.items()
+    ):
+        raise InvalidRequestError(
+            "declared: options only for the task types registered, by their names",
+            field="declared",
+        )
     check_token(req.pool, "pool")
     if req.host:
         check_text(req.host, "host", 256)

@@ -8,7 +8,15 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.model import ErrorSummary, LeasedTask, Outcome, OutcomeKind, Progress, Started
+from ..core.model import (
+    ErrorSummary,
+    LeasedTask,
+    Outcome,
+    OutcomeKind,
+    Progress,
+    Started,
+    TaskSpec,
+)
 from ..protocol import WorkerView
 
 Attempt = tuple[str, int]
@@ -126,6 +134,8 @@ class WorkerSlot:
     #: Registered on the trusted subjects (the API's shell runner): it alone may serve
     #: reserved task types, and nothing on the ordinary subjects may act under its id.
     trusted: bool = False
+    #: The options its task types declare in code, by name.
+    declared: dict[str, TaskSpec] = field(default_factory=dict)
     completed: int = 0
     failed: int = 0
 

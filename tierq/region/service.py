@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from ..config import RegionConfig
 from ..core.model import (
     RegionInfo,
+    TaskSpec,
 )
 from ..core.outcomes import HANDED_BACK
 from ..engine import Engine, Subjects, Subscription, connect
@@ -173,6 +174,15 @@ class Region(WorkerSide):
         """Task types some live worker here takes (a draining worker takes nothing new)."""
         return frozenset().union(*(w.task_types for w in self.workers.values() if not w.draining))
 
+    def _declared(self, types: frozenset[str]) -> dict[str, TaskSpec]:
+        """What the live workers declare for ``types`` (the first worker by id wins)."""
+        out: dict[str, TaskSpec] = {}
+        for wid in sorted(self.workers, reverse=True):
+            worker = self.workers[wid]
+            if not worker.draining:
+                out.update((n, s) for n, s in worker.declared.items() if n in types)
+        return out
+
     @property
     def registered_types(self) -> frozenset[str]:
         return self._registered[1] if self._registered is not None else frozenset()
@@ -198,6 +208,7 @@ class Region(WorkerSide):
                 instance=instance,
                 labels=self.config.labels,
                 task_types=tuple(sorted(types)),
+                declared=self._declared(types),
             )
             try:
                 reply = await self._master(

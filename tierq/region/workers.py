@@ -91,6 +91,7 @@ class WorkerSide:
             last_heartbeat=self.clock(),
             probe=req.probe,
             trusted=trusted,
+            declared=dict(req.declared),
         )
         if old is not None:
             slot.running = old.running

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from ..client import App, TaskDef
+from ..core.model import TaskSpec
 from ..errors import InvalidRequestError
 
 __all__ = ["TaskRegistry", "load_tasks"]
@@ -35,6 +36,16 @@ class TaskRegistry(Mapping[str, "TaskDef[Any, Any]"]):
     @property
     def names(self) -> list[str]:
         return sorted(self._tasks)
+
+    def declared(self) -> dict[str, TaskSpec]:
+        """The options each task declares in code (``@app.task(timeout=...)``), for those
+        that declare any: the master applies them to submissions by name."""
+        out: dict[str, TaskSpec] = {}
+        for name in sorted(self._tasks):
+            spec = self._tasks[name].defaults
+            if spec != TaskSpec(name=spec.name):
+                out[name] = spec
+        return out
 
 
 def load_tasks(modules: Iterable[str]) -> TaskRegistry:

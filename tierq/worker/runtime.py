@@ -240,6 +240,7 @@ class Worker:
             host=socket.gethostname(),
             pid=os.getpid(),
             probe=self._probe_subject,
+            declared=self.registry.declared(),
         )
         delay = 0.05
         while not self._draining.is_set():
@@ -356,7 +357,11 @@ class Worker:
     async def _run_attempt(self, attempt: Attempt) -> None:
         leased, ctx = attempt.leased, attempt.ctx
         outcome: Outcome | None = None
-        timer = asyncio.timeout(leased.timeout)
+        limit = leased.timeout
+        if limit is None and (known := self.registry.get(leased.name)) is not None:
+            # Submitted before any worker declared it: the code's own timeout still holds.
+            limit = known.defaults.timeout
+        timer = asyncio.timeout(limit)
         try:
             async with timer:
                 result = await self._execute(attempt)
@@ -364,7 +369,7 @@ class Worker:
         except TimeoutError as exc:
             ctx.cancel()
             if timer.expired():
-                outcome = timed_out(leased.id, leased.attempt, self.id, leased.timeout or 0.0)
+                outcome = timed_out(leased.id, leased.attempt, self.id, limit or 0.0)
             else:
                 outcome = failed(leased.id, leased.attempt, self.id, summarize(exc))
         except ReportedError as exc:
