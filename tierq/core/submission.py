@@ -34,6 +34,7 @@ from .book import (
     SV,
     UNFINISHED,
     Book,
+    share_spec,
 )
 from .events import Event, TaskSubmitted
 from .model import Task, TaskSpec
@@ -258,6 +259,7 @@ def on_submitted(book: Book, ev: TaskSubmitted) -> None:
     if tid != last and (tid > last or len(tid) != len(last)):
         ids.observe(tid)
     priority = spec.priority
+    share_spec(spec)
     task = Task(
         id=tid,
         spec=spec,
@@ -317,6 +319,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
     order_append = book.order.append
     no_history = NO_HISTORY
     no_stamps = NO_STAMPS
+    share = share_spec
     plain: list[Task] = []
     seqs: list[int] = []
     seq = book.seq
@@ -338,6 +341,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
             continue
         tid = ev.id
         at = ev.at
+        share(spec)
         task = Task(
             id=tid,
             spec=spec,
