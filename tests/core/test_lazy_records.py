@@ -82,5 +82,7 @@ def test_kept_specs_share_names_and_empty_containers() -> None:
     restored = SchedulerState.restore(h.state.snapshot(), random.Random(1))
     again = [restored._book.tasks[i].spec for i in ids]
     assert again[0].name is kept[0].name and again[0].kwargs is kept[0].kwargs
+    first, second = (restored._book.tasks[i] for i in ids[:2])
+    assert first.timestamps is second.timestamps and first.history is second.history
     assert restored == h.state
     h.check_replay()

@@ -38,7 +38,7 @@ from .settings import PriorityRule, Settings
 from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
 from .validate import result_refs
 
-__all__ = ["Book", "Handler", "attempt_record", "end_attempt", "share_spec"]
+__all__ = ["Book", "Handler", "attempt_record", "end_attempt", "share_restored", "share_spec"]
 
 PENDING, READY, ASSIGNED, RUNNING = (
     TaskState.PENDING,
@@ -84,6 +84,16 @@ def share_spec(spec: TaskSpec) -> None:
         _force_setattr(spec, "args", NO_ARGS)
     if not spec.kwargs and spec.kwargs is not NO_KWARGS:
         _force_setattr(spec, "kwargs", NO_KWARGS)
+
+
+def share_restored(task: Task) -> None:
+    """``share_spec`` for a task decoded from a snapshot, and its empty timestamps and history
+    replaced by the shared ones a live submit gives (nothing writes to an empty one)."""
+    share_spec(task.spec)
+    if not task.timestamps:
+        task.timestamps = NO_STAMPS
+    if not task.history:
+        task.history = NO_HISTORY
 
 
 #: TaskState -> its value; Enum.value is a Python-level property and this is the hot path.

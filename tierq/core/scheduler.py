@@ -34,7 +34,7 @@ from ..errors import InvalidRequestError
 from . import cascade, leasing, outcomes, priority, regions, retention, submission, workflows
 from . import scheduler_queries as _q
 from .admission import AdmissionStatistics
-from .book import HELD_STATES, Book, Handler, share_spec
+from .book import HELD_STATES, Book, Handler, share_restored
 from .events import (
     BreakerClosed,
     BreakerHalfOpen,
@@ -463,7 +463,7 @@ def _restore_book(book: Book, snap: Snapshot) -> None:
     book.workflows.restore(snap.workflows)
     tasks = book.tasks
     for task in snap.tasks:
-        share_spec(task.spec)
+        share_restored(task)
         tasks[task.id] = task
         book.order.append(task.id)
     book.rebuild_indexes()
