@@ -44,6 +44,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     latency_rate: float
+    #: The awaited submit call's own duration in the latency run.
+    call_p50_ms: float = 0.0
+    call_p99_ms: float = 0.0
 
 
 class Stack:
@@ -161,13 +164,16 @@ async def measure(
         wanted.clear()
         expected[:] = []
         submitted_at: dict[str, float] = {}
+        calls: list[float] = []
         interval = 1.0 / rate
         next_at = time.perf_counter()
         tasks = []
 
         async def submit_one(i: int) -> None:
             at = time.time()
+            c0 = time.perf_counter()
             (task_id,) = await client.submit([TaskSpec(name="stamp", args=[i])])
+            calls.append((time.perf_counter() - c0) * 1000)
             submitted_at[task_id] = at
             wanted.add(task_id)
 
@@ -183,6 +189,7 @@ async def measure(
             (float(results[tid]) - submitted_at[tid]) * 1000  # type: ignore[arg-type]
             for tid in submitted_at
         )
+        calls.sort()
         await sub.unsubscribe()
         await engine.close()
         profile = "sync_interval: always" if sync_always else "server defaults"
@@ -194,6 +201,8 @@ async def measure(
             p50_ms=statistics.median(latencies),
             p99_ms=latencies[int(len(latencies) * 0.99) - 1],
             latency_rate=rate,
+            call_p50_ms=statistics.median(calls),
+            call_p99_ms=calls[int(len(calls) * 0.99) - 1],
         )
     finally:
         stack.stop()
@@ -210,6 +219,9 @@ class Summary:
     p50_ms: float
     p99_ms: float
     runs: list[Result]
+    batch: int = 1000
+    call_p50_ms: float = 0.0
+    call_p99_ms: float = 0.0
 
 
 def measure_profiles(
@@ -247,6 +259,9 @@ def measure_profiles(
                 p50_ms=statistics.median(r.p50_ms for r in results),
                 p99_ms=statistics.median(r.p99_ms for r in results),
                 runs=results,
+                batch=batch,
+                call_p50_ms=statistics.median(r.call_p50_ms for r in results),
+                call_p99_ms=statistics.median(r.call_p99_ms for r in results),
             )
         )
     return out

@@ -1,10 +1,14 @@
 """The producer: measures one peer, inside that peer's virtualenv, and prints one JSON line.
 
-Usage: ``driver.py PEER throughput N`` or ``driver.py PEER latency M RATE``.
+Usage: ``driver.py PEER throughput N``, ``driver.py PEER bulk N`` or
+``driver.py PEER latency M RATE``.
 
 Each ``bench_<peer>.py`` module offers the same small surface, sync or async as the peer is:
 ``submit()``, ``submit_many(n)`` and ``wait(handles)`` (block until every task has run; return each
 task's ``[start time, pid]`` in submission order), and optionally ``setup()`` and ``teardown()``.
+``throughput`` calls ``submit()`` once per task, the same shape as every other system in the
+table; ``bulk`` calls ``submit_many(n)``, the peer's own bulk API where it has one
+(``PeerSpec.bulk`` in specs.py names it; for the others ``submit_many`` is the same loop).
 The task body is the same everywhere: ``return [time.time(), os.getpid()]``.
 """
 
@@ -44,9 +48,12 @@ async def warm_up(mod: ModuleType) -> int:
     return len(pids)
 
 
-async def throughput(mod: ModuleType, n: int) -> dict[str, Any]:
+async def throughput(mod: ModuleType, n: int, bulk: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
-    handles = await call(mod, "submit_many", n)
+    if bulk:
+        handles = await call(mod, "submit_many", n)
+    else:  # one call per task
+        handles = [await call(mod, "submit") for _ in range(n)]
     t_enqueued = time.perf_counter()
     results = await call(mod, "wait", handles)
     t1 = time.perf_counter()
@@ -66,6 +73,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 async def latency(mod: ModuleType, m: int, rate: float) -> dict[str, Any]:
     submitted: list[float] = []
+    calls: list[float] = []
     handles = []
     t0 = time.time() + 0.05
     for i in range(m):
@@ -73,11 +81,16 @@ async def latency(mod: ModuleType, m: int, rate: float) -> dict[str, Any]:
         if delay > 0:
             await asyncio.sleep(delay)
         submitted.append(time.time())
+        c0 = time.perf_counter()
         handles.append(await call(mod, "submit"))
+        calls.append((time.perf_counter() - c0) * 1000)
     t_last = time.time()
     results = await call(mod, "wait", handles)
     lat_ms = sorted((r[0] - s) * 1000 for r, s in zip(results, submitted, strict=True))
+    calls.sort()
     return {
+        "call_p50_ms": percentile(calls, 0.50),
+        "call_p99_ms": percentile(calls, 0.99),
         "p50_ms": percentile(lat_ms, 0.50),
         "p99_ms": percentile(lat_ms, 0.99),
         "max_ms": lat_ms[-1],
@@ -93,6 +106,8 @@ async def main(argv: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {"warmup_processes": await warm_up(mod)}
         if mode == "throughput":
             out |= await throughput(mod, int(params[0]))
+        elif mode == "bulk":
+            out |= await throughput(mod, int(params[0]), bulk=True)
         elif mode == "latency":
             out |= await latency(mod, int(params[0]), float(params[1]))
         else:

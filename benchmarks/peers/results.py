@@ -16,8 +16,16 @@ class PeerResult:
     p50_ms: float | None = None
     """Submit→start latency at a steady rate."""
     p99_ms: float | None = None
+    call_p50_ms: float | None = None
+    """The submit call's own duration in the latency run."""
+    call_p99_ms: float | None = None
     notes: str = ""
     runs: list[float] = field(default_factory=list)
+    """Tasks/s of every throughput run (one submit call per task)."""
+    bulk_api: str | None = None
+    """The peer's bulk enqueue API (None: it has none)."""
+    bulk_median: float | None = None
+    """Tasks/s with the bulk API, median of the bulk runs."""
 
 
 def _num(value: float | None, fmt: str) -> str:

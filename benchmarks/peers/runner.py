@@ -204,7 +204,7 @@ class _Peer:
     log_dir: Path
     venv: Path | None = None
     answers: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {"throughput": [], "latency": []}
+        default_factory=lambda: {"throughput": [], "bulk": [], "latency": []}
     )
     error: str | None = None
 
@@ -247,6 +247,7 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
         others = max(a["others_cpu"] for a in throughput) if throughput else 0.0
         notes.append(f"others' CPU use during its throughput runs up to {others:.0%}")
     version = f"{answers[0]['version']} (redis-py {answers[0]['redis_py']})" if answers else "?"
+    bulk = [a["tasks_per_s"] for a in peer.answers["bulk"]]
     return PeerResult(
         name=peer.spec.name,
         version=version,
@@ -255,8 +256,12 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
         throughput_max=max(rates, default=None),
         p50_ms=statistics.median(a["p50_ms"] for a in latency) if latency else None,
         p99_ms=statistics.median(a["p99_ms"] for a in latency) if latency else None,
+        call_p50_ms=statistics.median(a["call_p50_ms"] for a in latency) if latency else None,
+        call_p99_ms=statistics.median(a["call_p99_ms"] for a in latency) if latency else None,
         notes="; ".join(notes),
         runs=rates,
+        bulk_api=peer.spec.bulk,
+        bulk_median=statistics.median(bulk) if bulk else None,
     )
 
 
@@ -269,10 +274,13 @@ def run_peers(
     runs: int = 3,
     latency_runs: int = 1,
     min_idle: float = 0.6,
+    bulk_runs: int = 0,
 ) -> list[PeerResult]:
     """Measure each peer (all six unless ``only`` names some); a peer that fails gets a note.
 
-    Throughput is the median of ``runs`` runs; p50/p99 are the medians over ``latency_runs``.
+    Throughput (one ``submit`` call per task) is the median of ``runs`` runs; p50/p99 are the
+    medians over ``latency_runs``; ``bulk_runs`` runs of the peer's own bulk API, for the peers
+    that have one (``PeerSpec.bulk``).
     Rounds go across the peers (run 1 of each, then run 2, ...), so a burst of load from other
     users of the machine lands on one run of several peers rather than on every run of one.
     Before each run it waits (at most a minute) until others leave ``min_idle`` of the CPU idle.
@@ -291,8 +299,9 @@ def run_peers(
     ]
     plan = [["throughput", str(tasks)]] * runs
     plan += [["latency", str(latency_tasks), str(rate)]] * latency_runs
+    plan += [["bulk", str(tasks)]] * bulk_runs
     for i, args in enumerate(plan):
         for peer in peers:
-            if peer.error is None:
+            if peer.error is None and (args[0] != "bulk" or peer.spec.bulk):
                 _measure_into(peer, args, f"round {i + 1}/{len(plan)}", min_idle)
     return [_summarize(peer, tasks, rate) for peer in peers]

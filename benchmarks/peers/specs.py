@@ -23,6 +23,9 @@ class PeerSpec:
     """One command per worker supervisor, run from the venv's ``bin/``; ``{url}``: the Redis URL."""
     config: str
     """The configuration in one line, for the notes column; ``peers.md`` explains each choice."""
+    bulk: str | None = None
+    """The peer's bulk enqueue API, measured in the batched table; None: it has none (its batch
+    helpers send one message at a time)."""
 
 
 PEERS: tuple[PeerSpec, ...] = (
@@ -58,10 +61,8 @@ PEERS: tuple[PeerSpec, ...] = (
             f" --logging_level WARNING --name bench-{i} bench"
             for i in range(2)
         ),
-        config=(
-            "2 SimpleWorkers; bulk `enqueue_many()`, 1,000 jobs per pipeline; "
-            "rq result streams, `latest_result(timeout=)`"
-        ),
+        config=("2 SimpleWorkers; rq result streams, `latest_result(timeout=)`"),
+        bulk="`enqueue_many()`, 1,000 jobs per call",
     ),
     PeerSpec(
         name="huey",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 from core_harness import T0, Harness
 
 from tierq.core import SchedulerState, Started, TaskSpec, TaskState
@@ -55,4 +56,33 @@ def test_cancelled_while_ready_keeps_both_times_and_snapshot_round_trips() -> No
     assert restored == h.state
     assert restored.get(b).timestamps == {"ready": T0}
     assert restored.get(b).state is TaskState.READY
+    h.check_replay()
+
+
+def _decoded(*specs: TaskSpec) -> list[TaskSpec]:
+    """Specs as the master gets them: decoded from bytes, each holding its own strings."""
+    return msgspec.msgpack.decode(msgspec.msgpack.encode(list(specs)), type=list[TaskSpec])
+
+
+def test_kept_specs_share_names_and_empty_containers() -> None:
+    h = Harness()
+    # Apart from the plain path, idempotency keys and parents take the general one.
+    specs = _decoded(
+        TaskSpec(name="resize", queue="img"),
+        TaskSpec(name="resize", queue="img", args=[1], kwargs={"k": 2}),
+        TaskSpec(name="resize", queue="img", idempotency_key="x"),
+    )
+    assert specs[0].name is not specs[1].name and specs[0].kwargs is not specs[2].kwargs
+    ids = h.submit(*specs)
+    kept = [h.state._book.tasks[i].spec for i in ids]
+    assert len({id(s.name) for s in kept}) == 1 and len({id(s.queue) for s in kept}) == 1
+    assert kept[0].kwargs is kept[2].kwargs and kept[0].args is kept[2].args
+    assert (kept[1].args, kept[1].kwargs) == ([1], {"k": 2})
+    assert kept == _decoded(*specs)  # values unchanged
+    restored = SchedulerState.restore(h.state.snapshot(), random.Random(1))
+    again = [restored._book.tasks[i].spec for i in ids]
+    assert again[0].name is kept[0].name and again[0].kwargs is kept[0].kwargs
+    first, second = (restored._book.tasks[i] for i in ids[:2])
+    assert first.timestamps is second.timestamps and first.history is second.history
+    assert restored == h.state
     h.check_replay()

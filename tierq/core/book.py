@@ -15,18 +15,21 @@ only logical state goes into a snapshot.
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from heapq import heapify, heappush
 from operator import attrgetter
 from typing import cast
 
+import msgspec
+
 from ..errors import NotFoundError
 from .breaker import BreakerBoard
 from .events import Event
 from .ids import IdGenerator
 from .leases import RegionBook
-from .model import AttemptRecord, ErrorSummary, FailurePolicy, Task, TaskSpec, TaskState
+from .model import AttemptRecord, ErrorSummary, FailurePolicy, JSONValue, Task, TaskSpec, TaskState
 from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
 from .records import Totals, WorkflowBook, assignment_record, stamp
@@ -35,7 +38,7 @@ from .settings import PriorityRule, Settings
 from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
 from .validate import result_refs
 
-__all__ = ["Book", "Handler", "attempt_record", "end_attempt"]
+__all__ = ["Book", "Handler", "attempt_record", "end_attempt", "share_restored", "share_spec"]
 
 PENDING, READY, ASSIGNED, RUNNING = (
     TaskState.PENDING,
@@ -54,6 +57,44 @@ UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 NO_HISTORY: list[AttemptRecord] = []
 #: The timestamps of a task READY since submission: one shared empty dict (see records.stamp).
 NO_STAMPS: dict[str, float] = {}
+#: The empty ``args`` and ``kwargs`` of every kept spec that has none (see share_spec).
+NO_ARGS: list[JSONValue] = []
+NO_KWARGS: dict[str, JSONValue] = {}
+_force_setattr = msgspec.structs.force_setattr
+_intern = sys.intern
+
+
+def share_spec(spec: TaskSpec) -> None:
+    """Make a spec the book keeps share what many specs hold equal: its task name and queue
+    (interned) and an empty ``args``/``kwargs`` (one shared object each, as NO_STAMPS).
+
+    A decoded spec otherwise holds its own copy of each: about 180 bytes of a queued task's
+    ~800. Values are unchanged (a spec is frozen and nothing mutates its containers), so
+    encodings, snapshots and fingerprints are too.
+    """
+    name = spec.name
+    shared = _intern(name)
+    if shared is not name:
+        _force_setattr(spec, "name", shared)
+    queue = spec.queue
+    shared = _intern(queue)
+    if shared is not queue:
+        _force_setattr(spec, "queue", shared)
+    if not spec.args and spec.args is not NO_ARGS:
+        _force_setattr(spec, "args", NO_ARGS)
+    if not spec.kwargs and spec.kwargs is not NO_KWARGS:
+        _force_setattr(spec, "kwargs", NO_KWARGS)
+
+
+def share_restored(task: Task) -> None:
+    """``share_spec`` for a task decoded from a snapshot, and its empty timestamps and history
+    replaced by the shared ones a live submit gives (nothing writes to an empty one)."""
+    share_spec(task.spec)
+    if not task.timestamps:
+        task.timestamps = NO_STAMPS
+    if not task.history:
+        task.history = NO_HISTORY
+
 
 #: TaskState -> its value; Enum.value is a Python-level property and this is the hot path.
 SV: dict[TaskState, str] = {state: state.value for state in TaskState}

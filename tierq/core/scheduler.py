@@ -44,7 +44,7 @@ from . import (
 )
 from . import scheduler_queries as _q
 from .admission import AdmissionStatistics
-from .book import HELD_STATES, Book, Handler
+from .book import HELD_STATES, Book, Handler, share_restored
 from .events import (
     BreakerClosed,
     BreakerHalfOpen,
@@ -486,6 +486,7 @@ def _restore_book(book: Book, snap: Snapshot) -> None:
     book.workflows.restore(snap.workflows)
     tasks = book.tasks
     for task in snap.tasks:
+        share_restored(task)
         tasks[task.id] = task
         book.order.append(task.id)
     book.rebuild_indexes()

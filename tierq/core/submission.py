@@ -34,6 +34,7 @@ from .book import (
     SV,
     UNFINISHED,
     Book,
+    share_spec,
 )
 from .declared import with_declared
 from .events import Event, TaskSubmitted
@@ -260,6 +261,7 @@ def on_submitted(book: Book, ev: TaskSubmitted) -> None:
     if tid != last and (tid > last or len(tid) != len(last)):
         ids.observe(tid)
     priority = spec.priority
+    share_spec(spec)
     task = Task(
         id=tid,
         spec=spec,
@@ -319,6 +321,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
     order_append = book.order.append
     no_history = NO_HISTORY
     no_stamps = NO_STAMPS
+    share = share_spec
     plain: list[Task] = []
     seqs: list[int] = []
     seq = book.seq
@@ -340,6 +343,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
             continue
         tid = ev.id
         at = ev.at
+        share(spec)
         task = Task(
             id=tid,
             spec=spec,
