@@ -187,3 +187,34 @@ async def test_tierq_dev_end_to_end(module_dir: tuple[str, Path], tmp_path: Path
             dev.kill()
             await dev.wait()
         log.close()
+
+
+async def test_retry_priority_regions_and_workers(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    """Issue 15, item 11: the fleet and the task fixes from the shell."""
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    url = cluster.nats_url
+    async with tierq.App(url) as app:
+        once = tierq.RetryPolicy(max_attempts=1)
+        (failed,) = await app.submit_many([tierq.TaskSpec(name="c.fail", retry=once)])
+        with pytest.raises(tierq.TaskFailedError):
+            await failed.result(timeout=20)
+        (waiting,) = await app.submit_many([tierq.TaskSpec(name="c.add", region="nowhere")])
+    run = await run_tierq("retry", failed.id, "--nats", url)
+    assert run.code == 0 and f"retrying {failed.id}" in run.stderr, run.stderr
+    async with tierq.App(url) as app:
+        task = await app.get(failed.id)
+        assert (task.attempt == 2 and task.state is not tierq.TaskState.DEAD) or task.attempt == 2
+    run = await run_tierq("priority", waiting.id, "42", "--nats", url)
+    assert run.code == 0, run.stderr
+    async with tierq.App(url) as app:
+        assert (await app.get(waiting.id)).priority == 42
+    bad = await run_tierq("priority", waiting.id, "99999", "--nats", url)
+    assert bad.code == 2 and "99999" in bad.stderr
+    regions = await run_tierq("regions", "--json", "--nats", url)
+    (region,) = json.loads(regions.stdout)
+    assert region["name"] == "default" and "c.add" in region["task_types"]
+    workers = await run_tierq("workers", "--nats", url)
+    assert workers.code == 0 and "default" in workers.stdout and "c.add" in workers.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ._admin import priority, regions, retry, workers
 from ._common import TierqGroup
 from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
@@ -43,5 +44,9 @@ for command in (
     tasks,
     workflows,
     cancel,
+    retry,
+    priority,
+    regions,
+    workers,
 ):
     main.add_command(command)

@@ -1,0 +1,119 @@
+"""Commands that change a task or show the fleet: retry, priority, regions, workers."""
+
+from __future__ import annotations
+
+import click
+import msgspec
+from rich.table import Table
+
+from ..core.model import PRIORITY_MAX, PRIORITY_MIN
+from ..protocol import QueryKind, QueryRequest, RegionsReply, WorkersReply
+from ._common import client_app, client_logging, err, escape, nats_options, out, run, when, with_app
+
+
+@click.command()
+@click.argument("task_id")
+@nats_options
+@click.pass_context
+def retry(ctx: click.Context, task_id: str, nats_url: str | None, prefix: str) -> None:
+    """Run a dead, failed or cancelled task again, with a fresh attempt budget."""
+    client_logging(ctx)
+    app = client_app(ctx, nats_url, prefix)
+
+    async def go() -> None:
+        await (await app.master()).retry(task_id)
+
+    run(with_app(app, go()))
+    err.print(f"retrying {task_id}", markup=False)
+
+
+@click.command()
+@click.argument("task_id")
+@click.argument("value", type=click.IntRange(PRIORITY_MIN, PRIORITY_MAX))
+@nats_options
+@click.pass_context
+def priority(
+    ctx: click.Context, task_id: str, value: int, nats_url: str | None, prefix: str
+) -> None:
+    """Change the priority of a task that has not started (higher runs first)."""
+    client_logging(ctx)
+    app = client_app(ctx, nats_url, prefix)
+
+    async def go() -> None:
+        await (await app.master()).reprioritize(task_id, value)
+
+    run(with_app(app, go()))
+    err.print(f"{task_id}: priority {value}", markup=False)
+
+
+@click.command()
+@nats_options
+@click.option("--json", "as_json", is_flag=True, help="The regions as one JSON document.")
+@click.pass_context
+def regions(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bool) -> None:
+    """List the registered regions: labels, task types, tasks held, lease."""
+    client_logging(ctx)
+    app = client_app(ctx, nats_url, prefix)
+
+    async def go() -> RegionsReply:
+        master = await app.master()
+        return await master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+
+    reply = run(with_app(app, go()))
+    if as_json:
+        out.print(msgspec.json.encode(reply.regions).decode(), markup=False)
+        return
+    if not reply.regions:
+        err.print("no region is registered", markup=False)
+        return
+    table = Table("region", "labels", "task types", "held", "lease until")
+    for r in reply.regions:
+        table.add_row(
+            escape(r.name),
+            escape(", ".join(r.labels) or "-"),
+            escape(", ".join(r.task_types) or "- (no live worker)"),
+            str(r.held),
+            when(r.lease_expires_at),
+        )
+    out.print(table)
+
+
+@click.command()
+@nats_options
+@click.option("--region", "region_name", default=None, help="Only the workers of this region.")
+@click.option("--json", "as_json", is_flag=True, help="The workers as one JSON document.")
+@click.pass_context
+def workers(
+    ctx: click.Context,
+    nats_url: str | None,
+    prefix: str,
+    region_name: str | None,
+    as_json: bool,
+) -> None:
+    """List the live workers: region, task types, slots in use, done and failed."""
+    client_logging(ctx)
+    app = client_app(ctx, nats_url, prefix)
+
+    async def go() -> WorkersReply:
+        master = await app.master()
+        return await master.query(QueryRequest(kind=QueryKind.WORKERS), WorkersReply)
+
+    found = [w for w in run(with_app(app, go())).workers if region_name in (None, w.region)]
+    if as_json:
+        out.print(msgspec.json.encode(found).decode(), markup=False)
+        return
+    if not found:
+        err.print("no live worker", markup=False)
+        return
+    table = Table("worker", "region", "task types", "running", "done", "failed", "state")
+    for w in found:
+        table.add_row(
+            escape(w.id),
+            escape(w.region),
+            escape(", ".join(w.task_types)),
+            f"{w.running}/{w.concurrency}",
+            str(w.completed),
+            str(w.failed),
+            "draining" if w.draining else "live",
+        )
+    out.print(table)
