@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -149,3 +150,21 @@ async def test_a_server_without_jetstream_is_named_as_such() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_the_sdk_says_what_to_do_when_no_nats_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15, item 13: three log lines of noise came before the error, and no hint."""
+    import tierq
+
+    caplog.set_level(logging.DEBUG, logger="tierq")
+    url = f"nats://127.0.0.1:{free_port()}"
+    app = tierq.App(url)
+    with pytest.raises(EngineUnavailableError) as failed:
+        await app.submit("x.y")
+    assert f"cannot reach NATS at {url}" in failed.value.message
+    assert "start a local server with `tierq dev`" in failed.value.message
+    noise = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noise == [], [r.getMessage() for r in noise]
+    await app.close()

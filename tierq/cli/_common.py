@@ -72,6 +72,8 @@ def explain(exc: TierqError, prefix: str) -> CliError:
                 f"no tierq service answers ({exc.message}); is a master running with prefix "
                 f"{prefix!r}? Start everything locally with `tierq dev`."
             )
+        if "tierq dev" in exc.message:  # the SDK's own hint is there already
+            return CliError(exc.message.replace("; start a local", "\nstart a local"))
         return CliError(f"{exc.message}\nstart a local server with `tierq dev`, or pass --nats URL")
     if isinstance(exc, UnauthenticatedError):
         return CliError(

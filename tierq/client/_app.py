@@ -14,7 +14,7 @@ from ..config import NatsConfig
 from ..core import WorkflowSummary, WorkflowView
 from ..core.model import TERMINAL_STATES, FailurePolicy, RetryPolicy, Task, TaskSpec, TaskState
 from ..engine import Engine, Subjects, connect
-from ..errors import InvalidRequestError, WaitTimeoutError
+from ..errors import EngineUnavailableError, InvalidRequestError, WaitTimeoutError
 from ..protocol import QueryKind, QueryRequest
 from ..rpc import MasterClient
 from ._handles import TaskHandle, TaskPage, WorkflowHandle, warn_unserved
@@ -357,7 +357,10 @@ class App:
         async with slot.lock:
             if slot.conn is None or slot.conn.engine.is_closed:
                 nats = self.config.for_role("client")
-                engine = await connect(nats.connect_options(name="tierq-client"))
+                try:
+                    engine = await connect(nats.connect_options(name="tierq-client"))
+                except EngineUnavailableError as exc:
+                    raise EngineUnavailableError(f"{exc.message}; {NATS_HINT}") from exc
                 client = MasterClient(engine, self.subjects, self.request_timeout)
                 slot.conn = _Connection(engine, client)
             return slot.conn
@@ -397,6 +400,13 @@ class App:
 
 def struct_dict(config: NatsConfig) -> dict[str, Any]:
     return msgspec.structs.asdict(config)
+
+
+#: What to do when no NATS answers (the SDK and the CLI say the same).
+NATS_HINT = (
+    "start a local server with `tierq dev`, or point at yours with "
+    "App(nats=URL), $TIERQ_NATS or --nats URL"
+)
 
 
 def _pending(task: Task) -> str:

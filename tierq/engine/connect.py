@@ -336,6 +336,7 @@ async def connect(opts: ConnectOptions | None = None) -> Engine:
         cause = events.last_error or exc
         raise EngineUnavailableError(f"cannot reach NATS at {where}: {_describe(cause)}") from exc
     nc.options["max_reconnect_attempts"] = opts.max_reconnect_attempts
+    events.connected = True
     return Engine(nc, opts, events)
 
 
@@ -353,6 +354,8 @@ class _ConnectionEvents:
     def __init__(self, where: str) -> None:
         self.where = where
         self.closing = False
+        #: Until the first connection, failures are the caller's error to raise, not logs.
+        self.connected = False
         self.last_error: BaseException | None = None
         self.auth_error: BaseException | None = None
         #: (publish|subscription, lower-cased subject) -> when the server last refused it.
@@ -370,14 +373,19 @@ class _ConnectionEvents:
             log.error("NATS (%s) refused: %s", self.where, exc)
             return
         if not self.closing:
-            log.warning("NATS error (%s): %r", self.where, exc)
+            log.log(_level(self.connected), "NATS error (%s): %r", self.where, exc)
 
     async def on_disconnected(self) -> None:
         if not self.closing:
-            log.warning("disconnected from NATS (%s)", self.where)
+            log.log(_level(self.connected), "disconnected from NATS (%s)", self.where)
 
     async def on_reconnected(self) -> None:
         log.info("reconnected to NATS (%s)", self.where)
+
+
+def _level(connected: bool) -> int:
+    """Warnings once connected; before, ``connect`` raises what went wrong in one error."""
+    return logging.WARNING if connected else logging.DEBUG
 
 
 def _is_auth_error(exc: BaseException) -> bool:

@@ -101,6 +101,8 @@ class Region(WorkerSide):
         self._grace = config.worker_lease_seconds
         self._lease_seconds = 10.0
         self._held_sent_at = self.clock()
+        #: When a request to the master first failed, while it has not answered since.
+        self._master_lost_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
@@ -167,7 +169,21 @@ class Region(WorkerSide):
     async def _master(
         self, op: str, request: object, reply_type: type[T], timeout: float = 10.0
     ) -> T:
-        data = await self.engine.request(self.subjects.master(op), encode(request), timeout=timeout)
+        try:
+            data = await self.engine.request(
+                self.subjects.master(op), encode(request), timeout=timeout
+            )
+        except EngineUnavailableError:
+            if self._master_lost_at is None:
+                self._master_lost_at = time.monotonic()
+            raise
+        if self._master_lost_at is not None:
+            # Say it once the master answers again: the warnings alone never said it ended.
+            down = time.monotonic() - self._master_lost_at
+            self._master_lost_at = None
+            log.info(
+                "region %s: the master answers again (unreachable for %.1f s)", self.name, down
+            )
         return decode_reply(data, reply_type)
 
     def live_types(self) -> frozenset[str]:
