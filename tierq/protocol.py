@@ -121,6 +121,8 @@ class QueryRequest(_Msg):
     cursor: str | None = None
     #: Nodes per page of a workflow query (at most, and by default, MAX_WORKFLOW_PAGE).
     node_limit: int | None = None
+    #: Task lists: newest first (the cursor then pages towards older tasks).
+    newest_first: bool = False
 
 
 #: Most nodes one workflow reply carries: keeps a reply well under the message size limit.

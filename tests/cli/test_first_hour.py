@@ -7,6 +7,7 @@ what the user sees from the CLI, the SDK, REST and gRPC asserted word for word.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -162,3 +163,38 @@ async def test_declared_options_hold_when_submitted_by_name(
         # (Two timeouts open this stack's breaker: the gRPC one is only checked, not run.)
         spec = (await app.get(reply.id)).spec
         assert (spec.timeout, spec.retry.max_attempts, spec.priority) == (1.0, 1, 7)
+
+
+async def test_lists_are_newest_first_in_the_cli_and_on_request(
+    stack: tuple[LocalCluster, ApiServer],
+) -> None:
+    """Issue 15, item 11: `tierq tasks` newest first (--oldest to reverse); REST
+    `order=newest` and gRPC `newest_first`."""
+    cluster, api = stack
+    url = cluster.nats_url
+    async with tierq.App(url) as app:
+        ids = [h.id for h in await app.submit_many([tierq.TaskSpec(name="c.nope")] * 3)]
+    newest = await run_tierq("tasks", "--name", "c.nope", "--json", "--nats", url)
+    listed = [json.loads(line)["id"] for line in newest.stdout.splitlines()]
+    assert listed[:3] == ids[::-1], newest.stderr
+    oldest = await run_tierq("tasks", "--name", "c.nope", "--oldest", "--json", "--nats", url)
+    assert [json.loads(line)["id"] for line in oldest.stdout.splitlines()][-3:] == ids
+    headers = auth_header("admin")
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=20) as http:
+        r = await http.get("/v1/tasks", params={"name": "c.nope", "order": "newest", "limit": 2})
+        page = r.json()
+        assert [t["id"] for t in page["tasks"]] == ids[:0:-1]
+        r = await http.get(
+            "/v1/tasks",
+            params={"name": "c.nope", "order": "newest", "cursor": page["next_cursor"]},
+        )
+        assert [t["id"] for t in r.json()["tasks"]][:1] == ids[:1]
+        bad = await http.get("/v1/tasks", params={"order": "sideways"})
+        assert bad.status_code == 422
+    async with grpc.aio.insecure_channel(api.grpc_target) as channel:
+        listed_pb = await tierq_pb2_grpc.TierqStub(channel).ListTasks(
+            pb.ListTasksRequest(name="c.nope", newest_first=True, limit=3),
+            metadata=(("authorization", f"Bearer {TOKENS['admin']}"),),
+            timeout=20,
+        )
+    assert [t.id for t in listed_pb.tasks] == ids[::-1]

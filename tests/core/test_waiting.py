@@ -94,3 +94,22 @@ def test_declared_options_fill_what_a_submission_by_name_leaves_out() -> None:
     h.tick(T0 + 11)
     (later,) = h.submit(TaskSpec(name="a"), now=T0 + 11)
     assert h.state.get(later).spec.timeout is None
+
+
+def test_task_lists_page_newest_first_as_the_reverse_of_oldest_first() -> None:
+    h = Harness()
+    ids = h.submit(*(TaskSpec(name="a" if i % 3 else "b") for i in range(25)))
+    for name in (None, "a", "b"):
+        for limit in (1, 4, 7, 100):
+            seen: list[str] = []
+            cursor: str | None = None
+            while True:
+                page, cursor = h.state.list_tasks(
+                    name=name, limit=limit, cursor=cursor, newest_first=True
+                )
+                seen += [t.id for t in page]
+                if cursor is None:
+                    break
+            oldest, _ = h.state.list_tasks(name=name, limit=100)
+            assert seen == [t.id for t in reversed(oldest)], (name, limit)
+    assert h.state.list_tasks(limit=1, newest_first=True)[0][0].id == ids[-1]

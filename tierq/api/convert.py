@@ -220,6 +220,7 @@ def task_query(msg: pb.ListTasksRequest) -> TaskQuery:
         workflow=msg.workflow_id if msg.HasField("workflow_id") else None,
         limit=msg.limit if msg.HasField("limit") else 100,
         cursor=msg.cursor if msg.HasField("cursor") else None,
+        newest_first=msg.newest_first,
     )
 
 

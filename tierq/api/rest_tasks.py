@@ -66,7 +66,9 @@ async def list_tasks(
     workflow: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
+    order: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
 ) -> Response:
+    """``order=newest`` lists the newest first; ``next_cursor`` then pages to older tasks."""
     query = TaskQuery(
         state=state,
         name=name,
@@ -75,6 +77,7 @@ async def list_tasks(
         workflow=workflow,
         limit=limit,
         cursor=cursor,
+        newest_first=order == "newest",
     )
     return reply(await service.list_tasks(who, query))
 

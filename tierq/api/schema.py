@@ -216,6 +216,7 @@ class TaskQuery(msgspec.Struct, kw_only=True, frozen=True):
     workflow: str | None = None
     limit: int = 100
     cursor: str | None = None
+    newest_first: bool = False
 
 
 class WaitIn(_In):

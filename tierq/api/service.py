@@ -245,6 +245,7 @@ class ApiService:
                 workflow_id=query.workflow,
                 limit=query.limit,
                 cursor=query.cursor,
+                newest_first=query.newest_first,
             )
         )
         return msgspec.structs.replace(reply, tasks=self._visible(caller, reply.tasks))

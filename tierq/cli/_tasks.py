@@ -245,6 +245,7 @@ def _print_task(task: Task) -> None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--cursor", default=None, help="Continue after this cursor (from a previous page).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON task record per line.")
+@click.option("--oldest", is_flag=True, help="Oldest first (the default is newest first).")
 @click.pass_context
 def tasks(
     ctx: click.Context,
@@ -257,8 +258,9 @@ def tasks(
     limit: int,
     cursor: str | None,
     as_json: bool,
+    oldest: bool,
 ) -> None:
-    """List tasks, oldest first."""
+    """List tasks, newest first (--oldest to reverse)."""
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
     page = run(
@@ -271,6 +273,7 @@ def tasks(
                 workflow_id=workflow_id,
                 limit=limit,
                 cursor=cursor,
+                newest_first=not oldest,
             ),
         )
     )

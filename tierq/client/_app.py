@@ -285,7 +285,10 @@ class App:
         workflow_id: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> TaskPage:
+        """One page of tasks, oldest first (``newest_first``: newest first); pass the page's
+        ``next_cursor`` as ``cursor`` for the next one."""
         state_value = None
         if state is not None:
             try:
@@ -305,6 +308,7 @@ class App:
             workflow_id=workflow_id,
             limit=limit,
             cursor=cursor,
+            newest_first=bool(newest_first),
         )
         reply = await (await self.master()).list_tasks(query)
         return TaskPage(reply.tasks, reply.next_cursor)

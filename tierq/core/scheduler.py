@@ -304,12 +304,15 @@ class SchedulerState:
         workflow_id: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[Task], str | None]:
-        """Tasks in id (= creation) order after ``cursor``; returns the page and the next
-        cursor (None at the end). Stable while tasks are added: new ids sort last. One call
-        examines at most 100,000 tasks, so with a selective filter a page can be short, even
-        empty, and still have a next cursor."""
-        return _q.list_tasks(self._book, state, name, queue, region, workflow_id, limit, cursor)
+        """Tasks in id (= creation) order after ``cursor`` (``newest_first``: the reverse,
+        before it); returns the page and the next cursor (None at the end). Stable while
+        tasks are added: new ids sort last. One call examines at most 100,000 tasks, so with
+        a selective filter a page can be short, even empty, and still have a next cursor."""
+        return _q.list_tasks(
+            self._book, state, name, queue, region, workflow_id, limit, cursor, newest_first
+        )
 
     def list_workflows(
         self, *, state: str | None = None, limit: int = 100, cursor: str | None = None

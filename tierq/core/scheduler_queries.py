@@ -52,21 +52,22 @@ def list_tasks(
     workflow_id: str | None,
     limit: int,
     cursor: str | None,
+    newest_first: bool = False,
 ) -> tuple[list[Task], str | None]:
     if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
         raise InvalidRequestError(f"limit must be in [1, {MAX_PAGE}], got {limit!r}", field="limit")
     if cursor is not None and (not isinstance(cursor, str) or len(cursor) > 64):
         raise InvalidRequestError("cursor: not a cursor returned by list_tasks", field="cursor")
     tasks = book.tasks
-    order = book.order
-    ids: list[str] | tuple[str, ...] = order
-    start = 0 if cursor is None else bisect_right(order, cursor)
+    ids: list[str] | tuple[str, ...] = book.order
     if workflow_id is not None:
         wf = book.workflows.get(workflow_id)
         if wf is None:
             return [], None
         ids = sorted(wf.nodes.values())
-        start = 0 if cursor is None else bisect_right(ids, cursor)
+    if newest_first:
+        return _newest_first(book, ids, state, name, queue, region, limit, cursor)
+    start = 0 if cursor is None else bisect_right(ids, cursor)
     page: list[Task] = []
     # Bounded work per call: a selective filter over millions of tasks would otherwise hold
     # the master's loop for as long as the scan takes. The page then comes back short (even
@@ -90,6 +91,44 @@ def list_tasks(
             more = i + 1 < len(ids)
             return page, (task.id if more else None)
     return page, (ids[stop - 1] if stop < len(ids) else None)
+
+
+def _matches(
+    task: Task, state: TaskState | None, name: str | None, queue: str | None, region: str | None
+) -> bool:
+    spec = task.spec
+    return (
+        (state is None or task.state is state)
+        and (name is None or spec.name == name)
+        and (queue is None or spec.queue == queue)
+        and (region is None or task.region == region)
+    )
+
+
+def _newest_first(
+    book: Book,
+    ids: list[str] | tuple[str, ...],
+    state: TaskState | None,
+    name: str | None,
+    queue: str | None,
+    region: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Task], str | None]:
+    """``list_tasks`` from the newest down: the cursor is the last id returned (or examined),
+    and the next page holds older ids. The same bounded scan per call."""
+    end = len(ids) if cursor is None else bisect_left(ids, cursor)
+    stop = max(0, end - MAX_SCAN)
+    page: list[Task] = []
+    tasks = book.tasks
+    for i in range(end - 1, stop - 1, -1):
+        task = tasks.get(ids[i])
+        if task is None or not _matches(task, state, name, queue, region):
+            continue
+        page.append(copy_task(task))
+        if len(page) == limit:
+            return page, (task.id if i > 0 else None)
+    return page, (ids[stop] if stop > 0 else None)
 
 
 #: Workflow list filters: a finished state, or "running" for those still going.

@@ -202,6 +202,7 @@ class Handlers:
                     workflow_id=req.workflow_id,
                     limit=limit,
                     cursor=req.cursor,
+                    newest_first=req.newest_first,
                 )
                 return TasksReply(tasks=tasks, next_cursor=cursor)
             case QueryKind.WORKFLOW:

@@ -81,7 +81,7 @@ class WorkflowRef(_message.Message):
     def __init__(self, id: _Optional[str] = ..., node_limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("state", "name", "queue", "region", "workflow_id", "limit", "cursor")
+    __slots__ = ("state", "name", "queue", "region", "workflow_id", "limit", "cursor", "newest_first")
     STATE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class ListTasksRequest(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     state: _types_pb2.TaskState
     name: str
     queue: str
@@ -96,7 +97,8 @@ class ListTasksRequest(_message.Message):
     workflow_id: str
     limit: int
     cursor: str
-    def __init__(self, state: _Optional[_Union[_types_pb2.TaskState, str]] = ..., name: _Optional[str] = ..., queue: _Optional[str] = ..., region: _Optional[str] = ..., workflow_id: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, state: _Optional[_Union[_types_pb2.TaskState, str]] = ..., name: _Optional[str] = ..., queue: _Optional[str] = ..., region: _Optional[str] = ..., workflow_id: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
     __slots__ = ("tasks", "next_cursor")
