@@ -218,3 +218,25 @@ async def test_retry_priority_regions_and_workers(
     assert region["name"] == "default" and "c.add" in region["task_types"]
     workers = await run_tierq("workers", "--nats", url)
     assert workers.code == 0 and "default" in workers.stdout and "c.add" in workers.stdout
+
+
+async def test_status_and_workflows_watch_until_done(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    """Issue 15, item 11: --watch redraws until the task (or workflow) has ended, then
+    prints its final state and exits."""
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    url = cluster.nats_url
+    async with tierq.App(url) as app:
+        handle = await app.submit("c.steps", 20)  # about a second of steps
+        wf = app.workflow("watched")
+        first = wf.add("c.steps", 10)
+        wf.add("c.add", 1, 2, depends_on=[first])
+        run = await wf.submit()
+    watched = await run_tierq("status", handle.id, "--watch", "--nats", url, timeout=60)
+    assert watched.code == 0, watched.stderr
+    assert "succeeded" in watched.stdout and '"steps": 20' in watched.stdout
+    tree = await run_tierq("workflows", run.id, "--watch", "--nats", url, timeout=60)
+    assert tree.code == 0, tree.stderr
+    assert "watched" in tree.stdout and tree.stdout.count("succeeded") >= 2, tree.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -9,6 +10,8 @@ from typing import Any
 
 import click
 import msgspec
+from rich.console import Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     Progress,
@@ -160,21 +163,48 @@ async def _follow(app: App, task_id: str, name: str, wait_timeout: float | None)
 @click.argument("task_id")
 @nats_options
 @click.option("--json", "as_json", is_flag=True, help="Print the task record as JSON.")
+@click.option("--watch", is_flag=True, help="Redraw every second until the task has ended.")
 @click.pass_context
 def status(
-    ctx: click.Context, task_id: str, nats_url: str | None, prefix: str, as_json: bool
+    ctx: click.Context,
+    task_id: str,
+    nats_url: str | None,
+    prefix: str,
+    as_json: bool,
+    watch: bool,
 ) -> None:
     """Show one task: state, attempts, progress, result or error."""
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
-    task = run(with_app(app, app.get(task_id)))
+    if watch and not as_json:
+        task = run(with_app(app, _watch(app, task_id)))
+    else:
+        task = run(with_app(app, app.get(task_id)))
     if as_json:
         out.print(msgspec.json.encode(task).decode(), markup=False)
         return
     _print_task(task)
 
 
+async def _watch(app: App, task_id: str) -> Task:
+    """Redraw the task (without its traceback) until it ends; returns its last record."""
+    with Live(console=out, auto_refresh=False, transient=True) as live:
+        while True:
+            task = await app.get(task_id)
+            live.update(Group(*_task_parts(task)), refresh=True)
+            if task.state in TERMINAL_STATES:
+                return task
+            await asyncio.sleep(1.0)
+
+
 def _print_task(task: Task) -> None:
+    for part in _task_parts(task):
+        out.print(part)
+    if task.error is not None and task.error.traceback:
+        out.print(task.error.traceback.rstrip(), markup=False, style="dim")
+
+
+def _task_parts(task: Task) -> list[Table]:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -205,7 +235,7 @@ def _print_task(task: Task) -> None:
         rows.append(("error", f"{task.error.type}: {task.error.message}"))
     for key, value in rows:
         grid.add_row(key, value if key == "state" else escape(value))
-    out.print(grid)
+    parts = [grid]
     if task.history:
         table = Table(
             "attempt",
@@ -226,9 +256,8 @@ def _print_task(task: Task) -> None:
                 when(h.ended_at),
                 (h.outcome or "") + (f" ({h.error.type})" if h.error else ""),
             )
-        out.print(table)
-    if task.error is not None and task.error.traceback:
-        out.print(task.error.traceback.rstrip(), markup=False, style="dim")
+        parts.append(table)
+    return parts
 
 
 @click.command()
@@ -312,6 +341,7 @@ def tasks(
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--cursor", default=None, help="Without an id: continue after this cursor.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the graph, or one per line).")
+@click.option("--watch", is_flag=True, help="With an id: redraw every second until it ends.")
 @click.pass_context
 def workflows(
     ctx: click.Context,
@@ -322,6 +352,7 @@ def workflows(
     limit: int,
     cursor: str | None,
     as_json: bool,
+    watch: bool,
 ) -> None:
     """Show a workflow as a tree of its tasks, parents above children; without an id, list
     workflows, newest first."""
@@ -349,11 +380,25 @@ def workflows(
         if more:
             err.print(f"more: tierq workflows --cursor {more}", markup=False)
         return
-    view = run(with_app(app, app.get_workflow(workflow_id)))
+    if watch and not as_json:
+        view = run(with_app(app, _watch_workflow(app, workflow_id)))
+    else:
+        view = run(with_app(app, app.get_workflow(workflow_id)))
     if as_json:
         out.print(msgspec.json.encode(view).decode(), markup=False)
         return
     out.print(workflow_tree(view))
+
+
+async def _watch_workflow(app: App, workflow_id: str) -> WorkflowView:
+    """Redraw the workflow's tree until every task has ended; returns the last view."""
+    with Live(console=out, auto_refresh=False, transient=True) as live:
+        while True:
+            view = await app.get_workflow(workflow_id)
+            live.update(workflow_tree(view), refresh=True)
+            if view.state is not None:  # succeeded, failed or cancelled: it has ended
+                return view
+            await asyncio.sleep(1.0)
 
 
 def workflow_tree(view: WorkflowView) -> Tree:
