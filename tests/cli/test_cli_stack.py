@@ -240,3 +240,32 @@ async def test_status_and_workflows_watch_until_done(
     tree = await run_tierq("workflows", run.id, "--watch", "--nats", url, timeout=60)
     assert tree.code == 0, tree.stderr
     assert "watched" in tree.stdout and tree.stdout.count("succeeded") >= 2, tree.stdout
+
+
+async def test_submit_workflow_from_a_file(
+    cluster: LocalCluster, module_dir: tuple[str, Path], tmp_path: Path
+) -> None:
+    name, _ = module_dir
+    await cluster.start_worker(name)
+    url = cluster.nats_url
+    doc = {
+        "name": "from-file",
+        "nodes": [
+            {"key": "a", "spec": {"name": "c.add", "args": [1, 2]}},
+            {"key": "b", "spec": {"name": "c.add", "args": [{"$result": "a"}, 10]}},
+        ],
+        "edges": [["a", "b"]],
+    }
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(doc))
+    run = await run_tierq("submit-workflow", str(path), "--wait", "--nats", url)
+    assert run.code == 0, run.stderr
+    workflow_id = run.stdout.strip()
+    async with tierq.App(url) as app:
+        view = await app.get_workflow(workflow_id)
+        assert view.state == "succeeded" and view.name == "from-file"
+        results = {n.key: (await app.get(n.task_id)).result for n in view.nodes}
+    assert results == {"a": 3, "b": 13}
+    path.write_text('{"nodes": "not a list"}')
+    bad = await run_tierq("submit-workflow", str(path), "--nats", url)
+    assert bad.code == 2 and "not a workflow spec" in bad.stderr

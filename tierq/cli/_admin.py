@@ -1,13 +1,16 @@
-"""Commands that change a task or show the fleet: retry, priority, regions, workers."""
+"""Commands that change a task or show the fleet: retry, priority, regions, workers, and
+submit-workflow (a workflow from a JSON file)."""
 
 from __future__ import annotations
+
+from typing import BinaryIO
 
 import click
 import msgspec
 from rich.table import Table
 
-from ..core.model import PRIORITY_MAX, PRIORITY_MIN
-from ..protocol import QueryKind, QueryRequest, RegionsReply, WorkersReply
+from ..core.model import PRIORITY_MAX, PRIORITY_MIN, Task, TaskState, WorkflowSpec
+from ..protocol import QueryKind, QueryRequest, RegionsReply, SubmitWorkflowReply, WorkersReply
 from ._common import client_app, client_logging, err, escape, nats_options, out, run, when, with_app
 
 
@@ -117,3 +120,48 @@ def workers(
             "draining" if w.draining else "live",
         )
     out.print(table)
+
+
+@click.command("submit-workflow")
+@click.argument("path", type=click.File("rb"))
+@nats_options
+@click.option("--wait", is_flag=True, help="Wait until every task has ended; exit 1 if one failed.")
+@click.option("--wait-timeout", type=click.FloatRange(0), default=None, help="Seconds to wait.")
+@click.pass_context
+def submit_workflow(
+    ctx: click.Context,
+    path: BinaryIO,
+    nats_url: str | None,
+    prefix: str,
+    wait: bool,
+    wait_timeout: float | None,
+) -> None:
+    """Submit the workflow in the JSON file PATH ("-" for stdin); print its id.
+
+    \b
+    The document is the workflow spec, as POST /v1/workflows takes it:
+      {"name": "etl", "nodes": [{"key": "a", "spec": {"name": "myapp.tasks.fetch",
+        "args": ["https://example.org"]}}, {"key": "b", "spec": {"name": "myapp.tasks.total",
+        "args": [{"$result": "a"}]}}], "edges": [["a", "b"]]}
+    """
+    client_logging(ctx)
+    try:
+        spec = msgspec.json.decode(path.read(), type=WorkflowSpec)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise click.UsageError(f"{path.name}: not a workflow spec: {exc}") from None
+    app = client_app(ctx, nats_url, prefix)
+
+    async def go() -> tuple[SubmitWorkflowReply, list[Task]]:
+        reply = await (await app.master()).submit_workflow(spec)
+        done = await app.wait_tasks(list(reply.ids.values()), wait_timeout) if wait else []
+        return reply, done
+
+    reply, done = run(with_app(app, go()))
+    for warning in reply.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    out.print(reply.workflow_id, markup=False)
+    failed = [t for t in done if t.state is not TaskState.SUCCEEDED]
+    for task in failed:
+        err.print(f"{task.id} ({task.spec.name}): {task.state.value}", markup=False)
+    if failed:
+        ctx.exit(1)

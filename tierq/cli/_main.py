@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._admin import priority, regions, retry, workers
+from ._admin import priority, regions, retry, submit_workflow, workers
 from ._common import TierqGroup
 from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
@@ -48,5 +48,6 @@ for command in (
     priority,
     regions,
     workers,
+    submit_workflow,
 ):
     main.add_command(command)
