@@ -95,6 +95,10 @@ def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> N
     assert fill == "rgb(34, 197, 94)"
     expect(page.locator('[data-role="workflow-progress"]')).to_contain_text("9 / 9 done")
     expect(page.locator('[data-role="workflow-state"]')).to_have_text("succeeded")
+    expect(page.locator('[data-action="cancel-workflow"]')).to_be_disabled()  # nothing left
+    expect(page.locator('[data-role="workflow-progress"]')).to_have_attribute(
+        "data-failed", "false"
+    )
     dash.shot("workflow")
     # Pan and zoom change the view transform.
     svg = page.locator('[data-role="dag"]')
@@ -116,6 +120,33 @@ def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> N
     expect(page.locator('[data-role="task-title"]')).to_have_text("b.sleep")
     expect(page.locator('[data-role="task-state"]')).to_have_text("succeeded")
     assert dash.errors == []
+
+
+def test_a_failed_workflow_is_not_drawn_all_green(dash: Dashboard, api: httpx.Client) -> None:
+    """Issue 15, item 12: a failed workflow's bar was all green, and it offered a cancel."""
+    page = dash.page
+    doc = {
+        "name": "breaks",
+        "nodes": [
+            {
+                "key": "bad",
+                "spec": {"name": "b.fail", "args": ["no"], "retry": {"max_attempts": 1}},
+            },
+            {"key": "after", "spec": {"name": "b.quick", "args": [1]}},
+        ],
+        "edges": [["bad", "after"]],
+    }
+    r = api.post("/v1/workflows", json=doc)
+    assert r.status_code == 201, r.text
+    dash.goto(f"/workflows/{r.json()['workflow_id']}")
+    expect(page.locator('[data-role="workflow-state"]')).to_have_text("failed")
+    expect(page.locator('[data-role="workflow-progress"]')).to_have_attribute("data-failed", "true")
+    fill = page.locator('[data-role="workflow-progress"] .bar-fill').evaluate(
+        "e => getComputedStyle(e).backgroundImage"
+    )
+    assert "linear-gradient" in fill and "rgb(34, 197, 94)" not in fill.split(",")[-1], fill
+    expect(page.locator('[data-action="cancel-workflow"]')).to_be_disabled()
+    assert dash.script_errors() == []
 
 
 def test_workflow_of_1000_nodes_is_laid_out(dash: Dashboard, api: httpx.Client) -> None:
@@ -201,7 +232,13 @@ def test_task_page_shows_real_attempts_only(dash: Dashboard, api: httpx.Client) 
     expect(attempts).to_contain_text("attempt 1")
     assert "undefined" not in attempts.inner_text()
     assert attempts.inner_text().count("attempt 1") == 1
+    # Only what can apply is offered: a running task can be cancelled, not retried.
+    expect(page.locator('[data-action="cancel"]')).to_be_enabled()
+    expect(page.locator('[data-action="retry"]')).to_be_disabled()
     api.post(f"/v1/tasks/{running}/cancel")
+    expect(page.locator('[data-role="task-state"]')).to_have_text("cancelled")
+    expect(page.locator('[data-action="cancel"]')).to_be_disabled()
+    expect(page.locator('[data-action="retry"]')).to_be_enabled()
     waiting = submit(api, "b.quick", 1, region="nowhere")
     dash.goto(f"/tasks/{waiting}")
     expect(page.locator('[data-role="task-state"]')).to_have_text("ready")

@@ -9,6 +9,9 @@ import {
 import { applyEvent, assignedOne } from "../live.js";
 import { drawTimeline } from "../timeline.js";
 
+const ENDED = new Set(["succeeded", "dead", "cancelled", "skipped"]);
+const RETRYABLE = new Set(["dead", "cancelled", "skipped"]);
+
 function attemptRows(task) {
   const rows = (task.history || []).map((a) => ({
     label: `attempt ${a.attempt ?? 1}${a.worker ? " · " + a.worker : ""}`,
@@ -70,14 +73,16 @@ export async function mount(view, route) {
     }
   }
 
+  const cancelButton = h("button", { type: "button", class: "danger", "data-action": "cancel", on: {
+    click: () => act("Cancel task", `Cancel ${task.spec.name} (${id})? Running attempts are stopped and dependents are cancelled.`,
+      () => send("POST", `${path}/cancel`), true),
+  } }, "Cancel");
+  const retryButton = h("button", { type: "button", "data-action": "retry", on: {
+    click: () => act("Retry task", `Run ${task.spec.name} (${id}) again with a fresh attempt budget?`, () => send("POST", `${path}/retry`)),
+  } }, "Retry");
   const actions = h("div", { class: "actions" },
-    h("button", { type: "button", class: "danger", "data-action": "cancel", on: {
-      click: () => act("Cancel task", `Cancel ${task.spec.name} (${id})? Running attempts are stopped and dependents are cancelled.`,
-        () => send("POST", `${path}/cancel`), true),
-    } }, "Cancel"),
-    h("button", { type: "button", "data-action": "retry", on: {
-      click: () => act("Retry task", `Run ${task.spec.name} (${id}) again with a fresh attempt budget?`, () => send("POST", `${path}/retry`)),
-    } }, "Retry"),
+    cancelButton,
+    retryButton,
     h("span", { class: "muted" }, "Priority"),
     priorityInput,
     h("button", { type: "button", "data-action": "priority", on: {
@@ -101,6 +106,11 @@ export async function mount(view, route) {
   function render() {
     title.textContent = task.spec.name;
     clear(state).append(badge(task.state));
+    // Offer only what can apply: the API would refuse the rest.
+    cancelButton.disabled = ENDED.has(task.state);
+    cancelButton.title = cancelButton.disabled ? `already ${task.state}` : "";
+    retryButton.disabled = !RETRYABLE.has(task.state);
+    retryButton.title = retryButton.disabled ? "only dead, cancelled or skipped tasks can be retried" : "";
     const fraction = task.state === "succeeded" ? 1 : task.progress || 0;
     setProgress(bar, fraction);
     barNote.textContent = task.progress_message || "";

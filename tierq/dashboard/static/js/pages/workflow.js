@@ -41,11 +41,12 @@ export async function mount(view, r) {
   const tabGantt = h("button", { type: "button", "data-tab": "timeline" }, "Timeline");
   const legend = h("div", { class: "legend" }, STATES.map((s) => h("span", null, h("span", { class: "sw", css: { background: colorOf(s) } }), s)));
 
+  const cancelButton = h("button", { type: "button", class: "danger small", "data-action": "cancel-workflow", on: { click: cancel } }, "Cancel workflow");
   view.append(
     h("h1", null, wf.name, stateEl, h("span", { class: "mono small muted" }, id)),
     section("Progress", bar, h("div", { class: "actions" }, counts,
       h("span", { class: "muted small" }, `policy ${wf.policy} · submitted ${fmtTime(wf.submitted_at)}`),
-      h("button", { type: "button", class: "danger small", "data-action": "cancel-workflow", on: { click: cancel } }, "Cancel workflow")),
+      cancelButton),
       actionError),
     h("div", { class: "tabs" }, tabGraph, tabGantt),
     graphBox, ganttBox, h("div", { class: "panel small" }, legend),
@@ -70,6 +71,14 @@ export async function mount(view, r) {
       if (TERMINAL.has(state) || state === "evicted") done += 1;
     }
     setProgress(bar, states.size ? done / states.size : 0, `${fmtNum(done)} / ${fmtNum(states.size)} done`);
+    // Green for what succeeded, red for what ended otherwise: a failed run is not all green.
+    const good = done ? (100 * (by.succeeded || 0)) / done : 100;
+    bar.querySelector(".bar-fill").style.background =
+      `linear-gradient(to right, var(--s-succeeded) ${good.toFixed(1)}%, var(--s-dead) ${good.toFixed(1)}%)`;
+    bar.dataset.failed = String(good < 100);
+    // A finished workflow has nothing left to cancel.
+    cancelButton.disabled = Boolean(wf.state);
+    cancelButton.title = wf.state ? `already ${wf.state}` : "";
     clear(counts).append(...Object.entries(by).sort((a, b) => STATES.indexOf(a[0]) - STATES.indexOf(b[0]))
       .map(([s, n]) => h("span", { "data-count": s }, badge(s), " ", fmtNum(n))));
     clear(stateEl).append(h("span", { class: `pill ${wf.state === "succeeded" ? "ok" : wf.state ? "bad" : ""}` }, wf.state || "running"));
