@@ -245,8 +245,27 @@ def test_task_page_shows_real_attempts_only(dash: Dashboard, api: httpx.Client) 
     expect(attempts).to_contain_text("Not started yet.")
     section = page.locator("section", has=attempts)
     assert "null" not in section.inner_text()
-    assert "null" not in page.locator("main").inner_text()
+    text = page.locator("main").inner_text()
+    assert "null" not in text
+    # Times are ISO 8601 (local), not a locale's day/month order.
+    assert re.search(r"Submitted\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", text), text
     api.post(f"/v1/tasks/{waiting}/cancel")
+    assert dash.script_errors() == []
+
+
+def test_tracebacks_hide_tierqs_own_frames_until_asked(dash: Dashboard, api: httpx.Client) -> None:
+    page = dash.page
+    failed = submit(api, "b.fail", "kaput", retry={"max_attempts": 1})
+    wait_state(api, failed, "dead")
+    full = api.get(f"/v1/tasks/{failed}").json()["error"]["traceback"]
+    assert "tierq/worker/" in full  # the worker's frames are in what it reported
+    dash.goto(f"/tasks/{failed}")
+    shown = page.locator('[data-role="traceback"]')
+    expect(shown).to_contain_text("ValueError: kaput")
+    expect(shown).to_contain_text("raise ValueError(message)")
+    assert "tierq/worker/" not in shown.inner_text()
+    page.locator('[data-action="all-frames"]').click()
+    expect(shown).to_contain_text("tierq/worker/")
     assert dash.script_errors() == []
 
 

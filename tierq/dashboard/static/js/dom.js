@@ -105,10 +105,13 @@ export function fmtDuration(seconds) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
+/** ISO 8601 in the browser's time zone, to the millisecond: 2026-12-07 12:30:05.123. */
 export function fmtTime(epoch) {
   if (!epoch) return "–";
   const d = new Date(epoch * 1000);
-  return d.toLocaleString("en-GB", { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  const two = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} `
+    + `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
 export function fmtAgo(epoch, now = Date.now() / 1000) {

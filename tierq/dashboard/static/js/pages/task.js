@@ -12,6 +12,37 @@ import { drawTimeline } from "../timeline.js";
 const ENDED = new Set(["succeeded", "dead", "cancelled", "skipped"]);
 const RETRYABLE = new Set(["dead", "cancelled", "skipped"]);
 
+/** Frames of tierq's own code (the worker calling the task): hidden until asked for. */
+const OWN_FRAME = /^  File "[^"]*[\\/]tierq[\\/][^"]*", line \d+/;
+
+/** The traceback without tierq's own frames, with a button to show them all. */
+function tracebackView(text) {
+  const lines = text.split("\n");
+  const kept = [];
+  let hidden = 0;
+  for (let i = 0; i < lines.length; i += 1) {
+    if (OWN_FRAME.test(lines[i])) {
+      hidden += 1;
+      // Its source line follows, indented deeper, unless the source was not available.
+      if (i + 1 < lines.length && lines[i + 1].startsWith("    ")) i += 1;
+      while (i + 1 < lines.length && /^\s+[~^]+\s*$/.test(lines[i + 1])) i += 1;
+      continue;
+    }
+    kept.push(lines[i]);
+  }
+  const pre = h("pre", { "data-role": "traceback" }, hidden ? kept.join("\n") : text);
+  if (!hidden) return pre;
+  const toggle = h("button", { type: "button", class: "small", "data-action": "all-frames", on: {
+    click: () => {
+      const all = toggle.dataset.all !== "true";
+      toggle.dataset.all = String(all);
+      pre.textContent = all ? text : kept.join("\n");
+      toggle.textContent = all ? "Hide tierq's frames" : `Show tierq's frames (${hidden})`;
+    },
+  } }, `Show tierq's frames (${hidden})`);
+  return h("div", null, toggle, pre);
+}
+
 function attemptRows(task) {
   const rows = (task.history || []).map((a) => ({
     label: `attempt ${a.attempt ?? 1}${a.worker ? " · " + a.worker : ""}`,
@@ -142,7 +173,7 @@ export async function mount(view, route) {
     if (task.error) {
       outcome.append(...[
         h("p", null, h("strong", { "data-role": "error-type" }, task.error.type), ": ", h("span", { "data-role": "error-message" }, task.error.message)),
-        task.error.traceback ? h("pre", { "data-role": "traceback" }, task.error.traceback) : null,
+        task.error.traceback ? tracebackView(task.error.traceback) : null,
       ].filter(Boolean));
     }
     if (task.state === "succeeded" || task.result !== undefined) {
