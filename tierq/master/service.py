@@ -84,9 +84,19 @@ class _Outgoing:
 class Master:
     """One master: stands by (keeping its state warm), leads terms, serves."""
 
-    def __init__(self, config: MasterConfig, engine: Engine) -> None:
+    def __init__(
+        self,
+        config: MasterConfig,
+        engine: Engine,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``wall_clock`` and ``monotonic``: the clocks of :meth:`now` (tests inject them)."""
         self.config = config
         self.engine = engine
+        self._wall = wall_clock
+        self._monotonic = monotonic
         self.subjects = Subjects(config.nats.prefix)
         self.holder = config.holder or f"{socket.gethostname()}:{os.getpid()}"
         self.recovery = Recovery(
@@ -117,7 +127,7 @@ class Master:
         self._term_dirty = False
         # Wall time at the start of the term and the monotonic clock then: within a term
         # time comes from the monotonic clock, so setting the wall clock moves no deadline.
-        self._epoch = (time.time(), time.monotonic())
+        self._epoch = (wall_clock(), monotonic())
         self._tasks: set[asyncio.Task[None]] = set()
         self._term_over = asyncio.Event()
         #: Whether ``run`` gives the lease up when it returns (a clean stop does; a test that
@@ -137,7 +147,7 @@ class Master:
     def now(self) -> float:
         """Wall time as this term sees it: its start plus the monotonic time since."""
         wall, mono = self._epoch
-        return wall + (time.monotonic() - mono)
+        return wall + (self._monotonic() - mono)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -222,7 +232,7 @@ class Master:
             self.parking.take(parked.region, parked.instance)
         self._since_snapshot = 0
         self._fresh_log = last == 0
-        self._epoch = (time.time(), time.monotonic())
+        self._epoch = (self._wall(), self._monotonic())
         log.info(
             "master %s: state at log sequence %d (snapshot at %d, %d events applied now)",
             self.holder,
