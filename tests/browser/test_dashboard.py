@@ -78,6 +78,9 @@ def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> N
     nodes = page.locator('[data-role="dag"] .node')
     expect(nodes).to_have_count(9)
     expect(page.locator('[data-role="dag"]')).to_have_attribute("data-layout", "dagre")
+    # One arrowhead per edge, at the child's end (issue 15, item 12).
+    heads = page.locator('[data-role="arrows"]').get_attribute("d") or ""
+    assert heads.count("Z") == len(edges), heads
     page.evaluate("window.__sameDocument = true")
     first = nodes.evaluate_all("els => els.map(e => e.dataset.state)")
     assert "succeeded" not in first[-1:], first  # the last node waits on eight others
@@ -335,6 +338,8 @@ def test_events_tail_live(dash: Dashboard, api: httpx.Client) -> None:
     task_id = submit(api, "b.quick", 5)
     row = page.locator('[data-role="event-list"] .vrow', has_text=task_id)
     expect(row.first).to_be_visible()
+    shown = row.first.locator('[data-role="event-time"]').inner_text()
+    assert re.fullmatch(r"\d{2}:\d{2}:\d{2}\.\d{3}", shown), shown  # the time of day
     expect(
         page.locator('[data-role="event-list"] .vrow[data-kind="task_succeeded"]', has_text=task_id)
     ).to_have_count(1)

@@ -42,11 +42,28 @@ function draft(nodes, parents) {
   return { pos, width: 40 + levels.length * COL, height: 40 + tallest * ROW };
 }
 
+/** A small triangle with its tip at ``to``, pointing along ``from`` -> ``to``. */
+function arrowHead(from, to, size = 6) {
+  const dx = to[0] - from[0];
+  const dy = to[1] - from[1];
+  const len = Math.hypot(dx, dy) || 1;
+  const ux = dx / len;
+  const uy = dy / len;
+  const bx = to[0] - ux * size;
+  const by = to[1] - uy * size;
+  const px = -uy * size * 0.5;
+  const py = ux * size * 0.5;
+  return `M${to[0].toFixed(1)} ${to[1].toFixed(1)}L${(bx + px).toFixed(1)} ${(by + py).toFixed(1)}`
+    + `L${(bx - px).toFixed(1)} ${(by - py).toFixed(1)}Z`;
+}
+
 export function createDag(container, { onOpen, onLayout } = {}) {
   const root = svg("svg", { role: "img", "aria-label": "workflow graph", "data-role": "dag" });
   const viewport = svg("g", { class: "viewport" });
   const edgePath = svg("path", { "data-role": "edges" });
-  const edgesG = svg("g", { class: "edges" }, edgePath);
+  // One filled path of small triangles, one per edge end: which way a dependency points.
+  const arrowPath = svg("path", { "data-role": "arrows", class: "arrows" });
+  const edgesG = svg("g", { class: "edges" }, edgePath, arrowPath);
   const nodesG = svg("g", { class: "nodes" });
   viewport.append(edgesG, nodesG);
   root.append(viewport);
@@ -136,17 +153,25 @@ export function createDag(container, { onOpen, onLayout } = {}) {
     }
     const get = (id) => (pos.get ? pos.get(id) : pos[id]);
     const parts = [];
+    const heads = [];
     edges.forEach(([a, b], i) => {
       const pts = paths && paths[i];
-      if (pts && pts.length) {
+      if (pts && pts.length > 1) {
         parts.push(`M${pts[0][0].toFixed(1)} ${pts[0][1].toFixed(1)}` + pts.slice(1).map((p) => `L${p[0].toFixed(1)} ${p[1].toFixed(1)}`).join(""));
+        heads.push(arrowHead(pts[pts.length - 2], pts[pts.length - 1]));
         return;
       }
       const pa = get(a);
       const pb = get(b);
-      if (pa && pb) parts.push(`M${(pa[0] + NODE_W / 2).toFixed(1)} ${pa[1].toFixed(1)}L${(pb[0] - NODE_W / 2).toFixed(1)} ${pb[1].toFixed(1)}`);
+      if (pa && pb) {
+        const from = [pa[0] + NODE_W / 2, pa[1]];
+        const to = [pb[0] - NODE_W / 2, pb[1]];
+        parts.push(`M${from[0].toFixed(1)} ${from[1].toFixed(1)}L${to[0].toFixed(1)} ${to[1].toFixed(1)}`);
+        heads.push(arrowHead(from, to));
+      }
     });
     edgePath.setAttribute("d", parts.join(""));
+    arrowPath.setAttribute("d", heads.join(""));
   }
 
   /** nodes: [{id, label, state, level, title}], edges: [[parent id, child id]] */

@@ -93,7 +93,7 @@ export async function mount(view, r) {
     header: head,
     renderRow: (e) => h("div", { class: "events-grid", "data-kind": e.kind, on: { click: () => show(e) } },
       h("span", { class: "mono small" }, e.seq ?? ""),
-      h("span", { class: "small" }, fmtTime(e.ev.at).split(", ")[1] || ""),
+      h("span", { class: "small", "data-role": "event-time" }, fmtTime(e.ev.at).split(" ")[1] || ""),
       h("span", { class: "mono small" }, e.kind),
       subject(e),
       h("span", { class: "small", "data-role": "event-summary" }, summary(e.kind, e.ev))),
