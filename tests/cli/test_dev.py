@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import pytest
 from tierq.config import NatsConfig
 from tierq.dev import DevOptions, _dev_users, dev_stack
 from tierq.engine import EmbeddedNats, NatsUsers
+
+from .conftest import tierq as run_tierq
 
 pytestmark = pytest.mark.integration
 
@@ -106,35 +107,23 @@ async def _wait_for_masters(server: EmbeddedNats, count: int) -> None:
     raise AssertionError(f"fewer than {count} masters connected")
 
 
-def _tierq_dev(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "tierq", "dev", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_dev_refuses_a_missing_module_before_starting_anything(tmp_path: Path) -> None:
-    done = _tierq_dev(tmp_path, "myapp.nosuch", "--no-api", "--workers", "0")
-    assert done.returncode != 0
+async def test_dev_refuses_a_missing_module_before_starting_anything(tmp_path: Path) -> None:
+    done = await run_tierq("dev", "myapp.nosuch", "--no-api", "--workers", "0", cwd=tmp_path)
+    assert done.code != 0
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and "cannot find task module 'myapp.nosuch'" in lines[-1]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".tierq").exists()  # nothing was started or created
 
 
-def test_dev_names_the_process_on_a_port_it_needs(tmp_path: Path) -> None:
+async def test_dev_names_the_process_on_a_port_it_needs(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = _tierq_dev(tmp_path, "--demo", "--port", str(port), "--workers", "0")
-    assert done.returncode != 0
+        args = ("dev", "--demo", "--port", str(port), "--workers", "0")
+        done = await run_tierq(*args, cwd=tmp_path)
+    assert done.code != 0
     last = done.stderr.strip().splitlines()[-1]
     assert f"port {port} (the API and dashboard) is in use by pid {os.getpid()}" in last, last
     assert "--port" in last and "Traceback" not in done.stderr
@@ -152,8 +141,8 @@ async def test_a_second_dev_on_one_data_dir_is_refused(tmp_path: Path) -> None:
         announce=lambda line: None,
     )
     async with dev_stack(opts):
-        done = await asyncio.to_thread(_tierq_dev, tmp_path, "--demo", "--no-api", "--workers", "0")
-    assert done.returncode != 0
+        done = await run_tierq("dev", "--demo", "--no-api", "--workers", "0", cwd=tmp_path)
+    assert done.code != 0
     last = done.stderr.strip().splitlines()[-1]
     assert f"is in use by another tierq dev (pid {os.getpid()})" in last, done.stderr[-2000:]
     assert "--data-dir" in last and "Traceback" not in done.stderr

@@ -56,30 +56,33 @@ def check_declared(
     return out
 
 
-def _filled(spec: TaskSpec, declared: TaskSpec) -> TaskSpec:
-    changes: dict[str, object] = {}
-    for field in OPTIONS:
-        blank = _BLANK[field]
-        if getattr(spec, field) == blank:
-            value = getattr(declared, field)
-            if value != blank:
-                changes[field] = value
-    return msgspec.structs.replace(spec, **changes) if changes else spec
+def _setters(declared: TaskSpec) -> tuple[tuple[str, object], ...]:
+    """The (field, value) pairs a declaration sets: usually one to three of ``OPTIONS``."""
+    return tuple((f, v) for f in OPTIONS if (v := getattr(declared, f)) != _BLANK[f])
 
 
 def with_declared(book: Book, specs: Sequence[TaskSpec]) -> Sequence[TaskSpec]:
-    """``specs`` with each type's declared options where the spec left them at default."""
+    """``specs`` with each type's declared options where the spec left them at default.
+
+    On the submission path: each declaration is read once per call, and a spec compares
+    only the fields its declaration sets.
+    """
     index = book.regions.declared
     if not index:
         return specs
     out: list[TaskSpec] | None = None
+    setters: dict[str, tuple[tuple[str, object], ...]] = {}
     for i, spec in enumerate(specs):
-        declared = index.get(spec.name) if isinstance(spec, TaskSpec) else None
-        if declared is None:
+        if not isinstance(spec, TaskSpec):
             continue
-        filled = _filled(spec, declared)
-        if filled is not spec:
+        name = spec.name
+        pairs = setters.get(name)
+        if pairs is None:
+            declared = index.get(name)
+            pairs = setters[name] = _setters(declared) if declared is not None else ()
+        changes = {f: v for f, v in pairs if getattr(spec, f) == _BLANK[f]}
+        if changes:
             if out is None:
                 out = list(specs)
-            out[i] = filled
+            out[i] = msgspec.structs.replace(spec, **changes)
     return specs if out is None else out

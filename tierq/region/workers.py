@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -45,6 +45,14 @@ from .local import LocalQueue, Outbox, ParkedPull, WorkerSlot, lost_outcome
 
 log = logging.getLogger("tierq.region")
 
+
+class _FromWorker(Protocol):
+    @property
+    def worker(self) -> str: ...
+
+
+R = TypeVar("R", bound=_FromWorker)
+
 #: How long a probe of a silent worker may take (a live worker answers in milliseconds).
 PROBE_TIMEOUT = 1.0
 #: Pause before the second probe that confirms a worker's connection is gone.
@@ -70,15 +78,8 @@ class WorkerSide:
     _tasks: set[asyncio.Task[None]]
 
     async def _on_register(self, msg: Message, trusted: bool = False) -> None:
-        if not msg.reply:
-            return  # a request nobody waits for is not one a worker sent
-        try:
-            req = decode(msg.data, RegisterWorkerRequest)
-            check_register(req)
-            if not trusted:
-                self._check_untrusted(req.worker, req.task_types)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
+        req = await self._admit(msg, RegisterWorkerRequest, check_register, trusted)
+        if req is None:
             return
         old = self.workers.get(req.worker)
         slot = WorkerSlot(
@@ -107,6 +108,24 @@ class WorkerSide:
             )
         )
 
+    async def _admit(
+        self, msg: Message, typ: type[R], check: Callable[[R], None], trusted: bool
+    ) -> R | None:
+        """A worker's request, decoded and checked at the door; None when it was refused
+        (answered with the error) or when nobody waits for an answer (no worker sent it)."""
+        if not msg.reply:
+            return None
+        try:
+            req = decode(msg.data, typ)
+            check(req)
+            if not trusted:
+                types = req.task_types if isinstance(req, RegisterWorkerRequest) else ()
+                self._check_untrusted(req.worker, types)
+        except TierqError as exc:
+            await msg.respond(encode_error(exc))
+            return None
+        return req
+
     def _check_untrusted(self, worker: str, task_types: Sequence[str] = ()) -> None:
         """Refuse what came on the ordinary subjects but only the trusted ones may do."""
         reserved = sorted(set(task_types) & RESERVED_TASK_NAMES)
@@ -121,15 +140,8 @@ class WorkerSide:
             )
 
     async def _on_pull(self, msg: Message, trusted: bool = False) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, PullRequest)
-            check_pull(req)
-            if not trusted:
-                self._check_untrusted(req.worker)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
+        req = await self._admit(msg, PullRequest, check_pull, trusted)
+        if req is None:
             return
         worker = self.workers.get(req.worker)
         if worker is None:
@@ -190,15 +202,8 @@ class WorkerSide:
                 break
 
     async def _on_heartbeat(self, msg: Message, trusted: bool = False) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, WorkerHeartbeat)
-            check_heartbeat(req)
-            if not trusted:
-                self._check_untrusted(req.worker)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
+        req = await self._admit(msg, WorkerHeartbeat, check_heartbeat, trusted)
+        if req is None:
             return
         worker = self.workers.get(req.worker)
         if worker is None:
@@ -230,15 +235,8 @@ class WorkerSide:
         await msg.respond(encode_ok(reply))
 
     async def _on_report(self, msg: Message, trusted: bool = False) -> None:
-        if not msg.reply:
-            return
-        try:
-            req = decode(msg.data, WorkerReport)
-            check_report(req)
-            if not trusted:
-                self._check_untrusted(req.worker)
-        except TierqError as exc:
-            await msg.respond(encode_error(exc))
+        req = await self._admit(msg, WorkerReport, check_report, trusted)
+        if req is None:
             return
         worker = self.workers.get(req.worker)
         outcomes: list[Outcome] = []
