@@ -38,7 +38,7 @@ PEERS: tuple[PeerSpec, ...] = (
             " --without-gossip --without-mingle --without-heartbeat --loglevel WARNING",
         ),
         config=(
-            "prefork `-c 2`; `delay()` one by one (no bulk API); "
+            "prefork `-c 2`; `delay()` one by one (per-call table; `group`/`chunks` not run); "
             "Redis result backend, `ResultSet.join_native()`"
         ),
     ),
@@ -48,7 +48,7 @@ PEERS: tuple[PeerSpec, ...] = (
         requirements=("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
         worker_cmds=("dramatiq bench_dramatiq --processes 2 --threads 8",),
         config=(
-            "`-p 2 -t 8`; `send()` one by one (no bulk API); "
+            "`-p 2 -t 8`; `send()` one by one (per-call table; `group` not run); "
             "Results middleware on RedisBackend, `get_result(block=True)`"
         ),
     ),
