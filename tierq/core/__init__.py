@@ -52,6 +52,9 @@ from .events import (
     Event as Event,
 )
 from .events import (
+    IntakeApplied as IntakeApplied,
+)
+from .events import (
     RegionExpired as RegionExpired,
 )
 from .events import (
@@ -86,6 +89,9 @@ from .events import (
 )
 from .events import (
     TaskReady as TaskReady,
+)
+from .events import (
+    TaskRefused as TaskRefused,
 )
 from .events import (
     TaskReprioritized as TaskReprioritized,
@@ -125,6 +131,9 @@ from .events import (
 )
 from .ids import WORKFLOW_PREFIX as WORKFLOW_PREFIX
 from .ids import IdGenerator as IdGenerator
+from .intake import (
+    IntakeItem as IntakeItem,
+)
 from .leases import LeaseTable as LeaseTable
 from .leases import RegionView as RegionView
 from .model import (
@@ -270,6 +279,8 @@ __all__ = [
     "Event",
     "FailurePolicy",
     "IdGenerator",
+    "IntakeApplied",
+    "IntakeItem",
     "JSONValue",
     "LeaseTable",
     "LeasedTask",
@@ -299,6 +310,7 @@ __all__ = [
     "TaskFailed",
     "TaskProgress",
     "TaskReady",
+    "TaskRefused",
     "TaskReprioritized",
     "TaskRetried",
     "TaskSkipped",

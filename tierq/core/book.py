@@ -125,6 +125,7 @@ class Book:
         "handlers",
         "idem",
         "ids",
+        "intake_seq",
         "order",
         "order_holes",
         "placement",
@@ -155,6 +156,8 @@ class Book:
         #: Event type -> the function that applies it (the table lives in scheduler.py).
         self.handlers = handlers
         self.ids = IdGenerator()
+        #: The last durable-intake entry applied (see intake.py).
+        self.intake_seq = 0
         #: The next queue sequence number: global, so ties across classes go FIFO.
         self.seq = 0
         self.totals = Totals()

@@ -22,6 +22,7 @@ __all__ = [
     "BreakerOpened",
     "BreakerScope",
     "Event",
+    "IntakeApplied",
     "RegionExpired",
     "RegionHeartbeat",
     "RegionRegistered",
@@ -34,6 +35,7 @@ __all__ = [
     "TaskFailed",
     "TaskProgress",
     "TaskReady",
+    "TaskRefused",
     "TaskReprioritized",
     "TaskRetried",
     "TaskSkipped",
@@ -256,6 +258,23 @@ class WorkflowFinished(_Base, frozen=True, gc=False, tag="workflow_finished"):
     state: str
 
 
+class TaskRefused(_Base, frozen=True, gc=False, tag="task_refused"):
+    """An entry of the durable intake the master could not accept (its queue full, a spec
+    its rules refuse, a parent it does not know): the client already holds the id, so the
+    task is recorded DEAD with the reason rather than dropped."""
+
+    id: str
+    spec: TaskSpec
+    reason: str
+
+
+class IntakeApplied(_Base, frozen=True, gc=False, tag="intake_applied"):
+    """Every durable-intake entry up to sequence ``upto`` is applied: the events they caused
+    precede this one in the same atomic append, so they are in the log together or not."""
+
+    upto: int
+
+
 Event = (
     TaskSubmitted
     | WorkflowSubmitted
@@ -282,12 +301,14 @@ Event = (
     | BreakerClosed
     | SettingsChanged
     | WorkflowFinished
+    | TaskRefused
+    | IntakeApplied
 )
 
 _KINDS: dict[type, str] = {cls: str(cls.__struct_config__.tag) for cls in _Base.__subclasses__()}
 #: Every event kind, sorted.
 EVENT_KINDS: tuple[str, ...] = tuple(sorted(_KINDS.values()))
-_NOT_TASK = (WorkflowSubmitted, WorkflowFinished, TasksEvicted, TasksAssigned)
+_NOT_TASK = (WorkflowSubmitted, WorkflowFinished, TasksEvicted, TasksAssigned, IntakeApplied)
 
 
 def event_kind(ev: Event) -> str:

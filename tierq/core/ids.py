@@ -5,17 +5,50 @@ kept in the scheduler state (``"0197a3f2c1e0" + "0000002a"``). The millisecond p
 backwards (a clock step back reuses the last value) and the counter only grows, so sorting ids
 as strings sorts them by creation. Workflow ids use the same scheme behind ``"wf_"``.
 
-No randomness is involved: the scheduler is the only id source, and a log replays into the very
-same ids. (ULIDs would add 80 random bits we have no use for and would break exact replay.)
+No randomness is involved in the master's ids, and a log replays into the very same ids. (ULIDs
+would add 80 random bits we have no use for and would break exact replay.)
+
+A client that submits through the durable intake makes its task's id itself, before the master
+sees it: ``client_id`` gives the same 12 hex digits of its own clock's milliseconds, then ``-``
+and a token unique to the client and call (``"0197a3f2c1e0-k2j4…"``). The ``-`` sorts before
+every hex digit, so such an id sorts among the master's ids by its millisecond (as far as the
+clocks agree), and never equals one. The id travels in the intake entry and then in the log, so
+replay is exact all the same; the generator learns nothing from it.
 """
 
 from __future__ import annotations
 
-__all__ = ["WORKFLOW_PREFIX", "IdGenerator"]
+__all__ = ["CLIENT_MARK", "WORKFLOW_PREFIX", "IdGenerator", "client_id", "client_id_ms"]
 
 WORKFLOW_PREFIX = "wf_"
 _MS_DIGITS = 12
 _MAX_MS = 16**_MS_DIGITS - 1
+#: What follows the milliseconds in a client-made id.
+CLIENT_MARK = "-"
+_TOKEN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: Longest token a client-made id may carry.
+MAX_TOKEN = 40
+
+
+def client_id(now: float, token: str) -> str:
+    """A client-made task id: the milliseconds of ``now`` and the client's unique ``token``."""
+    ms = min(max(int(now * 1000.0), 0), _MAX_MS)
+    return f"{ms:012x}{CLIENT_MARK}{token}"
+
+
+def client_id_ms(ident: object) -> int | None:
+    """The milliseconds of a well-formed client-made id, or None for anything else."""
+    if not isinstance(ident, str) or len(ident) > _MS_DIGITS + 1 + MAX_TOKEN:
+        return None
+    if len(ident) < _MS_DIGITS + 2 or ident[_MS_DIGITS] != CLIENT_MARK:
+        return None
+    token = ident[_MS_DIGITS + 1 :]
+    if not _TOKEN_CHARS.issuperset(token):
+        return None
+    try:
+        return int(ident[:_MS_DIGITS], 16)
+    except ValueError:
+        return None
 
 
 class IdGenerator:
@@ -69,6 +102,10 @@ class IdGenerator:
         if ident <= last and len(ident) == len(last):
             return  # made here, at or before the last id: nothing to learn
         body = ident[len(WORKFLOW_PREFIX) :] if ident.startswith(WORKFLOW_PREFIX) else ident
+        if body[_MS_DIGITS : _MS_DIGITS + 1] == CLIENT_MARK:
+            # Made by a client, on its own clock: nothing to learn (a clock far ahead must
+            # not drag the master's ids along).
+            return
         try:
             ms = int(body[:_MS_DIGITS], 16)
             counter = int(body[_MS_DIGITS:], 16)

@@ -218,7 +218,7 @@ class BreakerSnapshot(msgspec.Struct, kw_only=True):
     probe: str | None
 
 
-class Snapshot(msgspec.Struct, kw_only=True):
+class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Everything needed to continue from a point in the log, in a canonical order."""
 
     schema_version: int
@@ -234,6 +234,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     workflows: list[WorkflowRecord]
     regions: list[RegionSnapshot]
     breakers: list[BreakerSnapshot]
+    #: The last durable-intake entry applied.
+    intake_seq: int = 0
 
 
 class WorkflowSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,6 +33,7 @@ import msgspec
 from ..errors import InvalidRequestError
 from . import (
     cascade,
+    intake,
     leasing,
     outcomes,
     priority,
@@ -51,6 +52,7 @@ from .events import (
     BreakerOpened,
     BreakerScope,
     Event,
+    IntakeApplied,
     RegionExpired,
     RegionHeartbeat,
     RegionRegistered,
@@ -63,6 +65,7 @@ from .events import (
     TaskFailed,
     TaskProgress,
     TaskReady,
+    TaskRefused,
     TaskReprioritized,
     TaskRetried,
     TasksAssigned,
@@ -75,6 +78,7 @@ from .events import (
     WorkflowSubmitted,
 )
 from .ids import IdGenerator
+from .intake import IntakeItem
 from .leases import RegionView
 from .model import (
     SCHEMA_VERSION,
@@ -140,6 +144,16 @@ class SchedulerState:
         all-or-nothing: any invalid spec or an admission refusal raises before any change.
         """
         return submission.submit(self._book, specs, now)
+
+    def apply_intake(self, items: Sequence[IntakeItem], now: float) -> list[Event]:
+        """Accept (or record as refused) durable-intake entries after :attr:`intake_seq`, in
+        order, ending with ``intake_applied``; see ``intake.py``."""
+        return intake.apply_intake(self._book, items, now)
+
+    @property
+    def intake_seq(self) -> int:
+        """The last durable-intake entry applied."""
+        return self._book.intake_seq
 
     def submit_workflow(
         self, wf: WorkflowSpec, now: float
@@ -424,6 +438,8 @@ _HANDLERS: dict[type, Handler] = {
     BreakerHalfOpen: cast("Handler", outcomes.on_breaker_half_open),
     BreakerClosed: cast("Handler", outcomes.on_breaker_closed),
     SettingsChanged: cast("Handler", _on_settings),
+    TaskRefused: cast("Handler", intake.on_refused),
+    IntakeApplied: cast("Handler", intake.on_intake_applied),
     WorkflowFinished: cast("Handler", workflows.on_workflow_finished),
 }
 
@@ -465,6 +481,7 @@ def _encode_snapshot(book: Book) -> bytes:
             )
             for k, b in book.breakers.items()
         ],
+        intake_seq=book.intake_seq,
     )
     return _encoder.encode(snap)
 
@@ -492,6 +509,9 @@ def _restore_book(book: Book, snap: Snapshot) -> None:
         share_restored(task)
         tasks[task.id] = task
         book.order.append(task.id)
+    # Creation order; client-made ids (durable intake) may have come in out of it.
+    book.order.sort()
+    book.intake_seq = snap.intake_seq
     book.rebuild_indexes()
     for tid, seq in snap.queue:
         task = tasks[tid]

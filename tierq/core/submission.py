@@ -8,6 +8,7 @@ are the submit hot path, and they make exactly the changes the general path make
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from heapq import heappush
@@ -276,7 +277,11 @@ def on_submitted(book: Book, ev: TaskSubmitted) -> None:
         history=NO_HISTORY,
     )
     book.tasks[tid] = task
-    book.order.append(tid)
+    order = book.order
+    if not order or tid > order[-1]:
+        order.append(tid)
+    else:  # a client-made id (durable intake) may sort before the newest: keep the order
+        insort(order, tid)
     book.totals.submitted += 1
     if spec.idempotency_key is not None and ev.workflow_id is None:
         book.idem[spec.idempotency_key] = tid
@@ -318,7 +323,9 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
     per batch and the queue pushes made per class. Anything but a plain READY task (no
     parents, deadline, idempotency key or aging) takes ``on_submitted`` in its turn."""
     tasks = book.tasks
-    order_append = book.order.append
+    order = book.order
+    order_append = order.append
+    newest = order[-1] if order else ""
     no_history = NO_HISTORY
     no_stamps = NO_STAMPS
     share = share_spec
@@ -355,7 +362,11 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
             history=no_history,
         )
         tasks[tid] = task
-        order_append(tid)
+        if tid > newest:
+            order_append(tid)
+            newest = tid
+        else:  # behind a client-made id (durable intake): keep the order
+            insort(order, tid)
         plain.append(task)
         seqs.append(seq)
         seq += 1

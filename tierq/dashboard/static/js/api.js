@@ -2,11 +2,12 @@
 // token on every state-changing request, and the live event feed (Server-Sent Events).
 
 export const EVENT_KINDS = [
-  "breaker_closed", "breaker_half_open", "breaker_opened", "region_expired", "region_heartbeat",
-  "region_registered", "settings_changed", "task_assigned", "task_cancelled", "task_dead",
-  "task_deadline_boosted", "task_duplicate_report", "task_failed", "task_progress", "task_ready",
-  "task_reprioritized", "task_retried", "task_skipped", "task_started", "task_submitted",
-  "task_succeeded", "tasks_assigned", "tasks_evicted", "workflow_finished", "workflow_submitted",
+  "breaker_closed", "breaker_half_open", "breaker_opened", "intake_applied", "region_expired",
+  "region_heartbeat", "region_registered", "settings_changed", "task_assigned", "task_cancelled",
+  "task_dead", "task_deadline_boosted", "task_duplicate_report", "task_failed", "task_progress",
+  "task_ready", "task_refused", "task_reprioritized", "task_retried", "task_skipped",
+  "task_started", "task_submitted", "task_succeeded", "tasks_assigned", "tasks_evicted",
+  "workflow_finished", "workflow_submitted",
 ];
 
 /** A refusal from the API: the RFC 9457 problem document's members. */
