@@ -7,6 +7,10 @@ JetStream stream. Run twice: with the server's default ``sync_interval`` and wit
 ``sync_interval: always`` (fsync before every ack).
 
     python benchmarks/throughput.py [--tasks 20000] [--rate 200] [--latency-tasks 2000]
+        [--batch 1000|1|0] [--via intake|master]
+
+The latency run and ``--batch 1`` use the SDK as an application does: one awaited
+``App.submit`` per task, through the durable intake unless ``--via master``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class Result:
     #: The awaited submit call's own duration in the latency run.
     call_p50_ms: float = 0.0
     call_p99_ms: float = 0.0
+    #: How an awaited ``App.submit`` travelled: "intake" (the default) or "master".
+    via: str = "intake"
 
 
 class Stack:
@@ -108,6 +114,7 @@ async def measure(
     concurrency: int,
     prefetch: int,
     batch: int,
+    via: str = "intake",
 ) -> Result:
     stack = Stack(sync_always, concurrency, prefetch)
     await stack.start()
@@ -116,6 +123,8 @@ async def measure(
         engine = await connect(nats.connect_options(name="bench-producer"))
         subjects = Subjects()
         client = MasterClient(engine, subjects, timeout=30)
+        # The SDK as an application uses it: an awaited submit per task (batch 1, latency).
+        app = tierq.App(stack.nats.url, request_timeout=30, intake=via == "intake")
         await _warm_up(client)
         await asyncio.sleep(1.0)  # let the warm-up's stragglers settle
 
@@ -140,11 +149,13 @@ async def measure(
         sub = await engine.subscribe(subjects.event("task_succeeded"), cb=on_succeeded)
         t0 = time.perf_counter()
         if batch == 0:  # pipelined: one submit_nowait per task, batched by the SDK
-            app = tierq.App(stack.nats.url, request_timeout=30)
             pending = [app.submit_nowait("noop", i) for i in range(n_tasks)]
             await app.flush()
             wanted.update(p.id for p in pending)
-            await app.close()
+        elif batch == 1:
+            submit = app.submit
+            for i in range(n_tasks):
+                wanted.add((await submit("noop", i)).id)
         else:
             for start in range(0, n_tasks, batch):
                 specs = [
@@ -172,7 +183,7 @@ async def measure(
         async def submit_one(i: int) -> None:
             at = time.time()
             c0 = time.perf_counter()
-            (task_id,) = await client.submit([TaskSpec(name="stamp", args=[i])])
+            task_id = (await app.submit("stamp", i)).id
             calls.append((time.perf_counter() - c0) * 1000)
             submitted_at[task_id] = at
             wanted.add(task_id)
@@ -191,6 +202,7 @@ async def measure(
         )
         calls.sort()
         await sub.unsubscribe()
+        await app.close()
         await engine.close()
         profile = "sync_interval: always" if sync_always else "server defaults"
         return Result(
@@ -203,6 +215,7 @@ async def measure(
             latency_rate=rate,
             call_p50_ms=statistics.median(calls),
             call_p99_ms=calls[int(len(calls) * 0.99) - 1],
+            via=via,
         )
     finally:
         stack.stop()
@@ -222,6 +235,7 @@ class Summary:
     batch: int = 1000
     call_p50_ms: float = 0.0
     call_p99_ms: float = 0.0
+    via: str = "intake"
 
 
 def measure_profiles(
@@ -233,13 +247,14 @@ def measure_profiles(
     prefetch: int = 256,
     batch: int = 1000,
     profiles: tuple[bool, ...] = (False, True),
+    via: str = "intake",
 ) -> list[Summary]:
     """Run each durability profile ``runs`` times; medians of throughput and latency."""
     out: list[Summary] = []
     for sync_always in profiles:
         results = [
             asyncio.run(
-                measure(sync_always, tasks, rate, latency_tasks, concurrency, prefetch, batch)
+                measure(sync_always, tasks, rate, latency_tasks, concurrency, prefetch, batch, via)
             )
             for _ in range(runs)
         ]
@@ -262,6 +277,7 @@ def measure_profiles(
                 batch=batch,
                 call_p50_ms=statistics.median(r.call_p50_ms for r in results),
                 call_p99_ms=statistics.median(r.call_p99_ms for r in results),
+                via=via,
             )
         )
     return out
@@ -283,6 +299,13 @@ def main(argv: list[str] | None = None) -> list[Summary]:
         help="tasks per submit call; 1 = one awaited submit per task; 0 = submit_nowait per "
         "task (pipelined by the SDK)",
     )
+    parser.add_argument(
+        "--via",
+        choices=["intake", "master"],
+        default="intake",
+        help="how an awaited App.submit travels: the durable intake (default) or a request "
+        "to the master (App(intake=False))",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["default", "always"], default=None)
     args = parser.parse_args(argv)
@@ -297,6 +320,7 @@ def main(argv: list[str] | None = None) -> list[Summary]:
         args.prefetch,
         args.batch,
         profiles,
+        args.via,
     )
     for s in summaries:
         print(

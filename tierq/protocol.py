@@ -30,6 +30,7 @@ from .core.model import (
     TaskSpec,
     WorkflowSpec,
 )
+from .core.settings import AdmissionSettings
 from .errors import ErrorInfo, TierqError, error_from_wire
 
 PROTOCOL_VERSION: Final = 1
@@ -56,6 +57,34 @@ class SubmitReply(_Msg):
     #: Tasks that no live region can run now (no worker has registered their type there):
     #: accepted all the same, they wait until one does.
     warnings: list[str] = []
+
+
+class IntakeEntry(_Msg):
+    """One submission published to the durable intake (``<prefix>.intake``), under the task
+    id the client made (``core.ids.client_id``); its ``Nats-Msg-Id`` header is that id."""
+
+    id: str
+    spec: TaskSpec
+
+
+class AdmissionState(_Msg):
+    """What the leader publishes on ``<prefix>.admission`` when its admission changes (and
+    every second while it refuses anything): clients that submit through the durable intake
+    refuse with BackpressureError before publishing, as the master would."""
+
+    settings: AdmissionSettings
+    waiting: int
+    #: Waiting tasks of the queues at or above their soft watermark (others pass).
+    queues: dict[str, int] = {}
+    #: The last durable-intake entry these counts include: a client adds its own entries
+    #: after it, which the master has not counted yet.
+    intake_seq: int = 0
+
+
+class IntakeId(_Msg):
+    """The id alone, to name an entry whose spec cannot be decoded."""
+
+    id: str
 
 
 class SubmitWorkflowRequest(_Msg):
@@ -107,6 +136,7 @@ class QueryKind(enum.Enum):
     WORKERS = "workers"
     STATS = "stats"
     SETTINGS = "settings"
+    ADMISSION = "admission"
 
 
 class QueryRequest(_Msg):

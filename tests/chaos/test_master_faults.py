@@ -53,6 +53,7 @@ async def run(
     rate: float = RATE,
     task_ms: float = 5.0,
     settle: float = 90.0,
+    producer_type: type[Producer] = Producer,
 ) -> Report:
     stack = Stack(tmp_path, sync_always=sync_always)
     report = Report(name)
@@ -60,7 +61,7 @@ async def run(
         await stack.start(leader_env=leader_env)
         assert stack.app is not None
         total = int(rate * (seconds + 6))
-        producer = Producer(stack.app, total, rate, task_ms)
+        producer = producer_type(stack.app, total, rate, task_ms)
         reader = Reader(stack.app, producer)
         producing = asyncio.create_task(producer.run())
         reading = asyncio.create_task(reader.run())

@@ -44,9 +44,9 @@ def task_result(task: Task) -> Any:
         )
     if task.state is TaskState.DEAD:
         raise TaskFailedError(
-            error.message if error else "the task failed",
+            error.message if error else (task.reason or "the task failed"),
             task_id=task.id,
-            error_type=error.type if error else "Exception",
+            error_type=error.type if error else _refused_or(task.reason),
             traceback=error.traceback if error else None,
         )
     raise WaitTimeoutError(f"task {task.id} is still {task.state.value}")
@@ -174,3 +174,9 @@ class WorkflowHandle:
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(id={self.id!r}, name={self.name!r}, tasks={len(self.ids)})"
+
+
+def _refused_or(reason: str | None) -> str:
+    """The error type of a DEAD task without an attempt's error: a durable-intake entry the
+    master refused ("refused: …"), or a plain failure."""
+    return "Refused" if reason is not None and reason.startswith("refused: ") else "Exception"

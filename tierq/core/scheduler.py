@@ -361,6 +361,10 @@ class SchedulerState:
     def admission_statistics(self) -> AdmissionStatistics:
         return _q.admission_statistics(self._book)
 
+    def waiting_in(self, queue: str) -> int:
+        """Waiting (admission-counted) tasks of one queue."""
+        return self._book.waiting_by_queue.get(queue, 0)
+
     # ---------------------------------------------------------- persistence
 
     def snapshot(self) -> bytes:

@@ -8,14 +8,14 @@ nothing to say why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .book import Book
 from .breaker import BreakerState
-from .model import Task, TaskSpec, TaskState
+from .model import RegionInfo, Task, TaskSpec, TaskState
 from .placement import can_run, class_key
 
-__all__ = ["unserved_warnings", "waiting_reason"]
+__all__ = ["unserved_message", "unserved_warnings", "waiting_reason"]
 
 #: At most this many warnings in one reply (a batch of many unknown names).
 MAX_WARNINGS = 20
@@ -53,12 +53,17 @@ def _placement(spec: TaskSpec) -> str:
 
 
 def _no_worker(book: Book, spec: TaskSpec) -> str | None:
-    """The message if no live region may run ``spec`` (type, affinity, labels)."""
+    return unserved_message([rec.info for rec in book.regions.records()], spec)
+
+
+def unserved_message(regions: Sequence[RegionInfo], spec: TaskSpec) -> str | None:
+    """The warning if none of the live ``regions`` may run ``spec`` (type, affinity,
+    labels), else None. (A client that submits through the durable intake asks it of the
+    regions the master listed.)"""
     key = class_key(spec)
-    records = book.regions.records()
-    if any(can_run(rec.info, key) for rec in records):
+    if any(can_run(info, key) for info in regions):
         return None
-    live = ", ".join(sorted(rec.name for rec in records)) or "none"
+    live = ", ".join(sorted(info.name for info in regions)) or "none"
     return (
         f"no live worker runs task type {spec.name!r} in any eligible region"
         f"{_placement(spec)}; live regions: {live}. It waits until a worker that has this "

@@ -44,6 +44,8 @@ from .embedded import (
     free_port as free_port,
 )
 from .events import ensure_events_stream as ensure_events_stream
+from .intake import IntakeFollower as IntakeFollower
+from .intake import IntakeStream as IntakeStream
 from .kv import LeaderLease as LeaderLease
 from .kv import SettingsStore as SettingsStore
 from .log import MAX_BATCH_MSGS as MAX_BATCH_MSGS
@@ -77,6 +79,8 @@ __all__ = [
     "Engine",
     "EventLog",
     "GroupCommitter",
+    "IntakeFollower",
+    "IntakeStream",
     "LeaderLease",
     "LogReader",
     "Message",

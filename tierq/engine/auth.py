@@ -6,7 +6,8 @@ connects as the user of its role, and the server lets each role use only its own
 
 - ``master``: serves ``<p>.master.*`` (the only role that may subscribe there, alone or in
   a queue group, so no one else can answer in its place), publishes events, and owns the
-  JetStream log, the leader and settings KV buckets, the snapshot store and the events stream.
+  JetStream log and intake, the leader and settings KV buckets, the snapshot store and the
+  events stream.
 - ``region`` (one user per region ``r``): serves ``<p>.region.r.*`` and
   ``<p>.region.r.trusted.*``, hears task cancellations
   and calls the master's ``register``, ``lease`` and ``report`` only.
@@ -17,7 +18,8 @@ connects as the user of its role, and the server lets each role use only its own
   gRPC workers), the *trusted* worker operations (only its in-process shell runner may serve
   ``shell``), and reads the events stream.
 - ``client`` (the SDK and CLI): the master's submit, query, wait, cancel, retry and
-  reprioritize operations; no settings, no region subjects, no JetStream.
+  reprioritize operations, and publishing submissions to the durable intake (the API too);
+  no settings, no region subjects, no other JetStream use.
 
 Replies travel on each user's own inbox prefix ``_INBOX.<user>``, so no role can read the
 answers meant for another. The credentials of one installation are kept in a JSON file
@@ -84,6 +86,7 @@ def _master(s: Subjects, inbox: str) -> Permissions:
     p = s.prefix
     streams = [
         s.log_stream,
+        s.intake_stream,
         f"{p.upper()}_EVENTS",
         f"KV_{s.leader_bucket}",
         f"KV_{s.settings_bucket}",
@@ -92,6 +95,7 @@ def _master(s: Subjects, inbox: str) -> Permissions:
     publish = [
         s.log_subject,
         f"{p}.events.>",
+        s.admission,
         f"$KV.{s.leader_bucket}.>",
         f"$KV.{s.settings_bucket}.>",
         f"$O.{s.snapshot_bucket}.>",
@@ -138,6 +142,7 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
     if role == "api":
         events = f"{p.upper()}_EVENTS"
         publish = [s.master(op) for op in _API_MASTER_OPS]
+        publish.append(s.intake_subject)
         publish += [f"{p}.region.*.{op}" for op in (*_WORKER_REGION_OPS, "control")]
         # Only the API may use the trusted subjects: its in-process shell runner.
         publish += [f"{p}.region.*.trusted.{op}" for op in _WORKER_REGION_OPS]
@@ -148,9 +153,11 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
             f"$JS.API.CONSUMER.CREATE.{events}.>",
             f"$JS.API.CONSUMER.DELETE.{events}.>",
         ]
-        return Permissions(tuple(publish), (s.events_all, f"{p}.region.*.hello", inbox))
+        subscribe = (s.events_all, s.admission, f"{p}.region.*.hello", inbox)
+        return Permissions(tuple(publish), subscribe)
     if role == "client":
-        return Permissions(tuple(s.master(op) for op in _CLIENT_OPS), (inbox,))
+        publish = [s.master(op) for op in _CLIENT_OPS]
+        return Permissions((*publish, s.intake_subject), (inbox, s.admission))
     raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
 
 

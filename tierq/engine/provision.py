@@ -5,6 +5,7 @@ from __future__ import annotations
 from .codec import DEFAULT_MAX_BYTES
 from .connect import Engine
 from .events import ensure_events_stream
+from .intake import IntakeStream
 from .kv import LeaderLease, SettingsStore
 from .log import EventLog
 from .snapshot import SnapshotStore
@@ -22,7 +23,8 @@ async def provision(
     lease_ttl: float = 10.0,
     max_msg_size: int = DEFAULT_MAX_BYTES,
 ) -> None:
-    """Create the log and events streams, leader and settings buckets and the snapshot store.
+    """Create the log, intake and events streams, the leader and settings buckets and the
+    snapshot store.
 
     Safe to call again and from several processes at once: an existing stream is updated to
     this config, existing buckets are used as they are.
@@ -35,6 +37,9 @@ async def provision(
     subjects = subjects or Subjects()
     await EventLog(
         engine, subjects, max_msg_size=max_msg_size, durable=durable, replicas=replicas
+    ).provision()
+    await IntakeStream(
+        engine, subjects, durable=durable, replicas=replicas, max_msg_size=max_msg_size
     ).provision()
     await LeaderLease(engine, subjects, ttl=lease_ttl, durable=durable, replicas=replicas).open()
     await SettingsStore(engine, subjects, durable=durable, replicas=replicas).open()

@@ -95,6 +95,11 @@ class Subjects:
         """Wildcard a subscriber uses to see every lifecycle event."""
         return f"{self.prefix}.events.>"
 
+    @property
+    def admission(self) -> str:
+        """Where the leader publishes its admission state (``protocol.AdmissionState``)."""
+        return f"{self.prefix}.admission"
+
     # -- JetStream -------------------------------------------------------------------------
 
     @property
@@ -106,6 +111,16 @@ class Subjects:
     def log_subject(self) -> str:
         """The one subject of the log stream."""
         return f"{self.prefix}.log"
+
+    @property
+    def intake_stream(self) -> str:
+        """The durable intake clients publish submissions to, e.g. ``TIERQ_INTAKE``."""
+        return f"{self.prefix.upper()}_INTAKE"
+
+    @property
+    def intake_subject(self) -> str:
+        """The one subject of the intake stream."""
+        return f"{self.prefix}.intake"
 
     @property
     def leader_bucket(self) -> str:

@@ -18,6 +18,7 @@ from ..errors import InvalidRequestError, NotFoundError
 from ..protocol import (
     MAX_WORKFLOW_PAGE,
     Ack,
+    AdmissionState,
     QueryKind,
     QueryRequest,
     RegionReport,
@@ -229,6 +230,8 @@ class Handlers:
                 )
             case QueryKind.SETTINGS:
                 return SettingsReply(settings=state.settings)
+            case QueryKind.ADMISSION:
+                return admission_state(state)
         raise InvalidRequestError(f"unknown query kind {req.kind!r}", field="kind")
 
     def find(self, task_id: str, explain_at: float | None = None) -> Task | None:
@@ -243,6 +246,17 @@ class Handlers:
     def terminal(self, task_id: str) -> bool:
         task = self.find(task_id)
         return task is None or task.state in TERMINAL_STATES
+
+
+def admission_state(state: SchedulerState) -> AdmissionState:
+    """The admission state intake clients check against (see ``publish.py``)."""
+    stats = state.admission_statistics()
+    return AdmissionState(
+        settings=state.settings.admission,
+        waiting=stats.waiting,
+        queues={q: state.waiting_in(q) for q in stats.queues},
+        intake_seq=state.intake_seq,
+    )
 
 
 def _parse_state(value: str | None) -> TaskState | None:

@@ -18,7 +18,7 @@ import time
 import msgspec
 
 from ..core import Event, SchedulerState, Settings
-from ..engine import EventLog, SnapshotStore
+from ..engine import EventLog, GroupCommitter, IntakeStream, SnapshotStore
 
 __all__ = ["Recovery"]
 
@@ -119,3 +119,17 @@ class Recovery:
                 if seq >= last:
                     break
         return applied
+
+    async def snapshot(self, committer: GroupCommitter, intake: IntakeStream) -> None:
+        """Store the state with the log sequence it covers; purge the log and the intake.
+
+        The state already includes every event handed to ``committer``, so an empty
+        submission right after encoding resolves with exactly the sequence it covers.
+        """
+        intake_seq = self.state.intake_seq
+        data = self.state.snapshot()
+        seq = await committer.submit([])
+        await self.snapshots.put(seq, data)
+        await self.log.purge(upto_seq=seq)
+        await intake.purge(upto_seq=intake_seq)
+        log.info("snapshot at log sequence %d (%d bytes)", seq, len(data))

@@ -33,11 +33,12 @@ from typing import Any
 import msgspec
 
 from ..config import MasterConfig
-from ..core import Event, SchedulerState, TaskStarted, event_kind, event_task_id
+from ..core import Event, SchedulerState
 from ..engine import (
     Engine,
     EventLog,
     GroupCommitter,
+    IntakeStream,
     LeaderLease,
     Message,
     SnapshotStore,
@@ -46,7 +47,14 @@ from ..engine import (
     connect,
     provision,
 )
-from ..errors import EngineUnavailableError, FencedError, InvalidRequestError, TierqError
+from ..errors import (
+    EngineUnavailableError,
+    FencedError,
+    InvalidRequestError,
+    NotFoundError,
+    TierqError,
+    UnknownTaskError,
+)
 from ..protocol import (
     LeaseReply,
     LeaseRequest,
@@ -58,8 +66,10 @@ from ..protocol import (
     encode_ok,
 )
 from .handlers import Handlers
+from .intake import IntakeApplier, names_client_ids
 from .leadership import Leadership
 from .metrics import LiveMetrics
+from .publish import EventPublisher
 from .recovery import Recovery
 from .waiters import LeaseParking, ParkedLease, ResultWaiters
 
@@ -67,8 +77,6 @@ log = logging.getLogger("tierq.master")
 
 #: Most tasks one lease request may ask for.
 MAX_LEASE_SLOTS = 100_000
-
-_TERMINAL_KINDS = frozenset({"task_succeeded", "task_dead", "task_cancelled", "task_skipped"})
 
 
 @dataclass(slots=True)
@@ -107,16 +115,17 @@ class Master:
             self.holder,
             ttl=config.leader_lease_seconds,
         )
+        self.intake_stream = IntakeStream(engine, self.subjects)
+        self._intake: IntakeApplier | None = None
         self.workers: dict[str, WorkerView] = {}
         self.metrics = LiveMetrics()
         self.handlers = Handlers(self.state, self.workers, self.metrics)
         self.parking = LeaseParking()
         self.waiters = ResultWaiters()
+        self.publisher = EventPublisher(engine, self.subjects, self.metrics, self.waiters)
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._encoder = msgspec.msgpack.Encoder()
-        self._json = msgspec.json.Encoder()
         self._tick_wakeup = asyncio.Event()
-        self._event_subjects: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._committer: GroupCommitter | None = None
         self._since_snapshot = 0
@@ -283,6 +292,14 @@ class Master:
                 recovery.invalidate()
                 self._term_dirty = False
                 await self._commit(self._after_recovery(self.now()))
+                self._intake = IntakeApplier(
+                    self.intake_stream,
+                    self.state,
+                    commit=self._commit_intake,
+                    now=self.now,
+                    fail=self._fail_stop,
+                )
+                await self._intake.start()
                 self.ready.set()
                 stopping = asyncio.ensure_future(self._stopping.wait())
                 term_over = asyncio.ensure_future(self._term_over.wait())
@@ -299,6 +316,10 @@ class Master:
                     loop.cancel()
         finally:
             self.ready.clear()
+            intake, self._intake = self._intake, None
+            if intake is not None:
+                with contextlib.suppress(TierqError):
+                    await intake.stop()
             if sub is not None:
                 with contextlib.suppress(TierqError):
                     await sub.unsubscribe()
@@ -329,7 +350,7 @@ class Master:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _on_request(self, msg: Message) -> None:
+    async def _on_request(self, msg: Message, *, again: bool = False) -> None:
         op = msg.subject.rsplit(".", 1)[-1]
         if not msg.reply:
             return
@@ -352,6 +373,9 @@ class Master:
             payload = encode_ok(handled.reply)
         except TierqError as exc:
             # Commands validate before they change anything, so the state is as it was.
+            if not again and self._unapplied(exc):
+                self._spawn(self._after_intake(msg))
+                return
             self._queue_reply([], msg.reply, encode_error(exc))
             return
         except Exception as exc:  # a bug: the state may be half-changed
@@ -362,6 +386,26 @@ class Master:
         self._queue_reply(handled.events, msg.reply, payload)
         if handled.events:
             self._after_change(now)
+
+    def _unapplied(self, exc: TierqError) -> bool:
+        """Whether ``exc`` may name an id still in the durable intake (not applied yet)."""
+        return (
+            isinstance(exc, NotFoundError | UnknownTaskError)
+            and self._intake is not None
+            and names_client_ids(exc)
+        )
+
+    async def _after_intake(self, msg: Message) -> None:
+        """Handle ``msg`` again once the intake as it is now is applied (read your writes)."""
+        intake = self._intake
+        if intake is not None:
+            with contextlib.suppress(TierqError):
+                await intake.caught_up()
+        await self._on_request(msg, again=True)
+
+    def _commit_intake(self, events: list[Event], now: float) -> None:
+        self._queue_reply(events, "", b"")
+        self._after_change(now)
 
     def _queue_reply(self, events: list[Event], reply_to: str, payload: bytes) -> None:
         """Queue a reply behind the append of ``events`` (or behind everything before it).
@@ -443,19 +487,8 @@ class Master:
         self._spawn(self._wait_and_reply(req, msg.reply))
 
     async def _wait_and_reply(self, req: WaitRequest, reply_to: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, min(req.timeout, 3600.0))
-        for task_id in req.ids:
-            while not self.handlers.terminal(task_id):
-                fut: asyncio.Future[None] = loop.create_future()
-                self.waiters.add(task_id, fut)
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await fut
-                except TimeoutError:
-                    break
-                finally:
-                    self.waiters.discard(task_id, fut)
+        deadline = asyncio.get_running_loop().time() + max(0.0, min(req.timeout, 3600.0))
+        await self.waiters.until_terminal(req.ids, self.handlers.terminal, deadline)
         now = self.now()
         found = (self.handlers.find(i, explain_at=now) for i in req.ids)
         tasks = [t for t in found if t is not None]
@@ -493,7 +526,8 @@ class Master:
                 await self._respond(out.reply_to, encode_error(exc))
             return
         if out.events:
-            await self._publish_events(out.events)
+            await self.publisher.publish(out.events)
+            await self.publisher.publish_admission(self.state, self.now())
         elif not self.leadership.held():
             # Nothing of ours is in it, and another master may lead by now: a read from this
             # state could be stale. Say nothing; the client asks again and the leader answers.
@@ -503,31 +537,6 @@ class Master:
             await self._respond(out.reply_to, out.payload)
         if self._outgoing.empty():
             self._maybe_snapshot()
-
-    async def _publish_events(self, events: list[Event]) -> None:
-        """Fan the committed events out on ``<prefix>.events.<kind>``, one message each."""
-        finished: list[str] = []
-        subject_of = self._event_subjects
-        encode = self._json.encode
-        messages: list[tuple[str, bytes]] = []
-        observe = self.metrics.observe
-        for event in events:
-            kind = event_kind(event)
-            observe(kind, event.at)
-            if type(event) is TaskStarted:
-                self.metrics.started(event.id, event.attempt, event.at)
-            subject = subject_of.get(kind)
-            if subject is None:
-                subject = subject_of[kind] = self.subjects.event(kind)
-            messages.append((subject, encode(event)))
-            if kind in _TERMINAL_KINDS:
-                task_id = event_task_id(event)
-                if task_id is not None:
-                    finished.append(task_id)
-        with contextlib.suppress(EngineUnavailableError):
-            await self.engine.publish_many(messages)
-        if finished and self.waiters.by_task:
-            self.waiters.wake(finished)
 
     async def _tick_loop(self) -> None:
         """Run ``tick`` whenever the core says time-driven work is due."""
@@ -567,20 +576,13 @@ class Master:
         left for it. The state already includes every event handed to the committer, so an
         empty submission right after encoding resolves with exactly the sequence it covers.
         """
-        seq: int | None = None
         try:
             await self.leadership.renew()
             committer = self._committer
-            if committer is None or not self.leadership.held():
-                return
-            data = self.state.snapshot()
-            covered = committer.submit([])
-            seq = await covered
-            await self.recovery.snapshots.put(seq, data)
-            await self.recovery.log.purge(upto_seq=seq)
-            log.info("snapshot at log sequence %d (%d bytes)", seq, len(data))
+            if committer is not None and self.leadership.held():
+                await self.recovery.snapshot(committer, self.intake_stream)
         except TierqError as exc:
-            log.warning("snapshot at log sequence %s failed: %s", seq, exc)
+            log.warning("snapshot failed: %s", exc)
         finally:
             self._snapshot_running = False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -70,3 +70,20 @@ class ResultWaiters:
             for fut in self.by_task.pop(task_id, ()):
                 if not fut.done():
                     fut.set_result(None)
+
+    async def until_terminal(
+        self, task_ids: Iterable[str], terminal: Callable[[str], bool], deadline: float
+    ) -> None:
+        """Return once every task is terminal or at ``deadline`` (loop time), whichever first."""
+        loop = asyncio.get_running_loop()
+        for task_id in task_ids:
+            while not terminal(task_id):
+                fut: asyncio.Future[None] = loop.create_future()
+                self.add(task_id, fut)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await fut
+                except TimeoutError:
+                    return
+                finally:
+                    self.discard(task_id, fut)
