@@ -83,7 +83,8 @@ class IntakeApplier:
         self._buffer: list[IntakeItem] = []
         self._scheduled = False
         self._follower: IntakeFollower | None = None
-        self._applied = asyncio.Condition()
+        #: (intake sequence, future) of requests waiting until it is applied.
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._stopped = False
 
     async def start(self) -> None:
@@ -95,6 +96,10 @@ class IntakeApplier:
         if follower is not None:
             await follower.stop()
         self._buffer.clear()
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:  # handled again now: a deposed master says nothing
+            if not future.done():
+                future.set_result(None)
 
     def _on_entry(self, seq: int, data: bytes) -> None:
         if self._stopped:
@@ -123,18 +128,30 @@ class IntakeApplier:
             return
         if events:
             self._commit(events, now)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._applied:
-            self._applied.notify_all()
+        if self._waiting:
+            applied = self.state.intake_seq
+            still = []
+            for target, future in self._waiting:
+                if target > applied:
+                    still.append((target, future))
+                elif not future.done():
+                    future.set_result(None)
+            self._waiting = still
 
     async def caught_up(self, timeout: float = CATCH_UP_WAIT) -> bool:
         """Wait until every entry stored in the intake now is applied; False on timeout."""
         target = await self.stream.last_seq()
+        if self.state.intake_seq >= target:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (target, future)
+        self._waiting.append(entry)
         try:
-            async with asyncio.timeout(timeout), self._applied:
-                await self._applied.wait_for(lambda: self.state.intake_seq >= target)
+            async with asyncio.timeout(timeout):
+                await future
         except TimeoutError:
             return False
+        finally:
+            if entry in self._waiting:
+                self._waiting.remove(entry)
         return True
