@@ -158,6 +158,9 @@ class MasterConfig(msgspec.Struct, kw_only=True, frozen=True):
     max_lease_wait: float = 5.0
     #: Scheduling settings applied when the log is new (later changes go through the API).
     initial_settings: Settings | None = None
+    #: Replicas of the log, the intake, the events stream and the buckets. None: 3 when the
+    #: NATS server is part of a cluster, 1 otherwise. Existing streams are brought to it.
+    replicas: int | None = None
 
 
 class RegionConfig(msgspec.Struct, kw_only=True, frozen=True):

@@ -7,6 +7,9 @@
     async def test_something():
         async with nats_server() as srv:
             engine = await connect(ConnectOptions(servers=[srv.url]))
+
+``NatsCluster(3)`` starts three clustered servers instead (R3 streams; ``cluster.url`` lists
+them all), whose nodes can be killed and restarted one by one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
 from .core.settings import Settings
 from .dev import worker_env
 from .engine import Engine, NatsUsers, connect
+from .engine.cluster import NatsCluster
 from .engine.embedded import DEFAULT_MAX_PAYLOAD, EmbeddedNats, free_port
 from .master import Master
 from .region import Region
@@ -34,6 +38,7 @@ __all__ = [
     "TEST_REGIONS",
     "EmbeddedNats",
     "LocalCluster",
+    "NatsCluster",
     "free_port",
     "local_cluster",
     "nats_server",

@@ -142,6 +142,13 @@ def dev(
     show_default=True,
     help="Events between snapshots (bounds the log a restarted master replays).",
 )
+@click.option(
+    "--replicas",
+    type=click.IntRange(1, 5),
+    default=None,
+    help="Replicas of tierq's streams and buckets [default: 3 when the NATS server is in a "
+    "cluster, else 1].",
+)
 @click.pass_context
 def master(
     ctx: click.Context,
@@ -150,6 +157,7 @@ def master(
     holder: str | None,
     leader_lease: float,
     snapshot_every: int,
+    replicas: int | None,
 ) -> None:
     """Run a master (the first one leads; more are standbys that keep their state warm)."""
     service_logging(ctx)
@@ -162,6 +170,7 @@ def master(
         holder=holder,
         leader_lease_seconds=leader_lease,
         snapshot_every=snapshot_every,
+        replicas=replicas,
     )
     serve(lambda: run_master(config))
 

@@ -52,6 +52,7 @@ from .log import MAX_BATCH_MSGS as MAX_BATCH_MSGS
 from .log import EventLog as EventLog
 from .log import LogReader as LogReader
 from .provision import provision as provision
+from .provision import replicas_for as replicas_for
 from .snapshot import SnapshotStore as SnapshotStore
 from .subjects import (
     MASTER_OPS as MASTER_OPS,
@@ -98,5 +99,6 @@ __all__ = [
     "free_port",
     "pack_array",
     "provision",
+    "replicas_for",
     "validate_token",
 ]

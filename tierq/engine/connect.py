@@ -137,6 +137,13 @@ class Engine:
         return self._nc.is_closed
 
     @property
+    def cluster(self) -> str | None:
+        """The name of the NATS cluster the connected server belongs to (None: standalone)."""
+        info = getattr(self._nc, "_server_info", None) or {}
+        name = info.get("cluster")
+        return name if isinstance(name, str) and name else None
+
+    @property
     def max_payload(self) -> int:
         """The server's ``max_payload``: no single message can be larger."""
         return self._nc.max_payload

@@ -66,8 +66,8 @@ def find_nats_server() -> str:
     )
 
 
-def _health_request(host: str, port: int) -> bytes:
-    return (f"GET /healthz?js-enabled-only=true HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").encode()
+def _health_request(host: str, port: int, query: str = "?js-enabled-only=true") -> bytes:
+    return (f"GET /healthz{query} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").encode()
 
 
 def _is_ok(response: bytes) -> bool:
@@ -75,28 +75,23 @@ def _is_ok(response: bytes) -> bool:
     return len(status) >= 2 and status[1] == b"200"
 
 
-def _probe_health(host: str, port: int, timeout: float = 0.5) -> bool:
+def _probe_health(
+    host: str, port: int, timeout: float = 0.5, query: str = "?js-enabled-only=true"
+) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(_health_request(host, port))
+            s.sendall(_health_request(host, port, query))
             return _is_ok(s.recv(256))
     except OSError:
         return False
 
 
-async def _aprobe_health(host: str, port: int, probe_timeout: float = 0.5) -> bool:
-    try:
-        async with asyncio.timeout(probe_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                writer.write(_health_request(host, port))
-                return _is_ok(await reader.read(256))
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return False
+async def _aprobe_health(
+    host: str, port: int, probe_timeout: float = 0.5, query: str = "?js-enabled-only=true"
+) -> bool:
+    # In a thread with a blocking socket: a probe cut short by its timeout still closes its
+    # socket (an asyncio connection cancelled mid-connect can leak its transport).
+    return await asyncio.to_thread(_probe_health, host, port, probe_timeout, query)
 
 
 def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child

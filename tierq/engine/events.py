@@ -26,7 +26,9 @@ EVENTS_MAX_AGE = 24 * 3600
 EVENTS_MAX_MSGS = 1_000_000
 
 
-async def ensure_events_stream(engine: Engine, subjects: Subjects, *, durable: bool = True) -> bool:
+async def ensure_events_stream(
+    engine: Engine, subjects: Subjects, *, durable: bool = True, replicas: int = 1
+) -> bool:
     """Create ``<PREFIX>_EVENTS`` unless it exists; True if this call created it.
 
     An existing stream is never changed: an operator may have set other limits on purpose.
@@ -48,7 +50,7 @@ async def ensure_events_stream(engine: Engine, subjects: Subjects, *, durable: b
         discard=DiscardPolicy.OLD,
         max_age=EVENTS_MAX_AGE,
         max_msgs=EVENTS_MAX_MSGS,
-        num_replicas=1,
+        num_replicas=replicas,
         description="tierq lifecycle events (a window for feeds)",
     )
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from .codec import DEFAULT_MAX_BYTES
 from .connect import Engine
 from .events import ensure_events_stream
@@ -11,7 +13,30 @@ from .log import EventLog
 from .snapshot import SnapshotStore
 from .subjects import Subjects
 
-__all__ = ["provision"]
+__all__ = ["CLUSTER_REPLICAS", "provision", "replicas_for"]
+
+log = logging.getLogger("tierq.engine")
+
+#: Replicas of every stream and bucket when the server is part of a cluster.
+CLUSTER_REPLICAS = 3
+
+
+def replicas_for(configured: int | None, cluster: str | None) -> int:
+    """The replica count to provision with: ``configured``, else 3 in a cluster, else 1.
+
+    One replica in a cluster keeps every acknowledged write on a single node: its loss loses
+    them. That is allowed when asked for, and said loudly.
+    """
+    if configured is None:
+        return CLUSTER_REPLICAS if cluster is not None else 1
+    if cluster is not None and configured < CLUSTER_REPLICAS:
+        log.warning(
+            "NATS cluster %r, and tierq's streams get %d replica(s): losing the node that "
+            "holds one loses what it acknowledged. Use --replicas 3 for the durable profile.",
+            cluster,
+            configured,
+        )
+    return configured
 
 
 async def provision(
@@ -44,4 +69,4 @@ async def provision(
     await LeaderLease(engine, subjects, ttl=lease_ttl, durable=durable, replicas=replicas).open()
     await SettingsStore(engine, subjects, durable=durable, replicas=replicas).open()
     await SnapshotStore(engine, subjects, durable=durable, replicas=replicas).open()
-    await ensure_events_stream(engine, subjects, durable=durable)
+    await ensure_events_stream(engine, subjects, durable=durable, replicas=replicas)

@@ -21,10 +21,10 @@ import msgspec
 from ..core import Event, IntakeItem, SchedulerState
 from ..core.ids import client_id_ms
 from ..engine import IntakeFollower, IntakeStream
-from ..errors import TierqError
+from ..errors import NotFoundError, TierqError, UnknownTaskError
 from ..protocol import IntakeEntry, IntakeId
 
-__all__ = ["IntakeApplier", "names_client_ids"]
+__all__ = ["IntakeApplier", "may_be_unapplied"]
 
 log = logging.getLogger("tierq.master")
 
@@ -37,10 +37,11 @@ _entry = msgspec.msgpack.Decoder(IntakeEntry)
 _entry_id = msgspec.msgpack.Decoder(IntakeId)
 
 
-def names_client_ids(exc: TierqError) -> bool:
-    """Whether a "not found" error is about an id a client made (possibly not applied yet)."""
-    ids: tuple[str, ...] = getattr(exc, "ids", ())
-    return any(client_id_ms(i) is not None for i in ids)
+def may_be_unapplied(exc: TierqError) -> bool:
+    """Whether ``exc`` is a "not found" about an id a client made (maybe not applied yet)."""
+    if not isinstance(exc, NotFoundError | UnknownTaskError):
+        return False
+    return any(client_id_ms(i) is not None for i in exc.ids)
 
 
 def decode_entry(seq: int, data: bytes) -> IntakeItem:

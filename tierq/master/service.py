@@ -46,14 +46,13 @@ from ..engine import (
     Subscription,
     connect,
     provision,
+    replicas_for,
 )
 from ..errors import (
     EngineUnavailableError,
     FencedError,
     InvalidRequestError,
-    NotFoundError,
     TierqError,
-    UnknownTaskError,
 )
 from ..protocol import (
     LeaseReply,
@@ -66,7 +65,7 @@ from ..protocol import (
     encode_ok,
 )
 from .handlers import Handlers
-from .intake import IntakeApplier, names_client_ids
+from .intake import IntakeApplier, may_be_unapplied
 from .leadership import Leadership
 from .metrics import LiveMetrics
 from .publish import EventPublisher
@@ -107,11 +106,14 @@ class Master:
         self._monotonic = monotonic
         self.subjects = Subjects(config.nats.prefix)
         self.holder = config.holder or f"{socket.gethostname()}:{os.getpid()}"
+        #: Replicas of every stream and bucket (each re-provisions its own when it opens).
+        self.replicas = n = replicas_for(config.replicas, engine.cluster)
         self.recovery = Recovery(
-            EventLog(engine, self.subjects), SnapshotStore(engine, self.subjects)
+            EventLog(engine, self.subjects, replicas=n),
+            SnapshotStore(engine, self.subjects, replicas=n),
         )
         self.leadership = Leadership(
-            LeaderLease(engine, self.subjects, ttl=config.leader_lease_seconds),
+            LeaderLease(engine, self.subjects, ttl=config.leader_lease_seconds, replicas=n),
             self.holder,
             ttl=config.leader_lease_seconds,
         )
@@ -191,7 +193,7 @@ class Master:
         ttl = self.config.leader_lease_seconds
         while not self._stopping.is_set():
             try:
-                await provision(self.engine, self.subjects, lease_ttl=ttl)
+                await provision(self.engine, self.subjects, lease_ttl=ttl, replicas=self.replicas)
                 await self.leadership.open()
                 return
             except EngineUnavailableError as exc:
@@ -373,7 +375,7 @@ class Master:
             payload = encode_ok(handled.reply)
         except TierqError as exc:
             # Commands validate before they change anything, so the state is as it was.
-            if not again and self._unapplied(exc):
+            if not again and self._intake is not None and may_be_unapplied(exc):
                 self._spawn(self._after_intake(msg))
                 return
             self._queue_reply([], msg.reply, encode_error(exc))
@@ -386,14 +388,6 @@ class Master:
         self._queue_reply(handled.events, msg.reply, payload)
         if handled.events:
             self._after_change(now)
-
-    def _unapplied(self, exc: TierqError) -> bool:
-        """Whether ``exc`` may name an id still in the durable intake (not applied yet)."""
-        return (
-            isinstance(exc, NotFoundError | UnknownTaskError)
-            and self._intake is not None
-            and names_client_ids(exc)
-        )
 
     async def _after_intake(self, msg: Message) -> None:
         """Handle ``msg`` again once the intake as it is now is applied (read your writes)."""
