@@ -509,6 +509,39 @@ def test_long_task_list_is_paged_and_virtual(dash: Dashboard, api: httpx.Client)
     assert dash.errors == []
 
 
+def test_task_list_is_newest_first_and_brings_new_tasks_to_the_top(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    later = time.time() + 3600  # they wait (pending): nothing changes them meanwhile
+    ids = [submit(api, "b.ordered", i, run_at=later) for i in range(3)]
+    dash.goto("/tasks?name=b.ordered")
+    page = dash.page
+    rows = page.locator('[data-role="task-list"] .vrow')
+    expect(rows).to_have_count(3)
+    shown = lambda: rows.evaluate_all(  # noqa: E731 - read again after each change
+        "els => els.sort((a, b) => a.offsetTop - b.offsetTop).map(e => e.dataset.task)"
+    )
+    assert shown() == ids[::-1]
+    expect(page.locator('select[data-filter="order"]')).to_have_value("")
+    page.evaluate("window.__sameDocument = true")
+    # Submitted while the page is open: counted, then put on top of the rows already read.
+    newer = submit(api, "b.ordered", 3, run_at=later)
+    button = page.locator('[data-role="new-tasks"]')
+    expect(button).to_have_text("1 new — show at the top")
+    button.click()
+    expect(rows).to_have_count(4)
+    assert shown() == [newer, *ids[::-1]]
+    expect(page.locator('[data-role="list-status"]')).to_have_text("4 tasks")
+    assert page.evaluate("window.__sameDocument") is True
+    # Oldest first on request (kept in the URL).
+    page.locator('select[data-filter="order"]').select_option("oldest")
+    page.locator('[data-role="filters"] button[type="submit"]').click()
+    expect(page).to_have_url(re.compile(r"order=oldest"))
+    expect(rows.first).to_have_attribute("data-task", ids[0])
+    assert shown() == [*ids, newer]
+    assert dash.errors == []
+
+
 def test_regions_page_drains_a_worker(dash: Dashboard, api: httpx.Client, stack: LiveStack) -> None:
     before = {w["id"] for w in api.get("/v1/workers").json()["workers"]}
     stack.start_worker(concurrency=2)
