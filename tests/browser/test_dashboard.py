@@ -59,6 +59,81 @@ def test_overview_counters_move(dash: Dashboard, api: httpx.Client) -> None:
     assert dash.errors == []
 
 
+SERIES_COLOURS = """el => Object.fromEntries([...el.querySelectorAll('.u-legend .u-series')]
+    .filter(r => r.querySelector('.u-marker'))
+    .map(r => [r.querySelector('.u-label').textContent,
+               getComputedStyle(r.querySelector('.u-marker')).borderColor]))"""
+
+
+def test_overview_starts_from_the_apis_figures(dash: Dashboard, api: httpx.Client) -> None:
+    """On load, the throughput chart holds the master's last minute second by second, and the
+    latency card shows the master's percentiles, before the page has seen any event."""
+    ids = api.post(
+        "/v1/tasks:batch", json={"tasks": [{"name": "b.quick", "args": [i]} for i in range(20)]}
+    ).json()["ids"]
+    for task_id in ids:
+        wait_state(api, task_id, "succeeded")
+    deadline = time.monotonic() + 30
+    while len((stats := api.get("/v1/stats").json())["history"]) < 20:
+        assert time.monotonic() < deadline, stats["history"]
+        time.sleep(0.2)
+    assert stats["latency"]["samples"] > 0
+    dash.goto()
+    page = dash.page
+    expect(page.locator('[data-metric="latency"]')).not_to_have_text("\u2013")
+    expect(page.locator('[data-metric="latency-sub"]')).to_contain_text("first start")
+    # The page reads /v1/stats once a second: 20 points at once are the master's history.
+    at_least_20 = re.compile(r"^([2-9]\d|\d{3,})$")
+    chart = page.locator('[data-chart="throughput"]')
+    expect(chart).to_have_attribute("data-points", at_least_20, timeout=3000)
+    assert dash.errors == []
+
+
+def test_state_colours_are_distinct_and_the_same_everywhere(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    dash.goto()
+    page = dash.page
+    expect(page.locator('[data-chart="queue"] .u-legend .u-series')).not_to_have_count(0)
+    css = page.evaluate(
+        """() => Object.fromEntries(['pending', 'ready', 'assigned', 'running', 'succeeded',
+             'failed', 'dead', 'cancelled', 'skipped', 'evicted'].map(s => {
+               const probe = document.createElement('span');
+               probe.style.color = `var(--s-${s})`;
+               document.body.append(probe);
+               const c = getComputedStyle(probe).color;
+               probe.remove();
+               return [s, c]; }))"""
+    )
+    assert len(set(css.values())) == len(css), css
+    for chart in ("throughput", "queue", "latency"):
+        colours = page.locator(f'[data-chart="{chart}"]').evaluate(SERIES_COLOURS)
+        assert len(set(colours.values())) == len(colours), (chart, colours)
+        for label, colour in colours.items():
+            state = {"started": "running"}.get(label, label)
+            if state in css:
+                assert colour == css[state], (chart, label, colour)
+    throughput = page.locator('[data-chart="throughput"]').evaluate(SERIES_COLOURS)
+    assert throughput["failed"] == css["failed"] != css["dead"]
+    r = api.post(
+        "/v1/workflows",
+        json={"name": "colours", "nodes": [{"key": "a", "spec": {"name": "b.quick", "args": [1]}}]},
+    )
+    assert r.status_code == 201, r.text
+    dash.goto(f"/workflows/{r.json()['workflow_id']}")
+    legend = page.locator('[data-role="legend"] [data-state]')
+    expect(legend).to_have_count(len(css))
+    swatches = legend.evaluate_all(
+        "els => Object.fromEntries(els.map(e => [e.dataset.state, "
+        "getComputedStyle(e.querySelector('.sw')).backgroundColor]))"
+    )
+    assert swatches == css
+    node = page.locator('[data-role="dag"] .node[data-key="a"]')
+    expect(node).to_have_attribute("data-state", "succeeded")
+    assert node.locator("rect").evaluate("r => getComputedStyle(r).fill") == css["succeeded"]
+    assert dash.errors == []
+
+
 def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> None:
     keys = [f"n{i}" for i in range(9)]
     edges = [["n0", "n1"], ["n0", "n2"], ["n1", "n3"], ["n2", "n3"], ["n3", "n4"]]
