@@ -331,6 +331,48 @@ def test_task_page_shows_real_attempts_only(dash: Dashboard, api: httpx.Client) 
     assert dash.script_errors() == []
 
 
+def test_a_childs_arguments_show_its_parents_results(dash: Dashboard, api: httpx.Client) -> None:
+    later = time.time() + 3600
+    r = api.post(
+        "/v1/workflows",
+        json={
+            "name": "parent-results",
+            "nodes": [
+                {"key": "a", "spec": {"name": "b.quick", "args": [5]}},
+                {"key": "b", "spec": {"name": "b.quick", "args": [{"$result": "a"}]}},
+                {"key": "c", "spec": {"name": "b.sleep", "args": [30], "run_at": later}},
+                {"key": "d", "spec": {"name": "b.quick", "args": [{"$result": "c"}]}},
+            ],
+            "edges": [["a", "b"], ["c", "d"]],
+        },
+    )
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    wait_state(api, ids["b"], "succeeded")
+    dash.goto(f"/tasks/{ids['b']}")
+    page = dash.page
+    args = page.locator('[data-role="args"]')
+    resolved = args.locator('[data-parent="a"]')
+    expect(resolved).to_have_text("10")  # what b received: a's result
+    expect(args).to_contain_text("result of parent a")
+    expect(args).not_to_contain_text("$result")
+    expect(args.locator("a")).to_have_attribute("href", f"#/tasks/{ids['a']}")
+    expect(page.locator('[data-role="result"]')).to_have_text("20")
+    # The wait before the attempt started is a pale span, not a black bar.
+    wait = page.locator('[data-role="attempts"] rect.wait').first
+    assert wait.evaluate("r => getComputedStyle(r).fill") == "rgb(224, 231, 255)"
+    submitted = page.locator('[data-role="args-submitted"]')
+    submitted.locator("summary").click()
+    expect(submitted).to_contain_text('"$result": "a"')
+    dash.shot("task-parent-results")
+    # A parent that has not run yet: the reference stays, with why.
+    dash.goto(f"/tasks/{ids['d']}")
+    expect(page.locator('[data-role="args"] [data-parent="c"]')).to_contain_text(
+        "parent pending, no result yet"
+    )
+    assert dash.errors == []
+
+
 def test_tracebacks_hide_tierqs_own_frames_until_asked(dash: Dashboard, api: httpx.Client) -> None:
     page = dash.page
     failed = submit(api, "b.fail", "kaput", retry={"max_attempts": 1})
