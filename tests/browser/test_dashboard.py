@@ -640,6 +640,9 @@ def test_task_list_is_newest_first_and_brings_new_tasks_to_the_top(
     )
     assert shown() == ids[::-1]
     expect(page.locator('select[data-filter="order"]')).to_have_value("")
+    # "2 s ago", and the ISO time (local, as everywhere on the dashboard) on hover.
+    title = rows.first.locator('[data-role="submitted"]').get_attribute("title") or ""
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", title), title
     page.evaluate("window.__sameDocument = true")
     # Submitted while the page is open: counted, then put on top of the rows already read.
     newer = submit(api, "b.ordered", 3, run_at=later)
@@ -706,6 +709,8 @@ def test_workflow_list_comes_from_the_api_and_stays_live(
     page = dash.page
     row = page.locator(f'[data-role="workflow-list"] tr[data-workflow="{before}"]')
     expect(row).to_contain_text("listed-before")
+    title = row.locator('[data-role="submitted"]').get_attribute("title") or ""
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", title), title
     # A workflow submitted while the page is open appears at the top and finishes live.
     after = submit("listed-after")
     first = page.locator('[data-role="workflow-list"] tbody tr').first

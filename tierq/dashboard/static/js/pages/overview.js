@@ -10,7 +10,7 @@
 
 import { get } from "../api.js";
 import { timeChart } from "../chart.js";
-import { clear, fmtAgo, fmtDuration, fmtNum, fmtRate, h, link, section, stateColor } from "../dom.js";
+import { clear, fmtAgo, fmtDuration, fmtNum, fmtRate, fmtTime, h, link, section, stateColor } from "../dom.js";
 
 const BANDS = ["critical", "high", "normal", "low"];
 // Not the colours of task states: the queue chart draws bands next to states.
@@ -205,7 +205,7 @@ export async function mount(view) {
             h("td", { class: "mono" }, b.key),
             h("td", null, h("span", { class: `pill ${b.state === "open" ? "bad" : "warn"}` }, b.state)),
             h("td", { class: "num" }, `${b.failures}/${b.samples}`),
-            h("td", null, fmtAgo(b.opened_at, stats.now))))))
+            h("td", { title: fmtTime(b.opened_at) }, fmtAgo(b.opened_at, stats.now))))))
         : h("p", { class: "muted" }, `All ${stats.breakers.length} breakers closed.`),
     );
   }

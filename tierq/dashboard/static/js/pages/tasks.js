@@ -5,7 +5,7 @@
 // brought in on request where the order puts them (at the top when newest first).
 
 import { get, watch } from "../api.js";
-import { STATES, badge, clear, errorBox, fmtAgo, fmtNum, h, idTime, link, progressBar } from "../dom.js";
+import { STATES, badge, clear, errorBox, fmtAgo, fmtNum, fmtTime, h, idTime, link, progressBar } from "../dom.js";
 import { TASK_KINDS, applyEvent, perTask, rawId } from "../live.js";
 import { virtualList } from "../vlist.js";
 
@@ -77,7 +77,7 @@ export async function mount(view, route) {
       h("span", null, t.region || "–"),
       h("span", { class: "mono small", title: t.worker || "" }, t.worker || "–"),
       h("span", { class: "num" }, String(t.attempt || 1)),
-      h("span", { class: "small", title: new Date(t.submitted_at * 1000).toISOString() }, fmtAgo(t.submitted_at)),
+      h("span", { class: "small", title: fmtTime(t.submitted_at), "data-role": "submitted" }, fmtAgo(t.submitted_at)),
       progressBar(t.state === "succeeded" ? 1 : t.progress || 0),
     ),
     onNearEnd: () => more(),
