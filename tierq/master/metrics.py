@@ -68,7 +68,7 @@ class LiveMetrics:
         first = max(end - self.window + 1, math.floor(self._since))
         counts = {second: c for second, c in self._buckets if first <= second < end}
         return [
-            RateSecond(at=second, counts=dict(sorted(counts[second].items())))
+            RateSecond(at=second, counts=dict(counts[second]))
             if second in counts
             else RateSecond(at=second)
             for second in range(first, end)
