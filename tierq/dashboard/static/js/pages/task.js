@@ -47,6 +47,8 @@ function tracebackView(text) {
 const REF = "$result";
 //: Pages of a workflow's nodes read at most to find the parents named in the arguments.
 const MAX_WORKFLOW_PAGES = 20;
+//: Parents read at most (a fan-in of thousands shows the rest as references).
+const MAX_PARENTS = 100;
 
 function isRef(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v[REF] === "string";
@@ -77,7 +79,7 @@ async function parentsOf(task) {
     }
   }
   const parents = new Map();
-  await Promise.all([...ids].map(async ([ref, pid]) => {
+  await Promise.all([...ids].slice(0, MAX_PARENTS).map(async ([ref, pid]) => {
     let parent = null;
     try {
       parent = await get(`/v1/tasks/${enc(pid)}`);
@@ -103,7 +105,7 @@ function resolvedJson(value, parents, indent = "") {
       return [h("span", { class: "from-parent", "data-parent": ref, title: `the result of parent ${ref} (${p.id})` }, text),
         h("span", { class: "parent-note" }, "  ← result of parent ", parentLink)];
     }
-    const why = p && p.task ? `parent ${p.task.state}, no result yet` : "parent's result not known";
+    const why = !p ? "parent not read" : p.task ? `parent ${p.task.state}, no result yet` : "parent's result not known";
     return [JSON.stringify(value), h("span", { class: "parent-note", "data-parent": ref }, `  ← ${why}: `, parentLink)];
   }
   const inner = `${indent}  `;
