@@ -86,6 +86,18 @@ def test_overview_starts_from_the_apis_figures(dash: Dashboard, api: httpx.Clien
     at_least_20 = re.compile(r"^([2-9]\d|\d{3,})$")
     chart = page.locator('[data-chart="throughput"]')
     expect(chart).to_have_attribute("data-points", at_least_20, timeout=3000)
+    # Queue depth and latency have no history at the master: the page's own readings survive
+    # a reload (one reading a second would give at most three in the 2.5 s allowed).
+    at_least_5 = re.compile(r"^([5-9]|\d{2,})$")
+    for name in ("queue", "latency"):
+        expect(page.locator(f'[data-chart="{name}"]')).to_have_attribute(
+            "data-points", at_least_5, timeout=15_000
+        )
+    page.reload()
+    for name in ("queue", "latency"):
+        expect(page.locator(f'[data-chart="{name}"]')).to_have_attribute(
+            "data-points", at_least_5, timeout=2500
+        )
     assert dash.errors == []
 
 

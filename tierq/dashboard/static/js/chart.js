@@ -54,6 +54,7 @@ export function timeChart(el, { series, span = 300, height = 200, yLabel = "" })
   });
   resize.observe(el);
   return {
+    series,
     /** Replace every point: xs (epoch seconds, ascending) and one column per series. */
     set(xs, columns) {
       data[0] = xs.slice();

@@ -7,6 +7,8 @@
 // of the last minute: the throughput chart and the per-second cards are filled from it on
 // the first reply, then kept up to date) and `latency` (submit -> start p50/p99 of recent
 // first attempts, measured by the master). Nothing is computed from the event feed here.
+// The master keeps no history of queue depth or latency: the readings this page took are
+// kept in the tab's sessionStorage, so a reload draws them again instead of starting empty.
 
 import { get } from "../api.js";
 import { timeChart } from "../chart.js";
@@ -17,6 +19,7 @@ const BANDS = ["critical", "high", "normal", "low"];
 const BAND_COLORS = { critical: "#db2777", high: "#0d9488", normal: "#4f46e5", low: "#84cc16" };
 const RATE_WINDOW = 10; // seconds the shown rates average over
 const KEEP = 330; // seconds of history kept for the charts (they show 300)
+const SAVED = "tierq.overview.readings"; // sessionStorage key: {queue: [[t, ...values]], latency: [...]}
 // The throughput series: event kind counted, label, colour (of the state it leads to).
 const FLOWS = [
   ["task_submitted", "submitted", "#2563eb"],
@@ -100,6 +103,30 @@ export async function mount(view) {
 
   // Events by kind per whole second (the master's clock), from the stats' history.
   const seconds = new Map();
+  // Queue depth and latency readings taken so far ([master time, ...values]), restored first.
+  let readings = { queue: [], latency: [] };
+  let restored = false;
+
+  function restore(now) {
+    restored = true;
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(SAVED) || "null");
+      if (saved && Array.isArray(saved.queue) && Array.isArray(saved.latency)) readings = saved;
+    } catch {
+      return;
+    }
+    for (const [key, chart] of [["queue", charts[1]], ["latency", charts[2]]]) {
+      const rows = readings[key] = readings[key].filter((r) => Array.isArray(r) && r[0] > now - KEEP && r[0] < now);
+      if (rows.length) chart.set(rows.map((r) => r[0]), chart.series.map((_, i) => rows.map((r) => r[i + 1])));
+    }
+  }
+
+  function record(key, chart, now, values) {
+    chart.push(now, values);
+    const rows = readings[key];
+    rows.push([now, ...values]);
+    while (rows.length && rows[0][0] < now - KEEP) rows.shift();
+  }
   let timer = null;
   let slow = 0;
   let regions = null;
@@ -173,8 +200,14 @@ export async function mount(view) {
     const p99 = lat.p99_ms == null ? null : lat.p99_ms / 1000;
     cards.latency.value.textContent = p50 === null ? "–" : `${fmtDuration(p50)} / ${fmtDuration(p99)}`;
     cards.latency.sub.textContent = `over the last ${fmtNum(lat.samples)} first start${lat.samples === 1 ? "" : "s"}`;
-    charts[1].push(now, [stats.queue_depth, running, ...BANDS.map((b) => stats.waiting_by_band[b] || 0)]);
-    charts[2].push(now, [p50, p99]);
+    if (!restored) restore(now);
+    record("queue", charts[1], now, [stats.queue_depth, running, ...BANDS.map((b) => stats.waiting_by_band[b] || 0)]);
+    record("latency", charts[2], now, [p50, p99]);
+    try {
+      sessionStorage.setItem(SAVED, JSON.stringify(readings));
+    } catch {
+      // storage full or disabled: the charts start from one reading next time
+    }
 
     totals.submitted.textContent = fmtNum(t.submitted || 0);
     totals.succeeded.textContent = fmtNum(t.succeeded || 0);
