@@ -182,6 +182,13 @@ class LatencySummary(_Msg):
     max_ms: float | None = None
 
 
+class RateSecond(_Msg):
+    """The events of one whole second (epoch ``at``) by kind."""
+
+    at: int
+    counts: dict[str, int] = {}
+
+
 class StatsView(SchedulerStatistics, frozen=True, kw_only=True):
     """The scheduler's statistics plus the master's live figures."""
 
@@ -189,6 +196,8 @@ class StatsView(SchedulerStatistics, frozen=True, kw_only=True):
     #: last minute.
     throughput: dict[str, float] = {}
     latency: LatencySummary | None = None
+    #: The same minute second by second, oldest first (what charts start from).
+    history: list[RateSecond] = []
 
 
 class StatsReply(_Msg):

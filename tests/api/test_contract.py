@@ -381,6 +381,30 @@ async def test_events_agree(both: Both, engine: Engine) -> None:
     ]
 
 
+async def test_the_last_events_over_sse(both: Both, engine: Engine) -> None:
+    """``last=N`` (gRPC ``last``): the stream's last N events at once (what the dashboard's
+    events page shows on open), then the live ones; a Last-Event-ID resume ignores it."""
+    for _ in range(3):
+        await both.rest("POST", "/v1/tasks", TASK, status=201)
+    last = await stream_last_sequence(engine)
+    replayed = [int(e["id"]) for e in await read_sse(both.http, 2, params={"last": "2"})]
+    # (A region may lease in between: the two are the last ones when the request came.)
+    assert replayed[1] == replayed[0] + 1 and replayed[0] >= last - 1, (replayed, last)
+    # gRPC: the same with WatchEventsRequest.last.
+    call = both.t.WatchEvents(pb.WatchEventsRequest(last=2), metadata=ADMIN)
+    streamed = []
+    async for event in call:
+        streamed.append(event.sequence)
+        if len(streamed) == 2:
+            call.cancel()
+            break
+    assert streamed[1] == streamed[0] + 1 and streamed[0] >= last - 1, (streamed, last)
+    resumed = await read_sse(both.http, 1, params={"last": "2"}, headers={"last-event-id": "0"})
+    assert [int(e["id"]) for e in resumed] == [1]
+    r = await both.http.get("/v1/events", params={"last": "0"})
+    assert r.status_code == 422
+
+
 async def test_live_events_over_sse(both: Both) -> None:
     opened = asyncio.Event()
     reader = asyncio.create_task(

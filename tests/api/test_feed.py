@@ -83,6 +83,49 @@ async def test_resume_after_a_sequence(engine: Engine, feed_engine: Engine, stre
         await watch.aclose()
 
 
+async def test_last_replays_the_end_of_the_stream_then_goes_live(
+    engine: Engine, feed_engine: Engine, stream: str
+) -> None:
+    for i in range(6):
+        await publish(engine, "task_ready", id=f"t{i}", attempt=1)
+    feed = EventFeed(feed_engine, SUBJECTS)
+    assert await feed.last_sequence() == 6
+    watch = await feed.watch(EventFilter(), last=3)
+    try:
+        replayed = await take(watch, 3)
+        assert [e.sequence for e in replayed] == [4, 5, 6]
+        assert [json.loads(e.data)["id"] for e in replayed] == ["t3", "t4", "t5"]
+        assert await watch.next(0.2) is None
+        await publish(engine, "task_succeeded", id="t5", attempt=1)
+        assert [e.sequence for e in await take(watch, 1)] == [7]
+    finally:
+        await watch.aclose()
+    # More than the stream holds: all of it; a resume point wins over ``last``.
+    watch = await feed.watch(EventFilter(kinds=["task_succeeded"]), last=100)
+    try:
+        assert [e.sequence for e in await take(watch, 1)] == [7]
+    finally:
+        await watch.aclose()
+    watch = await feed.watch(EventFilter(), after=6, last=100)
+    try:
+        assert [e.sequence for e in await take(watch, 1)] == [7]
+    finally:
+        await watch.aclose()
+
+
+async def test_last_on_an_empty_stream_is_live(
+    engine: Engine, feed_engine: Engine, stream: str
+) -> None:
+    feed = EventFeed(feed_engine, SUBJECTS)
+    assert await feed.last_sequence() == 0
+    watch = await feed.watch(EventFilter(), last=10)
+    try:
+        await publish(engine, "task_ready", id="a", attempt=1)
+        assert [e.sequence for e in await take(watch, 1)] == [1]
+    finally:
+        await watch.aclose()
+
+
 async def test_kinds_filter_on_the_server(engine: Engine, feed_engine: Engine, stream: str) -> None:
     watch = await EventFeed(feed_engine, SUBJECTS).watch(
         EventFilter(kinds=["task_succeeded", "task_dead"]), after=0

@@ -59,6 +59,93 @@ def test_overview_counters_move(dash: Dashboard, api: httpx.Client) -> None:
     assert dash.errors == []
 
 
+SERIES_COLOURS = """el => Object.fromEntries([...el.querySelectorAll('.u-legend .u-series')]
+    .filter(r => r.querySelector('.u-marker'))
+    .map(r => [r.querySelector('.u-label').textContent,
+               getComputedStyle(r.querySelector('.u-marker')).borderColor]))"""
+
+
+def test_overview_starts_from_the_apis_figures(dash: Dashboard, api: httpx.Client) -> None:
+    """On load, the throughput chart holds the master's last minute second by second, and the
+    latency card shows the master's percentiles, before the page has seen any event."""
+    ids = api.post(
+        "/v1/tasks:batch", json={"tasks": [{"name": "b.quick", "args": [i]} for i in range(20)]}
+    ).json()["ids"]
+    for task_id in ids:
+        wait_state(api, task_id, "succeeded")
+    deadline = time.monotonic() + 30
+    while len((stats := api.get("/v1/stats").json())["history"]) < 20:
+        assert time.monotonic() < deadline, stats["history"]
+        time.sleep(0.2)
+    assert stats["latency"]["samples"] > 0
+    dash.goto()
+    page = dash.page
+    expect(page.locator('[data-metric="latency"]')).not_to_have_text("\u2013")
+    expect(page.locator('[data-metric="latency-sub"]')).to_contain_text("first start")
+    # The page reads /v1/stats once a second: 20 points at once are the master's history.
+    at_least_20 = re.compile(r"^([2-9]\d|\d{3,})$")
+    chart = page.locator('[data-chart="throughput"]')
+    expect(chart).to_have_attribute("data-points", at_least_20, timeout=3000)
+    # Queue depth and latency have no history at the master: the page's own readings survive
+    # a reload (one reading a second would give at most three in the 2.5 s allowed).
+    at_least_5 = re.compile(r"^([5-9]|\d{2,})$")
+    for name in ("queue", "latency"):
+        expect(page.locator(f'[data-chart="{name}"]')).to_have_attribute(
+            "data-points", at_least_5, timeout=15_000
+        )
+    page.reload()
+    for name in ("queue", "latency"):
+        expect(page.locator(f'[data-chart="{name}"]')).to_have_attribute(
+            "data-points", at_least_5, timeout=2500
+        )
+    assert dash.errors == []
+
+
+def test_state_colours_are_distinct_and_the_same_everywhere(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    dash.goto()
+    page = dash.page
+    expect(page.locator('[data-chart="queue"] .u-legend .u-series')).not_to_have_count(0)
+    css = page.evaluate(
+        """() => Object.fromEntries(['pending', 'ready', 'assigned', 'running', 'succeeded',
+             'failed', 'dead', 'cancelled', 'skipped', 'evicted'].map(s => {
+               const probe = document.createElement('span');
+               probe.style.color = `var(--s-${s})`;
+               document.body.append(probe);
+               const c = getComputedStyle(probe).color;
+               probe.remove();
+               return [s, c]; }))"""
+    )
+    assert len(set(css.values())) == len(css), css
+    for chart in ("throughput", "queue", "latency"):
+        colours = page.locator(f'[data-chart="{chart}"]').evaluate(SERIES_COLOURS)
+        assert len(set(colours.values())) == len(colours), (chart, colours)
+        for label, colour in colours.items():
+            state = {"started": "running"}.get(label, label)
+            if state in css:
+                assert colour == css[state], (chart, label, colour)
+    throughput = page.locator('[data-chart="throughput"]').evaluate(SERIES_COLOURS)
+    assert throughput["failed"] == css["failed"] != css["dead"]
+    r = api.post(
+        "/v1/workflows",
+        json={"name": "colours", "nodes": [{"key": "a", "spec": {"name": "b.quick", "args": [1]}}]},
+    )
+    assert r.status_code == 201, r.text
+    dash.goto(f"/workflows/{r.json()['workflow_id']}")
+    legend = page.locator('[data-role="legend"] [data-state]')
+    expect(legend).to_have_count(len(css))
+    swatches = legend.evaluate_all(
+        "els => Object.fromEntries(els.map(e => [e.dataset.state, "
+        "getComputedStyle(e.querySelector('.sw')).backgroundColor]))"
+    )
+    assert swatches == css
+    node = page.locator('[data-role="dag"] .node[data-key="a"]')
+    expect(node).to_have_attribute("data-state", "succeeded")
+    assert node.locator("rect").evaluate("r => getComputedStyle(r).fill") == css["succeeded"]
+    assert dash.errors == []
+
+
 def test_workflow_nodes_turn_green_live(dash: Dashboard, api: httpx.Client) -> None:
     keys = [f"n{i}" for i in range(9)]
     edges = [["n0", "n1"], ["n0", "n2"], ["n1", "n3"], ["n2", "n3"], ["n3", "n4"]]
@@ -256,6 +343,48 @@ def test_task_page_shows_real_attempts_only(dash: Dashboard, api: httpx.Client) 
     assert dash.script_errors() == []
 
 
+def test_a_childs_arguments_show_its_parents_results(dash: Dashboard, api: httpx.Client) -> None:
+    later = time.time() + 3600
+    r = api.post(
+        "/v1/workflows",
+        json={
+            "name": "parent-results",
+            "nodes": [
+                {"key": "a", "spec": {"name": "b.quick", "args": [5]}},
+                {"key": "b", "spec": {"name": "b.quick", "args": [{"$result": "a"}]}},
+                {"key": "c", "spec": {"name": "b.sleep", "args": [30], "run_at": later}},
+                {"key": "d", "spec": {"name": "b.quick", "args": [{"$result": "c"}]}},
+            ],
+            "edges": [["a", "b"], ["c", "d"]],
+        },
+    )
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    wait_state(api, ids["b"], "succeeded")
+    dash.goto(f"/tasks/{ids['b']}")
+    page = dash.page
+    args = page.locator('[data-role="args"]')
+    resolved = args.locator('[data-parent="a"]')
+    expect(resolved).to_have_text("10")  # what b received: a's result
+    expect(args).to_contain_text("result of parent a")
+    expect(args).not_to_contain_text("$result")
+    expect(args.locator("a")).to_have_attribute("href", f"#/tasks/{ids['a']}")
+    expect(page.locator('[data-role="result"]')).to_have_text("20")
+    # The wait before the attempt started is a pale span, not a black bar.
+    wait = page.locator('[data-role="attempts"] rect.wait').first
+    assert wait.evaluate("r => getComputedStyle(r).fill") == "rgb(224, 231, 255)"
+    submitted = page.locator('[data-role="args-submitted"]')
+    submitted.locator("summary").click()
+    expect(submitted).to_contain_text('"$result": "a"')
+    dash.shot("task-parent-results")
+    # A parent that has not run yet: the reference stays, with why.
+    dash.goto(f"/tasks/{ids['d']}")
+    expect(page.locator('[data-role="args"] [data-parent="c"]')).to_contain_text(
+        "parent pending, no result yet"
+    )
+    assert dash.errors == []
+
+
 def test_tracebacks_hide_tierqs_own_frames_until_asked(dash: Dashboard, api: httpx.Client) -> None:
     page = dash.page
     failed = submit(api, "b.fail", "kaput", retry={"max_attempts": 1})
@@ -355,6 +484,21 @@ def test_events_tail_live(dash: Dashboard, api: httpx.Client) -> None:
     assert dash.errors == []
 
 
+def test_events_page_shows_the_last_events_on_open(dash: Dashboard, api: httpx.Client) -> None:
+    task_id = submit(api, "b.quick", 8)
+    wait_state(api, task_id, "succeeded")
+    dash.goto("/events")  # after the task ended: nothing new is coming for it
+    page = dash.page
+    rows = page.locator('[data-role="event-list"] .vrow', has_text=task_id)
+    done = rows.and_(page.locator('[data-kind="task_succeeded"]'))
+    expect(done).to_have_count(1)
+    kinds = rows.evaluate_all(
+        "els => els.sort((a, b) => a.offsetTop - b.offsetTop).map(e => e.dataset.kind)"
+    )
+    assert kinds[0] == "task_succeeded" and kinds[-1] == "task_submitted", kinds  # newest first
+    assert dash.errors == []
+
+
 def test_leased_tasks_turn_assigned_then_running_live(
     dash: Dashboard, api: httpx.Client, stack: LiveStack
 ) -> None:
@@ -374,7 +518,7 @@ def test_leased_tasks_turn_assigned_then_running_live(
     try:
         blocker = submit(api, "b.sleep", 9.0, region="hold")
         wait_state(api, blocker, "running")
-        # The event tail is live only: opened now, the next lease at "hold" is the one below.
+        # The event tail (it also replays the stream's end: the blocker's lease is there too).
         events = open_page("/events?kinds=tasks_assigned&region=hold")
         expect(events.locator("#live")).to_have_text("live")
         r = api.post(
@@ -407,9 +551,10 @@ def test_leased_tasks_turn_assigned_then_running_live(
         expect(row).to_contain_text("hold")
         expect(node).to_have_attribute("data-state", "assigned")
         expect(task.locator('[data-role="task-state"]')).to_have_text("assigned")
-        lease = events.locator('[data-role="event-list"] .vrow[data-kind="tasks_assigned"]')
+        lease = events.locator(
+            '[data-role="event-list"] .vrow[data-kind="tasks_assigned"]', has_text=held
+        )
         expect(lease).to_have_count(1)
-        expect(lease).to_contain_text(held)
         expect(lease.locator('[data-role="event-summary"]')).to_have_text(
             "1 task \u2192 region hold \u00b7 attempt 1"
         )
@@ -493,6 +638,42 @@ def test_long_task_list_is_paged_and_virtual(dash: Dashboard, api: httpx.Client)
     assert dash.errors == []
 
 
+def test_task_list_is_newest_first_and_brings_new_tasks_to_the_top(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    later = time.time() + 3600  # they wait (pending): nothing changes them meanwhile
+    ids = [submit(api, "b.ordered", i, run_at=later) for i in range(3)]
+    dash.goto("/tasks?name=b.ordered")
+    page = dash.page
+    rows = page.locator('[data-role="task-list"] .vrow')
+    expect(rows).to_have_count(3)
+    shown = lambda: rows.evaluate_all(  # noqa: E731 - read again after each change
+        "els => els.sort((a, b) => a.offsetTop - b.offsetTop).map(e => e.dataset.task)"
+    )
+    assert shown() == ids[::-1]
+    expect(page.locator('select[data-filter="order"]')).to_have_value("")
+    # "2 s ago", and the ISO time (local, as everywhere on the dashboard) on hover.
+    title = rows.first.locator('[data-role="submitted"]').get_attribute("title") or ""
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", title), title
+    page.evaluate("window.__sameDocument = true")
+    # Submitted while the page is open: counted, then put on top of the rows already read.
+    newer = submit(api, "b.ordered", 3, run_at=later)
+    button = page.locator('[data-role="new-tasks"]')
+    expect(button).to_have_text("1 new — show at the top")
+    button.click()
+    expect(rows).to_have_count(4)
+    assert shown() == [newer, *ids[::-1]]
+    expect(page.locator('[data-role="list-status"]')).to_have_text("4 tasks")
+    assert page.evaluate("window.__sameDocument") is True
+    # Oldest first on request (kept in the URL).
+    page.locator('select[data-filter="order"]').select_option("oldest")
+    page.locator('[data-role="filters"] button[type="submit"]').click()
+    expect(page).to_have_url(re.compile(r"order=oldest"))
+    expect(rows.first).to_have_attribute("data-task", ids[0])
+    assert shown() == [*ids, newer]
+    assert dash.errors == []
+
+
 def test_regions_page_drains_a_worker(dash: Dashboard, api: httpx.Client, stack: LiveStack) -> None:
     before = {w["id"] for w in api.get("/v1/workers").json()["workers"]}
     stack.start_worker(concurrency=2)
@@ -540,6 +721,8 @@ def test_workflow_list_comes_from_the_api_and_stays_live(
     page = dash.page
     row = page.locator(f'[data-role="workflow-list"] tr[data-workflow="{before}"]')
     expect(row).to_contain_text("listed-before")
+    title = row.locator('[data-role="submitted"]').get_attribute("title") or ""
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", title), title
     # A workflow submitted while the page is open appears at the top and finishes live.
     after = submit("listed-after")
     first = page.locator('[data-role="workflow-list"] tbody tr').first

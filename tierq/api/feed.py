@@ -28,7 +28,7 @@ from ..core.events import EVENT_KINDS
 from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
 
-__all__ = ["MAX_AFTER", "EventFeed", "EventFilter", "FeedEvent", "Watch"]
+__all__ = ["MAX_AFTER", "MAX_LAST", "EventFeed", "EventFilter", "FeedEvent", "Watch"]
 
 log = logging.getLogger("tierq.api.feed")
 
@@ -332,6 +332,8 @@ class Watch:
 #: Largest ``after`` a watch accepts: JetStream sequences are 64-bit and the consumer starts
 #: at ``after + 1`` (a larger number made the server refuse the consumer: a 503 with its text).
 MAX_AFTER = 2**63 - 2
+#: Most events a watch replays from the end of the stream (``last``) before going live.
+MAX_LAST = 10_000
 
 
 class EventFeed:
@@ -347,18 +349,42 @@ class EventFeed:
         filt: EventFilter,
         after: int | None = None,
         on_close: Callable[[], None] | None = None,
+        *,
+        last: int | None = None,
     ) -> Watch:
         """A started watch: events after stream sequence ``after`` (None: from now on).
 
+        ``last`` (when ``after`` is None) replays the stream's last ``last`` events first,
+        the ones the filter matches among them, then goes on live without a gap.
         ``on_close`` runs once when the watch is closed (the API's watcher gauge).
         """
         if after is not None and not 0 <= after <= MAX_AFTER:
             raise InvalidRequestError(
                 f"the event sequence must be between 0 and {MAX_AFTER}", field="after"
             )
+        if last is not None and not 1 <= last <= MAX_LAST:
+            raise InvalidRequestError(f"last must be between 1 and {MAX_LAST}", field="last")
+        if after is None and last is not None:
+            end = await self.last_sequence()
+            after = None if end is None else max(0, end - last)
         watch = Watch(self, filt, after, on_close)
         await watch.start()
         return watch
+
+    async def last_sequence(self) -> int | None:
+        """The sequence of the stream's last event (0 when empty); None without the stream."""
+        raw = await self.engine.request(f"$JS.API.STREAM.INFO.{self.stream}", b"", timeout=5.0)
+        info = json.loads(raw)
+        if "error" in info:
+            if info["error"].get("err_code") == _STREAM_NOT_FOUND:
+                return None
+            error = info["error"]
+            raise EngineUnavailableError(
+                f"cannot read {self.stream}: {error.get('code')}/{error.get('err_code')} "
+                f"{error.get('description')}"
+            )
+        last: int = info["state"]["last_seq"]
+        return last
 
 
 def _ack_metadata(reply: str) -> tuple[int, int] | None:

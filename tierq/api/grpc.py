@@ -269,7 +269,8 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
                 region=r.region if r.HasField("region") else None,
             )
             after = r.after_sequence if r.HasField("after_sequence") else None
-            watch = await service.watch_events(caller, filt, after)
+            last = r.last if r.HasField("last") and after is None else None
+            watch = await service.watch_events(caller, filt, after, last)
         except Exception as exc:
             await _abort(context, exc, method)
             raise

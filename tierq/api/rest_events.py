@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ..errors import InvalidRequestError, TierqError
 from .auth import Permission
-from .feed import MAX_AFTER, EventFilter, FeedEvent, Watch
+from .feed import MAX_AFTER, MAX_LAST, EventFilter, FeedEvent, Watch
 from .rest_base import Service, Who, route_doc
 
 log = logging.getLogger("tierq.api")
@@ -38,8 +38,11 @@ async def events(
     workflow: Annotated[str | None, Query(max_length=256)] = None,
     region: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_AFTER)] = None,
+    last: Annotated[int | None, Query(ge=1, le=MAX_LAST)] = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> Response:
+    """``last=N`` replays the stream's last N events (those the filters match among them)
+    before the live ones; ``after`` or ``Last-Event-ID`` resume after a sequence instead."""
     resume = after
     if last_event_id:
         # ASCII digits only: str.isdigit() is also true for "²" and other digits int() refuses.
@@ -54,7 +57,9 @@ async def events(
         workflow_id=workflow,
         region=region,
     )
-    watch = await service.watch_events(who, filt, resume)
+    # ``last``: the stream's last events first (a page opening on the feed sees what just
+    # happened); a resume (``after``, Last-Event-ID) goes on from where it was instead.
+    watch = await service.watch_events(who, filt, resume, None if resume is not None else last)
     return StreamingResponse(
         _sse(
             watch,

@@ -348,8 +348,11 @@ class ApiService:
     # -- event feed ----------------------------------------------------------------------
 
     @operation(Permission.READ)
-    async def watch_events(self, caller: Caller, filt: EventFilter, after: int | None) -> Watch:
-        """An open watch; the caller must ``aclose`` it. Counted in the watcher gauge."""
+    async def watch_events(
+        self, caller: Caller, filt: EventFilter, after: int | None, last: int | None = None
+    ) -> Watch:
+        """An open watch; the caller must ``aclose`` it. Counted in the watcher gauge.
+        ``last`` replays the stream's last events first (see ``EventFeed.watch``)."""
         if filt.workflow_id is not None:
             # Seed the workflow's task ids: events about its tasks do not name the workflow.
             try:
@@ -363,7 +366,7 @@ class ApiService:
             self.metrics.watchers.dec()
             self._watches.difference_update(holder)
 
-        watch = await self.feed.watch(filt, after, on_close=closed)
+        watch = await self.feed.watch(filt, after, on_close=closed, last=last)
         holder.append(watch)
         self._watches.add(watch)
         self.metrics.watchers.inc()

@@ -225,9 +225,13 @@ class Handlers:
             case QueryKind.STATS:
                 base = msgspec.structs.asdict(state.statistics(now))
                 live = self.metrics
-                return StatsReply(
-                    stats=StatsView(**base, throughput=live.throughput(now), latency=live.latency())
+                stats = StatsView(
+                    **base,
+                    throughput=live.throughput(now),
+                    latency=live.latency(),
+                    history=live.history(now),
                 )
+                return StatsReply(stats=stats)
             case QueryKind.SETTINGS:
                 return SettingsReply(settings=state.settings)
             case QueryKind.ADMISSION:

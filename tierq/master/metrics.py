@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import math
 
-from ..protocol import LatencySummary
+from ..protocol import LatencySummary, RateSecond
 
 #: Seconds of history behind the rates.
 RATE_WINDOW = 60
@@ -58,6 +58,21 @@ class LiveMetrics:
             if second > oldest:
                 totals.update(counts)
         return {kind: round(n / span, 3) for kind, n in sorted(totals.items())}
+
+    def history(self, now: float) -> list[RateSecond]:
+        """Events by kind in each whole second of the window before ``now``, oldest first
+        (seconds without events have empty counts; none from before the first event)."""
+        if self._since is None:
+            return []
+        end = math.floor(now)
+        first = max(end - self.window + 1, math.floor(self._since))
+        counts = {second: c for second, c in self._buckets if first <= second < end}
+        return [
+            RateSecond(at=second, counts=dict(counts[second]))
+            if second in counts
+            else RateSecond(at=second)
+            for second in range(first, end)
+        ]
 
     def latency(self) -> LatencySummary:
         values = sorted(self._latencies)

@@ -161,18 +161,20 @@ class GetSettingsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("kinds", "task_id", "workflow_id", "region", "after_sequence")
+    __slots__ = ("kinds", "task_id", "workflow_id", "region", "after_sequence", "last")
     KINDS_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     kinds: _containers.RepeatedScalarFieldContainer[str]
     task_id: str
     workflow_id: str
     region: str
     after_sequence: int
-    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., region: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    last: int
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., task_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., region: _Optional[str] = ..., after_sequence: _Optional[int] = ..., last: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("sequence", "kind", "json")

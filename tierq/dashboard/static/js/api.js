@@ -102,7 +102,8 @@ function changed(delta, watching = 0) {
 }
 
 /**
- * Watch the lifecycle feed. params: kinds (array), task, workflow, region, after.
+ * Watch the lifecycle feed. params: kinds (array), task, workflow, region, after, last (the
+ * stream's last N events first).
  * onEvent(kind, data, sequence) gets raw JSON text unless parse is true; onOpen() runs each
  * time the stream (re)connects. EventSource reconnects on its own and resumes after the
  * last sequence it saw (Last-Event-ID).

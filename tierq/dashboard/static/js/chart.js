@@ -9,7 +9,8 @@ function clock(t) {
 
 /**
  * A line chart of `series` ({label, color, fmt}) over time, keeping `span` seconds.
- * push(t, values) adds a point (t in epoch seconds); destroy() frees it.
+ * push(t, values) adds a point (t in epoch seconds), set(xs, columns) replaces them all;
+ * destroy() frees it.
  */
 export function timeChart(el, { series, span = 300, height = 200, yLabel = "" }) {
   const data = [[], ...series.map(() => [])];
@@ -40,7 +41,8 @@ export function timeChart(el, { series, span = 300, height = 200, yLabel = "" })
         label: s.label,
         stroke: s.color,
         width: 2,
-        points: { show: false },
+        // uPlot's default: dots only while they are sparse (a chart's first readings show).
+        points: { size: 5 },
         value: (u, v) => (v === null || v === undefined ? "–" : (s.fmt ? s.fmt(v) : v.toFixed(1))),
       })),
     ],
@@ -52,11 +54,20 @@ export function timeChart(el, { series, span = 300, height = 200, yLabel = "" })
   });
   resize.observe(el);
   return {
+    series,
+    /** Replace every point: xs (epoch seconds, ascending) and one column per series. */
+    set(xs, columns) {
+      data[0] = xs.slice();
+      columns.forEach((col, i) => { data[i + 1] = col.slice(); });
+      plot.setData(data);
+      el.dataset.points = String(data[0].length);
+    },
     push(t, values) {
       data[0].push(t);
       values.forEach((v, i) => data[i + 1].push(v));
       while (data[0].length && data[0][0] < t - span) for (const col of data) col.shift();
       plot.setData(data);
+      el.dataset.points = String(data[0].length);
     },
     destroy() {
       resize.disconnect();

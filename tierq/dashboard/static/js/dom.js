@@ -65,6 +65,19 @@ export function clear(el) {
 export const STATES = ["pending", "ready", "assigned", "running", "succeeded", "failed", "dead", "cancelled", "skipped"];
 export const TERMINAL = new Set(["succeeded", "dead", "cancelled", "skipped"]);
 
+/**
+ * One colour per task state, everywhere: badges and graph nodes (app.css's --s-* variables
+ * hold the same values), the workflow legend, timelines and chart series.
+ */
+export const STATE_COLORS = {
+  pending: "#9ca3af", ready: "#60a5fa", assigned: "#a78bfa", running: "#f59e0b", succeeded: "#22c55e",
+  failed: "#f97316", dead: "#ef4444", cancelled: "#6b7280", skipped: "#d1d5db", evicted: "#e5e7eb",
+};
+
+export function stateColor(state) {
+  return STATE_COLORS[state] || STATE_COLORS.pending;
+}
+
 export function badge(state) {
   const s = state || "evicted";
   return h("span", { class: `badge s-${s}`, dataset: { state: s } }, s);

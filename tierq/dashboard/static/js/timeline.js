@@ -1,16 +1,13 @@
 // Horizontal time bars in SVG: the attempts of a task, or the tasks of a workflow (Gantt).
 // Each row: an optional waiting span (queued/assigned) and a running span coloured by state.
 
-import { clear, fmtDuration, svg } from "./dom.js";
+import { STATE_COLORS, clear, fmtDuration, stateColor, svg } from "./dom.js";
 
-const COLORS = {
-  succeeded: "#22c55e", running: "#f59e0b", failed: "#f97316", dead: "#ef4444", lost: "#ef4444",
-  cancelled: "#6b7280", timeout: "#ef4444", assigned: "#a78bfa", ready: "#60a5fa", pending: "#9ca3af",
-  skipped: "#d1d5db",
-};
+// States, and the outcomes of attempts that are not states (coloured as a dead task).
+const COLORS = { ...STATE_COLORS, lost: STATE_COLORS.dead, timeout: STATE_COLORS.dead };
 
 export function colorOf(state) {
-  return COLORS[state] || "#9ca3af";
+  return COLORS[state] || stateColor(state);
 }
 
 /**

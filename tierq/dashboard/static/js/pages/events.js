@@ -1,12 +1,16 @@
-// Events: a live tail of the lifecycle stream. Kinds, task, workflow and region filters go
-// to the API (filtered on the server); the text filter applies here. The last KEEP events
-// are kept, newest first, in a virtual list; click one for its full JSON.
+// Events: a live tail of the lifecycle stream. On open (and on each change of filters) the
+// stream's last REPLAY events are shown at once (the feed's `last`), then the live ones.
+// Kinds, task, workflow and region filters go to the API (filtered on the server); the text
+// filter applies here. The last KEEP events are kept, newest first, in a virtual list;
+// click one for its full JSON.
 
 import { EVENT_KINDS, watch } from "../api.js";
 import { clear, fmtNum, fmtTime, h, json, link, section } from "../dom.js";
 import { virtualList } from "../vlist.js";
 
 const KEEP = 5000;
+//: Events at the end of the stream replayed on open (the filters then pick among them).
+const REPLAY = 2000;
 
 function summary(kind, ev) {
   switch (kind) {
@@ -114,10 +118,16 @@ export async function mount(view, r) {
   const textFilter = () => fields.text.value.trim().toLowerCase();
 
   function start() {
-    if (stop) stop();
+    if (stop) {
+      stop();
+      stop = null;
+    }
     const kinds = kindBoxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => b.value);
-    const params = { kinds: kinds.length === EVENT_KINDS.length ? [] : kinds };
+    const params = { kinds: kinds.length === EVENT_KINDS.length ? [] : kinds, last: REPLAY };
     for (const k of ["task", "workflow", "region"]) if (fields[k].value.trim()) params[k] = fields[k].value.trim();
+    // The new watch replays the end of the stream: start from an empty list.
+    buffer = [];
+    list.set([]);
     if (!kinds.length) return;
     stop = watch(params, (kind, data, seq) => {
       seen += 1;
@@ -152,7 +162,6 @@ export async function mount(view, r) {
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    list.set([]);
     start();
   });
   for (const l of kindBoxes) l.querySelector("input").addEventListener("change", () => start());

@@ -1,28 +1,32 @@
 // Overview: throughput, queue depth, latency and success rate over the last minutes, and
 // the health of master, regions and workers, open breakers and backpressure.
 //
-// Sources: /v1/stats every second (running totals: submitted, succeeded, dead; queue depth
-// by band and by region; breakers; admission), /v1/regions and /v1/workers every 3 s, and
-// the event feed for what the totals do not count: task_started (started/s, and the
-// submit -> start latency: a task id begins with its submission time in milliseconds) and
-// task_failed (failed attempts/s, retries included). The API does not expose latency
-// percentiles, so they are computed here over the last minute of starts.
+// Sources: /v1/stats every second, and /v1/regions and /v1/workers every 3 s. The stats
+// reply carries the running totals, queue depth by band, queue and region, breakers and
+// admission, and the master's live figures: `history` (events by kind in each whole second
+// of the last minute: the throughput chart and the per-second cards are filled from it on
+// the first reply, then kept up to date) and `latency` (submit -> start p50/p99 of recent
+// first attempts, measured by the master). Nothing is computed from the event feed here.
+// The master keeps no history of queue depth or latency: the readings this page took are
+// kept in the tab's sessionStorage, so a reload draws them again instead of starting empty.
 
-import { get, watch } from "../api.js";
+import { get } from "../api.js";
 import { timeChart } from "../chart.js";
-import { clear, fmtAgo, fmtDuration, fmtNum, fmtRate, h, idTime, link, section } from "../dom.js";
+import { clear, fmtAgo, fmtDuration, fmtNum, fmtRate, fmtTime, h, link, section, stateColor } from "../dom.js";
 
 const BANDS = ["critical", "high", "normal", "low"];
-const BAND_COLORS = { critical: "#ef4444", high: "#f59e0b", normal: "#60a5fa", low: "#9ca3af" };
+// Not the colours of task states: the queue chart draws bands next to states.
+const BAND_COLORS = { critical: "#db2777", high: "#0d9488", normal: "#4f46e5", low: "#84cc16" };
 const RATE_WINDOW = 10; // seconds the shown rates average over
-const LATENCY_WINDOW = 60; // seconds of starts the percentiles cover
-const MAX_SAMPLES = 50_000;
-
-function quantile(sorted, q) {
-  if (!sorted.length) return null;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i];
-}
+const KEEP = 330; // seconds of history kept for the charts (they show 300)
+const SAVED = "tierq.overview.readings"; // sessionStorage key: {queue: [[t, ...values]], latency: [...]}
+// The throughput series: event kind counted, label, colour (of the state it leads to).
+const FLOWS = [
+  ["task_submitted", "submitted", "#2563eb"],
+  ["task_started", "started", stateColor("running")],
+  ["task_succeeded", "succeeded", stateColor("succeeded")],
+  ["task_failed", "failed", stateColor("failed")],
+];
 
 function card(label, metric) {
   const value = h("div", { class: "value", "data-metric": metric }, "–");
@@ -54,9 +58,9 @@ export async function mount(view) {
   const bands = h("div", { class: "stack-bars", "data-role": "bands" });
   const byRegion = h("div", { class: "stack-bars", "data-role": "by-region" });
   const byQueue = h("div", { class: "stack-bars", "data-role": "by-queue" });
-  const chartThroughput = h("div", { class: "chart" });
-  const chartQueue = h("div", { class: "chart" });
-  const chartLatency = h("div", { class: "chart" });
+  const chartThroughput = h("div", { class: "chart", "data-chart": "throughput" });
+  const chartQueue = h("div", { class: "chart", "data-chart": "queue" });
+  const chartLatency = h("div", { class: "chart", "data-chart": "latency" });
   const error = h("div");
 
   view.append(
@@ -75,23 +79,16 @@ export async function mount(view) {
       section("Held by region (assigned + running)", byRegion),
       section("Waiting by queue", byQueue)),
     h("div", { class: "grid cols-2" },
-      section("Submit → start latency (computed in the browser from the event feed)", chartLatency),
+      section("Submit → start latency (recent first attempts, measured by the master)", chartLatency),
       h("div", null, section("Backpressure", pressure), section("Circuit breakers", breakers))),
   );
 
   const charts = [
-    timeChart(chartThroughput, {
-      series: [
-        { label: "submitted", color: "#2563eb" },
-        { label: "started", color: "#f59e0b" },
-        { label: "succeeded", color: "#22c55e" },
-        { label: "failed", color: "#ef4444" },
-      ],
-    }),
+    timeChart(chartThroughput, { series: FLOWS.map(([, label, color]) => ({ label, color })) }),
     timeChart(chartQueue, {
       series: [
-        { label: "ready", color: "#60a5fa", fmt: (v) => fmtNum(v) },
-        { label: "running", color: "#f59e0b", fmt: (v) => fmtNum(v) },
+        { label: "ready", color: stateColor("ready"), fmt: (v) => fmtNum(v) },
+        { label: "running", color: stateColor("running"), fmt: (v) => fmtNum(v) },
         ...BANDS.map((b) => ({ label: `waiting ${b}`, color: BAND_COLORS[b], fmt: (v) => fmtNum(v) })),
       ],
     }),
@@ -99,32 +96,37 @@ export async function mount(view) {
       yLabel: "seconds",
       series: [
         { label: "p50", color: "#2563eb", fmt: (v) => fmtDuration(v) },
-        { label: "p99", color: "#ef4444", fmt: (v) => fmtDuration(v) },
+        { label: "p99", color: "#c026d3", fmt: (v) => fmtDuration(v) },
       ],
     }),
   ];
 
-  // Counts from the event feed since the last tick, and start latencies.
-  let started = 0;
-  let failed = 0;
-  const latencies = []; // [browser time, seconds]
-  const stop = watch({ kinds: ["task_started", "task_failed"] }, (kind, ev) => {
-    if (kind === "task_started") {
-      started += 1;
-      if (ev.attempt === 1) {
-        const submitted = idTime(ev.id);
-        if (submitted !== null) {
-          latencies.push([Date.now() / 1000, Math.max(0, ev.at - submitted)]);
-          if (latencies.length > MAX_SAMPLES) latencies.splice(0, latencies.length - MAX_SAMPLES);
-        }
-      }
-    } else {
-      failed += 1;
-    }
-  });
+  // Events by kind per whole second (the master's clock), from the stats' history.
+  const seconds = new Map();
+  // Queue depth and latency readings taken so far ([master time, ...values]), restored first.
+  let readings = { queue: [], latency: [] };
+  let restored = false;
 
-  const samples = []; // {t, dt, submitted, started, succeeded, failed, dead}
-  let last = null;
+  function restore(now) {
+    restored = true;
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(SAVED) || "null");
+      if (saved && Array.isArray(saved.queue) && Array.isArray(saved.latency)) readings = saved;
+    } catch {
+      return;
+    }
+    for (const [key, chart] of [["queue", charts[1]], ["latency", charts[2]]]) {
+      const rows = readings[key] = readings[key].filter((r) => Array.isArray(r) && r[0] > now - KEEP && r[0] < now);
+      if (rows.length) chart.set(rows.map((r) => r[0]), chart.series.map((_, i) => rows.map((r) => r[i + 1])));
+    }
+  }
+
+  function record(key, chart, now, values) {
+    chart.push(now, values);
+    const rows = readings[key];
+    rows.push([now, ...values]);
+    while (rows.length && rows[0][0] < now - KEEP) rows.shift();
+  }
   let timer = null;
   let slow = 0;
   let regions = null;
@@ -157,41 +159,27 @@ export async function mount(view) {
       return;
     }
     if (!alive) return;
-    const now = Date.now() / 1000;
-    const t = stats.totals;
-    if (last) {
-      const dt = Math.max(0.001, stats.now - last.now);
-      const sample = {
-        t: now, dt,
-        submitted: (t.submitted || 0) - (last.totals.submitted || 0),
-        succeeded: (t.succeeded || 0) - (last.totals.succeeded || 0),
-        dead: (t.dead || 0) - (last.totals.dead || 0),
-        started, failed,
-      };
-      samples.push(sample);
-      while (samples.length && samples[0].t < now - 330) samples.shift();
-      charts[0].push(now, [sample.submitted / dt, sample.started / dt, sample.succeeded / dt, sample.failed / dt]);
-    }
-    started = 0;
-    failed = 0;
-    last = stats;
+    const now = stats.now;
+    for (const r of stats.history || []) seconds.set(r.at, r.counts || {});
+    for (const at of seconds.keys()) if (at < now - KEEP) seconds.delete(at);
+    const ats = [...seconds.keys()].sort((a, b) => a - b);
+    charts[0].set(ats, FLOWS.map(([kind]) => ats.map((at) => seconds.get(at)[kind] || 0)));
     renderStats(stats, now);
     if (slow++ % 3 === 0) await refreshFleet(stats.now);
     renderHealth();
   }
 
-  function windowRate(key, now) {
+  /** Events of `kind` per second over the last RATE_WINDOW whole seconds the master knows. */
+  function windowRate(kind, now) {
     let n = 0;
     let dt = 0;
-    for (const s of samples) if (s.t >= now - RATE_WINDOW) { n += s[key]; dt += s.dt; }
+    for (const [at, counts] of seconds) if (at >= Math.floor(now) - RATE_WINDOW) { n += counts[kind] || 0; dt += 1; }
     return dt > 0 ? n / dt : null;
   }
 
   function renderStats(stats, now) {
     const t = stats.totals;
-    for (const key of ["submitted", "started", "succeeded", "failed"]) {
-      cards[key].value.textContent = fmtRate(windowRate(key, now));
-    }
+    for (const [kind, label] of FLOWS) cards[label].value.textContent = fmtRate(windowRate(kind, now));
     cards.submitted.sub.textContent = `total ${fmtNum(t.submitted || 0)}`;
     cards.succeeded.sub.textContent = `total ${fmtNum(t.succeeded || 0)}`;
     cards.failed.sub.textContent = `dead total ${fmtNum(t.dead || 0)}`;
@@ -203,17 +191,23 @@ export async function mount(view) {
     // Success rate: of the tasks that finished in the last minutes (succeeded vs dead).
     let ok = 0;
     let bad = 0;
-    for (const s of samples) { ok += s.succeeded; bad += s.dead; }
+    for (const counts of seconds.values()) { ok += counts.task_succeeded || 0; bad += counts.task_dead || 0; }
     const overall = (t.succeeded || 0) + (t.dead || 0);
     cards.success.value.textContent = ok + bad ? `${((100 * ok) / (ok + bad)).toFixed(1)}%` : "–";
     cards.success.sub.textContent = overall ? `all time ${((100 * (t.succeeded || 0)) / overall).toFixed(1)}%` : "no finished tasks";
-    const recent = latencies.filter(([at]) => at >= now - LATENCY_WINDOW).map(([, v]) => v).sort((a, b) => a - b);
-    const p50 = quantile(recent, 0.5);
-    const p99 = quantile(recent, 0.99);
+    const lat = stats.latency || { samples: 0 };
+    const p50 = lat.p50_ms == null ? null : lat.p50_ms / 1000;
+    const p99 = lat.p99_ms == null ? null : lat.p99_ms / 1000;
     cards.latency.value.textContent = p50 === null ? "–" : `${fmtDuration(p50)} / ${fmtDuration(p99)}`;
-    cards.latency.sub.textContent = `${fmtNum(recent.length)} starts in the last minute`;
-    charts[1].push(now, [stats.queue_depth, running, ...BANDS.map((b) => stats.waiting_by_band[b] || 0)]);
-    charts[2].push(now, [p50, p99]);
+    cards.latency.sub.textContent = `over the last ${fmtNum(lat.samples)} first start${lat.samples === 1 ? "" : "s"}`;
+    if (!restored) restore(now);
+    record("queue", charts[1], now, [stats.queue_depth, running, ...BANDS.map((b) => stats.waiting_by_band[b] || 0)]);
+    record("latency", charts[2], now, [p50, p99]);
+    try {
+      sessionStorage.setItem(SAVED, JSON.stringify(readings));
+    } catch {
+      // storage full or disabled: the charts start from one reading next time
+    }
 
     totals.submitted.textContent = fmtNum(t.submitted || 0);
     totals.succeeded.textContent = fmtNum(t.succeeded || 0);
@@ -244,7 +238,7 @@ export async function mount(view) {
             h("td", { class: "mono" }, b.key),
             h("td", null, h("span", { class: `pill ${b.state === "open" ? "bad" : "warn"}` }, b.state)),
             h("td", { class: "num" }, `${b.failures}/${b.samples}`),
-            h("td", null, fmtAgo(b.opened_at, stats.now))))))
+            h("td", { title: fmtTime(b.opened_at) }, fmtAgo(b.opened_at, stats.now))))))
         : h("p", { class: "muted" }, `All ${stats.breakers.length} breakers closed.`),
     );
   }
@@ -296,7 +290,6 @@ export async function mount(view) {
   return () => {
     alive = false;
     clearTimeout(timer);
-    stop();
     for (const c of charts) c.destroy();
   };
 }

@@ -1,4 +1,5 @@
-// One task: arguments, result or error with traceback, attempts on a timeline, progress, and
+// One task: arguments (a workflow child's {"$result": parent} shown as the parent's result,
+// marked as such), result or error with traceback, attempts on a timeline, progress, and
 // the actions cancel, retry and change priority (confirmed first; the API's refusal shown).
 
 import { enc, get, send, watch } from "../api.js";
@@ -43,6 +44,83 @@ function tracebackView(text) {
   return h("div", null, toggle, pre);
 }
 
+const REF = "$result";
+//: Pages of a workflow's nodes read at most to find the parents named in the arguments.
+const MAX_WORKFLOW_PAGES = 20;
+//: Parents read at most (a fan-in of thousands shows the rest as references).
+const MAX_PARENTS = 100;
+
+function isRef(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v[REF] === "string";
+}
+
+/** Every parent named by a {"$result": ref} in `value` (a workflow key or a task id). */
+function refsIn(value, out = new Set()) {
+  if (isRef(value)) out.add(value[REF]);
+  else if (value !== null && typeof value === "object") for (const v of Object.values(value)) refsIn(v, out);
+  return out;
+}
+
+/**
+ * The parents the arguments name: ref -> {id, task} (task null when the API no longer has
+ * it). A ref is a parent's task id or its key in the workflow (looked up in its nodes).
+ */
+async function parentsOf(task) {
+  const refs = refsIn([task.spec.args || [], task.spec.kwargs || {}]);
+  const ids = new Map();
+  for (const ref of refs) if ((task.parents || []).includes(ref)) ids.set(ref, ref);
+  if (ids.size < refs.size && task.workflow_id) {
+    let cursor;
+    for (let page = 0; page < MAX_WORKFLOW_PAGES && ids.size < refs.size; page += 1) {
+      const wf = await get(`/v1/workflows/${enc(task.workflow_id)}`, { cursor });
+      for (const n of wf.nodes) if (refs.has(n.key) && !ids.has(n.key)) ids.set(n.key, n.task_id);
+      cursor = wf.next_cursor;
+      if (!cursor) break;
+    }
+  }
+  const parents = new Map();
+  await Promise.all([...ids].slice(0, MAX_PARENTS).map(async ([ref, pid]) => {
+    let parent = null;
+    try {
+      parent = await get(`/v1/tasks/${enc(pid)}`);
+    } catch {
+      // evicted or not readable: shown as the reference
+    }
+    parents.set(ref, { id: pid, task: parent });
+  }));
+  return parents;
+}
+
+/**
+ * `value` as indented JSON in DOM nodes, each {"$result": ref} replaced by the parent's result
+ * (what the task receives) and marked "result of parent ref", or kept with why it is not.
+ */
+function resolvedJson(value, parents, indent = "") {
+  if (isRef(value)) {
+    const ref = value[REF];
+    const p = parents.get(ref);
+    const parentLink = p ? link(["tasks", p.id], { class: "mono" }, ref) : h("span", { class: "mono" }, ref);
+    if (p && p.task && p.task.state === "succeeded") {
+      const text = JSON.stringify(p.task.result ?? null, null, 2).replace(/\n/g, `\n${indent}`);
+      return [h("span", { class: "from-parent", "data-parent": ref, title: `the result of parent ${ref} (${p.id})` }, text),
+        h("span", { class: "parent-note" }, "  ← result of parent ", parentLink)];
+    }
+    const why = !p ? "parent not read" : p.task ? `parent ${p.task.state}, no result yet` : "parent's result not known";
+    return [JSON.stringify(value), h("span", { class: "parent-note", "data-parent": ref }, `  ← ${why}: `, parentLink)];
+  }
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    if (!value.length) return "[]";
+    return ["[\n", value.map((v, i) => [inner, resolvedJson(v, parents, inner), i < value.length - 1 ? ",\n" : "\n"]), `${indent}]`];
+  }
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value);
+    if (!entries.length) return "{}";
+    return ["{\n", entries.map(([k, v], i) => [inner, JSON.stringify(k), ": ", resolvedJson(v, parents, inner), i < entries.length - 1 ? ",\n" : "\n"]), `${indent}}`];
+  }
+  return JSON.stringify(value);
+}
+
 function attemptRows(task) {
   const rows = (task.history || []).map((a) => ({
     label: `attempt ${a.attempt ?? 1}${a.worker ? " · " + a.worker : ""}`,
@@ -78,6 +156,18 @@ export async function mount(view, route) {
     view.append(h("h1", null, "Task ", h("span", { class: "mono" }, id)), errorBox(err), link(["tasks"], null, "← all tasks"));
     return null;
   }
+
+  // The parents the arguments name, with their results (read again while any has none yet).
+  let parents = new Map();
+  const unresolved = () => [...parents.values()].some((p) => p.task && p.task.state !== "succeeded");
+  async function loadParents() {
+    try {
+      parents = await parentsOf(task);
+    } catch {
+      parents = new Map();
+    }
+  }
+  await loadParents();
 
   const title = h("span", { "data-role": "task-title" });
   const state = h("span", { "data-role": "task-state" });
@@ -165,10 +255,14 @@ export async function mount(view, route) {
       task.reason ? ["Reason", task.reason] : null,
       task.parents && task.parents.length ? ["Parents", h("span", null, task.parents.map((p) => [link(["tasks", p], { class: "mono" }, p), " "]))] : null,
     ]));
-    clear(payload).append(
-      h("div", { class: "muted small" }, "args"), h("pre", { "data-role": "args" }, json(spec.args || [])),
-      h("div", { class: "muted small" }, "kwargs"), h("pre", { "data-role": "kwargs" }, json(spec.kwargs || {})),
-    );
+    const args = spec.args || [];
+    const kwargs = spec.kwargs || {};
+    clear(payload).append(...[
+      h("div", { class: "muted small" }, "args"), h("pre", { "data-role": "args" }, resolvedJson(args, parents)),
+      h("div", { class: "muted small" }, "kwargs"), h("pre", { "data-role": "kwargs" }, resolvedJson(kwargs, parents)),
+      refsIn([args, kwargs]).size ? h("details", { "data-role": "args-submitted" }, h("summary", { class: "muted small" }, "as submitted"),
+        h("pre", null, json({ args, kwargs }))) : null,
+    ].filter(Boolean));
     clear(outcome);
     if (task.error) {
       outcome.append(...[
@@ -197,6 +291,7 @@ export async function mount(view, route) {
   async function refresh() {
     try {
       task = await get(path);
+      if (unresolved()) await loadParents();
       render();
     } catch (err) {
       clear(actionError).append(errorBox(err));

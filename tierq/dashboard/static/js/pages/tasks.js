@@ -1,9 +1,11 @@
-// Tasks: filter by state, name, region, queue, workflow and submission time; the list is
-// read page by page with the API's cursor (never everything), drawn as a virtual list, and
-// kept live from the event feed.
+// Tasks: filter by state, name, region, queue, workflow and submission time; newest first
+// (or oldest first). The list is read page by page with the API's cursor (never everything),
+// towards older tasks when newest first, drawn as a virtual list, and kept live from the
+// event feed: loaded rows follow their tasks, and tasks submitted since are counted and
+// brought in on request where the order puts them (at the top when newest first).
 
 import { get, watch } from "../api.js";
-import { STATES, badge, clear, errorBox, fmtAgo, fmtNum, h, idTime, link, progressBar } from "../dom.js";
+import { STATES, badge, clear, errorBox, fmtAgo, fmtNum, fmtTime, h, idTime, link, progressBar } from "../dom.js";
 import { TASK_KINDS, applyEvent, perTask, rawId } from "../live.js";
 import { virtualList } from "../vlist.js";
 
@@ -11,6 +13,7 @@ const PAGE = 200;
 //: Rows kept in the browser at most; past this the user is asked to narrow the filter.
 const MAX_ROWS = 50_000;
 const SINCE = [["", "any time"], ["5", "last 5 min"], ["15", "last 15 min"], ["60", "last hour"], ["1440", "last 24 h"]];
+const ORDERS = [["", "newest first"], ["oldest", "oldest first"]];
 
 /** A list cursor that starts at a submission time: ids begin with 12 hex digits of ms. */
 function timeCursor(minutes) {
@@ -27,7 +30,9 @@ export async function mount(view, route) {
     queue: p.get("queue") || "",
     workflow: p.get("workflow") || "",
     since: p.get("since") || "",
+    order: p.get("order") === "oldest" ? "oldest" : "",
   };
+  const newest = filters.order !== "oldest";
   const input = (name, placeholder) => h("input", { name, placeholder, value: filters[name], size: 18, "data-filter": name });
   const form = h("form", { class: "toolbar", "data-role": "filters" },
     h("label", null, "State", h("select", { name: "state", "data-filter": "state" },
@@ -39,6 +44,8 @@ export async function mount(view, route) {
     h("label", null, "Workflow", input("workflow", "workflow id")),
     h("label", null, "Submitted", h("select", { name: "since", "data-filter": "since" },
       SINCE.map(([v, label]) => h("option", { value: v, selected: v === filters.since }, label)))),
+    h("label", null, "Order", h("select", { name: "order", "data-filter": "order" },
+      ORDERS.map(([v, label]) => h("option", { value: v, selected: v === filters.order }, label)))),
     h("button", { type: "submit", class: "primary" }, "Apply"),
     h("button", { type: "button", class: "secondary", on: { click: () => { location.hash = "#/tasks"; } } }, "Clear"),
   );
@@ -52,7 +59,7 @@ export async function mount(view, route) {
   });
 
   const status = h("span", { class: "muted small", "data-role": "list-status" });
-  const fresh = h("button", { type: "button", class: "small", hidden: true, "data-role": "new-tasks", on: { click: () => reload() } });
+  const fresh = h("button", { type: "button", class: "small", hidden: true, "data-role": "new-tasks", on: { click: () => bringNew() } });
   const error = h("div");
   const box = h("div", { class: "vlist", "data-role": "task-list" });
   view.append(h("h1", null, "Tasks ", status, fresh), form, error, box);
@@ -70,7 +77,7 @@ export async function mount(view, route) {
       h("span", null, t.region || "–"),
       h("span", { class: "mono small", title: t.worker || "" }, t.worker || "–"),
       h("span", { class: "num" }, String(t.attempt || 1)),
-      h("span", { class: "small", title: new Date(t.submitted_at * 1000).toISOString() }, fmtAgo(t.submitted_at)),
+      h("span", { class: "small", title: fmtTime(t.submitted_at), "data-role": "submitted" }, fmtAgo(t.submitted_at)),
       progressBar(t.state === "succeeded" ? 1 : t.progress || 0),
     ),
     onNearEnd: () => more(),
@@ -87,8 +94,15 @@ export async function mount(view, route) {
     region: filters.region || undefined,
     queue: filters.queue || undefined,
     workflow: filters.workflow || undefined,
+    order: newest ? "newest" : undefined,
     limit: PAGE,
   });
+  // Newest first, the pages go back in time: past the "since" time there is nothing to show.
+  const sinceFrom = () => (filters.since ? Date.now() / 1000 - Number(filters.since) * 60 : null);
+  const pastSince = (next) => {
+    const from = sinceFrom();
+    return newest && from !== null && next && (idTime(next) ?? Infinity) < from;
+  };
 
   async function more() {
     if (done || loading) return loading;
@@ -96,30 +110,25 @@ export async function mount(view, route) {
     loading = (async () => {
       try {
         const q = query();
-        const start = cursor ?? (filters.since && !filters.workflow ? timeCursor(Number(filters.since)) : undefined);
+        const start = cursor ?? (filters.since && !filters.workflow && !newest ? timeCursor(Number(filters.since)) : undefined);
         let page = await get("/v1/tasks", { ...q, cursor: start });
         // The master examines a bounded number of tasks per call, so a selective filter can
         // give short pages that still have a cursor: read on until a page is full or the end.
-        while (gen === generation && page.next_cursor && page.tasks.length < q.limit) {
+        while (gen === generation && page.next_cursor && page.tasks.length < q.limit && !pastSince(page.next_cursor)) {
           const next = await get("/v1/tasks", { ...q, cursor: page.next_cursor });
           next.tasks = page.tasks.concat(next.tasks);
           page = next;
         }
         if (gen !== generation) return;
         let rows = page.tasks;
-        if (filters.since) {
-          const from = Date.now() / 1000 - Number(filters.since) * 60;
-          rows = rows.filter((t) => (idTime(t.id) ?? t.submitted_at) >= from);
-        }
+        const from = sinceFrom();
+        if (from !== null) rows = rows.filter((t) => (idTime(t.id) ?? t.submitted_at) >= from);
         const base = list.items.length;
         rows.forEach((t, i) => index.set(t.id, base + i));
         list.append(rows);
         cursor = page.next_cursor;
-        done = !cursor || list.items.length >= MAX_ROWS;
-        status.textContent = `${fmtNum(list.items.length)}${done ? "" : "+"} task${list.items.length === 1 ? "" : "s"}`;
-        list.footer(done
-          ? (list.items.length >= MAX_ROWS ? `Showing the first ${fmtNum(MAX_ROWS)}; narrow the filter to see others.` : (list.items.length ? "End of list." : "No tasks match."))
-          : "Loading more as you scroll…");
+        done = !cursor || pastSince(cursor) || list.items.length >= MAX_ROWS;
+        showStatus();
         clear(error);
       } catch (err) {
         if (gen === generation) clear(error).append(errorBox(err));
@@ -129,6 +138,51 @@ export async function mount(view, route) {
       }
     })();
     return loading;
+  }
+
+  function showStatus() {
+    const n = list.items.length;
+    status.textContent = `${fmtNum(n)}${done ? "" : "+"} task${n === 1 ? "" : "s"}`;
+    list.footer(done
+      ? (n >= MAX_ROWS ? `Showing the first ${fmtNum(MAX_ROWS)}; narrow the filter to see others.` : (n ? "End of list." : "No tasks match."))
+      : "Loading more as you scroll…");
+  }
+
+  /**
+   * Bring in the tasks submitted since the list was read, where the order puts them: newest
+   * first, the ones after the top row (one page at most, else the list is read afresh) go on
+   * top; oldest first, a list read to its end reads on from its last row.
+   */
+  async function bringNew() {
+    added = 0;
+    fresh.hidden = true;
+    const items = list.items;
+    if (!items.length || filters.since) return reload();
+    if (!newest) {
+      if (done && items.length < MAX_ROWS) {
+        cursor = items[items.length - 1].id;
+        done = false;
+        return more();
+      }
+      return null;
+    }
+    const gen = generation;
+    try {
+      const q = { ...query(), order: undefined };
+      const page = await get("/v1/tasks", { ...q, cursor: items[0].id });
+      if (gen !== generation) return null;
+      if (page.next_cursor) return reload();
+      const rows = page.tasks.reverse();
+      if (!rows.length) return null;
+      const all = rows.concat(items);
+      index.clear();
+      all.forEach((t, i) => index.set(t.id, i));
+      list.set(all);
+      showStatus();
+    } catch (err) {
+      if (gen === generation) clear(error).append(errorBox(err));
+    }
+    return null;
   }
 
   function reload() {
@@ -165,7 +219,7 @@ export async function mount(view, route) {
     if (kind === "task_submitted") {
       if (!filters.name || data.includes(JSON.stringify(filters.name))) {
         added += 1;
-        fresh.textContent = `${fmtNum(added)} new — reload`;
+        fresh.textContent = `${fmtNum(added)} new — ${newest ? "show at the top" : "show at the end"}`;
         fresh.hidden = false;
       }
       return;

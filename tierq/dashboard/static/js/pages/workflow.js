@@ -39,7 +39,9 @@ export async function mount(view, r) {
   const ganttBox = h("div", { class: "gantt", hidden: true, "data-role": "gantt" });
   const tabGraph = h("button", { type: "button", class: "active", "data-tab": "graph" }, "Graph");
   const tabGantt = h("button", { type: "button", "data-tab": "timeline" }, "Timeline");
-  const legend = h("div", { class: "legend" }, STATES.map((s) => h("span", null, h("span", { class: "sw", css: { background: colorOf(s) } }), s)));
+  // Every state a node can be drawn in, evicted (no longer in memory) included.
+  const legend = h("div", { class: "legend", "data-role": "legend" }, [...STATES, "evicted"].map((s) =>
+    h("span", { "data-state": s }, h("span", { class: "sw", css: { background: colorOf(s) } }), s)));
 
   const cancelButton = h("button", { type: "button", class: "danger small", "data-action": "cancel-workflow", on: { click: cancel } }, "Cancel workflow");
   view.append(

@@ -3,7 +3,7 @@
 // ones change state.
 
 import { get, watch } from "../api.js";
-import { clear, errorBox, fmtAgo, fmtNum, h, link, route, throttle } from "../dom.js";
+import { clear, errorBox, fmtAgo, fmtNum, fmtTime, h, link, route, throttle } from "../dom.js";
 
 const PAGE = 100;
 const STATES = ["", "running", "succeeded", "failed", "cancelled"];
@@ -49,7 +49,7 @@ export async function mount(view) {
         h("td", null, w.name),
         h("td", { class: "num" }, fmtNum(w.total)),
         h("td", { class: "num" }, fmtNum(w.done)),
-        h("td", null, fmtAgo(w.submitted_at)),
+        h("td", { title: fmtTime(w.submitted_at), "data-role": "submitted" }, fmtAgo(w.submitted_at)),
         h("td", null, h("span", { class: `pill ${w.state === "succeeded" ? "ok" : w.state ? "bad" : ""}` }, w.state || "running"))));
     }
     more.hidden = !cursor;
