@@ -9,11 +9,25 @@ tierq runs with its log on disk, twice: with the embedded server's defaults, and
 ``sync_interval: always``. The peers run on Redis with persistence off (see
 benchmarks/peers.md): a crash loses every queued task, so their figures are an upper bound.
 
-A second table has the batched shapes, each labelled: tierq with 1,000 tasks per call, tierq's
-pipelined ``submit_nowait`` (one call per task, coalesced by the SDK, durable at ``flush``),
-and the peers' own bulk APIs where they have one.
+W3, a second table: 2,000 tasks that each sleep 10 ms, one submit call per task as above, on
+2 worker processes x 8 slots for every system, wall seconds from the first submit to the last
+result beside the ideal (2,000 x 10 ms / 16 = 1.25 s). What a slot is differs: tierq 2 x
+``tierq worker --concurrency 8`` (asyncio slots); celery 2 workers x ``--pool threads -c 8``;
+dramatiq ``-p 2 -t 8`` (threads); huey 2 consumers x ``-w 8 -k thread``; arq 2 workers x
+``max_jobs=8`` and taskiq ``--workers 2 --max-async-tasks 8`` (asyncio); rq runs one job per
+worker process, so its 16 slots are 16 ``SimpleWorker`` processes. The table's second column
+says it per row (``PeerSpec.sleep_slots``).
 
-    python benchmarks/e2e.py [--runs 2] [--bulk-runs 1] [--write docs/benchmarks.md] [--no-peers]
+A third table has the batched shapes, each labelled: tierq with 1,000 tasks per call, tierq's
+pipelined ``submit_nowait`` (one call per task, coalesced by the SDK, durable at ``flush``),
+and the peers' own bulk APIs: celery ``group(...).apply_async()`` (one message per task) and
+``chunks`` (100 calls per message, run in sequence by one worker process: another shape, so
+labelled), dramatiq ``group(...).run()``, rq ``enqueue_many()``; huey, arq and taskiq have none.
+
+    python benchmarks/e2e.py [--runs 2] [--bulk-runs 1] [--w3-runs N] [--sleep-tasks 2000]
+        [--sleep 0.01] [--write docs/benchmarks.md] [--no-peers]
+
+``--w3-runs`` defaults to ``--runs``; 0 leaves W3 out.
 """
 
 from __future__ import annotations

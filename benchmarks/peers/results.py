@@ -70,3 +70,14 @@ def format_table(results: list[PeerResult]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_extras(results: list[PeerResult]) -> str:
+    """W3 and the bulk shapes, one row each, for ``run.py --w3-runs/--bulk-runs``."""
+    lines = ["| system | measure | setup | figure |", "|---|---|---|---:|"]
+    for r in results:
+        if r.sleep_median is not None:
+            lines.append(f"| {r.name} | W3 wall s | {r.sleep_slots} | {r.sleep_median:.2f} |")
+        for b in r.bulk:
+            lines.append(f"| {r.name} | bulk tasks/s | {b.label} | {_num(b.median, ',.0f')} |")
+    return "\n".join(lines) + "\n"
