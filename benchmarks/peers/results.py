@@ -40,6 +40,8 @@ class PeerResult:
     """W3: wall seconds for the sleeping tasks, median of the runs; min and max beside it."""
     sleep_min: float | None = None
     sleep_max: float | None = None
+    sleep_submit: float | None = None
+    """W3: the submit phase alone, wall seconds, median of the runs."""
     sleep_slots: str = ""
     """What W3's "2 processes x 8 slots" is for this peer."""
 

@@ -274,6 +274,7 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
         sleep_median=_median(sleeps),
         sleep_min=min(sleeps, default=None),
         sleep_max=max(sleeps, default=None),
+        sleep_submit=_median([a["enqueue_s"] for a in peer.answers["sleep"]]),
         sleep_slots=peer.spec.sleep_slots,
     )
 

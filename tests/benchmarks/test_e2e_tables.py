@@ -68,12 +68,21 @@ def test_the_batched_table_labels_each_shape_and_says_why_a_peer_has_none() -> N
 
 
 def test_the_w3_table_gives_wall_seconds_and_the_ratio_to_the_ideal() -> None:
-    tierq = throughput.SleepSummary("server defaults", 2.5, 2.4, 2.6, 2000, 0.01, 16)
+    tierq = throughput.SleepSummary("server defaults", 2.5, 2.4, 2.6, 2000, 0.01, 16, 2.1)
     rq = PeerResult(
-        "rq", "3.0.0", sleep_median=1.875, sleep_min=1.8, sleep_max=1.9, sleep_slots="16 procs"
+        "rq",
+        "3.0.0",
+        sleep_median=1.875,
+        sleep_min=1.8,
+        sleep_max=1.9,
+        sleep_submit=0.5,
+        sleep_slots="16 procs",
     )
     failed = PeerResult("arq", "0.28.0", sleep_slots="2 x max_jobs=8")
     table = e2e.sleep_table([tierq], [rq, failed], ideal=1.25)
-    assert "| **tierq** (server defaults) |" in table and "| 2.50 | 2.40-2.60 | x2.00 |" in table
-    assert "| rq | 16 procs |" in table and "| 1.88 | 1.80-1.90 | x1.50 |" in table
+    assert (
+        "| **tierq** (server defaults) |" in table
+        and "| 2.50 | 2.40-2.60 | x2.00 | 2.10 |" in table
+    )
+    assert "| rq | 16 procs |" in table and "| 1.88 | 1.80-1.90 | x1.50 | 0.50 |" in table
     assert "| arq | 2 x max_jobs=8 | " in table and "| failed |" in table
