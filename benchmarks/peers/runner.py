@@ -251,7 +251,8 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
     if answers:
         others = max(a["others_cpu"] for a in throughput) if throughput else 0.0
         notes.append(f"others' CPU use during its throughput runs up to {others:.0%}")
-    version = f"{answers[0]['version']} (redis-py {answers[0]['redis_py']})" if answers else "?"
+    first = next((a for runs in peer.answers.values() for a in runs), None)  # W3/bulk only too
+    version = f"{first['version']} (redis-py {first['redis_py']})" if first else "?"
     bulk = [
         BulkResult(shape, label, _median([a["tasks_per_s"] for a in peer.answers[f"bulk {shape}"]]))
         for shape, label in peer.spec.bulk
