@@ -57,7 +57,7 @@ PEERS: tuple[PeerSpec, ...] = (
             (
                 "chunks",
                 "`noop.chunks(..., 100)`: 100 calls per message, run one after another in one "
-                "worker process (another shape: 200 messages, not 20,000)",
+                "worker process (another shape: one message per 100 tasks)",
             ),
         ),
     ),
