@@ -9,11 +9,25 @@ tierq runs with its log on disk, twice: with the embedded server's defaults, and
 ``sync_interval: always``. The peers run on Redis with persistence off (see
 benchmarks/peers.md): a crash loses every queued task, so their figures are an upper bound.
 
-A second table has the batched shapes, each labelled: tierq with 1,000 tasks per call, tierq's
-pipelined ``submit_nowait`` (one call per task, coalesced by the SDK, durable at ``flush``),
-and the peers' own bulk APIs where they have one.
+W3, a second table: 2,000 tasks that each sleep 10 ms, one submit call per task as above, on
+2 worker processes x 8 slots for every system, wall seconds from the first submit to the last
+result beside the ideal (2,000 x 10 ms / 16 = 1.25 s). What a slot is differs: tierq 2 x
+``tierq worker --concurrency 8`` (asyncio slots); celery 2 workers x ``--pool threads -c 8``;
+dramatiq ``-p 2 -t 8`` (threads); huey 2 consumers x ``-w 8 -k thread``; arq 2 workers x
+``max_jobs=8`` and taskiq ``--workers 2 --max-async-tasks 8`` (asyncio); rq runs one job per
+worker process, so its 16 slots are 16 ``SimpleWorker`` processes. The table's second column
+says it per row (``PeerSpec.sleep_slots``).
 
-    python benchmarks/e2e.py [--runs 2] [--bulk-runs 1] [--write docs/benchmarks.md] [--no-peers]
+A third table has the batched shapes, each labelled: tierq with 1,000 tasks per call, tierq's
+pipelined ``submit_nowait`` (one call per task, coalesced by the SDK, durable at ``flush``),
+and the peers' own bulk APIs: celery ``group(...).apply_async()`` (one message per task) and
+``chunks`` (100 calls per message, run in sequence by one worker process: another shape, so
+labelled), dramatiq ``group(...).run()``, rq ``enqueue_many()``; huey, arq and taskiq have none.
+
+    python benchmarks/e2e.py [--runs 2] [--bulk-runs 1] [--w3-runs N] [--sleep-tasks 2000]
+        [--sleep 0.01] [--write docs/benchmarks.md] [--no-peers]
+
+``--w3-runs`` defaults to ``--runs``; 0 leaves W3 out.
 """
 
 from __future__ import annotations
@@ -40,16 +54,8 @@ _DURABILITY = {
 _REDIS = "Redis, persistence off: a crash loses every queued task"
 
 
-#: Why a peer has no row in the batched table. Celery's ``chunks`` and the ``group`` of
-#: celery and dramatiq were named by issue 14 and are not measured yet.
-_NOT_MEASURED = {
-    "celery": "`group` (one message per task) and `chunks` (several calls per message, "
-    "another shape) not run yet",
-    "dramatiq": "`group` (one `enqueue` per message) not run yet",
-    "huey": "no bulk enqueue API",
-    "arq": "no bulk enqueue API",
-    "taskiq": "no bulk enqueue API",
-}
+#: What W3's "2 worker processes x 8 slots" is for tierq.
+_TIERQ_SLOTS = "2 x `tierq worker --concurrency 8`: 8 asyncio slots per process"
 
 
 def _ms(value: float | None) -> str:
@@ -99,14 +105,49 @@ def batched_table(batched: list[throughput.Summary], peers: list[PeerResult]) ->
             f"| **tierq** ({s.profile}) | {shape} | {_DURABILITY[s.profile]} | {s.rate:,.0f} |"
         )
     for p in peers:
-        if p.bulk_api is None:
-            why = _NOT_MEASURED.get(p.name.split()[0], "no bulk enqueue API")
-            rows.append(f"| {p.name} | not measured: {why} | | |")
-        elif p.bulk_median is None:
-            rows.append(f"| {p.name} | {p.bulk_api} | {_REDIS} | failed |")
-        else:
-            rows.append(f"| {p.name} | {p.bulk_api} | {_REDIS} | {p.bulk_median:,.0f} |")
+        if not p.bulk:
+            rows.append(f"| {p.name} | not measured: {p.no_bulk} | | |")
+        for b in p.bulk:
+            rate = "failed" if b.median is None else f"{b.median:,.0f}"
+            rows.append(f"| {p.name} | {b.label} | {_REDIS} | {rate} |")
     return "\n".join(rows)
+
+
+def sleep_table(
+    sleeps: list[throughput.SleepSummary], peers: list[PeerResult], ideal: float
+) -> str:
+    """W3: wall seconds, and how far each system is from the ideal (tasks x sleep / 16)."""
+    rows = [
+        "| system | 2 processes x 8 slots | durability | wall s (median) | min-max | x ideal "
+        "| submit phase s |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for w in sleeps:
+        rows.append(
+            f"| **tierq** ({w.profile}) | {_TIERQ_SLOTS} | {_DURABILITY[w.profile]} "
+            f"| {w.seconds:.2f} | {w.seconds_min:.2f}-{w.seconds_max:.2f} "
+            f"| {_ratio(w.seconds, ideal)} | {w.submit_seconds:.2f} |"
+        )
+    for p in peers:
+        if not p.sleep_slots:
+            continue
+        if p.sleep_median is None or p.sleep_min is None or p.sleep_max is None:
+            rows.append(f"| {p.name} | {p.sleep_slots} | {_REDIS} | failed | | | |")
+            continue
+        rows.append(
+            f"| {p.name} | {p.sleep_slots} | {_REDIS} | {p.sleep_median:.2f} "
+            f"| {p.sleep_min:.2f}-{p.sleep_max:.2f} | {_ratio(p.sleep_median, ideal)} "
+            f"| {_s(p.sleep_submit)} |"
+        )
+    return "\n".join(rows)
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(seconds: float, ideal: float) -> str:
+    return f"x{seconds / ideal:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--latency-tasks", type=int, default=2000)
+    parser.add_argument("--w3-runs", type=int, default=None, help="W3 runs (default: --runs)")
+    parser.add_argument("--sleep-tasks", type=int, default=2000, help="W3: tasks")
+    parser.add_argument("--sleep", type=float, default=0.01, help="W3: seconds each task sleeps")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--note", default="", help="a sentence on the machine's load")
@@ -129,13 +173,26 @@ def main(argv: list[str] | None = None) -> None:
             batched += throughput.measure_profiles(
                 args.bulk_runs, *common, batch=batch, profiles=(False,)
             )
+    w3_runs = args.runs if args.w3_runs is None else args.w3_runs
+    sleeps: list[throughput.SleepSummary] = []
+    if w3_runs:
+        sleeps = throughput.measure_sleep_profiles(w3_runs, args.sleep_tasks, args.sleep)
     peers: list[PeerResult] = []
     if not args.no_peers:
-        peers = list(run_peers(*common, None, runs=args.runs, bulk_runs=args.bulk_runs))
+        peers = run_peers(
+            *common,
+            None,
+            runs=args.runs,
+            bulk_runs=args.bulk_runs,
+            sleep_runs=w3_runs,
+            sleep_tasks=args.sleep_tasks,
+            sleep_s=args.sleep,
+        )
     when = datetime.date.today().isoformat()
     text = (
         "## End to end: tierq and the peers, one run\n\n"
-        f"`python benchmarks/e2e.py --runs {args.runs} --bulk-runs {args.bulk_runs}` on {when}, "
+        f"`python benchmarks/e2e.py --runs {args.runs} --bulk-runs {args.bulk_runs} "
+        f"--w3-runs {w3_runs}` on {when}, "
         f"{machine()}. {args.note}\n\n"
         f"**One submit call per task, for every system.** {args.tasks:,} no-op tasks, one "
         "producer, 2 worker processes; submit→start latency at a steady "
@@ -144,12 +201,33 @@ def main(argv: list[str] | None = None) -> None:
         "(durable in the master's file-backed log when it returns). Peers: Redis with "
         "persistence off (benchmarks/peers.md).\n\n"
         + per_call_table(per_call, peers)
-        + "\n\n**Batched submissions**, each labelled; not comparable with the table above.\n\n"
+        + _w3_section(args, w3_runs, sleeps, peers)
+        + "\n\n**Batched submissions**, each labelled; not comparable with the tables above.\n\n"
         + batched_table(batched, peers)
     )
     print(text)
     if args.write:
         write_section(args.write, START, END, f"{START}\n{text}\n{END}")
+
+
+def _w3_section(
+    args: argparse.Namespace,
+    w3_runs: int,
+    sleeps: list[throughput.SleepSummary],
+    peers: list[PeerResult],
+) -> str:
+    if not w3_runs:
+        return ""
+    ideal = args.sleep_tasks * args.sleep / 16
+    return (
+        f"\n\n**W3: {args.sleep_tasks:,} tasks that each sleep {args.sleep * 1000:g} ms**, "
+        "one submit call per task as above, 2 worker processes x 8 slots for every system (the "
+        "second column says what a slot is; a sleeping task holds its slot and no CPU); wall "
+        "seconds from the first submit to the last result, and the ratio to the ideal "
+        f"({args.sleep_tasks:,} x {args.sleep * 1000:g} ms / 16 slots = "
+        f"{ideal:.2f} s); the submit phase alone beside it (no run is shorter). "
+        f"Median of {w3_runs} run(s).\n\n" + sleep_table(sleeps, peers, ideal)
+    )
 
 
 if __name__ == "__main__":

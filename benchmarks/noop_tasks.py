@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import tierq
@@ -18,3 +19,9 @@ async def noop(i: int) -> int:
 async def stamp(i: int) -> float:
     """Return when the task started, so the producer can compute submit->start latency."""
     return time.time()
+
+
+@app.task(name="nap")
+async def nap(seconds: float) -> None:
+    """W3: a task that waits, holding its slot, and uses no CPU."""
+    await asyncio.sleep(seconds)

@@ -8,6 +8,11 @@ JetStream stream. Run twice: with the server's default ``sync_interval`` and wit
 
     python benchmarks/throughput.py [--tasks 20000] [--rate 200] [--latency-tasks 2000]
         [--batch 1000|1|0] [--via intake|master]
+    python benchmarks/throughput.py --w3 [--sleep-tasks 2000] [--sleep 0.01] [--w3-slots 8]
+
+W3 (``measure_sleep``): tasks that each sleep 10 ms, one awaited ``App.submit`` per task, two
+workers with 8 slots each (``tierq worker --concurrency 8``, async pool); wall seconds from the
+first submit to the last success (the ideal for 2,000 tasks on 16 slots is 1.25 s).
 
 The latency run and ``--batch 1`` use the SDK as an application does: one awaited
 ``App.submit`` per task, through the durable intake unless ``--via master``.
@@ -221,6 +226,109 @@ async def measure(
         stack.stop()
 
 
+async def measure_sleep(
+    sync_always: bool,
+    n_tasks: int = 2000,
+    sleep_s: float = 0.01,
+    concurrency: int = 8,
+    prefetch: int = 256,
+    via: str = "intake",
+) -> tuple[float, float]:
+    """W3: wall seconds for ``n_tasks`` tasks that each sleep ``sleep_s``, and of those the
+    seconds the submits took (no run can be shorter than its submit phase).
+
+    One awaited ``App.submit`` per task (the shape of W1), two workers with ``concurrency``
+    slots each; the clock runs from the first submit until the last task's success event.
+    """
+    stack = Stack(sync_always, concurrency, prefetch)
+    await stack.start()
+    try:
+        nats = NatsConfig(servers=(stack.nats.url,))
+        engine = await connect(nats.connect_options(name="bench-producer"))
+        subjects = Subjects()
+        app = tierq.App(stack.nats.url, request_timeout=30, intake=via == "intake")
+        await _warm_up(MasterClient(engine, subjects, timeout=30))
+        await asyncio.sleep(1.0)  # let the warm-up's stragglers settle
+        succeeded: set[str] = set()
+        remaining: set[str] | None = None  # known once every task is submitted
+        done = asyncio.Event()
+        decoder = msgspec.json.Decoder()
+
+        async def on_succeeded(msg: Message) -> None:
+            # A success can arrive before its submit's reply: keep every id until the end.
+            task_id = decoder.decode(msg.data)["id"]
+            succeeded.add(task_id)
+            if remaining is not None:
+                remaining.discard(task_id)
+                if not remaining:
+                    done.set()
+
+        sub = await engine.subscribe(subjects.event("task_succeeded"), cb=on_succeeded)
+        t0 = time.perf_counter()
+        wanted = [(await app.submit("nap", sleep_s)).id for _ in range(n_tasks)]
+        submit_seconds = time.perf_counter() - t0
+        remaining = set(wanted) - succeeded
+        if remaining:
+            async with asyncio.timeout(600):
+                await done.wait()
+        seconds = time.perf_counter() - t0
+        await sub.unsubscribe()
+        await app.close()
+        await engine.close()
+        return seconds, submit_seconds
+    finally:
+        stack.stop()
+
+
+@dataclass
+class SleepSummary:
+    """W3 for one durability profile: wall seconds, median of the runs, with the spread."""
+
+    profile: str
+    seconds: float
+    seconds_min: float
+    seconds_max: float
+    tasks: int
+    sleep_s: float
+    slots: int
+    submit_seconds: float = 0.0
+    """The submit phase alone, median of the runs."""
+
+
+def measure_sleep_profiles(
+    runs: int,
+    tasks: int = 2000,
+    sleep_s: float = 0.01,
+    concurrency: int = 8,
+    profiles: tuple[bool, ...] = (False, True),
+    via: str = "intake",
+) -> list[SleepSummary]:
+    """W3 (``measure_sleep``) ``runs`` times for each durability profile."""
+    out: list[SleepSummary] = []
+    for sync_always in profiles:
+        profile = "sync_interval: always" if sync_always else "server defaults"
+        runs_ = [
+            asyncio.run(measure_sleep(sync_always, tasks, sleep_s, concurrency, via=via))
+            for _ in range(runs)
+        ]
+        walls = sorted(wall for wall, _ in runs_)
+        shown = ", ".join(f"{wall:.2f} s (submits {sub:.2f} s)" for wall, sub in runs_)
+        print(f"  {profile}: W3 {shown}", flush=True)
+        out.append(
+            SleepSummary(
+                profile=profile,
+                seconds=statistics.median(walls),
+                seconds_min=walls[0],
+                seconds_max=walls[-1],
+                tasks=tasks,
+                sleep_s=sleep_s,
+                slots=2 * concurrency,
+                submit_seconds=statistics.median(sub for _, sub in runs_),
+            )
+        )
+    return out
+
+
 @dataclass
 class Summary:
     """Median of the runs of one profile, with the spread."""
@@ -308,9 +416,29 @@ def main(argv: list[str] | None = None) -> list[Summary]:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["default", "always"], default=None)
+    parser.add_argument(
+        "--w3",
+        action="store_true",
+        help="run W3 instead: --sleep-tasks tasks that each sleep --sleep s, one awaited submit "
+        "per task, 2 workers x --w3-slots slots; prints wall seconds",
+    )
+    parser.add_argument("--sleep-tasks", type=int, default=2000)
+    parser.add_argument("--sleep", type=float, default=0.01)
+    parser.add_argument("--w3-slots", type=int, default=8)
     args = parser.parse_args(argv)
     _install_uvloop()
     profiles = (False, True) if args.only is None else (args.only == "always",)
+    if args.w3:
+        for w in measure_sleep_profiles(
+            args.runs, args.sleep_tasks, args.sleep, args.w3_slots, profiles, args.via
+        ):
+            print(
+                f"{w.profile}: W3 {w.tasks:,} x {w.sleep_s * 1000:g} ms on {w.slots} slots: "
+                f"median {w.seconds:.2f} s (min {w.seconds_min:.2f}, max {w.seconds_max:.2f}); "
+                f"submit phase {w.submit_seconds:.2f} s",
+                flush=True,
+            )
+        return []
     summaries = measure_profiles(
         args.runs,
         args.tasks,

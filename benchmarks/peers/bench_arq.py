@@ -1,5 +1,6 @@
 """arq: asyncio worker polling a Redis sorted set; results kept by arq."""
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -16,11 +17,25 @@ async def noop(ctx: dict[str, Any]) -> list[float]:
     return [time.time(), os.getpid()]
 
 
+async def nap(ctx: dict[str, Any], seconds: float) -> list[float]:
+    await asyncio.sleep(seconds)
+    return [time.time(), os.getpid()]
+
+
 class WorkerSettings:
-    functions = [noop]
+    functions = [noop, nap]
     redis_settings = SETTINGS
     max_jobs = 100
     # The default 0.5 s sleep between queue polls would dominate both figures.
+    poll_delay = 0.005
+
+
+class SleepWorkerSettings:
+    """W3: 8 jobs at a time per worker process (arq reads only the class's own attributes)."""
+
+    functions = [noop, nap]
+    redis_settings = SETTINGS
+    max_jobs = 8
     poll_delay = 0.005
 
 
@@ -37,6 +52,13 @@ async def teardown() -> None:
 async def submit() -> Job:
     assert _pool is not None
     job = await _pool.enqueue_job("noop")
+    assert job is not None
+    return job
+
+
+async def submit_sleep(seconds: float) -> Job:
+    assert _pool is not None
+    job = await _pool.enqueue_job("nap", seconds)
     assert job is not None
     return job
 

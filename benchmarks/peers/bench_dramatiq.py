@@ -20,13 +20,31 @@ def noop() -> list[float]:
     return [time.time(), os.getpid()]
 
 
+@dramatiq.actor(store_results=True)
+def nap(seconds: float) -> list[float]:
+    time.sleep(seconds)  # a sleeping task holds one of the worker's threads
+    return [time.time(), os.getpid()]
+
+
 def submit() -> dramatiq.Message:
     return noop.send()
 
 
+def submit_sleep(seconds: float) -> dramatiq.Message:
+    return nap.send(seconds)
+
+
 def submit_many(n: int) -> list[dramatiq.Message]:
-    # No bulk enqueue in dramatiq: group(...).run() also sends one message at a time.
     return [noop.send() for _ in range(n)]
+
+
+def bulk_group(n: int) -> dramatiq.group:
+    """``group(...).run()``: one message per task (the broker enqueues them one by one)."""
+    return dramatiq.group(noop.message() for _ in range(n)).run()
+
+
+def wait_group(handle: dramatiq.group) -> list[list[float]]:
+    return list(handle.get_results(block=True, timeout=600_000))
 
 
 def wait(handles: list[dramatiq.Message]) -> list[list[float]]:

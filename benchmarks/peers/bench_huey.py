@@ -16,8 +16,18 @@ def noop() -> list[float]:
     return [time.time(), os.getpid()]
 
 
+@huey.task()
+def nap(seconds: float) -> list[float]:
+    time.sleep(seconds)  # W3 runs thread workers: a sleeping task holds one thread
+    return [time.time(), os.getpid()]
+
+
 def submit() -> Result:
     return noop()
+
+
+def submit_sleep(seconds: float) -> Result:
+    return nap(seconds)
 
 
 def submit_many(n: int) -> list[Result]:

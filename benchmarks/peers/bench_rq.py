@@ -17,11 +17,24 @@ def noop() -> list[float]:
     return [time.time(), os.getpid()]
 
 
+def nap(seconds: float) -> list[float]:
+    time.sleep(seconds)  # an rq worker process runs one job at a time
+    return [time.time(), os.getpid()]
+
+
 def submit() -> Job:
     return queue.enqueue(noop)
 
 
+def submit_sleep(seconds: float) -> Job:
+    return queue.enqueue(nap, seconds)
+
+
 def submit_many(n: int) -> list[Job]:
+    return [queue.enqueue(noop) for _ in range(n)]
+
+
+def bulk_enqueue_many(n: int) -> list[Job]:
     jobs: list[Job] = []
     for start in range(0, n, CHUNK):
         batch = [Queue.prepare_data(noop) for _ in range(min(CHUNK, n - start))]

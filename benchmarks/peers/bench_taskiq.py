@@ -1,5 +1,6 @@
 """taskiq: taskiq-redis RedisStreamBroker (acknowledged) with RedisAsyncResultBackend."""
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -17,6 +18,12 @@ async def noop() -> list[float]:
     return [time.time(), os.getpid()]
 
 
+@broker.task
+async def nap(seconds: float) -> list[float]:
+    await asyncio.sleep(seconds)
+    return [time.time(), os.getpid()]
+
+
 async def setup() -> None:
     await broker.startup()
 
@@ -27,6 +34,10 @@ async def teardown() -> None:
 
 async def submit() -> AsyncTaskiqTask[Any]:
     return await noop.kiq()
+
+
+async def submit_sleep(seconds: float) -> AsyncTaskiqTask[Any]:
+    return await nap.kiq(seconds)
 
 
 async def submit_many(n: int) -> list[AsyncTaskiqTask[Any]]:

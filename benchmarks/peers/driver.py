@@ -1,15 +1,18 @@
 """The producer: measures one peer, inside that peer's virtualenv, and prints one JSON line.
 
-Usage: ``driver.py PEER throughput N``, ``driver.py PEER bulk N`` or
-``driver.py PEER latency M RATE``.
+Usage: ``driver.py PEER throughput N``, ``driver.py PEER bulk N SHAPE``,
+``driver.py PEER latency M RATE`` or ``driver.py PEER sleep N SECONDS``.
 
 Each ``bench_<peer>.py`` module offers the same small surface, sync or async as the peer is:
-``submit()``, ``submit_many(n)`` and ``wait(handles)`` (block until every task has run; return each
-task's ``[start time, pid]`` in submission order), and optionally ``setup()`` and ``teardown()``.
+``submit()``, ``submit_sleep(seconds)``, ``submit_many(n)`` (a loop of ``submit``, for the
+warm-up) and ``wait(handles)`` (block until every task has run; return each task's
+``[start time, pid]`` in submission order), and optionally ``setup()`` and ``teardown()``.
 ``throughput`` calls ``submit()`` once per task, the same shape as every other system in the
-table; ``bulk`` calls ``submit_many(n)``, the peer's own bulk API where it has one
-(``PeerSpec.bulk`` in specs.py names it; for the others ``submit_many`` is the same loop).
-The task body is the same everywhere: ``return [time.time(), os.getpid()]``.
+table; ``sleep`` (W3) calls ``submit_sleep(seconds)`` once per task, a task that sleeps and then
+reports like the no-op. ``bulk`` calls ``bulk_<SHAPE>(n)``, one of the peer's own bulk APIs
+(``PeerSpec.bulk`` in specs.py lists them), and waits with ``wait_<SHAPE>`` when the shape's
+handle is not a list of per-task handles.
+The no-op task body is the same everywhere: ``return [time.time(), os.getpid()]``.
 """
 
 from __future__ import annotations
@@ -48,14 +51,18 @@ async def warm_up(mod: ModuleType) -> int:
     return len(pids)
 
 
-async def throughput(mod: ModuleType, n: int, bulk: bool = False) -> dict[str, Any]:
+async def throughput(
+    mod: ModuleType, n: int, shape: str | None = None, *args: Any, submit: str = "submit"
+) -> dict[str, Any]:
+    """``n`` tasks, one ``submit(*args)`` call each, or one ``bulk_<shape>(n)`` call."""
     t0 = time.perf_counter()
-    if bulk:
-        handles = await call(mod, "submit_many", n)
+    if shape is not None:
+        handles = await call(mod, f"bulk_{shape}", n)
     else:  # one call per task
-        handles = [await call(mod, "submit") for _ in range(n)]
+        handles = [await call(mod, submit, *args) for _ in range(n)]
     t_enqueued = time.perf_counter()
-    results = await call(mod, "wait", handles)
+    waiter = f"wait_{shape}" if shape is not None and hasattr(mod, f"wait_{shape}") else "wait"
+    results = await call(mod, waiter, handles)
     t1 = time.perf_counter()
     assert len(results) == n
     return {
@@ -107,7 +114,11 @@ async def main(argv: list[str]) -> dict[str, Any]:
         if mode == "throughput":
             out |= await throughput(mod, int(params[0]))
         elif mode == "bulk":
-            out |= await throughput(mod, int(params[0]), bulk=True)
+            out |= await throughput(mod, int(params[0]), params[1])
+        elif mode == "sleep":
+            out |= await throughput(
+                mod, int(params[0]), None, float(params[1]), submit="submit_sleep"
+            )
         elif mode == "latency":
             out |= await latency(mod, int(params[0]), float(params[1]))
         else:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class BulkResult:
+    """One of a peer's own bulk shapes in the batched table."""
+
+    shape: str
+    label: str
+    median: float | None = None
+    """Tasks/s, median of the bulk runs; None: not measured or failed."""
+
+
+@dataclass
 class PeerResult:
     name: str
     version: str
@@ -22,10 +32,18 @@ class PeerResult:
     notes: str = ""
     runs: list[float] = field(default_factory=list)
     """Tasks/s of every throughput run (one submit call per task)."""
-    bulk_api: str | None = None
-    """The peer's bulk enqueue API (None: it has none)."""
-    bulk_median: float | None = None
-    """Tasks/s with the bulk API, median of the bulk runs."""
+    bulk: list[BulkResult] = field(default_factory=list)
+    """One per bulk shape of the peer's own (empty: it has no bulk enqueue API)."""
+    no_bulk: str = "no bulk enqueue API"
+    """The batched table's note when ``bulk`` is empty."""
+    sleep_median: float | None = None
+    """W3: wall seconds for the sleeping tasks, median of the runs; min and max beside it."""
+    sleep_min: float | None = None
+    sleep_max: float | None = None
+    sleep_submit: float | None = None
+    """W3: the submit phase alone, wall seconds, median of the runs."""
+    sleep_slots: str = ""
+    """What W3's "2 processes x 8 slots" is for this peer."""
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -53,4 +71,15 @@ def format_table(results: list[PeerResult]) -> str:
             r.notes.replace("|", "\\|"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_extras(results: list[PeerResult]) -> str:
+    """W3 and the bulk shapes, one row each, for ``run.py --w3-runs/--bulk-runs``."""
+    lines = ["| system | measure | setup | figure |", "|---|---|---|---:|"]
+    for r in results:
+        if r.sleep_median is not None:
+            lines.append(f"| {r.name} | W3 wall s | {r.sleep_slots} | {r.sleep_median:.2f} |")
+        for b in r.bulk:
+            lines.append(f"| {r.name} | bulk tasks/s | {b.label} | {_num(b.median, ',.0f')} |")
     return "\n".join(lines) + "\n"

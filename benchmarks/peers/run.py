@@ -15,7 +15,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peers import PEERS, format_table, run_peers
+from peers import PEERS, format_extras, format_table, run_peers
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -39,6 +39,10 @@ def main() -> int:
         default=0.6,
         help="before each run, wait up to 60 s for this CPU idle fraction (0: don't wait)",
     )
+    parser.add_argument("--bulk-runs", type=int, default=0, help="runs of each bulk shape")
+    parser.add_argument("--w3-runs", type=int, default=0, help="runs of W3 (sleeping tasks)")
+    parser.add_argument("--sleep-tasks", type=int, default=2_000, help="W3: tasks")
+    parser.add_argument("--sleep", type=float, default=0.01, help="W3: seconds each task sleeps")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",")] if args.only else None
@@ -54,6 +58,10 @@ def main() -> int:
             runs=args.runs,
             latency_runs=args.latency_runs,
             min_idle=args.min_idle,
+            bulk_runs=args.bulk_runs,
+            sleep_runs=args.w3_runs,
+            sleep_tasks=args.sleep_tasks,
+            sleep_s=args.sleep,
         )
     except KeyboardInterrupt:
         print("interrupted; every process started was stopped", file=sys.stderr)
@@ -62,9 +70,11 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(results), end="")
+    if args.bulk_runs or args.w3_runs:
+        print("\n" + format_extras(results), end="")
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
-    return 1 if any(r.throughput_median is None for r in results) else 0
+    return 1 if any(r.notes.startswith("failed") for r in results) else 0
 
 
 if __name__ == "__main__":

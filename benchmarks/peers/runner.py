@@ -21,13 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cpu import OthersMeter, idle_share, wait_for_quiet
-from .results import PeerResult
+from .results import BulkResult, PeerResult
 from .specs import PEERS, PeerSpec
 
 HERE = Path(__file__).resolve().parent
@@ -158,11 +159,13 @@ def redis_server(log_dir: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> Iterator[list[int]]:
+def workers(
+    cmds: tuple[str, ...], venv: Path, env: dict[str, str], log_dir: Path
+) -> Iterator[list[int]]:
     """The peer's worker command(s); yields their process group ids."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for i, cmd in enumerate(spec.worker_cmds):
+        for i, cmd in enumerate(cmds):
             program, *args = shlex.split(cmd.format(url=env["BENCH_REDIS_URL"]))
             argv = [str(venv / "bin" / program), *args]
             procs.append(spawn(argv, env, log_dir / f"worker{i}.log"))
@@ -175,12 +178,14 @@ def workers(spec: PeerSpec, venv: Path, env: dict[str, str], log_dir: Path) -> I
 def measure(spec: PeerSpec, venv: Path, args: list[str], log_dir: Path) -> dict[str, Any]:
     """One measured run: fresh Redis, fresh workers, one producer; returns the producer's JSON.
 
+    A ``sleep`` run (W3) starts ``spec.sleep_worker_cmds`` instead of ``spec.worker_cmds``.
     Adds ``others_cpu``: the share of the machine's CPU that other users took during the run.
     """
     meter = OthersMeter()
+    cmds = spec.sleep_worker_cmds if args[0] == "sleep" else spec.worker_cmds
     with redis_server(log_dir) as (url, redis_pgid):
         env = {**os.environ, "BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}
-        with workers(spec, venv, env, log_dir) as worker_pgids:
+        with workers(cmds, venv, env, log_dir) as worker_pgids:
             cmd = [str(venv / "bin" / "python"), str(HERE / "driver.py"), spec.name, *args]
             proc = spawn(cmd, env, log_dir / "driver.log", stdout=subprocess.PIPE)
             try:
@@ -203,9 +208,8 @@ class _Peer:
     spec: PeerSpec
     log_dir: Path
     venv: Path | None = None
-    answers: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {"throughput": [], "bulk": [], "latency": []}
-    )
+    answers: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    """Keyed by mode (``throughput``, ``latency``, ``sleep``), and ``bulk <shape>``."""
     error: str | None = None
 
 
@@ -224,8 +228,9 @@ def _measure_into(peer: _Peer, args: list[str], label: str, min_idle: float) -> 
         log(f"{name} failed (logs in {peer.log_dir}): {exc}")
         return
     answer["idle_before"] = idle
-    log(f"{name}: {label} {args[0]}: {answer}")
-    peer.answers[args[0]].append(answer)
+    key = f"bulk {args[2]}" if args[0] == "bulk" else args[0]
+    log(f"{name}: {label} {key}: {answer}")
+    peer.answers[key].append(answer)
 
 
 def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
@@ -246,8 +251,13 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
     if answers:
         others = max(a["others_cpu"] for a in throughput) if throughput else 0.0
         notes.append(f"others' CPU use during its throughput runs up to {others:.0%}")
-    version = f"{answers[0]['version']} (redis-py {answers[0]['redis_py']})" if answers else "?"
-    bulk = [a["tasks_per_s"] for a in peer.answers["bulk"]]
+    first = next((a for runs in peer.answers.values() for a in runs), None)  # W3/bulk only too
+    version = f"{first['version']} (redis-py {first['redis_py']})" if first else "?"
+    bulk = [
+        BulkResult(shape, label, _median([a["tasks_per_s"] for a in peer.answers[f"bulk {shape}"]]))
+        for shape, label in peer.spec.bulk
+    ]
+    sleeps = [a["elapsed_s"] for a in peer.answers["sleep"]]
     return PeerResult(
         name=peer.spec.name,
         version=version,
@@ -260,9 +270,25 @@ def _summarize(peer: _Peer, tasks: int, rate: float) -> PeerResult:
         call_p99_ms=statistics.median(a["call_p99_ms"] for a in latency) if latency else None,
         notes="; ".join(notes),
         runs=rates,
-        bulk_api=peer.spec.bulk,
-        bulk_median=statistics.median(bulk) if bulk else None,
+        bulk=bulk,
+        no_bulk=peer.spec.no_bulk,
+        sleep_median=_median(sleeps),
+        sleep_min=min(sleeps, default=None),
+        sleep_max=max(sleeps, default=None),
+        sleep_submit=_median([a["enqueue_s"] for a in peer.answers["sleep"]]),
+        sleep_slots=peer.spec.sleep_slots,
     )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _plans(spec: PeerSpec, args: list[str]) -> bool:
+    """Whether this run is one the peer has (a bulk shape of its own, W3 workers)."""
+    if args[0] == "bulk":
+        return any(shape == args[2] for shape, _ in spec.bulk)
+    return args[0] != "sleep" or bool(spec.sleep_worker_cmds)
 
 
 def run_peers(
@@ -275,12 +301,16 @@ def run_peers(
     latency_runs: int = 1,
     min_idle: float = 0.6,
     bulk_runs: int = 0,
+    sleep_runs: int = 0,
+    sleep_tasks: int = 2_000,
+    sleep_s: float = 0.01,
 ) -> list[PeerResult]:
     """Measure each peer (all six unless ``only`` names some); a peer that fails gets a note.
 
     Throughput (one ``submit`` call per task) is the median of ``runs`` runs; p50/p99 are the
     medians over ``latency_runs``; ``bulk_runs`` runs of the peer's own bulk API, for the peers
-    that have one (``PeerSpec.bulk``).
+    that have one, each shape in ``PeerSpec.bulk``; ``sleep_runs`` runs of W3 (``sleep_tasks``
+    tasks that sleep ``sleep_s`` each, one submit call per task, on ``PeerSpec.sleep_worker_cmds``).
     Rounds go across the peers (run 1 of each, then run 2, ...), so a burst of load from other
     users of the machine lands on one run of several peers rather than on every run of one.
     Before each run it waits (at most a minute) until others leave ``min_idle`` of the CPU idle.
@@ -289,8 +319,8 @@ def run_peers(
     unknown = set(only or ()) - set(names)
     if unknown:
         raise ValueError(f"unknown peer(s) {sorted(unknown)}; known: {', '.join(names)}")
-    if runs + latency_runs < 1:
-        raise ValueError("nothing to measure: runs and latency_runs are both 0")
+    if runs + latency_runs + bulk_runs + sleep_runs < 1:
+        raise ValueError("nothing to measure: every number of runs is 0")
     redis_binary()  # fail early, with the install hint, before building any venv
     peers = [
         _Peer(spec, Path(tempfile.mkdtemp(prefix=f"tierq-peers-{spec.name}-")))
@@ -299,9 +329,11 @@ def run_peers(
     ]
     plan = [["throughput", str(tasks)]] * runs
     plan += [["latency", str(latency_tasks), str(rate)]] * latency_runs
-    plan += [["bulk", str(tasks)]] * bulk_runs
+    plan += [["sleep", str(sleep_tasks), str(sleep_s)]] * sleep_runs
+    shapes = sorted({shape for spec in PEERS for shape, _ in spec.bulk})
+    plan += [["bulk", str(tasks), shape] for _ in range(bulk_runs) for shape in shapes]
     for i, args in enumerate(plan):
         for peer in peers:
-            if peer.error is None and (args[0] != "bulk" or peer.spec.bulk):
+            if peer.error is None and _plans(peer.spec, args):
                 _measure_into(peer, args, f"round {i + 1}/{len(plan)}", min_idle)
     return [_summarize(peer, tasks, rate) for peer in peers]

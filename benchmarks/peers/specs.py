@@ -23,9 +23,15 @@ class PeerSpec:
     """One command per worker supervisor, run from the venv's ``bin/``; ``{url}``: the Redis URL."""
     config: str
     """The configuration in one line, for the notes column; ``peers.md`` explains each choice."""
-    bulk: str | None = None
-    """The peer's bulk enqueue API, measured in the batched table; None: it has none (its batch
-    helpers send one message at a time)."""
+    sleep_worker_cmds: tuple[str, ...] = ()
+    """W3's workers: 2 processes with 8 slots each, or what comes nearest (``sleep_slots``)."""
+    sleep_slots: str = ""
+    """What "2 processes x 8 slots" is for this peer, for W3's table."""
+    bulk: tuple[tuple[str, str], ...] = ()
+    """The peer's own bulk shapes, measured in the batched table: (``bulk_<shape>`` in
+    ``bench_<name>.py``, label). Empty: it has no bulk enqueue API."""
+    no_bulk: str = "no bulk enqueue API"
+    """The batched table's note for the bulk shapes this peer has and that are not measured."""
 
 
 PEERS: tuple[PeerSpec, ...] = (
@@ -38,8 +44,21 @@ PEERS: tuple[PeerSpec, ...] = (
             " --without-gossip --without-mingle --without-heartbeat --loglevel WARNING",
         ),
         config=(
-            "prefork `-c 2`; `delay()` one by one (per-call table; `group`/`chunks` not run); "
-            "Redis result backend, `ResultSet.join_native()`"
+            "prefork `-c 2`; `delay()` one by one; Redis result backend, `ResultSet.join_native()`"
+        ),
+        sleep_worker_cmds=tuple(
+            f"celery -A bench_celery worker --pool threads --concurrency 8 -n w3-{i}@%h"
+            " --without-gossip --without-mingle --without-heartbeat --loglevel WARNING"
+            for i in range(2)
+        ),
+        sleep_slots="2 workers x `--pool threads -c 8`: 8 threads per process",
+        bulk=(
+            ("group", "`group(...).apply_async()`: one message per task, published in one call"),
+            (
+                "chunks",
+                "`noop.chunks(..., 100)`: 100 calls per message, run one after another in one "
+                "worker process (another shape: one message per 100 tasks)",
+            ),
         ),
     ),
     PeerSpec(
@@ -48,9 +67,12 @@ PEERS: tuple[PeerSpec, ...] = (
         requirements=("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
         worker_cmds=("dramatiq bench_dramatiq --processes 2 --threads 8",),
         config=(
-            "`-p 2 -t 8`; `send()` one by one (per-call table; `group` not run); "
+            "`-p 2 -t 8`; `send()` one by one; "
             "Results middleware on RedisBackend, `get_result(block=True)`"
         ),
+        sleep_worker_cmds=("dramatiq bench_dramatiq --processes 2 --threads 8",),
+        sleep_slots="`-p 2 -t 8`: 8 worker threads per process (as in W1)",
+        bulk=(("group", "`group(...).run()`: one message per task, enqueued one by one"),),
     ),
     PeerSpec(
         name="rq",
@@ -62,7 +84,14 @@ PEERS: tuple[PeerSpec, ...] = (
             for i in range(2)
         ),
         config=("2 SimpleWorkers; rq result streams, `latest_result(timeout=)`"),
-        bulk="`enqueue_many()`, 1,000 jobs per call",
+        # An rq worker runs one job at a time: 16 slots take 16 worker processes.
+        sleep_worker_cmds=tuple(
+            f"rq worker --url {{url}} --worker-class rq.worker.SimpleWorker"
+            f" --logging_level WARNING --name bench-w3-{i} bench"
+            for i in range(16)
+        ),
+        sleep_slots="16 SimpleWorker processes, 1 job each (an rq worker runs one job at a time)",
+        bulk=(("enqueue_many", "`enqueue_many()`, 1,000 jobs per call"),),
     ),
     PeerSpec(
         name="huey",
@@ -76,6 +105,13 @@ PEERS: tuple[PeerSpec, ...] = (
             "RedisHuey, `-w 2 -k process`; one call per task (no bulk API); "
             "huey result store, 1 ms polls"
         ),
+        sleep_worker_cmds=(
+            "huey_consumer bench_huey.huey --workers 8 --worker-type thread"
+            " --logfile /dev/null --quiet",
+        )
+        * 2,
+        sleep_slots="2 consumers x `-w 8 -k thread`: 8 threads per process",
+        no_bulk="no bulk enqueue API (`task.map()` is a loop of single enqueues)",
     ),
     PeerSpec(
         name="arq",
@@ -86,6 +122,8 @@ PEERS: tuple[PeerSpec, ...] = (
             "2 workers, `max_jobs=100`, `poll_delay=5 ms`; `enqueue_job()` one by one "
             "(no bulk API); `Job.result()`, 1 ms polls"
         ),
+        sleep_worker_cmds=("arq bench_arq.SleepWorkerSettings",) * 2,
+        sleep_slots="2 workers, `max_jobs=8`: 8 asyncio jobs per process",
     ),
     PeerSpec(
         name="taskiq",
@@ -96,5 +134,9 @@ PEERS: tuple[PeerSpec, ...] = (
             "RedisStreamBroker, `--workers 2`; `kiq()` one by one (no bulk API); "
             "RedisAsyncResultBackend, 1 ms polls"
         ),
+        sleep_worker_cmds=(
+            "taskiq worker bench_taskiq:broker --workers 2 --max-async-tasks 8 --log-level WARNING",
+        ),
+        sleep_slots="`--workers 2 --max-async-tasks 8`: 8 asyncio tasks per process",
     ),
 )
