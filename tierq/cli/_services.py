@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -71,6 +73,11 @@ from ._common import (
 @prefix_option
 @click.option("--no-api", is_flag=True, help="Do not start the API and dashboard.")
 @click.option(
+    "--autoscale",
+    is_flag=True,
+    help="Scale the workers with the autoscale.* settings instead of running --workers.",
+)
+@click.option(
     "--sync-always",
     is_flag=True,
     help="Durable profile: fsync every write before acknowledging it.",
@@ -92,6 +99,7 @@ def dev(
     prefix: str,
     region: str,
     no_api: bool,
+    autoscale: bool,
     sync_always: bool,
 ) -> None:
     """Run nats-server, master, region, API and workers on this machine.
@@ -119,6 +127,7 @@ def dev(
         sync_always=sync_always,
         prefix=prefix,
         region=region,
+        autoscale=autoscale,
         announce=lambda line: err.print(line, markup=False),
     )
     run(run_dev(options))
@@ -247,6 +256,9 @@ def worker(
     """
     service_logging(ctx)
     ctx.meta["tierq.prefix"] = prefix
+    # Until the worker's own handlers are in place (after loading the modules and
+    # connecting), a SIGTERM stops it cleanly: it holds no attempt yet.
+    signal.signal(signal.SIGTERM, _exit_0)
     from ..worker.main import serve
 
     config = WorkerConfig(
@@ -378,3 +390,7 @@ def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
         users.save(path)
         err.print(f"wrote {credentials} (mode 0600): keep it private", markup=False)
     click.echo(authorization_config(users), nl=False)
+
+
+def _exit_0(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
