@@ -12,14 +12,16 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+import httpx
 import pytest
 
 import tierq
+from tierq.api import ApiServer
 from tierq.api.proto import externalscaler_pb2 as epb
 from tierq.api.proto import externalscaler_pb2_grpc as epb_grpc
 
 from .conftest import Stack
-from .support import TOKENS
+from .support import TOKENS, api_config
 
 JOB = """
 import asyncio
@@ -128,3 +130,14 @@ async def test_the_scaler_needs_a_read_token_and_valid_metadata(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await scaler.GetMetricSpec(ref(**bad))
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_keda_open_lets_keda_read_without_a_token(stack: Stack) -> None:
+    config = api_config(stack.cluster.nats_url, keda_open=True)
+    async with ApiServer(config) as api, grpc.aio.insecure_channel(api.grpc_target) as ch:
+        scaler = epb_grpc.ExternalScalerStub(ch)
+        bare = epb.ScaledObjectRef(name="w", namespace="n", scalerMetadata={"region": "default"})
+        assert not (await scaler.IsActive(bare)).result
+        # Only the scaler: the rest of the API still wants a token.
+        async with httpx.AsyncClient(base_url=api.url) as http:
+            assert (await http.get("/v1/stats")).status_code == 401

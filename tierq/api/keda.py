@@ -13,8 +13,9 @@ metadata; each ScaledObject gets one metric:
   ``ready``: READY only;
 - ``targetSize`` (default 8): the metric per replica the HPA aims at (a worker's slots times
   the utilisation wanted);
-- ``token``: an API token with read access when the API requires tokens (from a
-  TriggerAuthentication), unless the call carries ``authorization`` metadata.
+- ``token``: an API token with read access when the API requires tokens, unless the call
+  carries ``authorization`` metadata, or the API runs with ``--keda-open`` (KEDA's calls
+  need no token then: they only read queue depths).
 
 ``IsActive`` is true while the metric is above zero: KEDA scales a Deployment at zero replicas
 to one then, and back to zero after its cool-down when it is false. ``StreamIsActive`` pushes
@@ -41,6 +42,7 @@ from ..engine import Message as NatsMessage
 from ..engine import Subscription
 from ..errors import InvalidRequestError, TierqError
 from ..protocol import StatsView
+from .auth import Principal, Role
 from .errors import grpc_detail, grpc_metadata, problem_for, row_for
 from .proto import externalscaler_pb2 as epb
 from .service import ApiService, Caller
@@ -57,6 +59,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _RECHECK = 5.0
 _SETTLE = 0.05
 _METRIC_NAME = re.compile(r"[^a-z0-9-]+")
+#: Who KEDA is when the API lets it call without a token (``ApiConfig.keda_open``).
+_KEDA = Principal("keda", Role.READ, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ class _Scaler:
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 token = value if isinstance(value, str) else value.decode("latin-1")
+        if not token and self.service.config.keda_open:
+            return Caller(_KEDA, "grpc")
         if token and " " not in token.strip():
             token = f"Bearer {token.strip()}"
         return Caller(self.service.auth.authenticate(token), "grpc")

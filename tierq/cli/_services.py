@@ -305,6 +305,11 @@ def worker(
 )
 @click.option("--enable-shell", is_flag=True, help="Run the built-in shell task type here.")
 @click.option(
+    "--keda-open",
+    is_flag=True,
+    help="KEDA's external scaler (gRPC) answers without a token: it tells only queue depths.",
+)
+@click.option(
     "--allowed-host",
     "allowed_host",
     multiple=True,
@@ -326,6 +331,7 @@ def api(
     tokens_file: str | None,
     insecure: bool,
     enable_shell: bool,
+    keda_open: bool,
     allowed_host: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
@@ -346,6 +352,7 @@ def api(
         tokens=os.environ.get("TIERQ_API_TOKENS"),
         insecure=insecure,
         enable_shell=enable_shell,
+        keda_open=keda_open,
         allowed_hosts=tuple(allowed_host),
         shell_key=os.environ.get("TIERQ_SHELL_KEY") or None,
         tls_cert=tls_cert,
