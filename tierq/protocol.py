@@ -372,6 +372,16 @@ class AutoscaleStatus(_Msg):
     decisions: list[AutoscaleDecision] = []
 
 
+class AutoscalersReply(_Msg):
+    """The autoscalers that answered, one per region (``GET /v1/autoscalers``)."""
+
+    autoscalers: list[AutoscaleStatus]
+
+
+#: The kind of an :class:`AutoscaleDecision` on the events subjects (not a log event).
+AUTOSCALE_DECISION_KIND: Final = "autoscale_decision"
+
+
 # --- envelope -----------------------------------------------------------------------------
 
 _encoder = msgspec.msgpack.Encoder()

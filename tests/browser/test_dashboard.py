@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -548,4 +549,36 @@ def test_workflow_list_comes_from_the_api_and_stays_live(
     # The state filter asks the API again.
     page.locator('[data-role="workflow-state-filter"]').select_option("succeeded")
     expect(page.locator('[data-role="workflow-list"] tbody tr').first).to_contain_text("succeeded")
+    assert dash.errors == []
+
+
+def test_regions_page_shows_the_autoscaler_live(
+    dash: Dashboard, api: httpx.Client, stack: LiveStack, tmp_path: Path
+) -> None:
+    """Desired vs actual workers, the decisions with their reason and the autoscaler's health;
+    the page is live (badge) and shows the region's name as typed."""
+    original = api.get("/v1/settings").json()
+    stop = stack.start_autoscaler(str(tmp_path / "autoscale"))
+    try:
+        dash.goto("/regions")
+        page = dash.page
+        region = page.locator('[data-region="default"]')
+        name = region.locator('[data-role="region-name"]')
+        expect(name).to_have_text("default", use_inner_text=True)  # not upper-cased
+        expect(page.locator("#live")).to_have_text("live")
+        scaler = region.locator('[data-role="autoscaler"]')
+        expect(scaler.locator('[data-role="desired"]')).to_have_text("0 desired")
+        expect(scaler.locator('[data-role="health"]')).to_contain_text("checked")
+        # Raise min_workers: the autoscaler starts a worker, and the page shows the
+        # decision as the event arrives.
+        settings = {**original, "autoscale": {**original.get("autoscale", {}), "min_workers": 1}}
+        assert api.put("/v1/settings", json=settings).status_code == 200
+        decision = scaler.locator('tr[data-decision="up"]')
+        expect(decision).to_contain_text("0 → 1", timeout=15_000)
+        expect(decision).to_contain_text("min_workers 1")
+        expect(scaler.locator('[data-role="desired"]')).to_have_text("1 desired")
+        dash.shot("regions-autoscaler")
+    finally:
+        api.put("/v1/settings", json=original)
+        stop()
     assert dash.errors == []

@@ -105,6 +105,16 @@ def test_min_workers_is_kept_and_a_need_above_resets_the_cool_down() -> None:
     assert fourth.desired == 2 and "min_workers 2" in fourth.reason
 
 
+def test_bounds_changed_at_run_time_are_a_change() -> None:
+    raised = AutoscaleSettings(min_workers=1, max_workers=4)
+    d = decide(PoolObservation(), raised, ScaleState(desired=0), now=0.0)
+    assert (d.desired, d.direction) == (1, Direction.UP) and "min_workers 1" in d.reason
+    lowered = AutoscaleSettings(min_workers=0, max_workers=2)
+    busy = PoolObservation(running=40, workers=4, slots_per_worker=8)
+    d = decide(busy, lowered, ScaleState(desired=4), now=0.0)
+    assert (d.desired, d.direction) == (2, Direction.DOWN) and "max_workers 2" in d.reason
+
+
 def test_a_partial_scale_down_keeps_the_cool_down_spent() -> None:
     """Busy workers kept by a scale-down may leave as soon as they are idle, down to the
     highest need of the cool-down (1 here)."""
@@ -156,17 +166,21 @@ def test_properties(
     obs: PoolObservation, s: AutoscaleSettings, previous: ScaleState, now: float
 ) -> None:
     d = decide(obs, s, previous, now)
-    current = previous.desired if previous.desired is not None else obs.workers
-    current = min(max(current, s.min_workers), s.max_workers)
+    before = previous.desired if previous.desired is not None else obs.workers
+    current = min(max(before, s.min_workers), s.max_workers)
     assert s.min_workers <= d.desired <= s.max_workers
     assert d.state.desired == d.desired
-    if d.direction is Direction.DOWN:
+    if d.direction is Direction.DOWN and before > s.max_workers:
+        assert d.desired == s.max_workers  # max_workers was lowered: at once
+    elif d.direction is Direction.DOWN:
         # Only after a whole cool-down below, and never more than the idle workers.
         since = previous.below_since if previous.below_since is not None else now
         assert now - since >= s.cooldown
         assert d.desired >= current - obs.idle_workers
     if d.direction is Direction.HOLD:
-        assert d.desired == current
+        assert d.desired == current == before
+    else:
+        assert d.desired != before
     if obs.ready + obs.assigned and obs.workers == 0 and s.max_workers:
         assert d.desired >= 1  # from zero
     if obs.ready + obs.assigned + obs.running == 0 and d.direction is not Direction.HOLD:

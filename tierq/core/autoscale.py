@@ -136,8 +136,9 @@ def decide(
 ) -> Decision:
     """The desired worker count of one pool (``settings`` already validated)."""
     wanted, why = need(obs, settings, drain_seconds)
-    current = previous.desired if previous.desired is not None else obs.workers
-    current = min(max(current, settings.min_workers), settings.max_workers)
+    before = previous.desired if previous.desired is not None else obs.workers
+    # The bounds may have moved since (settings change at run time): that alone is a change.
+    current = min(max(before, settings.min_workers), settings.max_workers)
     waiting = obs.ready + obs.assigned
     if waiting and obs.workers == 0 and settings.max_workers > 0:
         # From zero: work waits and nobody serves it. The decided count may already be up
@@ -145,9 +146,12 @@ def decide(
         wanted = max(wanted, 1)
         if current == 0:
             reason = f"from zero: {waiting} waiting, no live worker"
-            return _change(current, wanted, wanted, reason, now)
+            return _change(before, wanted, wanted, reason, now)
     if wanted > current:
-        return _change(current, wanted, wanted, "up: " + why, now)
+        return _change(before, wanted, wanted, "up: " + why, now)
+    if current != before:
+        bounds = f"min_workers {settings.min_workers}, max_workers {settings.max_workers}"
+        return _change(before, current, wanted, f"within {bounds}: {why}", now)
     if wanted == current:
         return _hold(current, wanted, why, previous)
     below_since = previous.below_since if previous.below_since is not None else now
