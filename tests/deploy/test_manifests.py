@@ -130,8 +130,8 @@ def tierq_commands() -> list[tuple[str, list[str]]]:
         if service.get("image") != "tierq" or name == "credentials":
             continue
         command = service["command"]
-        if command[0] == "sh":  # sh -c "exec tierq …"
-            words = shlex.split(re.sub(r"\$\$\{TIERQ_TASKS:-([^}]*)\}", r"\1", command[2]))
+        if service.get("entrypoint") == ["sh", "-c"]:  # "exec tierq …"
+            words = shlex.split(re.sub(r"\$\$\{TIERQ_TASKS:-([^}]*)\}", r"\1", command[0]))
             command = words[words.index("tierq") + 1 :]
         found.append((f"compose:{name}", command))
     return found
