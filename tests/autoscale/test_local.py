@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,13 @@ import tierq
 from tierq import TaskState
 from tierq.core.settings import AutoscaleSettings
 from tierq.engine import EmbeddedNats, Message, connect
+from tierq.protocol import QueryKind, QueryRequest, WorkersReply
 
 from .conftest import ClusterWith, running_autoscaler, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+WORKERS = QueryRequest(kind=QueryKind.WORKERS)
 
 
 @pytest.mark.timeout(240)
@@ -119,3 +123,36 @@ async def test_a_restarted_autoscaler_finds_its_workers(
         # Stopped without keep_workers: they were drained and are gone, files too.
         assert not second.provider.workers and not list((state / "default").glob("*.json"))
         assert sorted(code for _, code in second.status().exits) == [0, 0]
+
+
+@pytest.mark.timeout(120)
+async def test_tierq_autoscale_command_runs_and_drains_on_sigterm(
+    cluster_with: ClusterWith, module: str, tmp_path: Path
+) -> None:
+    """The CLI as a process: its own NATS role, a worker for min_workers 1, and SIGTERM
+    drains that worker before it exits 0."""
+    scale = AutoscaleSettings(min_workers=1, max_workers=2, cooldown=60.0)
+    async with cluster_with(scale) as cluster, tierq.App(cluster.nats_url) as app:
+        master = await app.master()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tierq", "autoscale", module,
+            "--nats", cluster.nats_url, "--region", "default", "--concurrency", "2",
+            "--state-dir", str(tmp_path / "state"), "--interval", "0.2",
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    workers = (await master.query(WORKERS, WorkersReply)).workers
+                    if [w.id for w in workers if w.id.startswith("autoscale-default-")]:
+                        break
+                    await asyncio.sleep(0.1)
+            assert len(list((tmp_path / "state" / "default").glob("*.json"))) == 1
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                assert await proc.wait() == 0
+            # Its worker was drained (its file removed once it had exited).
+            assert list((tmp_path / "state" / "default").glob("*.json")) == []
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
