@@ -11,7 +11,7 @@ import pytest
 import tierq
 from tierq import TaskState
 from tierq.config import NatsConfig
-from tierq.core.settings import AutoscaleSettings, Settings
+from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, Settings
 from tierq.dev import DevOptions, dev_stack
 from tierq.engine import EmbeddedNats, Subjects, connect
 from tierq.rpc import MasterClient
@@ -39,8 +39,10 @@ async def test_dev_autoscale_follows_the_live_settings(
     async with dev_stack(opts) as stack, tierq.App(nats_server.url) as app:
         scaler = stack.autoscaler
         assert scaler is not None and stack.workers == []
-        # Changed at run time (as the API's PUT /v1/settings does): the next check reads it.
-        scale = AutoscaleSettings(min_workers=1, max_workers=2, cooldown=1.0)
+        # Changed at run time (as the API's PUT /v1/settings does): the next check reads it,
+        # the region's own entry in place of the defaults.
+        own = AutoscaleRegion(region="default", min_workers=1, max_workers=2, cooldown=1.0)
+        scale = AutoscaleSettings(min_workers=0, max_workers=8, regions=(own,))
         await master.put_settings(msgspec.msgpack.encode(Settings(autoscale=scale)))
         await until(lambda: scaler.status().actual == 1, 10, "min_workers 1 is kept")
         pending = [app.submit_nowait("a.nap", 0.05) for _ in range(300)]

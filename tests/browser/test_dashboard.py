@@ -582,3 +582,32 @@ def test_regions_page_shows_the_autoscaler_live(
         api.put("/v1/settings", json=original)
         stop()
     assert dash.errors == []
+
+
+def test_settings_page_edits_a_regions_own_autoscale_settings(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    original = api.get("/v1/settings").json()
+    page = dash.page
+    dash.goto("/settings")
+    editor = page.locator('.rules[data-path="autoscale.regions"]')
+    editor.get_by_role("button", name="Add rule").click()
+    values = {"region": "eu", "min_workers": "1", "max_workers": "0"}
+    for key, value in values.items():
+        editor.locator(f'input[data-path="autoscale.regions[0].{key}"]').fill(value)
+    editor.locator('input[data-path="autoscale.regions[0].target_utilisation"]').fill("0.5")
+    editor.locator('input[data-path="autoscale.regions[0].cooldown"]').fill("30")
+    page.locator('[data-action="save"]').click()
+    # max_workers below min_workers: refused, named on its input.
+    error = page.locator('[data-error-for="autoscale.regions[0].max_workers"]')
+    expect(error).to_be_visible()
+    editor.locator('input[data-path="autoscale.regions[0].max_workers"]').fill("3")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    saved = api.get("/v1/settings").json()["autoscale"]["regions"]
+    assert saved == [
+        {"region": "eu", "min_workers": 1, "max_workers": 3, "target_utilisation": 0.5,
+         "cooldown": 30.0}
+    ]  # fmt: skip
+    assert api.put("/v1/settings", json=original).status_code == 200
+    assert dash.script_errors() == []

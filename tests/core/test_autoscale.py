@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierq.core.autoscale import Decision, Direction, PoolObservation, ScaleState, decide, need
-from tierq.core.settings import AutoscaleSettings
+from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, Settings
+from tierq.errors import InvalidRequestError
 
 S = AutoscaleSettings(min_workers=0, max_workers=4, target_utilisation=0.75, cooldown=30.0)
 
@@ -237,3 +238,43 @@ def test_a_steady_load_keeps_a_constant_count(
     settled = counts[int(3 * cooldown) + 100 :]
     assert len(set(settled)) == 1, f"flapping: {sorted(set(settled))}"
     assert settled[0] >= 1
+
+
+def test_a_region_may_have_its_own_settings() -> None:
+    eu = AutoscaleRegion(region="eu", min_workers=2, max_workers=3, cooldown=5.0)
+    scale = AutoscaleSettings(max_workers=8, regions=(eu,))
+    Settings(autoscale=scale).validate()
+    assert scale.for_region("eu") == AutoscaleSettings(min_workers=2, max_workers=3, cooldown=5.0)
+    assert scale.for_region("us") == AutoscaleSettings(max_workers=8)
+
+
+@pytest.mark.parametrize(
+    ("regions", "field"),
+    [
+        (
+            (AutoscaleRegion(region="a.b", min_workers=0, max_workers=1),),
+            "autoscale.regions[0].region",
+        ),
+        (
+            (AutoscaleRegion(region="eu", min_workers=3, max_workers=1),),
+            "autoscale.regions[0].max_workers",
+        ),
+        (
+            (
+                AutoscaleRegion(region="eu", min_workers=0, max_workers=1),
+                AutoscaleRegion(region="eu", min_workers=0, max_workers=2),
+            ),
+            "autoscale.regions[1]",
+        ),
+        (
+            (AutoscaleRegion(region="eu", min_workers=0, max_workers=1, target_utilisation=0),),
+            "autoscale.regions[0].target_utilisation",
+        ),
+    ],
+)
+def test_region_settings_are_validated_by_field(
+    regions: tuple[AutoscaleRegion, ...], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        Settings(autoscale=AutoscaleSettings(regions=regions)).validate()
+    assert err.value.field == field
