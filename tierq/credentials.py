@@ -96,6 +96,18 @@ class NatsUsers(msgspec.Struct, frozen=True, kw_only=True):
             users += [_new_user(prefix, "region", region), _new_user(prefix, "worker", region)]
         return cls(prefix=prefix, users=tuple(users))
 
+    def complete(self) -> NatsUsers:
+        """These users, plus a new one for each role that has none (a file written by an
+        older tierq, before the role existed)."""
+        added = [
+            _new_user(self.prefix, role)
+            for role in ROLES
+            if role not in REGIONAL and self.find(role) is None
+        ]
+        if not added:
+            return self
+        return NatsUsers(version=self.version, prefix=self.prefix, users=(*self.users, *added))
+
     def find(self, role: str, region: str | None = None) -> NatsUser | None:
         """The user of ``role`` (and of ``region`` for region and worker users)."""
         for user in self.users:

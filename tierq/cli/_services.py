@@ -386,6 +386,12 @@ def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
     path = Path(credentials)
     if path.exists():
         users = NatsUsers.load(path)
+        completed = users.complete()
+        if completed is not users:
+            new = sorted({u.role for u in completed.users} - {u.role for u in users.users})
+            completed.save(path)
+            users = completed
+            err.print(f"added users to {credentials} for: {', '.join(new)}", markup=False)
         missing = [r for r in regions if users.find("worker", r) is None]
         if users.prefix != prefix or missing:
             raise CliInputError(
