@@ -131,8 +131,7 @@ function autoscalerBlock(a, now) {
     : stale
       ? h("span", { class: "pill warn" }, `no check for ${fmtAgo(a.checked_at, now)}`)
       : h("span", { class: "pill ok" }, `checked ${fmtAgo(a.checked_at, now)}`);
-  const counts = [`${a.actual} live`];
-  if (a.starting) counts.push(`${a.starting} starting`);
+  const counts = [`${a.actual} live${a.starting ? ` (${a.starting} starting)` : ""}`];
   if (a.draining) counts.push(`${a.draining} draining`);
   if (a.restarts) counts.push(`${a.restarts} replaced after a crash`);
   const decisions = (a.decisions || []).slice(-5).reverse();
