@@ -1,4 +1,5 @@
-"""Regenerate the gRPC stubs of ``proto/tierq/v1/*.proto`` into ``tierq/api/proto/``.
+"""Regenerate the gRPC stubs of ``proto/tierq/v1/*.proto`` and
+``proto/externalscaler/*.proto`` into ``tierq/api/proto/``.
 
 protoc writes ``from tierq.v1 import types_pb2``, the import path of the .proto files; the
 stubs live in the ``tierq.api.proto`` package, so those imports are rewritten to relative
@@ -23,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "proto"
 PACKAGE = ROOT / "tierq" / "api" / "proto"
 INIT = '"""Generated gRPC stubs of the tierq.v1 API (``make proto``); do not edit."""\n'
-_IMPORT = re.compile(r"^from tierq\.v1 import ", re.MULTILINE)
+#: Folders of .proto files under proto/: tierq's API, and the KEDA external scaler it serves.
+_FOLDERS = ("tierq/v1", "externalscaler")
+_IMPORT = re.compile(r"^from (tierq\.v1|externalscaler) import ", re.MULTILINE)
 # Version stamps the generator writes, blanked before comparing (see the module docstring).
 _STAMPS = (
     re.compile(r"^(GRPC_GENERATED_VERSION = )'[^']*'", re.MULTILINE),
@@ -37,7 +40,11 @@ def generate(out: Path, sources: Path = SOURCES) -> list[Path]:
     import grpc_tools
     from grpc_tools import protoc
 
-    protos = sorted(str(p.relative_to(sources)) for p in (sources / "tierq" / "v1").glob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(sources))
+        for folder in _FOLDERS
+        for p in (sources / folder).glob("*.proto")
+    )
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -54,7 +61,8 @@ def generate(out: Path, sources: Path = SOURCES) -> list[Path]:
         written = [out / "__init__.py"]
         out.mkdir(parents=True, exist_ok=True)
         written[0].write_text(INIT)
-        for src in sorted((Path(tmp) / "tierq" / "v1").iterdir()):
+        generated = (p for folder in _FOLDERS for p in (Path(tmp) / folder).iterdir())
+        for src in sorted(generated):
             dest = out / src.name
             dest.write_text(_IMPORT.sub("from . import ", src.read_text()))
             written.append(dest)
@@ -93,7 +101,7 @@ def main(argv: list[str]) -> int:
         if stale:
             print(
                 "stale gRPC stubs: the generated messages or services differ from"
-                " proto/tierq/v1/*.proto (run `make proto`): " + ", ".join(stale),
+                " the .proto files (run `make proto`): " + ", ".join(stale),
                 file=sys.stderr,
             )
             return 1

@@ -77,7 +77,8 @@ ARROWS: dict[str, set[str]] = {
     "dashboard": {"api"},
     "demo": {"client"},
     "devcheck": {"errors"},
-    "dev": {"master", "region", "dashboard", "demo", "devcheck"},
+    "autoscale": {"rpc", "worker"},  # it loads the task modules to know their types
+    "dev": {"master", "region", "dashboard", "demo", "devcheck", "autoscale"},
     "testing": {"dev", "worker"},
     "cli": {"dev", "worker"},
     "__init__": {"client"},

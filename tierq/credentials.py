@@ -23,7 +23,7 @@ from .errors import InvalidRequestError
 __all__ = ["REGIONAL", "ROLES", "NatsUser", "NatsUsers"]
 
 #: Every role that connects to NATS.
-ROLES = ("master", "region", "worker", "api", "client")
+ROLES = ("master", "region", "worker", "api", "client", "autoscaler")
 #: Roles whose users belong to one region.
 REGIONAL = frozenset({"region", "worker"})
 #: What a user name may contain: it becomes one token of the user's inbox subjects.
@@ -91,10 +91,22 @@ class NatsUsers(msgspec.Struct, frozen=True, kw_only=True):
     def generate(cls, prefix: str = "tierq", regions: Iterable[str] = ("default",)) -> NatsUsers:
         """Fresh random passwords (256 bits each) for every role, regions as listed."""
         check_subject_token(prefix, "prefix")
-        users = [_new_user(prefix, role) for role in ("master", "api", "client")]
+        users = [_new_user(prefix, role) for role in ("master", "api", "client", "autoscaler")]
         for region in regions:
             users += [_new_user(prefix, "region", region), _new_user(prefix, "worker", region)]
         return cls(prefix=prefix, users=tuple(users))
+
+    def complete(self) -> NatsUsers:
+        """These users, plus a new one for each role that has none (a file written by an
+        older tierq, before the role existed)."""
+        added = [
+            _new_user(self.prefix, role)
+            for role in ROLES
+            if role not in REGIONAL and self.find(role) is None
+        ]
+        if not added:
+            return self
+        return NatsUsers(version=self.version, prefix=self.prefix, users=(*self.users, *added))
 
     def find(self, role: str, region: str | None = None) -> NatsUser | None:
         """The user of ``role`` (and of ``region`` for region and worker users)."""

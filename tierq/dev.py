@@ -10,23 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from .autoscale import AutoscaleConfig, Autoscaler
 from .config import MasterConfig, NatsConfig, RegionConfig
 from .devcheck import check_modules, check_ports, data_dir_lock
 from .engine import EmbeddedNats, NatsUsers, connect
 from .errors import InvalidRequestError
 from .master.service import Master
 from .region.service import Region
+from .worker.spawn import worker_command, worker_env
 
 log = logging.getLogger("tierq.dev")
 
@@ -65,6 +65,8 @@ class DevOptions:
     region: str = "default"
     worker_lease_seconds: float = 10.0
     region_lease_seconds: float | None = None
+    #: Run an autoscaler (local provider) instead of a fixed number of workers.
+    autoscale: bool = False
     announce: Callable[[str], None] = print
 
 
@@ -78,56 +80,18 @@ class DevStack:
     region: Region
     workers: list[subprocess.Popen[bytes]]
     api_url: str | None = None
+    autoscaler: Autoscaler | None = None
 
 
 def _worker_command(opts: DevOptions, nats_url: str, modules: list[str]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tierq",
-        "worker",
-        *modules,
-        "--nats",
-        nats_url,
-        "--prefix",
-        opts.prefix,
-        "--region",
-        opts.region,
-        "--concurrency",
-        str(opts.concurrency),
-        "--pool",
-        opts.pool,
-    ]
-
-
-#: Where a worker process finds each NATS login field (its `tierq worker` reads these).
-_ENV = {
-    "user": "TIERQ_NATS_USER",
-    "password": "TIERQ_NATS_PASSWORD",
-    "token": "TIERQ_NATS_TOKEN",
-    "creds": "TIERQ_NATS_CREDS",
-    "credentials": "TIERQ_NATS_CREDENTIALS",
-    "tls_ca": "TIERQ_NATS_TLS_CA",
-    "tls_cert": "TIERQ_NATS_TLS_CERT",
-    "tls_key": "TIERQ_NATS_TLS_KEY",
-}
-
-
-def worker_env(nats: NatsConfig) -> dict[str, str]:
-    """The environment of a worker process: ours, with ``nats``'s login in ``TIERQ_NATS_*``.
-
-    Passed in the environment rather than as flags, so no password shows in the process list.
-    """
-    env = dict(os.environ)
-    for field_name, var in _ENV.items():
-        value = getattr(nats, field_name)
-        if value:
-            env[var] = str(value)
-        else:
-            env.pop(var, None)
-    # Workers import the user's modules from where `tierq dev` was started.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
-    return env
+    return worker_command(
+        modules,
+        nats_url=nats_url,
+        prefix=opts.prefix,
+        region=opts.region,
+        concurrency=opts.concurrency,
+        pool=opts.pool,
+    )
 
 
 def start_workers(
@@ -212,13 +176,21 @@ async def dev_stack(opts: DevOptions) -> AsyncIterator[DevStack]:
                 await _wait_ready(region.ready, region_task)
                 opts.announce(f"region       {opts.region!r}")
                 api_url, api_task = await _start_api(opts, nats, tg)
-                workers = start_workers(opts, nats, nats_url, modules)
-                opts.announce(
-                    f"workers      {opts.workers} x {opts.concurrency} slots ({', '.join(modules)})"
-                )
+                scaler: Autoscaler | None = None
+                if opts.autoscale:
+                    scaler, scaler_task = await _start_autoscaler(opts, nats, modules, stack, tg)
+                else:
+                    workers = start_workers(opts, nats, nats_url, modules)
+                    opts.announce(
+                        f"workers      {opts.workers} x {opts.concurrency} slots "
+                        f"({', '.join(modules)})"
+                    )
                 try:
-                    yield DevStack(nats_url, nats, master, region, workers, api_url)
+                    yield DevStack(nats_url, nats, master, region, workers, api_url, scaler)
                 finally:
+                    if scaler is not None:
+                        scaler.stop()
+                        await asyncio.wait({scaler_task})
                     await stop_processes(workers)
                     workers = []
                     if api_task is not None:
@@ -276,7 +248,7 @@ def _dev_users(path: Path, prefix: str, region: str) -> NatsUsers:
             log.warning("%s; writing new credentials", exc)
         else:
             roles: list[tuple[str, str | None]] = [("master", None), ("api", None)]
-            roles += [("client", None)]
+            roles += [("client", None), ("autoscaler", None)]
             roles += [("region", region), ("worker", region)]
             if users.prefix == prefix and all(users.find(r, g) for r, g in roles):
                 return users
@@ -311,6 +283,36 @@ async def _start_api(
         "open access: no tokens, loopback only)"
     )
     return url, task
+
+
+async def _start_autoscaler(
+    opts: DevOptions,
+    nats: NatsConfig,
+    modules: list[str],
+    stack: contextlib.AsyncExitStack,
+    tg: asyncio.TaskGroup,
+) -> tuple[Autoscaler, asyncio.Task[None]]:
+    """The local autoscaler in place of a fixed pool (its workers' files in the data dir)."""
+    scaler_nats = nats.for_role("autoscaler")
+    engine = await connect(scaler_nats.connect_options(name="tierq-autoscale"))
+    stack.push_async_callback(engine.close)
+    config = AutoscaleConfig(
+        nats=msgspec.structs.replace(nats, servers=(nats.servers[0],)),
+        modules=tuple(modules),
+        region=opts.region,
+        concurrency=opts.concurrency,
+        pool=opts.pool,
+        drain_grace=10.0,
+        state_dir=str(Path(opts.data_dir or ".tierq") / "autoscale"),
+    )
+    scaler = Autoscaler(config, engine)
+    task = tg.create_task(scaler.run())
+    await _wait_ready(scaler.ready, task)
+    opts.announce(
+        f"autoscaler   region {opts.region!r}, {opts.concurrency} slots per worker "
+        "(autoscale.* settings; the dashboard's settings page changes them)"
+    )
+    return scaler, task
 
 
 async def run_dev(opts: DevOptions) -> None:

@@ -10,6 +10,7 @@ Who talks to whom::
     client / API  --master.submit|submit_workflow|cancel|...|query|wait-->  master
     region        --master.register|lease|report|heartbeat----------------> master
     worker        --region.<name>.register|pull|report|heartbeat----------> region
+    API / CLI     --autoscale.<region>.status---------------------------> autoscaler
 """
 
 from __future__ import annotations
@@ -356,6 +357,68 @@ class DrainRequest(_Msg):
     """Ask a region to drain one worker (or all of them when ``worker`` is None)."""
 
     worker: str | None = None
+
+
+# --- autoscaler -> API / CLI / event feed -------------------------------------------------
+
+
+class AutoscaleDecision(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="autoscale_decision"
+):
+    """A change of a region's desired worker count, published as JSON on
+    ``<prefix>.events.autoscale_decision`` (the autoscaler's event, not a log event)."""
+
+    at: float
+    region: str
+    provider: str
+    previous: int
+    desired: int
+    #: "up" or "down".
+    direction: str
+    reason: str
+    #: Live workers (not draining) when it was decided.
+    actual: int
+
+
+class AutoscaleStatus(_Msg):
+    """What an autoscaler answers on ``<prefix>.autoscale.<region>.status``."""
+
+    region: str
+    provider: str
+    task_types: list[str]
+    #: The count the policy last decided.
+    desired: int
+    #: Live workers that are not draining (started and registered or starting).
+    actual: int
+    #: Started, not yet registered with the region.
+    starting: int = 0
+    #: Told to drain, not yet gone.
+    draining: int = 0
+    min_workers: int = 0
+    max_workers: int = 0
+    #: The latest reasoning, also when it held the count.
+    reason: str = ""
+    #: Wall time of the last completed check, and how often it checks.
+    checked_at: float = 0.0
+    interval: float = 1.0
+    #: The last check's error (the master unreachable...), None when it went through.
+    error: str | None = None
+    #: Workers that ended without being told to, and were replaced.
+    restarts: int = 0
+    #: The latest workers that ended: (worker id, exit code; None when not its child).
+    exits: list[tuple[str, int | None]] = []
+    #: The latest changes, newest last.
+    decisions: list[AutoscaleDecision] = []
+
+
+class AutoscalersReply(_Msg):
+    """The autoscalers that answered, one per region (``GET /v1/autoscalers``)."""
+
+    autoscalers: list[AutoscaleStatus]
+
+
+#: The kind of an :class:`AutoscaleDecision` on the events subjects (not a log event).
+AUTOSCALE_DECISION_KIND: Final = "autoscale_decision"
 
 
 # --- envelope -----------------------------------------------------------------------------

@@ -27,12 +27,12 @@ import msgspec
 
 from .config import MasterConfig, NatsConfig, RegionConfig, WorkerConfig
 from .core.settings import Settings
-from .dev import worker_env
 from .engine import Engine, NatsUsers, connect
 from .engine.cluster import NatsCluster
 from .engine.embedded import DEFAULT_MAX_PAYLOAD, EmbeddedNats, free_port
 from .master import Master
 from .region import Region
+from .worker.spawn import worker_env
 
 __all__ = [
     "TEST_REGIONS",

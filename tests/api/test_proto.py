@@ -42,7 +42,8 @@ def _generator() -> ModuleType:
 
 def test_a_proto_change_without_regenerating_is_stale(tmp_path: Path) -> None:
     sources = tmp_path / "proto"
-    shutil.copytree(ROOT / "proto" / "tierq", sources / "tierq")
+    for folder in ("tierq", "externalscaler"):
+        shutil.copytree(ROOT / "proto" / folder, sources / folder)
     types_proto = sources / "tierq" / "v1" / "types.proto"
     types_proto.write_text(
         types_proto.read_text() + "\nmessage AddedWithoutMakeProto { int32 x = 1; }\n"

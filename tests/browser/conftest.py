@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tierq.api import ApiConfig, ApiServer
+from tierq.autoscale import AutoscaleConfig, Autoscaler
 from tierq.config import NatsConfig, RegionConfig, WorkerConfig
 from tierq.core.settings import Settings
 from tierq.dashboard import install
@@ -160,6 +161,35 @@ class LiveStack:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, 10)
+            await engine.close()
+
+        return lambda: self.call(stop())
+
+    def start_autoscaler(self, state_dir: str) -> Callable[[], None]:
+        """An autoscaler for region ``default`` (local provider, ``btasks`` workers as real
+        processes); returns what stops it and drains its workers."""
+        nats = NatsConfig(servers=(self.nats_url,), credentials=self.credentials)
+
+        async def start() -> tuple[asyncio.Task[None], Autoscaler, Engine]:
+            engine = await connect(nats.for_role("autoscaler").connect_options(name="autoscale"))
+            config = AutoscaleConfig(
+                nats=nats,
+                modules=("tests.browser.btasks",),
+                concurrency=2,
+                drain_grace=5.0,
+                state_dir=state_dir,
+                interval=0.5,
+            )
+            scaler = Autoscaler(config, engine)
+            running = asyncio.create_task(scaler.run())
+            await asyncio.wait_for(scaler.ready.wait(), 10)
+            return running, scaler, engine
+
+        running, scaler, engine = self.call(start())
+
+        async def stop() -> None:
+            scaler.stop()
+            await asyncio.wait({running}, timeout=30)
             await engine.close()
 
         return lambda: self.call(stop())

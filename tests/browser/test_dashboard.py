@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -732,3 +733,64 @@ def test_workflow_list_comes_from_the_api_and_stays_live(
     page.locator('[data-role="workflow-state-filter"]').select_option("succeeded")
     expect(page.locator('[data-role="workflow-list"] tbody tr').first).to_contain_text("succeeded")
     assert dash.errors == []
+
+
+def test_regions_page_shows_the_autoscaler_live(
+    dash: Dashboard, api: httpx.Client, stack: LiveStack, tmp_path: Path
+) -> None:
+    """Desired vs actual workers, the decisions with their reason and the autoscaler's health;
+    the page is live (badge) and shows the region's name as typed."""
+    original = api.get("/v1/settings").json()
+    stop = stack.start_autoscaler(str(tmp_path / "autoscale"))
+    try:
+        dash.goto("/regions")
+        page = dash.page
+        region = page.locator('[data-region="default"]')
+        name = region.locator('[data-role="region-name"]')
+        expect(name).to_have_text("default", use_inner_text=True)  # not upper-cased
+        expect(page.locator("#live")).to_have_text("live")
+        scaler = region.locator('[data-role="autoscaler"]')
+        expect(scaler.locator('[data-role="desired"]')).to_have_text("0 desired")
+        expect(scaler.locator('[data-role="health"]')).to_contain_text("checked")
+        # Raise min_workers: the autoscaler starts a worker, and the page shows the
+        # decision as the event arrives.
+        settings = {**original, "autoscale": {**original.get("autoscale", {}), "min_workers": 1}}
+        assert api.put("/v1/settings", json=settings).status_code == 200
+        decision = scaler.locator('tr[data-decision="up"]')
+        expect(decision).to_contain_text("0 → 1", timeout=15_000)
+        expect(decision).to_contain_text("min_workers 1")
+        expect(scaler.locator('[data-role="desired"]')).to_have_text("1 desired")
+        dash.shot("regions-autoscaler")
+    finally:
+        api.put("/v1/settings", json=original)
+        stop()
+    assert dash.errors == []
+
+
+def test_settings_page_edits_a_regions_own_autoscale_settings(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    original = api.get("/v1/settings").json()
+    page = dash.page
+    dash.goto("/settings")
+    editor = page.locator('.rules[data-path="autoscale.regions"]')
+    editor.get_by_role("button", name="Add rule").click()
+    values = {"region": "eu", "min_workers": "1", "max_workers": "0"}
+    for key, value in values.items():
+        editor.locator(f'input[data-path="autoscale.regions[0].{key}"]').fill(value)
+    editor.locator('input[data-path="autoscale.regions[0].target_utilisation"]').fill("0.5")
+    editor.locator('input[data-path="autoscale.regions[0].cooldown"]').fill("30")
+    page.locator('[data-action="save"]').click()
+    # max_workers below min_workers: refused, named on its input.
+    error = page.locator('[data-error-for="autoscale.regions[0].max_workers"]')
+    expect(error).to_be_visible()
+    editor.locator('input[data-path="autoscale.regions[0].max_workers"]').fill("3")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    saved = api.get("/v1/settings").json()["autoscale"]["regions"]
+    assert saved == [
+        {"region": "eu", "min_workers": 1, "max_workers": 3, "target_utilisation": 0.5,
+         "cooldown": 30.0}
+    ]  # fmt: skip
+    assert api.put("/v1/settings", json=original).status_code == 200
+    assert dash.script_errors() == []

@@ -29,6 +29,20 @@ def test_writes_the_file_once_and_prints_the_same_block(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_a_file_from_before_a_role_existed_gains_its_user(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    full = NatsUsers.generate("tierq", regions=["eu"])
+    older = NatsUsers(prefix="tierq", users=tuple(u for u in full.users if u.role != "autoscaler"))
+    older.save(path)
+    result = CliRunner().invoke(main, ["nats-users", str(path), "--region", "eu"])
+    assert result.exit_code == 0, result.output
+    assert "added users" in result.stderr and "autoscaler" in result.stderr
+    after = NatsUsers.load(path)
+    assert after.find("autoscaler") is not None
+    assert after.find("master") == older.find("master")  # the others keep their passwords
+    assert '"tierq-autoscaler"' in result.stdout
+
+
 async def test_a_server_runs_the_printed_block(tmp_path: Path) -> None:
     path = tmp_path / "credentials.json"
     result = CliRunner().invoke(main, ["nats-users", str(path)])

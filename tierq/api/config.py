@@ -35,6 +35,9 @@ class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
     request_timeout: float = 10.0
     #: Longest a submitted ``run_at`` may lie in the future, seconds.
     max_schedule_ahead: float = 366 * 86400.0
+    #: KEDA's external scaler answers without a token (it tells only queue depths; keep the
+    #: gRPC port inside the cluster). Otherwise KEDA's calls need a read token.
+    keda_open: bool = False
     #: Run the built-in ``shell`` task type (and ``POST /schedule``) in this process.
     enable_shell: bool = False
     #: Region the shell runner pulls from, and its concurrency.

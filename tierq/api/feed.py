@@ -27,6 +27,7 @@ import msgspec
 from ..core.events import EVENT_KINDS
 from ..engine import Engine, Message, Subjects, Subscription
 from ..errors import EngineUnavailableError, InvalidRequestError, TierqError
+from ..protocol import AUTOSCALE_DECISION_KIND
 
 __all__ = ["MAX_AFTER", "MAX_LAST", "EventFeed", "EventFilter", "FeedEvent", "Watch"]
 
@@ -63,6 +64,8 @@ class _Probe(msgspec.Struct):
 
 _probe = msgspec.json.Decoder(_Probe)
 _REGION_KINDS = frozenset({"region_registered", "region_heartbeat", "region_expired"})
+#: What a watcher may ask for: the master's events and the autoscalers' decisions.
+FEED_KINDS = (*EVENT_KINDS, AUTOSCALE_DECISION_KIND)
 
 
 class EventFilter:
@@ -75,11 +78,10 @@ class EventFilter:
         workflow_id: str | None = None,
         region: str | None = None,
     ) -> None:
-        allowed = set(EVENT_KINDS)
         for i, kind in enumerate(kinds):
-            if kind not in allowed:
+            if kind not in FEED_KINDS:
                 raise InvalidRequestError(
-                    f"unknown event kind {kind[:64]!r}; expected one of {', '.join(EVENT_KINDS)}",
+                    f"unknown event kind {kind[:64]!r}; expected one of {', '.join(FEED_KINDS)}",
                     field=f"kinds[{i}]",
                 )
         self.kinds = tuple(dict.fromkeys(kinds))

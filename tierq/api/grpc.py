@@ -1,4 +1,5 @@
-"""The gRPC transport: ``tierq.v1.Tierq`` and ``tierq.v1.Workers`` over the same service.
+"""The gRPC transport: ``tierq.v1.Tierq`` and ``tierq.v1.Workers`` over the same service
+(and KEDA's ``externalscaler.ExternalScaler``, ``keda.py``).
 
 Handlers are registered by hand (``grpc.method_handlers_generic_handler``) rather than through
 the generated ``add_…Servicer_to_server``, for one reason: they receive the raw request
@@ -25,7 +26,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ..errors import EngineUnavailableError, TierqError, UnauthenticatedError
-from . import convert
+from . import convert, keda
 from .auth import Permission
 from .errors import MalformedRequestError, grpc_detail, grpc_metadata, problem_for, row_for
 from .feed import EventFilter
@@ -43,6 +44,7 @@ WORKERS_SERVICE = wpb.DESCRIPTOR.services_by_name["Workers"].full_name
 SERVICE_NAMES = (
     TIERQ_SERVICE,
     WORKERS_SERVICE,
+    keda.SERVICE,
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
 )
@@ -291,7 +293,7 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
 
 def add_to_server(server: grpc.aio.Server, service: ApiService) -> HealthServicer:
     """Register tierq's services, health and reflection on ``server``."""
-    server.add_generic_rpc_handlers(build_handlers(service))
+    server.add_generic_rpc_handlers([*build_handlers(service), keda.handlers(service)])
     checker = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)

@@ -29,7 +29,14 @@ from ..core.model import Task
 from ..core.records import WorkflowView
 from ..core.settings import Settings
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, TierqError
-from ..protocol import RegionsReply, StatsView, TasksReply, WorkersReply, WorkflowsReply
+from ..protocol import (
+    AutoscalersReply,
+    RegionsReply,
+    StatsView,
+    TasksReply,
+    WorkersReply,
+    WorkflowsReply,
+)
 from . import rest_events, rest_pull, rest_shell, rest_system, rest_tasks, schema
 from .docs import install_docs
 from .errors import (
@@ -90,6 +97,7 @@ _OUT_TYPES: tuple[type, ...] = (
     WorkflowsReply,
     RegionsReply,
     WorkersReply,
+    AutoscalersReply,
     StatsView,
     Settings,
 )

@@ -1,4 +1,4 @@
-"""The system: regions, workers, statistics, live settings, health, readiness and metrics."""
+"""The system: regions, workers, autoscalers, statistics, live settings, health, metrics."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ async def workers(
     service: Service, who: Who, region: Annotated[str | None, Query(max_length=64)] = None
 ) -> Response:
     return reply(await service.workers(who, region))
+
+
+@router.get(
+    "/v1/autoscalers",
+    **route_doc(
+        200,
+        "AutoscalersReply",
+        summary="Each region's autoscaler: desired and actual workers, decisions, health",
+    ),
+)
+async def autoscalers(service: Service, who: Who) -> Response:
+    return reply(await service.autoscalers(who))
 
 
 @router.get(

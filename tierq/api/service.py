@@ -10,6 +10,7 @@ run side by side.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from ..errors import (
 from ..protocol import (
     MAX_WORKFLOW_PAGE,
     Ack,
+    AutoscalersReply,
+    AutoscaleStatus,
     PullReply,
     PullRequest,
     QueryKind,
@@ -294,6 +297,21 @@ class ApiService:
     async def workers(self, caller: Caller, region: str | None = None) -> WorkersReply:
         query = QueryRequest(kind=QueryKind.WORKERS, region=region)
         return await self.master.query(query, WorkersReply)
+
+    @operation(Permission.READ)
+    async def autoscalers(self, caller: Caller) -> AutoscalersReply:
+        """The status of each registered region's autoscaler, where one answers."""
+        regions = await self.master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+        found = await asyncio.gather(*(self._autoscaler(r.name) for r in regions.regions))
+        return AutoscalersReply(autoscalers=[s for s in found if s is not None])
+
+    async def _autoscaler(self, region: str) -> AutoscaleStatus | None:
+        subject = self.subjects.autoscale_status(region)
+        try:
+            data = await self.engine.request(subject, b"", timeout=self._probe_timeout)
+            return decode_reply(data, AutoscaleStatus)
+        except TierqError:  # none runs for this region (or it did not answer in time)
+            return None
 
     @operation(Permission.READ)
     async def stats(self, caller: Caller) -> StatsView:

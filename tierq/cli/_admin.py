@@ -10,7 +10,15 @@ import msgspec
 from rich.table import Table
 
 from ..core.model import PRIORITY_MAX, PRIORITY_MIN, Task, TaskState, WorkflowSpec
-from ..protocol import QueryKind, QueryRequest, RegionsReply, SubmitWorkflowReply, WorkersReply
+from ..protocol import (
+    AutoscaleStatus,
+    QueryKind,
+    QueryRequest,
+    RegionsReply,
+    SubmitWorkflowReply,
+    WorkersReply,
+)
+from ._autoscalers import autoscaler_table, autoscalers, workers_cell
 from ._common import client_app, client_logging, err, escape, nats_options, out, run, when, with_app
 
 
@@ -54,22 +62,28 @@ def priority(
 @click.option("--json", "as_json", is_flag=True, help="The regions as one JSON document.")
 @click.pass_context
 def regions(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bool) -> None:
-    """List the registered regions: labels, task types, tasks held, lease."""
+    """List the registered regions: labels, task types, tasks held, lease, and each one's
+    autoscaler (desired and live workers, bounds, health, latest decisions)."""
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
 
-    async def go() -> RegionsReply:
+    async def go() -> tuple[RegionsReply, dict[str, AutoscaleStatus]]:
         master = await app.master()
-        return await master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+        reply = await master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+        return reply, await autoscalers(master, (r.name for r in reply.regions))
 
-    reply = run(with_app(app, go()))
+    reply, scalers = run(with_app(app, go()))
     if as_json:
-        out.print(msgspec.json.encode(reply.regions).decode(), markup=False)
+        rows = [
+            {**msgspec.to_builtins(r), "autoscaler": msgspec.to_builtins(scalers.get(r.name))}
+            for r in reply.regions
+        ]
+        out.print(msgspec.json.encode(rows).decode(), markup=False)
         return
     if not reply.regions:
         err.print("no region is registered", markup=False)
         return
-    table = Table("region", "labels", "task types", "held", "lease until")
+    table = Table("region", "labels", "task types", "held", "lease until", "workers")
     for r in reply.regions:
         table.add_row(
             escape(r.name),
@@ -77,8 +91,11 @@ def regions(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bool
             escape(", ".join(r.task_types) or "- (no live worker)"),
             str(r.held),
             when(r.lease_expires_at),
+            workers_cell(scalers.get(r.name)),
         )
     out.print(table)
+    if scalers:
+        out.print(autoscaler_table(scalers))
 
 
 @click.command()
@@ -93,18 +110,24 @@ def workers(
     region_name: str | None,
     as_json: bool,
 ) -> None:
-    """List the live workers: region, task types, slots in use, done and failed."""
+    """List the live workers: region, task types, slots in use, done and failed (after the
+    autoscalers of their regions, if any runs)."""
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
 
-    async def go() -> WorkersReply:
+    async def go() -> tuple[WorkersReply, dict[str, AutoscaleStatus]]:
         master = await app.master()
-        return await master.query(QueryRequest(kind=QueryKind.WORKERS), WorkersReply)
+        reply = await master.query(QueryRequest(kind=QueryKind.WORKERS), WorkersReply)
+        regions = [region_name] if region_name else [w.region for w in reply.workers]
+        return reply, await autoscalers(master, regions)
 
-    found = [w for w in run(with_app(app, go())).workers if region_name in (None, w.region)]
+    reply, scalers = run(with_app(app, go()))
+    found = [w for w in reply.workers if region_name in (None, w.region)]
     if as_json:
         out.print(msgspec.json.encode(found).decode(), markup=False)
         return
+    if scalers:
+        out.print(autoscaler_table(scalers))
     if not found:
         err.print("no live worker", markup=False)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._admin import priority, regions, retry, submit_workflow, workers
+from ._autoscale import autoscale
 from ._common import TierqGroup
 from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
@@ -37,6 +38,7 @@ for command in (
     master,
     region,
     worker,
+    autoscale,
     api,
     nats_users,
     submit,

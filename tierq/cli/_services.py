@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -71,6 +73,11 @@ from ._common import (
 @prefix_option
 @click.option("--no-api", is_flag=True, help="Do not start the API and dashboard.")
 @click.option(
+    "--autoscale",
+    is_flag=True,
+    help="Scale the workers with the autoscale.* settings instead of running --workers.",
+)
+@click.option(
     "--sync-always",
     is_flag=True,
     help="Durable profile: fsync every write before acknowledging it.",
@@ -92,6 +99,7 @@ def dev(
     prefix: str,
     region: str,
     no_api: bool,
+    autoscale: bool,
     sync_always: bool,
 ) -> None:
     """Run nats-server, master, region, API and workers on this machine.
@@ -119,6 +127,7 @@ def dev(
         sync_always=sync_always,
         prefix=prefix,
         region=region,
+        autoscale=autoscale,
         announce=lambda line: err.print(line, markup=False),
     )
     run(run_dev(options))
@@ -256,6 +265,9 @@ def worker(
     """
     service_logging(ctx)
     ctx.meta["tierq.prefix"] = prefix
+    # Until the worker's own handlers are in place (after loading the modules and
+    # connecting), a SIGTERM stops it cleanly: it holds no attempt yet.
+    signal.signal(signal.SIGTERM, _exit_0)
     from ..worker.main import serve
 
     config = WorkerConfig(
@@ -302,6 +314,11 @@ def worker(
 )
 @click.option("--enable-shell", is_flag=True, help="Run the built-in shell task type here.")
 @click.option(
+    "--keda-open",
+    is_flag=True,
+    help="KEDA's external scaler (gRPC) answers without a token: it tells only queue depths.",
+)
+@click.option(
     "--allowed-host",
     "allowed_host",
     multiple=True,
@@ -323,6 +340,7 @@ def api(
     tokens_file: str | None,
     insecure: bool,
     enable_shell: bool,
+    keda_open: bool,
     allowed_host: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
@@ -343,6 +361,7 @@ def api(
         tokens=os.environ.get("TIERQ_API_TOKENS"),
         insecure=insecure,
         enable_shell=enable_shell,
+        keda_open=keda_open,
         allowed_hosts=tuple(allowed_host),
         shell_key=os.environ.get("TIERQ_SHELL_KEY") or None,
         tls_cert=tls_cert,
@@ -376,6 +395,12 @@ def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
     path = Path(credentials)
     if path.exists():
         users = NatsUsers.load(path)
+        completed = users.complete()
+        if completed is not users:
+            new = sorted({u.role for u in completed.users} - {u.role for u in users.users})
+            completed.save(path)
+            users = completed
+            err.print(f"added users to {credentials} for: {', '.join(new)}", markup=False)
         missing = [r for r in regions if users.find("worker", r) is None]
         if users.prefix != prefix or missing:
             raise CliInputError(
@@ -387,3 +412,7 @@ def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
         users.save(path)
         err.print(f"wrote {credentials} (mode 0600): keep it private", markup=False)
     click.echo(authorization_config(users), nl=False)
+
+
+def _exit_0(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -229,6 +229,9 @@ from .settings import (
     AdmissionSettings as AdmissionSettings,
 )
 from .settings import (
+    AutoscaleRegion as AutoscaleRegion,
+)
+from .settings import (
     AutoscaleSettings as AutoscaleSettings,
 )
 from .settings import (
@@ -267,6 +270,7 @@ __all__ = [
     "AdmissionSettings",
     "AdmissionStatistics",
     "AttemptRecord",
+    "AutoscaleRegion",
     "AutoscaleSettings",
     "BreakerClosed",
     "BreakerHalfOpen",

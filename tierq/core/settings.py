@@ -11,6 +11,7 @@ from .model import PRIORITY_MAX, PRIORITY_MIN
 
 __all__ = [
     "AdmissionSettings",
+    "AutoscaleRegion",
     "AutoscaleSettings",
     "BreakerSettings",
     "PriorityRule",
@@ -48,13 +49,40 @@ class BreakerSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     cooldown: float = 30.0
 
 
-class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Stored and validated here, used by the autoscaler service."""
+class AutoscaleRegion(msgspec.Struct, frozen=True, kw_only=True):
+    """One region's autoscale settings, in place of the defaults of :class:`AutoscaleSettings`."""
 
-    min_workers: int = 0
-    max_workers: int = 10
+    region: str
+    min_workers: int
+    max_workers: int
     target_utilisation: float = 0.75
     cooldown: float = 60.0
+
+
+class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the autoscalers size their pools by (``tierq.core.autoscale``), read at every
+    check: the defaults, and ``regions`` with their own."""
+
+    #: Fewest workers (0: none while nothing waits).
+    min_workers: int = 0
+    max_workers: int = 10
+    #: Busy-slot fraction aimed for.
+    target_utilisation: float = 0.75
+    #: Seconds the need must stay below the count before workers are drained.
+    cooldown: float = 60.0
+    regions: tuple[AutoscaleRegion, ...] = ()
+
+    def for_region(self, region: str) -> AutoscaleSettings:
+        """The settings that hold in ``region`` (its entry in ``regions``, else the defaults)."""
+        for r in self.regions:
+            if r.region == region:
+                return AutoscaleSettings(
+                    min_workers=r.min_workers,
+                    max_workers=r.max_workers,
+                    target_utilisation=r.target_utilisation,
+                    cooldown=r.cooldown,
+                )
+        return msgspec.structs.replace(self, regions=())
 
 
 class PriorityRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,11 +163,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         _num(self.max_timeout, "max_timeout", 0.001)
         _num(self.retention_seconds, "retention_seconds", 0.0)
         _int(self.max_lease_batch, "max_lease_batch", 1)
-        s = self.autoscale
-        _int(s.min_workers, "autoscale.min_workers", 0)
-        _int(s.max_workers, "autoscale.max_workers", s.min_workers)
-        _num(s.target_utilisation, "autoscale.target_utilisation", 0.01, 1.0)
-        _num(s.cooldown, "autoscale.cooldown", 0.0)
+        # Imported here: validate.py imports this module (its checks take Settings).
+        from .validate import check_subject_token
+
+        _autoscale(self.autoscale, "autoscale")
+        seen: set[str] = set()
+        for i, r in enumerate(self.autoscale.regions):
+            field = f"autoscale.regions[{i}]"
+            check_subject_token(r.region, f"{field}.region")
+            if r.region in seen:
+                raise InvalidRequestError(
+                    f"region {r.region!r} appears twice in autoscale.regions", field=field
+                )
+            seen.add(r.region)
+            _autoscale(r, field)
         return self
 
     def rule_boosts(self) -> dict[str, tuple[PriorityRule, ...]]:
@@ -148,6 +185,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         for rule in self.priority_rules:
             out.setdefault(rule.task_name, []).append(rule)
         return {k: tuple(v) for k, v in out.items()}
+
+
+def _autoscale(s: AutoscaleSettings | AutoscaleRegion, at: str) -> None:
+    _int(s.min_workers, f"{at}.min_workers", 0)
+    _int(s.max_workers, f"{at}.max_workers", s.min_workers)
+    _num(s.target_utilisation, f"{at}.target_utilisation", 0.01, 1.0)
+    _num(s.cooldown, f"{at}.cooldown", 0.0)
 
 
 def _int(value: object, field: str, lo: int | None = None, hi: int | None = None) -> None:

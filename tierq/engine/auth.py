@@ -18,8 +18,11 @@ connects as the user of its role, and the server lets each role use only its own
   gRPC workers), the *trusted* worker operations (only its in-process shell runner may serve
   ``shell``), and reads the events stream.
 - ``client`` (the SDK and CLI): the master's submit, query, wait, cancel, retry and
-  reprioritize operations, and publishing submissions to the durable intake (the API too);
-  no settings, no region subjects, no other JetStream use.
+  reprioritize operations, publishing submissions to the durable intake (the API too), and
+  the autoscalers' status; no settings, no region subjects, no other JetStream use.
+- ``autoscaler``: the master's ``query`` (read-only: figures, workers, settings), publishes
+  its scaling decisions on ``<p>.events.autoscale_decision`` and answers status requests on
+  ``<p>.autoscale.*.status``.
 
 Replies travel on each user's own inbox prefix ``_INBOX.<user>``, so no role can read the
 answers meant for another. The credentials of one installation are kept in a JSON file
@@ -153,11 +156,20 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
             f"$JS.API.CONSUMER.CREATE.{events}.>",
             f"$JS.API.CONSUMER.DELETE.{events}.>",
         ]
+        publish.append(f"{p}.autoscale.*.status")
         subscribe = (s.events_all, s.admission, f"{p}.region.*.hello", inbox)
         return Permissions(tuple(publish), subscribe)
     if role == "client":
-        publish = [s.master(op) for op in _CLIENT_OPS]
-        return Permissions((*publish, s.intake_subject), (inbox, s.admission))
+        ops = tuple(s.master(op) for op in _CLIENT_OPS)
+        return Permissions(
+            (*ops, s.intake_subject, f"{p}.autoscale.*.status"), (inbox, s.admission)
+        )
+    if role == "autoscaler":
+        return Permissions(
+            (s.master("query"), s.event("autoscale_decision")),
+            (f"{p}.autoscale.*.status", inbox),
+            allow_responses=True,
+        )
     raise InvalidRequestError(f"role must be one of {', '.join(ROLES)}, got {role!r}", field="role")
 
 

@@ -83,6 +83,11 @@ class Subjects:
         validate_token(name, "region")
         return f"{self.prefix}.region.{name}.*"
 
+    def autoscale_status(self, region: str) -> str:
+        """Where the autoscaler of ``region`` answers status requests."""
+        validate_token(region, "region")
+        return f"{self.prefix}.autoscale.{region}.status"
+
     # -- lifecycle events (core NATS, fire and forget) -------------------------------------
 
     def event(self, kind: str) -> str:

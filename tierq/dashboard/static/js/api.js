@@ -10,6 +10,9 @@ export const EVENT_KINDS = [
   "workflow_finished", "workflow_submitted",
 ];
 
+/** Events of the autoscalers (not of the master's log), on the same feed. */
+export const AUTOSCALE_KINDS = ["autoscale_decision"];
+
 /** A refusal from the API: the RFC 9457 problem document's members. */
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -113,7 +116,7 @@ export function watch(params, onEvent, { parse: parseData = true, onError, onOpe
   if (Array.isArray(p.kinds)) p.kinds = p.kinds.join(",");
   const source = new EventSource("/v1/events" + query(p), { withCredentials: true });
   changed(0, 1);
-  const kinds = params.kinds && params.kinds.length ? params.kinds : EVENT_KINDS;
+  const kinds = params.kinds && params.kinds.length ? params.kinds : [...EVENT_KINDS, ...AUTOSCALE_KINDS];
   let up = false;
   const setUp = (v) => {
     if (v !== up) {

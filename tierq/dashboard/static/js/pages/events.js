@@ -4,13 +4,15 @@
 // filter applies here. The last KEEP events are kept, newest first, in a virtual list;
 // click one for its full JSON.
 
-import { EVENT_KINDS, watch } from "../api.js";
+import { AUTOSCALE_KINDS, EVENT_KINDS, watch } from "../api.js";
 import { clear, fmtNum, fmtTime, h, json, link, section } from "../dom.js";
 import { virtualList } from "../vlist.js";
 
 const KEEP = 5000;
 //: Events at the end of the stream replayed on open (the filters then pick among them).
 const REPLAY = 2000;
+// The master's events and the autoscalers' decisions share the feed.
+const KINDS = [...EVENT_KINDS, ...AUTOSCALE_KINDS];
 
 function summary(kind, ev) {
   switch (kind) {
@@ -31,6 +33,7 @@ function summary(kind, ev) {
     case "region_heartbeat": case "region_expired": return `region ${ev.name}`;
     case "breaker_opened": case "breaker_half_open": case "breaker_closed": return `${ev.scope} ${ev.region ? ev.region + "/" : ""}${ev.name}`;
     case "settings_changed": return "new settings";
+    case "autoscale_decision": return `region ${ev.region}: ${ev.previous} → ${ev.desired} workers · ${ev.reason}`;
     default: return "";
   }
 }
@@ -63,9 +66,9 @@ function subject(e) {
 
 export async function mount(view, r) {
   const p = r.params;
-  const chosen = new Set((p.get("kinds") || "").split(",").filter((k) => EVENT_KINDS.includes(k)));
+  const chosen = new Set((p.get("kinds") || "").split(",").filter((k) => KINDS.includes(k)));
   const quiet = new Set(["region_heartbeat", "task_progress"]);
-  const kindBoxes = EVENT_KINDS.map((k) => {
+  const kindBoxes = KINDS.map((k) => {
     const box = h("input", { type: "checkbox", value: k, checked: chosen.size ? chosen.has(k) : !quiet.has(k), "data-kind": k });
     return h("label", { class: "small" }, box, " ", k);
   });
@@ -123,7 +126,7 @@ export async function mount(view, r) {
       stop = null;
     }
     const kinds = kindBoxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => b.value);
-    const params = { kinds: kinds.length === EVENT_KINDS.length ? [] : kinds, last: REPLAY };
+    const params = { kinds: kinds.length === KINDS.length ? [] : kinds, last: REPLAY };
     for (const k of ["task", "workflow", "region"]) if (fields[k].value.trim()) params[k] = fields[k].value.trim();
     // The new watch replays the end of the stream: start from an empty list.
     buffer = [];

@@ -1,8 +1,10 @@
 // Regions and workers: capacity, utilisation, heartbeats, running tasks and breakers per
-// region; drain a worker or a whole region (confirmed first, refusals shown).
+// region; its autoscaler (desired and actual workers, last decisions, health); drain a worker
+// or a whole region (confirmed first, refusals shown). Live: region and autoscaler events
+// refresh it at once, and it re-reads every 3 s (heartbeats are not events).
 
-import { enc, get, send } from "../api.js";
-import { clear, confirmDialog, errorBox, fmtAgo, fmtNum, h, link, progressBar, section, toast } from "../dom.js";
+import { AUTOSCALE_KINDS, enc, get, send, watch } from "../api.js";
+import { clear, confirmDialog, debounce, errorBox, fmtAgo, fmtNum, fmtTime, h, link, progressBar, section, toast } from "../dom.js";
 
 const STALE = 10; // seconds without a heartbeat before a worker is flagged
 
@@ -32,8 +34,13 @@ export async function mount(view) {
     let regions;
     let workers;
     let stats;
+    let scalers;
     try {
-      [regions, workers, stats] = await Promise.all([get("/v1/regions"), get("/v1/workers"), get("/v1/stats")]);
+      [regions, workers, stats, scalers] = await Promise.all([
+        get("/v1/regions"), get("/v1/workers"), get("/v1/stats"),
+        // An older API has no autoscalers route: show the rest anyway.
+        get("/v1/autoscalers").catch(() => ({ autoscalers: [] })),
+      ]);
     } catch (err) {
       clear(error).append(errorBox(err));
       return;
@@ -51,8 +58,10 @@ export async function mount(view) {
       const openBreakers = breakers.filter((b) => b.state !== "closed");
       const util_bar = progressBar(util, `${running} / ${capacity} slots (${(util * 100).toFixed(0)}%)`);
       util_bar.classList.add("util");
+      const scaler = scalers.autoscalers.find((a) => a.region === r.name);
       body.append(h("section", { class: "panel", "data-region": r.name },
-        h("h2", null, `Region ${r.name}`),
+        // The name exactly as typed (panel titles are otherwise upper-cased).
+        h("h2", null, "Region ", h("span", { class: "as-typed", "data-role": "region-name" }, r.name)),
         h("div", { class: "grid cols-2" },
           h("dl", { class: "kv" },
             h("dt", null, "Instance"), h("dd", { class: "mono" }, r.instance),
@@ -67,6 +76,7 @@ export async function mount(view) {
             h("div", { class: "muted small" }, "Utilisation"), util_bar,
             h("div", { class: "actions" },
               h("button", { type: "button", class: "danger small", "data-action": "drain-region", on: { click: () => drain(r.name, null) } }, "Drain region")))),
+        autoscalerBlock(scaler, now),
         h("table", { class: "data workers" },
           h("thead", null, h("tr", null,
             ["Worker", "Host / pid", "Pool", "Slots", "Running", "Utilisation", "Last heartbeat", "Done", "Failed", "", ""].map((c) => h("th", null, c)))),
@@ -100,8 +110,45 @@ export async function mount(view) {
     if (alive) timer = setTimeout(loop, 3000);
   };
   await loop();
+  const soon = debounce(() => { if (alive) refresh(); }, 200);
+  const stop = watch({ kinds: ["region_registered", "region_expired", ...AUTOSCALE_KINDS] }, soon, { onOpen: soon });
   return () => {
     alive = false;
     clearTimeout(timer);
+    stop();
   };
+}
+
+/** A region's autoscaler: desired vs actual workers, its health and its latest decisions. */
+function autoscalerBlock(a, now) {
+  if (!a) {
+    return h("p", { class: "muted small", "data-role": "autoscaler" },
+      "No autoscaler answers for this region (its workers are started by hand, or KEDA scales them).");
+  }
+  const stale = now - a.checked_at > Math.max(5, 3 * a.interval);
+  const health = a.error
+    ? h("span", { class: "pill bad", title: a.error }, `error: ${a.error}`)
+    : stale
+      ? h("span", { class: "pill warn" }, `no check for ${fmtAgo(a.checked_at, now)}`)
+      : h("span", { class: "pill ok" }, `checked ${fmtAgo(a.checked_at, now)}`);
+  const counts = [`${a.actual} live${a.starting ? ` (${a.starting} starting)` : ""}`];
+  if (a.draining) counts.push(`${a.draining} draining`);
+  if (a.restarts) counts.push(`${a.restarts} replaced after a crash`);
+  const decisions = (a.decisions || []).slice(-5).reverse();
+  return h("div", { class: "autoscaler", "data-role": "autoscaler" },
+    h("h3", null, "Autoscaler"),
+    h("dl", { class: "kv" },
+      h("dt", null, "Workers"), h("dd", null,
+        h("strong", { "data-role": "desired" }, `${a.desired} desired`), " · ",
+        h("span", { "data-role": "actual" }, counts.join(" · "))),
+      h("dt", null, "Bounds"), h("dd", null, `${a.min_workers}–${a.max_workers} workers (${a.provider} provider; task types ${a.task_types.join(", ") || "–"})`),
+      h("dt", null, "Health"), h("dd", { "data-role": "health" }, health),
+      h("dt", null, "Now"), h("dd", { class: "small" }, a.reason || "–")),
+    h("table", { class: "data decisions" },
+      h("thead", null, h("tr", null, ["When", "Change", "Reason"].map((c) => h("th", null, c)))),
+      h("tbody", null, decisions.length ? decisions.map((d) => h("tr", { "data-decision": d.direction },
+        h("td", { class: "small" }, fmtTime(d.at)),
+        h("td", null, h("span", { class: `pill ${d.direction === "up" ? "ok" : "warn"}` }, `${d.previous} → ${d.desired}`)),
+        h("td", { class: "small" }, d.reason),
+      )) : h("tr", null, h("td", { colspan: 3, class: "muted" }, "No change yet.")))));
 }

@@ -31,7 +31,7 @@ const HINTS = {
   "autoscale.min_workers": "Fewest workers per region.",
   "autoscale.max_workers": "Most workers per region.",
   "autoscale.target_utilisation": "Busy-slot fraction the autoscaler aims for.",
-  "autoscale.cooldown": "Seconds between scaling decisions.",
+  "autoscale.cooldown": "Seconds the need must stay below the count before workers are drained.",
 };
 
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
@@ -216,7 +216,11 @@ export async function mount(view) {
     for (const [key, spec] of Object.entries(shape)) {
       if (spec.type === "object") {
         groups.push(h("fieldset", null, h("legend", null, key),
-          Object.entries(spec.children).map(([k, s]) => field(`${key}.${k}`, s, valueAt(current, `${key}.${k}`) ?? s.default))));
+          Object.entries(spec.children).map(([k, s]) => s.type === "array"
+            // A list inside a group (autoscale.regions): rows like the priority rules.
+            ? h("div", null, h("div", { class: "muted small" }, `${key}.${k}`),
+              rulesEditor(`${key}.${k}`, s, (valueAt(current, `${key}.${k}`) ?? []).map((r) => ({ ...r }))))
+            : field(`${key}.${k}`, s, valueAt(current, `${key}.${k}`) ?? s.default))));
       } else if (spec.type === "array") {
         groups.push(h("fieldset", null, h("legend", null, key), rulesEditor(key, spec, (valueAt(current, key) ?? []).map((r) => ({ ...r })))));
       } else {

@@ -1,0 +1,143 @@
+"""KEDA's external scaler, called over real gRPC the way KEDA calls it: the metric is the
+ready depth, IsActive flips as work arrives and drains, StreamIsActive pushes the change."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import httpx
+import pytest
+
+import tierq
+from tierq.api import ApiServer
+from tierq.api.proto import externalscaler_pb2 as epb
+from tierq.api.proto import externalscaler_pb2_grpc as epb_grpc
+
+from .conftest import Stack
+from .support import TOKENS, api_config
+
+JOB = """
+import asyncio
+import tierq
+
+app = tierq.App()
+
+@app.task(name="k.job")
+async def job(seconds):
+    await asyncio.sleep(seconds)
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = f"tq_keda_{uuid.uuid4().hex[:10]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(JOB))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+async def scaler(stack_channel: grpc.aio.Channel) -> epb_grpc.ExternalScalerStub:
+    return epb_grpc.ExternalScalerStub(stack_channel)
+
+
+@pytest.fixture
+async def app(stack: Stack) -> AsyncIterator[tierq.App]:
+    async with tierq.App(stack.cluster.nats_url) as client:
+        yield client
+
+
+def ref(**metadata: str) -> epb.ScaledObjectRef:
+    """A ScaledObject's reference as KEDA sends it (the API here requires a read token)."""
+    meta = {"region": "default", "token": TOKENS["read"], **metadata}
+    return epb.ScaledObjectRef(name="workers", namespace="tierq", scalerMetadata=meta)
+
+
+async def metric(scaler: epb_grpc.ExternalScalerStub, **metadata: str) -> int:
+    reply = await scaler.GetMetrics(epb.GetMetricsRequest(scaledObjectRef=ref(**metadata)))
+    (value,) = reply.metricValues
+    assert value.metricValueFloat == value.metricValue
+    return value.metricValue
+
+
+async def test_metric_spec_names_one_metric_per_scaled_object(
+    scaler: epb_grpc.ExternalScalerStub,
+) -> None:
+    spec = await scaler.GetMetricSpec(ref(taskTypes="k.job", targetSize="6"))
+    (only,) = spec.metricSpecs
+    assert only.metricName == "tierq-backlog-default-k-job"
+    assert (only.targetSize, only.targetSizeFloat) == (6, 6.0)
+    other = await scaler.GetMetricSpec(ref(queue="mail", region="eu", metric="ready"))
+    assert other.metricSpecs[0].metricName == "tierq-ready-eu-q-mail"
+
+
+async def test_get_metrics_is_the_ready_depth_and_is_active_flips(
+    stack: Stack, scaler: epb_grpc.ExternalScalerStub, app: tierq.App, module: str
+) -> None:
+    assert not (await scaler.IsActive(ref(taskTypes="k.job"))).result
+    assert await metric(scaler, taskTypes="k.job", metric="ready") == 0
+    handles = [await app.submit("k.job", 0.2) for _ in range(5)]
+    await app.submit("other.kind", 0)  # another type: not in this metric
+    stats = (await stack.http.get("/v1/stats")).json()
+    assert stats["ready_by_name"]["k.job"] == 5
+    assert await metric(scaler, taskTypes="k.job", metric="ready") == 5
+    assert await metric(scaler, taskTypes="k.job") == 5  # backlog: nothing held yet
+    assert await metric(scaler, metric="ready") == 6  # every type
+    assert (await scaler.IsActive(ref(taskTypes="k.job"))).result
+    await stack.cluster.start_worker(module)
+    await app.wait_tasks([h.id for h in handles], timeout=30)
+    assert not (await scaler.IsActive(ref(taskTypes="k.job"))).result
+    assert await metric(scaler, taskTypes="k.job") == 0
+
+
+async def test_stream_is_active_pushes_within_a_second(
+    stack: Stack, scaler: epb_grpc.ExternalScalerStub, app: tierq.App, module: str
+) -> None:
+    call = scaler.StreamIsActive(ref(taskTypes="k.job"))
+    stream = call.__aiter__()
+    try:
+        assert (await anext(stream)).result is False  # the state now, at once
+        handle = await app.submit("k.job", 0.5)
+        async with asyncio.timeout(1.0):
+            assert (await anext(stream)).result is True
+        await stack.cluster.start_worker(module)
+        await handle.result(timeout=30)
+        async with asyncio.timeout(1.0):
+            assert (await anext(stream)).result is False
+    finally:
+        call.cancel()
+
+
+async def test_the_scaler_needs_a_read_token_and_valid_metadata(
+    scaler: epb_grpc.ExternalScalerStub,
+) -> None:
+    bare = epb.ScaledObjectRef(name="w", namespace="n", scalerMetadata={"region": "default"})
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await scaler.IsActive(bare)
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    # The token may come as call metadata instead (KEDA's TLS/auth options aside).
+    header = (("authorization", f"Bearer {TOKENS['read']}"),)
+    assert not (await scaler.IsActive(bare, metadata=header)).result
+    for bad in ({"metric": "latency"}, {"targetSize": "0"}, {"queue": "q", "taskTypes": "a"}):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await scaler.GetMetricSpec(ref(**bad))
+        assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_keda_open_lets_keda_read_without_a_token(stack: Stack) -> None:
+    config = api_config(stack.cluster.nats_url, keda_open=True)
+    async with ApiServer(config) as api, grpc.aio.insecure_channel(api.grpc_target) as ch:
+        scaler = epb_grpc.ExternalScalerStub(ch)
+        bare = epb.ScaledObjectRef(name="w", namespace="n", scalerMetadata={"region": "default"})
+        assert not (await scaler.IsActive(bare)).result
+        # Only the scaler: the rest of the API still wants a token.
+        async with httpx.AsyncClient(base_url=api.url) as http:
+            assert (await http.get("/v1/stats")).status_code == 401

@@ -1,0 +1,280 @@
+"""The autoscaling policy: a table of cases, properties over any reading, and a simulated
+steady load that must keep a constant count (no flapping)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tierq.core.autoscale import Decision, Direction, PoolObservation, ScaleState, decide, need
+from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, Settings
+from tierq.errors import InvalidRequestError
+
+S = AutoscaleSettings(min_workers=0, max_workers=4, target_utilisation=0.75, cooldown=30.0)
+
+
+def _decide(obs: PoolObservation, previous: ScaleState, now: float = 100.0) -> Decision:
+    return decide(obs, S, previous, now)
+
+
+@pytest.mark.parametrize(
+    ("obs", "previous", "desired", "direction", "reason"),
+    [
+        # From zero: one waiting task, no worker -> workers now, sized to drain it.
+        (PoolObservation(ready=1, slots_per_worker=8), ScaleState(desired=0), 1, "up", "from zero"),
+        (
+            PoolObservation(ready=100, slots_per_worker=8),
+            ScaleState(desired=0),
+            4,
+            "up",
+            "from zero",
+        ),
+        # Up fast: 30 running on 4 x 8 slots is above 75%: capped at max_workers.
+        (
+            PoolObservation(running=30, workers=4, slots_per_worker=8, throughput=60.0),
+            ScaleState(desired=2),
+            4,
+            "up",
+            "capped at max_workers 4",
+        ),
+        # Backlog at a known rate: 8 running at 16/s (2/s per slot), 80 waiting to drain in
+        # 10 s: 8/0.75 + 80/20 = 14.7 slots -> 2 workers of 8.
+        (
+            PoolObservation(ready=80, running=8, workers=1, slots_per_worker=8, throughput=16.0),
+            ScaleState(desired=1),
+            2,
+            "up",
+            "up: 8 running, 80 waiting, 16.0/s",
+        ),
+        # Nothing waits, all idle, but the need only just fell: hold through the cool-down.
+        (
+            PoolObservation(workers=3, idle_workers=3, slots_per_worker=8),
+            ScaleState(desired=3, below_since=80.0),
+            3,
+            "hold",
+            "down in 10 s (cool-down)",
+        ),
+        # ... and after it: to zero (min_workers 0).
+        (
+            PoolObservation(workers=3, idle_workers=3, slots_per_worker=8),
+            ScaleState(desired=3, below_since=70.0),
+            0,
+            "down",
+            "nothing waits or runs",
+        ),
+        # Down only by the idle workers: 2 busy of 3, one running task each.
+        (
+            PoolObservation(running=2, workers=3, idle_workers=1, slots_per_worker=8),
+            ScaleState(desired=3, below_since=0.0),
+            2,
+            "down",
+            "down: 2 running",
+        ),
+        # No idle worker: hold even after the cool-down.
+        (
+            PoolObservation(running=3, workers=3, idle_workers=0, slots_per_worker=8),
+            ScaleState(desired=3, below_since=0.0),
+            3,
+            "hold",
+            "no idle worker to drain",
+        ),
+    ],
+)
+def test_decisions(
+    obs: PoolObservation, previous: ScaleState, desired: int, direction: str, reason: str
+) -> None:
+    decision = _decide(obs, previous)
+    assert (decision.desired, decision.direction.value) == (desired, direction)
+    assert reason in decision.reason
+
+
+def test_min_workers_is_kept_and_a_need_above_resets_the_cool_down() -> None:
+    s = AutoscaleSettings(min_workers=2, max_workers=8, cooldown=10.0)
+    idle = PoolObservation(workers=5, idle_workers=5, slots_per_worker=1)
+    first = decide(idle, s, ScaleState(desired=5), now=0.0)
+    assert first.direction is Direction.HOLD and first.state.below_since == 0.0
+    # A burst in the middle of the cool-down restarts it.
+    busy = PoolObservation(running=4, workers=5, idle_workers=1, slots_per_worker=1)
+    second = decide(busy, s, first.state, now=5.0)
+    assert second.desired == 6 and second.state.below_since is None
+    third = decide(idle, s, second.state, now=12.0)
+    assert third.direction is Direction.HOLD
+    fourth = decide(idle, s, third.state, now=22.0)
+    assert fourth.desired == 2 and "min_workers 2" in fourth.reason
+
+
+def test_bounds_changed_at_run_time_are_a_change() -> None:
+    raised = AutoscaleSettings(min_workers=1, max_workers=4)
+    d = decide(PoolObservation(), raised, ScaleState(desired=0), now=0.0)
+    assert (d.desired, d.direction) == (1, Direction.UP) and "min_workers 1" in d.reason
+    lowered = AutoscaleSettings(min_workers=0, max_workers=2)
+    busy = PoolObservation(running=40, workers=4, slots_per_worker=8)
+    d = decide(busy, lowered, ScaleState(desired=4), now=0.0)
+    assert (d.desired, d.direction) == (2, Direction.DOWN) and "max_workers 2" in d.reason
+
+
+def test_a_partial_scale_down_keeps_the_cool_down_spent() -> None:
+    """Busy workers kept by a scale-down may leave as soon as they are idle, down to the
+    highest need of the cool-down (1 here)."""
+    obs = PoolObservation(running=1, workers=4, idle_workers=2, slots_per_worker=8)
+    d = _decide(obs, ScaleState(desired=4, below_since=0.0))
+    assert d.desired == 2 and d.state.below_since == 0.0
+    idle = PoolObservation(workers=2, idle_workers=2, slots_per_worker=8)
+    after = _decide(idle, d.state, now=101.0)
+    assert after.desired == 1 and "1 needed within the cool-down" in after.reason
+
+
+def test_need_reads_the_rate_per_slot() -> None:
+    # 4 running finishing 40/s: 10/s per slot; 100 waiting drain in 10 s with 1 slot.
+    obs = PoolObservation(ready=100, running=4, slots_per_worker=2, throughput=40.0)
+    wanted, why = need(obs, AutoscaleSettings(max_workers=100, target_utilisation=1.0))
+    assert wanted == math.ceil((4 + 1) / 2) and "40.0/s" in why
+
+
+observations = st.builds(
+    PoolObservation,
+    ready=st.integers(0, 10_000),
+    assigned=st.integers(0, 1_000),
+    running=st.integers(0, 1_000),
+    workers=st.integers(0, 50),
+    idle_workers=st.integers(0, 50),
+    slots_per_worker=st.integers(1, 64),
+    throughput=st.floats(0, 10_000),
+)
+limits = st.builds(
+    lambda lo, extra, u, cd: AutoscaleSettings(
+        min_workers=lo, max_workers=lo + extra, target_utilisation=u, cooldown=cd
+    ),
+    st.integers(0, 10),
+    st.integers(0, 20),
+    st.floats(0.01, 1.0),
+    st.floats(0, 300),
+)
+states = st.builds(
+    ScaleState,
+    desired=st.none() | st.integers(0, 40),
+    changed_at=st.none() | st.floats(0, 1000),
+    below_since=st.none() | st.floats(0, 1000),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(observations, limits, states, st.floats(1000, 2000))
+def test_properties(
+    obs: PoolObservation, s: AutoscaleSettings, previous: ScaleState, now: float
+) -> None:
+    d = decide(obs, s, previous, now)
+    before = previous.desired if previous.desired is not None else obs.workers
+    current = min(max(before, s.min_workers), s.max_workers)
+    assert s.min_workers <= d.desired <= s.max_workers
+    assert d.state.desired == d.desired
+    if d.direction is Direction.DOWN and before > s.max_workers:
+        assert d.desired == s.max_workers  # max_workers was lowered: at once
+    elif d.direction is Direction.DOWN:
+        # Only after a whole cool-down below, and never more than the idle workers.
+        since = previous.below_since if previous.below_since is not None else now
+        assert now - since >= s.cooldown
+        assert d.desired >= current - obs.idle_workers
+    if d.direction is Direction.HOLD:
+        assert d.desired == current == before
+    else:
+        assert d.desired != before
+    if obs.ready + obs.assigned and obs.workers == 0 and s.max_workers:
+        assert d.desired >= 1  # from zero
+    if obs.ready + obs.assigned + obs.running == 0 and d.direction is not Direction.HOLD:
+        assert d.desired == s.min_workers  # to min_workers (zero) when nothing is left
+
+
+class Pool:
+    """A fluid model of a pool fed at a steady rate: each second ``arrivals`` tasks come in;
+    a worker's slots start tasks of ``service`` seconds as they free up."""
+
+    def __init__(self, service: float, slots: int) -> None:
+        self.service, self.slots = service, slots
+        self.backlog = 0.0
+        self.started = 0.0
+
+    def step(self, arrivals: float, workers: int) -> PoolObservation:
+        self.backlog += arrivals
+        capacity = workers * self.slots / self.service  # starts per second
+        self.started = min(self.backlog, capacity)
+        self.backlog -= self.started
+        running = self.started * self.service
+        busy_workers = math.ceil(round(running / self.slots, 9))
+        return PoolObservation(
+            ready=math.ceil(round(self.backlog, 9)),
+            running=math.ceil(round(running, 9)),
+            workers=workers,
+            idle_workers=max(0, workers - busy_workers),
+            slots_per_worker=self.slots,
+            throughput=self.started,
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(0.5, 400),
+    service=st.floats(0.01, 2.0),
+    slots=st.integers(1, 16),
+    wobble=st.lists(st.floats(-0.2, 0.2), min_size=1, max_size=20),
+    cooldown=st.floats(20, 120),
+)
+def test_a_steady_load_keeps_a_constant_count(
+    rate: float, service: float, slots: int, wobble: list[float], cooldown: float
+) -> None:
+    """Arrivals at a constant mean rate, wobbling by up to 20% in a repeating pattern (shorter
+    than the cool-down): once settled, the count never changes again."""
+    s = AutoscaleSettings(min_workers=0, max_workers=1000, cooldown=cooldown)
+    pool = Pool(service, slots)
+    state, workers, counts = ScaleState(), 0, []
+    for second in range(int(4 * cooldown) + 400):
+        obs = pool.step(rate * (1 + wobble[second % len(wobble)]), workers)
+        d = decide(obs, s, state, float(second))
+        state, workers = d.state, d.desired
+        counts.append(workers)
+    settled = counts[int(3 * cooldown) + 100 :]
+    assert len(set(settled)) == 1, f"flapping: {sorted(set(settled))}"
+    assert settled[0] >= 1
+
+
+def test_a_region_may_have_its_own_settings() -> None:
+    eu = AutoscaleRegion(region="eu", min_workers=2, max_workers=3, cooldown=5.0)
+    scale = AutoscaleSettings(max_workers=8, regions=(eu,))
+    Settings(autoscale=scale).validate()
+    assert scale.for_region("eu") == AutoscaleSettings(min_workers=2, max_workers=3, cooldown=5.0)
+    assert scale.for_region("us") == AutoscaleSettings(max_workers=8)
+
+
+@pytest.mark.parametrize(
+    ("regions", "field"),
+    [
+        (
+            (AutoscaleRegion(region="a.b", min_workers=0, max_workers=1),),
+            "autoscale.regions[0].region",
+        ),
+        (
+            (AutoscaleRegion(region="eu", min_workers=3, max_workers=1),),
+            "autoscale.regions[0].max_workers",
+        ),
+        (
+            (
+                AutoscaleRegion(region="eu", min_workers=0, max_workers=1),
+                AutoscaleRegion(region="eu", min_workers=0, max_workers=2),
+            ),
+            "autoscale.regions[1]",
+        ),
+        (
+            (AutoscaleRegion(region="eu", min_workers=0, max_workers=1, target_utilisation=0),),
+            "autoscale.regions[0].target_utilisation",
+        ),
+    ],
+)
+def test_region_settings_are_validated_by_field(
+    regions: tuple[AutoscaleRegion, ...], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        Settings(autoscale=AutoscaleSettings(regions=regions)).validate()
+    assert err.value.field == field
