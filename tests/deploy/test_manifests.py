@@ -168,3 +168,50 @@ def test_the_dockerfile_installs_tierq_and_runs_it_unprivileged() -> None:
     assert all((root / src).exists() for sources in copies for src in sources)
     assert "USER 10001" in lines
     assert 'ENTRYPOINT ["tierq"]' in lines
+
+
+def systemd_units() -> list[tuple[str, dict[str, str]]]:
+    """The systemd units docs/deploy.md shows: (unit file name, its settings)."""
+    text = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    units = []
+    for block in re.findall(r"```ini\n(.*?)```", text, re.S):
+        name = re.search(r"/etc/systemd/system/(\S+)", block)
+        assert name is not None, block[:80]
+        settings: dict[str, str] = {}
+        for line in block.replace("\\\n", " ").splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                settings[key.strip()] = value.strip()
+        units.append((name.group(1), settings))
+    return units
+
+
+def test_the_guides_systemd_units_run_real_commands_and_let_workers_drain(
+    tmp_path: Path,
+) -> None:
+    units = dict(systemd_units())
+    assert {
+        "tierq-master@.service",
+        "tierq-region@.service",
+        "tierq-worker@.service",
+        "tierq-api.service",
+    } <= units.keys()
+    for name, unit in units.items():
+        words = shlex.split(unit["ExecStart"])
+        assert words[0].endswith("/tierq"), name
+        argv = []
+        for word in words[1:]:
+            # systemd's %-specifiers stand for plain words; the files the options name must
+            # exist for the CLI to take them: stand-ins under tmp_path.
+            word = word.replace("%H-%i", "host-1").replace("%i", "eu")
+            if word.startswith("/etc/tierq/"):
+                stand_in = tmp_path / word.lstrip("/")
+                stand_in.parent.mkdir(parents=True, exist_ok=True)
+                stand_in.touch()
+                word = str(stand_in)
+            argv.append(word)
+        parse_cli(argv)
+        assert unit["User"] == "tierq" and unit["Restart"] == "on-failure", name
+    worker = units["tierq-worker@.service"]
+    # systemd must wait longer than a worker's drain (30 s by default) before its SIGKILL.
+    assert float(worker["TimeoutStopSec"]) > 30
