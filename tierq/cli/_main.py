@@ -6,6 +6,7 @@ import click
 
 from ._admin import priority, regions, retry, submit_workflow, workers
 from ._common import TierqGroup
+from ._schedules import schedules
 from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
 
@@ -49,5 +50,6 @@ for command in (
     regions,
     workers,
     submit_workflow,
+    schedules,
 ):
     main.add_command(command)
