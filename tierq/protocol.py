@@ -105,9 +105,12 @@ class ScheduleRequest(_Msg):
     #: backfill: the range of fire times, epoch seconds, both ends included.
     start: float | None = None
     end: float | None = None
+    #: list: schedules after this id (the previous page's ``next_cursor``), at most ``limit``.
+    cursor: str | None = None
+    limit: int = 200
 
 
-class ScheduleRunView(_Msg):
+class ScheduleRunView(_Msg, omit_defaults=False):
     """One fire of a schedule and the state of its run now (None: evicted or no run)."""
 
     fire_time: float
@@ -120,7 +123,7 @@ class ScheduleRunView(_Msg):
     state: str | None = None
 
 
-class ScheduleView(_Msg):
+class ScheduleView(_Msg, omit_defaults=False):
     id: str
     spec: ScheduleSpec
     created_at: float
@@ -146,7 +149,10 @@ class ScheduleReply(_Msg):
 
 
 class SchedulesReply(_Msg):
+    """A page of schedules by id; ``next_cursor`` (None at the end) asks for the next."""
+
     schedules: list[ScheduleView]
+    next_cursor: str | None = None
 
 
 class SubmitWorkflowRequest(_Msg):

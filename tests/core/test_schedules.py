@@ -356,3 +356,15 @@ def test_a_refused_run_is_recorded_not_raised() -> None:
     assert [e.outcome for e in fired] == ["started", "refused", "refused"]
     assert "the scheduler is full" in (fired[1].reason or "")
     assert h.state.schedules.get("r").last_fire == t0 + 180
+
+
+def test_schedules_are_listed_a_page_at_a_time() -> None:
+    h = Harness()
+    for i in range(5):
+        make(h, f"s{i}", ScheduleSpec(every=60, task=TASK), h.now)
+    first, cursor = h.state.schedules.page(None, 2)
+    assert [r.id for r in first] == ["s0", "s1"] and cursor == "s1"
+    second, cursor = h.state.schedules.page(cursor, 2)
+    assert [r.id for r in second] == ["s2", "s3"] and cursor == "s3"
+    last, cursor = h.state.schedules.page(cursor, 2)
+    assert [r.id for r in last] == ["s4"] and cursor is None

@@ -29,8 +29,18 @@ from ..core.model import Task
 from ..core.records import WorkflowView
 from ..core.settings import Settings
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, TierqError
-from ..protocol import RegionsReply, StatsView, TasksReply, WorkersReply, WorkflowsReply
-from . import rest_events, rest_pull, rest_shell, rest_system, rest_tasks, schema
+from ..protocol import (
+    RegionsReply,
+    ScheduleReply,
+    SchedulesReply,
+    ScheduleView,
+    StatsView,
+    TasksReply,
+    WorkersReply,
+    WorkflowsReply,
+)
+from . import rest_events, rest_pull, rest_schedules, rest_shell, rest_system, rest_tasks, schema
+from . import schedules as schedule_ops
 from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -58,6 +68,7 @@ ROUTERS = (
     rest_events.router,
     rest_pull.router,
     rest_shell.router,
+    rest_schedules.router,
 )
 
 _BODY_TYPES: tuple[type, ...] = (
@@ -71,6 +82,9 @@ _BODY_TYPES: tuple[type, ...] = (
     schema.HeartbeatIn,
     schema.ReportIn,
     ScheduleIn,
+    schedule_ops.ScheduleDefIn,
+    schedule_ops.SchedulePauseIn,
+    schedule_ops.ScheduleBackfillIn,
 )
 _OUT_TYPES: tuple[type, ...] = (
     schema.SubmitOut,
@@ -92,6 +106,9 @@ _OUT_TYPES: tuple[type, ...] = (
     WorkersReply,
     StatsView,
     Settings,
+    ScheduleView,
+    SchedulesReply,
+    ScheduleReply,
 )
 
 

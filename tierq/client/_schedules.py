@@ -141,8 +141,17 @@ class Schedules:
         return reply.schedule
 
     async def list(self) -> list[ScheduleView]:
+        """Every schedule, by id (fetched a page at a time)."""
         client = await self._master()
-        return (await client.call("schedule_list", ScheduleRequest(), SchedulesReply)).schedules
+        out: list[ScheduleView] = []
+        cursor: str | None = None
+        while True:
+            req = ScheduleRequest(cursor=cursor)
+            page = await client.call("schedule_list", req, SchedulesReply)
+            out += page.schedules
+            if page.next_cursor is None:
+                return out
+            cursor = page.next_cursor
 
 
 async def declare_all(

@@ -79,6 +79,13 @@ class ScheduleCommands:
     def has(self, schedule_id: str) -> bool:
         return schedule_id in self._book.schedules
 
+    def page(self, after: str | None, limit: int) -> tuple[list[ScheduleRecord], str | None]:
+        """Copies of up to ``limit`` records with ids after ``after``, by id, and the cursor of
+        the next page (None at the end)."""
+        ids = self._book.schedules.ids_after(after, limit + 1)
+        page = [_copy_schedule(self._book.schedules.get(i)) for i in ids[:limit]]
+        return page, (ids[limit - 1] if len(ids) > limit else None)
+
     def all(self) -> list[ScheduleRecord]:
         """Copies of every schedule's record, by id."""
         return [_copy_schedule(r) for r in self._book.schedules.records()]

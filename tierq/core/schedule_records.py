@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
+from heapq import heappop, heappush
 from typing import Literal
 
 import msgspec
 
 from ..errors import InvalidRequestError, NotFoundError
 from .model import TaskSpec, WorkflowSpec
+
+#: The default retry policy object of a task spec (compared by identity when encoded).
+_DEFAULT_RETRY = next(f.default for f in msgspec.structs.fields(TaskSpec) if f.name == "retry")
 
 __all__ = [
     "CATCHUP_MODES",
@@ -111,12 +116,19 @@ class ScheduleRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ScheduleBook:
-    """Every schedule by id; changed only from the event handlers in ``schedules.py``."""
+    """Every schedule by id, and a heap of their due times; changed only from the event
+    handlers in ``schedules.py`` (which call :meth:`reindex` after changing a record)."""
 
-    __slots__ = ("_records",)
+    __slots__ = ("_buffered", "_due", "_heap", "_records")
 
     def __init__(self) -> None:
         self._records: dict[str, ScheduleRecord] = {}
+        #: The due time of each unpaused schedule that has a next fire (derived, not stored).
+        self._due: dict[str, float] = {}
+        #: (due time, id), lazily cleaned: an entry whose time is not ``_due[id]`` is stale.
+        self._heap: list[tuple[float, str]] = []
+        #: Schedules holding a buffered fire (derived).
+        self._buffered: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -132,46 +144,76 @@ class ScheduleBook:
 
     def put(self, rec: ScheduleRecord) -> None:
         self._records[rec.id] = rec
+        self.reindex(rec)
 
     def drop(self, schedule_id: str) -> None:
         self._records.pop(schedule_id, None)
+        self._due.pop(schedule_id, None)
+        self._buffered.discard(schedule_id)
+
+    def reindex(self, rec: ScheduleRecord) -> None:
+        """Index ``rec``'s due time (and buffered fire) after a change."""
+        if rec.buffered is None:
+            self._buffered.discard(rec.id)
+        else:
+            self._buffered.add(rec.id)
+        due = self.due_time(rec)
+        if due is None:
+            self._due.pop(rec.id, None)
+        elif self._due.get(rec.id) != due:
+            self._due[rec.id] = due
+            heappush(self._heap, (due, rec.id))
 
     def records(self) -> list[ScheduleRecord]:
         """Every record, by id (the snapshot's order)."""
         return [self._records[k] for k in sorted(self._records)]
 
+    def ids_after(self, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` ids after ``after`` (all from the first without it), sorted."""
+        ids = sorted(self._records)
+        start = 0 if after is None else bisect_right(ids, after)
+        return ids[start : start + limit]
+
     def restore(self, records: list[ScheduleRecord]) -> None:
         self._records = {r.id: r for r in records}
+        self._due = {}
+        self._heap = []
+        self._buffered = set()
+        for rec in records:
+            self.reindex(rec)
 
-    def due_time(self, rec: ScheduleRecord) -> float | None:
+    @staticmethod
+    def due_time(rec: ScheduleRecord) -> float | None:
         """When ``rec``'s next fire is due (its time plus its jitter), or None."""
         if rec.paused or rec.next_fire is None:
             return None
         return rec.next_fire + jitter_offset(rec.id, rec.next_fire, rec.spec.jitter)
 
+    def _clean(self) -> None:
+        heap, due = self._heap, self._due
+        while heap and due.get(heap[0][1]) != heap[0][0]:
+            heappop(heap)
+
     def due(self, now: float) -> list[ScheduleRecord]:
         """Unpaused schedules whose next fire is due at ``now``, by id."""
-        out = []
-        for rec in self._records.values():
-            due = self.due_time(rec)
-            if due is not None and due <= now:
-                out.append(rec)
-        out.sort(key=_ID_OF)
-        return out
+        heap, due = self._heap, self._due
+        found: list[tuple[float, str]] = []
+        self._clean()
+        while heap and heap[0][0] <= now:
+            entry = heappop(heap)
+            if due.get(entry[1]) == entry[0]:
+                found.append(entry)
+            self._clean()
+        for entry in found:
+            heappush(heap, entry)
+        return [self._records[i] for i in sorted(i for _, i in found)]
 
     def next_due(self) -> float | None:
-        times = [t for t in map(self.due_time, self._records.values()) if t is not None]
-        return min(times) if times else None
+        self._clean()
+        return self._heap[0][0] if self._heap else None
 
     def buffered(self) -> list[ScheduleRecord]:
-        return [r for k, r in sorted(self._records.items()) if r.buffered is not None]
-
-
-def _id_of(rec: ScheduleRecord) -> str:
-    return rec.id
-
-
-_ID_OF = _id_of
+        return [self._records[k] for k in sorted(self._buffered)]
 
 
 def jitter_offset(schedule_id: str, fire_time: float, jitter: float) -> float:
@@ -236,13 +278,22 @@ def check_schedule_spec(spec: object) -> ScheduleSpec:
         raise InvalidRequestError(
             "fire_time_arg: a kwarg name, for a task target only", field="fire_time_arg"
         )
-    # Numbers as floats, so the event's encoding is the replay's (60 and 60.0 differ there).
-    return msgspec.structs.replace(
-        spec,
-        every=None if spec.every is None else float(spec.every),
-        offset=float(spec.offset),
-        jitter=float(spec.jitter),
-        catchup_window=float(spec.catchup_window),
-        start_at=None if spec.start_at is None else float(spec.start_at),
-        end_at=None if spec.end_at is None else float(spec.end_at),
-    )
+    return _canonical(spec)
+
+
+def _canonical(spec: ScheduleSpec) -> ScheduleSpec:
+    # Numbers as floats, so the event's encoding is the replay's (60 and 60.0 differ there),
+    # and values equal to a default as the default itself: ``omit_defaults`` omits by
+    # identity, so an equal copy would be written out, and a spec read back would differ.
+    changes: dict[str, object] = {}
+    for field in msgspec.structs.fields(spec):
+        value = getattr(spec, field.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value == field.default and type(value) is type(field.default):
+            value = field.default
+        changes[field.name] = value
+    task = spec.task
+    if task is not None and task.retry == _DEFAULT_RETRY and task.retry is not _DEFAULT_RETRY:
+        changes["task"] = msgspec.structs.replace(task, retry=_DEFAULT_RETRY)
+    return ScheduleSpec(**changes)  # type: ignore[arg-type]

@@ -378,6 +378,7 @@ def on_updated(book: Book, ev: ScheduleUpdated) -> None:
     rec.next_fire = ev.next_fire
     if ev.spec.overlap != "buffer_one":
         rec.buffered = None
+    book.schedules.reindex(rec)
 
 
 def on_deleted(book: Book, ev: ScheduleDeleted) -> None:
@@ -389,6 +390,7 @@ def on_paused(book: Book, ev: SchedulePaused) -> None:
     rec.paused = True
     rec.note = ev.note
     rec.updated_at = ev.at
+    book.schedules.reindex(rec)
 
 
 def on_resumed(book: Book, ev: ScheduleResumed) -> None:
@@ -397,6 +399,7 @@ def on_resumed(book: Book, ev: ScheduleResumed) -> None:
     rec.note = None
     rec.next_fire = ev.next_fire
     rec.updated_at = ev.at
+    book.schedules.reindex(rec)
 
 
 def on_fired(book: Book, ev: ScheduleFired) -> None:
@@ -424,3 +427,4 @@ def on_fired(book: Book, ev: ScheduleFired) -> None:
         reason=ev.reason,
     )
     rec.recent = [*rec.recent[-(MAX_RECENT - 1) :], run]
+    book.schedules.reindex(rec)

@@ -62,7 +62,15 @@ def _zone(name: str) -> ZoneInfo:
 
 def next_after(spec: ScheduleSpec, t: float) -> float | None:
     """The first fire time strictly after ``t`` (and not before ``start_at``), or None when
-    there is none before ``end_at``."""
+    there is none before ``end_at``. A time the calendar cannot reach (past year 9999) is
+    an InvalidRequestError, never another exception: the master's tick calls this."""
+    try:
+        return _next_after(spec, t)
+    except (ValueError, OverflowError, OSError, KeyError) as exc:  # croniter's are ValueErrors
+        raise InvalidRequestError(f"no fire time can be computed: {exc}", field="cron") from None
+
+
+def _next_after(spec: ScheduleSpec, t: float) -> float | None:
     if spec.start_at is not None and t < spec.start_at:
         t = math.nextafter(spec.start_at, -math.inf)
     nxt = _interval_next(spec, t) if spec.every is not None else _cron_next(spec, t)

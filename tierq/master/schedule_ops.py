@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..core import Event, ScheduleFired, ScheduleRecord, SchedulerState, ScheduleSpec
+from ..core.schedule_records import check_schedule_spec
 from ..core.schedules import MAX_BACKFILL
 from ..errors import InvalidRequestError, TierqError
 from ..protocol import (
@@ -35,12 +36,18 @@ __all__ = ["ScheduleHandlers", "fire_due", "schedule_view", "spec_diff"]
 
 log = logging.getLogger("tierq.master")
 
+#: Schedules in one page of a list (each with its recent runs: keep a reply under 1 MB).
+MAX_LIST_PAGE = 200
+#: Schedules fired by one tick: the rest are still due, and the tick loop comes back at once
+#: (one tick's events are one append, and its time is time the loop does not serve requests).
+MAX_FIRES_PER_TICK = 1000
+
 
 def fire_due(state: SchedulerState, now: float) -> list[Event]:
     """Fire every schedule that is due at ``now``; a schedule whose fire times cannot be
     computed any more (its zone vanished from the zone data) is paused with the reason."""
     events: list[Event] = []
-    for rec in state.schedules.due(now):
+    for rec in state.schedules.due(now)[:MAX_FIRES_PER_TICK]:
         assert rec.next_fire is not None
         try:
             times, after, skipped = firetimes.due_times(rec.spec, rec.next_fire, now)
@@ -53,7 +60,6 @@ def fire_due(state: SchedulerState, now: float) -> list[Event]:
 
 
 def _first_fire(spec: ScheduleSpec, now: float) -> float | None:
-    firetimes.check_spec(spec)
     return firetimes.next_after(spec, now)
 
 
@@ -120,7 +126,6 @@ class ScheduleHandlers:
         req, state = _req(data), self._state_of()
         spec = _spec(req)
         rec = state.schedules.get(req.id)
-        firetimes.check_spec(spec)
         since = max(now, rec.last_fire) if rec.last_fire is not None else now
         events = state.schedules.update(req.id, spec, firetimes.next_after(spec, since), now)
         return self._reply(req.id, events)
@@ -161,9 +166,11 @@ class ScheduleHandlers:
     def list_(self, data: bytes, now: float) -> Handled:
         from .handlers import Handled
 
-        state = self._state_of()
-        views = [schedule_view(state, r) for r in state.schedules.all()]
-        return Handled([], SchedulesReply(schedules=views))
+        req, state = _req(data), self._state_of()
+        limit = max(1, min(req.limit, MAX_LIST_PAGE))
+        page, cursor = state.schedules.page(req.cursor, limit)
+        views = [schedule_view(state, r) for r in page]
+        return Handled([], SchedulesReply(schedules=views, next_cursor=cursor))
 
 
 _OPS: tuple[str, ...] = ("create", "declare", "update", "delete", "pause", "resume")
@@ -175,9 +182,13 @@ def _req(data: bytes) -> ScheduleRequest:
 
 
 def _spec(req: ScheduleRequest) -> ScheduleSpec:
+    """The request's spec, its shape checked by the core and its cron expression and zone
+    here, before any fire time is computed from it."""
     if req.spec is None:
         raise InvalidRequestError("a schedule spec is needed", field="spec")
-    return req.spec
+    spec = check_schedule_spec(req.spec)
+    firetimes.check_spec(spec)
+    return spec
 
 
 def _runs(events: list[Event]) -> list[str]:
