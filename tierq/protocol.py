@@ -148,7 +148,7 @@ class ScheduleReply(_Msg):
     runs: list[str] = []
 
 
-class SchedulesReply(_Msg):
+class SchedulesReply(_Msg, omit_defaults=False):
     """A page of schedules by id; ``next_cursor`` (None at the end) asks for the next."""
 
     schedules: list[ScheduleView]

@@ -1,11 +1,19 @@
-"""Schedules over REST against a real master: the whole life of one, and the refusals."""
+"""Schedules over REST and gRPC against a real master: the whole life of one, and the
+refusals."""
 
 from __future__ import annotations
 
+import json
+
+import grpc.aio
 import pytest
 
+from tierq.api.proto import tierq_pb2 as pb
+from tierq.api.proto import tierq_pb2_grpc
+from tierq.api.proto import types_pb2 as types
+
 from .conftest import Stack
-from .support import auth_header
+from .support import TOKENS, auth_header
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +83,41 @@ async def test_bad_schedules_are_refused_with_the_field(stack: Stack) -> None:
         headers=auth_header("read"),
     )
     assert reader.status_code == 403
+
+
+async def test_a_schedule_over_grpc(stack: Stack, stack_channel: grpc.aio.Channel) -> None:
+    stub = tierq_pb2_grpc.TierqStub(stack_channel)
+    md = (("authorization", f"Bearer {TOKENS['admin']}"),)
+    body = {"id": "g", "every": 30, "offset": 5, "task": {"name": "rest.add", "args": [2]}}
+    made = json.loads(
+        (await stub.CreateSchedule(types.JsonDocument(json=json.dumps(body)), metadata=md)).json
+    )
+    assert made["next_fire"] % 30 == 5
+    listed = json.loads((await stub.ListSchedules(pb.ListSchedulesRequest(), metadata=md)).json)
+    assert [s["id"] for s in listed["schedules"]] == ["g"] and listed["next_cursor"] is None
+    paused = json.loads(
+        (await stub.PauseSchedule(pb.PauseScheduleRequest(id="g", note="n"), metadata=md)).json
+    )
+    assert paused["paused"] is True and paused["note"] == "n"
+    fired = json.loads((await stub.TriggerSchedule(pb.ScheduleRef(id="g"), metadata=md)).json)
+    assert len(fired["runs"]) == 1
+    filled = json.loads(
+        (
+            await stub.BackfillSchedule(
+                pb.BackfillScheduleRequest(id="g", start=1_767_225_600, end=1_767_225_690),
+                metadata=md,
+            )
+        ).json
+    )
+    assert len(filled["runs"]) == 3  # :05, :35, :65 past the first whole minute
+    update = pb.UpdateScheduleRequest(id="g", json='{"cron": "@daily", "task": {"name": "x"}}')
+    updated = json.loads((await stub.UpdateSchedule(update, metadata=md)).json)
+    assert updated["spec"]["cron"] == "@daily"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        bad = pb.UpdateScheduleRequest(id="g", json='{"cron": "nope", "task": {"name": "x"}}')
+        await stub.UpdateSchedule(bad, metadata=md)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    await stub.DeleteSchedule(pb.ScheduleRef(id="g"), metadata=md)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetSchedule(pb.ScheduleRef(id="g"), metadata=md)
+    assert err.value.code() is grpc.StatusCode.NOT_FOUND

@@ -1,5 +1,5 @@
-"""Schedules through the API: request bodies and the operations REST serves (gRPC does not
-have them yet). The master checks the cron expression, the zone and the policies; the API
+"""Schedules through the API: request bodies and the operations REST and gRPC serve. The
+master checks the cron expression, the zone and the policies; the API
 checks the target as it checks a submission, and refuses shell commands as targets."""
 
 from __future__ import annotations
