@@ -368,3 +368,19 @@ def test_schedules_are_listed_a_page_at_a_time() -> None:
     assert [r.id for r in second] == ["s2", "s3"] and cursor == "s3"
     last, cursor = h.state.schedules.page(cursor, 2)
     assert [r.id for r in last] == ["s4"] and cursor is None
+
+
+def test_due_schedules_come_earliest_first_and_a_tick_fires_a_bounded_number() -> None:
+    h = Harness()
+    t0 = ts("2026-01-01T00:00:00+00:00")
+    for i, every in enumerate([300, 60, 120, 60, 240]):
+        make(h, f"s{i}", ScheduleSpec(every=every, task=TASK, overlap="allow_all"), t0 + 1)
+    due = h.state.schedules.due(t0 + 600, 3)
+    assert [r.id for r in due] == ["s1", "s3", "s2"]  # 00:01, 00:01, 00:02
+    assert [r.id for r in h.state.schedules.due(t0 + 61)] == ["s1", "s3"]
+    h.rec(h.state.schedules.pause("s1", None, t0 + 2))
+    assert [r.id for r in h.state.schedules.due(t0 + 61)] == ["s3"]
+    # Firing moves a schedule's entry: it is due again only at its next fire time.
+    h.rec(fire_due(h.state, t0 + 61))
+    assert h.state.schedules.due(t0 + 61) == []
+    assert [r.id for r in h.state.schedules.due(t0 + 121)] == ["s2", "s3"]

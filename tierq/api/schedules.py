@@ -84,10 +84,13 @@ def _spec(api: ApiService, caller: Caller, body: ScheduleDefIn) -> ScheduleSpec:
             )
         task = api.check_spec(caller, body.task, "task")
     if body.workflow is not None:
-        if any(n.spec.name == SHELL_TASK for n in body.workflow.nodes):
-            raise InvalidRequestError(
-                f"{SHELL_TASK!r} tasks cannot be scheduled", field="workflow.nodes"
-            )
+        for i, node in enumerate(body.workflow.nodes):
+            field = f"workflow.nodes[{i}].spec"
+            if node.spec.name == SHELL_TASK:
+                raise InvalidRequestError(
+                    f"{SHELL_TASK!r} tasks cannot be scheduled", field=f"{field}.name"
+                )
+            api.check_spec(caller, node.spec, field)  # names, JSON values, times
         workflow = body.workflow.to_core()
     return ScheduleSpec(
         cron=body.cron,
@@ -136,6 +139,7 @@ async def create_schedule(api: ApiService, caller: Caller, body: ScheduleDefIn) 
     if body.id is None:
         raise InvalidRequestError("a new schedule needs an id", field="id")
     req = ScheduleRequest(id=body.id, spec=_spec(api, caller, body))
+    api.check_size(req)
     return _view(await _call(api, "create", req))
 
 
@@ -146,6 +150,7 @@ async def update_schedule(
     if body.id is not None and body.id != schedule_id:
         raise InvalidRequestError("the id in the body is not the path's", field="id")
     req = ScheduleRequest(id=schedule_id, spec=_spec(api, caller, body))
+    api.check_size(req)
     return _view(await _call(api, "update", req))
 
 

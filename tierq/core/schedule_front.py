@@ -67,10 +67,10 @@ class ScheduleCommands:
     def backfill(self, schedule_id: str, times: Sequence[float], now: float) -> list[Event]:
         return schedules.backfill(self._book, schedule_id, times, now)
 
-    def due(self, now: float) -> list[ScheduleRecord]:
-        """Unpaused schedules whose next fire (plus its jitter) is due, by id (the records
-        themselves: read them, never change them)."""
-        return self._book.schedules.due(float(now))
+    def due(self, now: float, limit: int | None = None) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next fire (plus its jitter) is due, earliest first, at
+        most ``limit`` (the records themselves: read them, never change them)."""
+        return self._book.schedules.due(float(now), limit)
 
     def get(self, schedule_id: str) -> ScheduleRecord:
         """A copy of one schedule's record (NotFoundError if unknown)."""

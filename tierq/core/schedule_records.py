@@ -194,19 +194,20 @@ class ScheduleBook:
         while heap and due.get(heap[0][1]) != heap[0][0]:
             heappop(heap)
 
-    def due(self, now: float) -> list[ScheduleRecord]:
-        """Unpaused schedules whose next fire is due at ``now``, by id."""
+    def due(self, now: float, limit: int | None = None) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next fire is due at ``now``, earliest first (by id among
+        equals), at most ``limit`` of them."""
         heap, due = self._heap, self._due
         found: list[tuple[float, str]] = []
         self._clean()
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
             entry = heappop(heap)
             if due.get(entry[1]) == entry[0]:
                 found.append(entry)
             self._clean()
         for entry in found:
             heappush(heap, entry)
-        return [self._records[i] for i in sorted(i for _, i in found)]
+        return [self._records[i] for _, i in found]
 
     def next_due(self) -> float | None:
         self._clean()

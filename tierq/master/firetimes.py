@@ -19,6 +19,7 @@ Intervals ignore zones: ``every`` seconds, at ``offset + k * every`` after the e
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -105,13 +106,21 @@ def _cron_next(spec: ScheduleSpec, t: float) -> float | None:
     jump = (here.utcoffset() or timedelta()) - before
     if jump > timedelta():
         wall -= jump
-    it = croniter(expr, wall, second_at_beginning=six)
+    it = _parsed(expr, six)
+    it.set_current(wall, force=True)
     for _ in range(_MAX_STEPS * 10):
         cand: datetime = it.get_next(datetime)
         instant = cand.replace(tzinfo=zone, fold=0).timestamp()
         if instant > t:
             return instant
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(expr: str, six: bool) -> croniter:
+    """One croniter per expression, reused (parsing is most of a fire's cost; the master is
+    one thread, and each use sets its start first)."""
+    return croniter(expr, datetime(2000, 1, 1), second_at_beginning=six)
 
 
 def times_in(spec: ScheduleSpec, start: float, end: float, limit: int) -> list[float]:

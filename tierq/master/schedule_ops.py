@@ -47,7 +47,7 @@ def fire_due(state: SchedulerState, now: float) -> list[Event]:
     """Fire every schedule that is due at ``now``; a schedule whose fire times cannot be
     computed any more (its zone vanished from the zone data) is paused with the reason."""
     events: list[Event] = []
-    for rec in state.schedules.due(now)[:MAX_FIRES_PER_TICK]:
+    for rec in state.schedules.due(now, MAX_FIRES_PER_TICK):
         assert rec.next_fire is not None
         try:
             times, after, skipped = firetimes.due_times(rec.spec, rec.next_fire, now)
