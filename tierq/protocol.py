@@ -20,7 +20,14 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from .core import RegionView, SchedulerStatistics, Settings, WorkflowSummary, WorkflowView
+from .core import (
+    RegionView,
+    SchedulerStatistics,
+    ScheduleSpec,
+    Settings,
+    WorkflowSummary,
+    WorkflowView,
+)
 from .core.model import (
     LeasedTask,
     Outcome,
@@ -86,6 +93,67 @@ class IntakeId(_Msg):
     """The id alone, to name an entry whose spec cannot be decoded."""
 
     id: str
+
+
+class ScheduleRequest(_Msg):
+    """Every ``schedule_*`` operation: ``id`` names the schedule (not for list)."""
+
+    id: str = ""
+    #: create, update, declare: the spec.
+    spec: ScheduleSpec | None = None
+    #: pause: why.
+    note: str | None = None
+    #: backfill: the range of fire times, epoch seconds, both ends included.
+    start: float | None = None
+    end: float | None = None
+    #: list: schedules after this id (the previous page's ``next_cursor``), at most ``limit``.
+    cursor: str | None = None
+    limit: int = 200
+
+
+class ScheduleRunView(_Msg, omit_defaults=False):
+    """One fire of a schedule and the state of its run now (None: evicted or no run)."""
+
+    fire_time: float
+    at: float
+    kind: str
+    outcome: str
+    task_id: str | None = None
+    workflow_id: str | None = None
+    reason: str | None = None
+    state: str | None = None
+
+
+class ScheduleView(_Msg, omit_defaults=False):
+    id: str
+    spec: ScheduleSpec
+    created_at: float
+    updated_at: float
+    source: str = "api"
+    paused: bool = False
+    note: str | None = None
+    next_fire: float | None = None
+    last_fire: float | None = None
+    buffered: float | None = None
+    fires: int = 0
+    #: The newest runs, oldest first.
+    recent: list[ScheduleRunView] = []
+
+
+class ScheduleReply(_Msg):
+    schedule: ScheduleView | None = None
+    #: declare: created, same, or differs (then ``diff`` says how; nothing was changed).
+    status: str | None = None
+    diff: list[str] = []
+    #: trigger, backfill: the runs started (task or workflow ids).
+    runs: list[str] = []
+
+
+class SchedulesReply(_Msg, omit_defaults=False):
+    """A page of schedules by id; ``next_cursor`` (None at the end) asks for the next."""
+
+    schedules: list[ScheduleView]
+    next_cursor: str | None = None
 
 
 class SubmitWorkflowRequest(_Msg):

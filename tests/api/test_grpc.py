@@ -21,6 +21,8 @@ from .support import TOKENS
 
 S = grpc.StatusCode
 SPEC = types.TaskSpec(name="add", args_json="[1, 2]")
+SCHEDULE = '{"id": "s", "every": 60, "task": {"name": "add"}}'
+UNAV = S.UNAVAILABLE
 
 
 def meta(role: str | None) -> tuple[tuple[str, str], ...]:
@@ -65,6 +67,27 @@ CALLS: list[tuple[str, str, Any, str, grpc.StatusCode]] = [
     ("t", "GetStats", pb.GetStatsRequest(), "read", S.UNAVAILABLE),
     ("t", "GetSettings", pb.GetSettingsRequest(), "read", S.UNAVAILABLE),
     ("t", "PutSettings", types.JsonDocument(json="{}"), "admin", S.UNAVAILABLE),
+    ("t", "ListSchedules", pb.ListSchedulesRequest(), "read", S.UNAVAILABLE),
+    ("t", "GetSchedule", pb.ScheduleRef(id="s"), "read", S.UNAVAILABLE),
+    ("t", "CreateSchedule", types.JsonDocument(json=SCHEDULE), "submit", S.UNAVAILABLE),
+    (
+        "t",
+        "UpdateSchedule",
+        pb.UpdateScheduleRequest(id="s", json=SCHEDULE),
+        "submit",
+        S.UNAVAILABLE,
+    ),
+    ("t", "DeleteSchedule", pb.ScheduleRef(id="s"), "submit", S.UNAVAILABLE),
+    ("t", "PauseSchedule", pb.PauseScheduleRequest(id="s"), "submit", S.UNAVAILABLE),
+    ("t", "ResumeSchedule", pb.ScheduleRef(id="s"), "submit", S.UNAVAILABLE),
+    ("t", "TriggerSchedule", pb.ScheduleRef(id="s"), "submit", S.UNAVAILABLE),
+    (
+        "t",
+        "BackfillSchedule",
+        pb.BackfillScheduleRequest(id="s", start=0, end=60),
+        "submit",
+        S.UNAVAILABLE,
+    ),
     (
         "w",
         "RegisterWorker",

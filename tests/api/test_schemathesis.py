@@ -50,7 +50,11 @@ def schemathesis_bin() -> str:
 #:   tasks that exist (400, code ``unknown_task``);
 #: - JSON values (task arguments, results) must fit the master's limits: 64-bit integers,
 #:   finite floats, the nesting depth and payload size of the live settings;
-#: - list cursors are opaque: only one the server returned is accepted.
+#: - list cursors are opaque: only one the server returned is accepted;
+#: - a schedule has exactly one of ``cron`` and ``every`` and one of ``task`` and
+#:   ``workflow``, a cron expression croniter reads, a zone the zone data knows, an offset
+#:   below its interval and ``end_at`` after ``start_at``; a new one needs an ``id``; a
+#:   backfill range lies in the past with ``start <= end`` and at most 1,000 fire times.
 CONFIG = """
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428"]
@@ -66,7 +70,11 @@ checks.positive_data_acceptance.expected-statuses = [
 ]
 
 [[operations]]
-include-name = ["POST /v1/tasks", "POST /v1/tasks:batch", "POST /v1/workflows"]
+include-name = [
+  "POST /v1/tasks", "POST /v1/tasks:batch", "POST /v1/workflows",
+  "POST /v1/schedules", "PUT /v1/schedules/{schedule_id}",
+  "POST /v1/schedules/{schedule_id}/backfill",
+]
 checks.positive_data_acceptance.expected-statuses = [
   "2xx", "400", "401", "403", "404", "409", "422", "429",
 ]

@@ -27,3 +27,15 @@ async def work(key: str, ms: float, ctx: tierq.TaskContext) -> str:
     finally:
         os.close(fd)
     return key
+
+
+@app.task(name="chaos.fire", retries=20, backoff=0.05)
+async def fire(fired_for: float, ctx: tierq.TaskContext) -> float:
+    """A schedule's run: writes the fire time it was started for, and its own id."""
+    line = json.dumps({"fire": fired_for, "task": ctx.task_id, "attempt": ctx.attempt}) + "\n"
+    fd = os.open(os.environ["TIERQ_CHAOS_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    return fired_for

@@ -98,7 +98,10 @@ def test_permissions_follow_the_roles() -> None:
     )
     assert "tierq.region.eu.*" in region.subscribe
     worker = permissions("worker", s, "tierq-worker-eu", "eu")
-    assert all(p.startswith("tierq.region.eu.") for p in worker.publish)
+    # Its own region's subjects, and declaring its apps' schedules (never changing them).
+    assert worker.publish[-1] == "tierq.master.schedule_declare"
+    assert all(p.startswith("tierq.region.eu.") for p in worker.publish[:-1])
+    assert "tierq.master.schedule_update" not in worker.publish
     assert worker.subscribe == ("_INBOX.tierq-worker-eu.>", "tierq.region.eu.hello")
     client = permissions("client", s, "tierq-client")
     assert "tierq.master.settings" not in client.publish

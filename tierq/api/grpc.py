@@ -20,19 +20,26 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
+import msgspec
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ..errors import EngineUnavailableError, TierqError, UnauthenticatedError
-from . import convert, keda
+from ..errors import (
+    EngineUnavailableError,
+    InvalidRequestError,
+    TierqError,
+    UnauthenticatedError,
+)
+from . import convert, keda, schedules
 from .auth import Permission
 from .errors import MalformedRequestError, grpc_detail, grpc_metadata, problem_for, row_for
 from .feed import EventFilter
 from .proto import tierq_pb2 as pb
 from .proto import types_pb2 as types
 from .proto import workers_pb2 as wpb
+from .rest_base import decode_json
 from .service import ApiService, Caller
 
 __all__ = ["SERVICE_NAMES", "HealthServicer", "add_to_server", "build_handlers", "set_serving"]
@@ -185,6 +192,53 @@ class _Tierq:
 
     async def PutSettings(self, c: Caller, r: types.JsonDocument) -> Message:
         return convert.document(await self.s.put_settings(c, r.json.encode()))
+
+    # -- schedules (tierq/api/schedules.py): the REST bodies and documents, as JSON --
+
+    async def ListSchedules(self, c: Caller, r: pb.ListSchedulesRequest) -> Message:
+        limit = r.limit if r.HasField("limit") else 200
+        if not 1 <= limit <= 200:
+            raise InvalidRequestError("limit: 1..200", field="limit")
+        cursor = r.cursor if r.HasField("cursor") else None
+        return convert.document(await schedules.list_schedules(self.s, c, cursor, limit))
+
+    async def GetSchedule(self, c: Caller, r: pb.ScheduleRef) -> Message:
+        sid = convert.required(r.id, "id")
+        return convert.document(await schedules.get_schedule(self.s, c, sid))
+
+    async def CreateSchedule(self, c: Caller, r: types.JsonDocument) -> Message:
+        body = decode_json(r.json.encode(), schedules.ScheduleDefIn)
+        return convert.document(await schedules.create_schedule(self.s, c, body))
+
+    async def UpdateSchedule(self, c: Caller, r: pb.UpdateScheduleRequest) -> Message:
+        body = decode_json(r.json.encode(), schedules.ScheduleDefIn)
+        sid = convert.required(r.id, "id")
+        return convert.document(await schedules.update_schedule(self.s, c, sid, body))
+
+    async def DeleteSchedule(self, c: Caller, r: pb.ScheduleRef) -> Message:
+        sid = convert.required(r.id, "id")
+        await schedules.delete_schedule(self.s, c, sid)
+        return pb.CommandResponse(id=sid, events=1)
+
+    async def PauseSchedule(self, c: Caller, r: pb.PauseScheduleRequest) -> Message:
+        body = schedules.SchedulePauseIn(note=r.note if r.HasField("note") else None)
+        sid = convert.required(r.id, "id")
+        return convert.document(await schedules.pause_schedule(self.s, c, sid, body))
+
+    async def ResumeSchedule(self, c: Caller, r: pb.ScheduleRef) -> Message:
+        sid = convert.required(r.id, "id")
+        return convert.document(await schedules.resume_schedule(self.s, c, sid))
+
+    async def TriggerSchedule(self, c: Caller, r: pb.ScheduleRef) -> Message:
+        sid = convert.required(r.id, "id")
+        return convert.document(await schedules.trigger_schedule(self.s, c, sid))
+
+    async def BackfillSchedule(self, c: Caller, r: pb.BackfillScheduleRequest) -> Message:
+        sid = convert.required(r.id, "id")
+        body = decode_json(
+            msgspec.json.encode({"start": r.start, "end": r.end}), schedules.ScheduleBackfillIn
+        )
+        return convert.document(await schedules.backfill_schedule(self.s, c, sid, body))
 
 
 class _Workers:

@@ -32,12 +32,16 @@ from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, T
 from ..protocol import (
     AutoscalersReply,
     RegionsReply,
+    ScheduleReply,
+    SchedulesReply,
+    ScheduleView,
     StatsView,
     TasksReply,
     WorkersReply,
     WorkflowsReply,
 )
-from . import rest_events, rest_pull, rest_shell, rest_system, rest_tasks, schema
+from . import rest_events, rest_pull, rest_schedules, rest_shell, rest_system, rest_tasks, schema
+from . import schedules as schedule_ops
 from .docs import install_docs
 from .errors import (
     PROBLEM_CONTENT_TYPE,
@@ -65,6 +69,7 @@ ROUTERS = (
     rest_events.router,
     rest_pull.router,
     rest_shell.router,
+    rest_schedules.router,
 )
 
 _BODY_TYPES: tuple[type, ...] = (
@@ -78,6 +83,9 @@ _BODY_TYPES: tuple[type, ...] = (
     schema.HeartbeatIn,
     schema.ReportIn,
     ScheduleIn,
+    schedule_ops.ScheduleDefIn,
+    schedule_ops.SchedulePauseIn,
+    schedule_ops.ScheduleBackfillIn,
 )
 _OUT_TYPES: tuple[type, ...] = (
     schema.SubmitOut,
@@ -100,6 +108,9 @@ _OUT_TYPES: tuple[type, ...] = (
     AutoscalersReply,
     StatsView,
     Settings,
+    ScheduleView,
+    SchedulesReply,
+    ScheduleReply,
 )
 
 

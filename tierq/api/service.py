@@ -181,6 +181,14 @@ class ApiService:
         self.metrics.tasks_submitted.labels(caller.transport).inc(len(reply.ids))
         return WorkflowOut(workflow_id=reply.workflow_id, ids=reply.ids, warnings=reply.warnings)
 
+    def check_spec(self, caller: Caller, spec: TaskSpecIn, field: str | None) -> TaskSpec:
+        """A submitted spec as the core takes it, after the API's own rules (schedules)."""
+        return self._check_spec(caller, spec, field)
+
+    def check_size(self, request: object) -> None:
+        """413 for a request that does not fit one NATS message (schedules)."""
+        self._check_size(request)
+
     def _check_spec(self, caller: Caller, spec: TaskSpecIn, field: str | None) -> TaskSpec:
         """API-side rules on top of the schema: who may run shell, how far ahead."""
         if spec.name == SHELL_TASK and not caller.principal.can(Permission.ADMIN):

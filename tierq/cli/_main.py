@@ -7,6 +7,7 @@ import click
 from ._admin import priority, regions, retry, submit_workflow, workers
 from ._autoscale import autoscale
 from ._common import TierqGroup
+from ._schedules import schedules
 from ._services import api, dev, master, nats_users, region, worker
 from ._tasks import cancel, status, submit, tasks, workflows
 
@@ -51,5 +52,6 @@ for command in (
     regions,
     workers,
     submit_workflow,
+    schedules,
 ):
     main.add_command(command)

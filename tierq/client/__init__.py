@@ -26,6 +26,9 @@ from ._handles import TaskPage as TaskPage
 from ._handles import WorkflowHandle as WorkflowHandle
 from ._handles import task_result as task_result
 from ._pipeline import PendingTask as PendingTask
+from ._schedules import Schedules as Schedules
+from ._schedules import declare_all as declare_all
+from ._schedules import schedule_spec as schedule_spec
 from ._sync import SyncApp as SyncApp
 from ._sync import SyncPendingTask as SyncPendingTask
 from ._sync import SyncTaskHandle as SyncTaskHandle
@@ -45,6 +48,7 @@ __all__ = [
     "NodeRef",
     "PendingTask",
     "ProgressCallback",
+    "Schedules",
     "SyncApp",
     "SyncPendingTask",
     "SyncTaskHandle",
@@ -56,6 +60,8 @@ __all__ = [
     "Workflow",
     "WorkflowHandle",
     "build_spec",
+    "declare_all",
     "retry_policy",
+    "schedule_spec",
     "task_result",
 ]

@@ -11,8 +11,17 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, overload
 import msgspec
 
 from ..config import NatsConfig
-from ..core import WorkflowSummary, WorkflowView
-from ..core.model import TERMINAL_STATES, FailurePolicy, RetryPolicy, Task, TaskSpec, TaskState
+from ..core import ScheduleSpec, WorkflowSummary, WorkflowView
+from ..core.model import (
+    TERMINAL_STATES,
+    FailurePolicy,
+    RetryPolicy,
+    Task,
+    TaskSpec,
+    TaskState,
+    WorkflowSpec,
+)
+from ..core.schedule_records import check_schedule_id
 from ..engine import Engine, Subjects, connect
 from ..errors import EngineUnavailableError, InvalidRequestError, WaitTimeoutError
 from ..protocol import QueryKind, QueryRequest
@@ -20,6 +29,7 @@ from ..rpc import MasterClient
 from ._handles import TaskHandle, TaskPage, WorkflowHandle, warn_unserved
 from ._intake import IntakeSubmitter
 from ._pipeline import PendingTask, Pipeline
+from ._schedules import SCHEDULE_OPTIONS, Schedules, schedule_spec
 from ._sync import SyncApp
 from ._task import TaskDef, build_spec
 from ._validate import (
@@ -101,6 +111,10 @@ class App:
             weakref.WeakKeyDictionary()
         )
         self._sync: SyncApp | None = None
+        #: Schedules declared in code, by id: registered by each worker that loads the app.
+        self.declared_schedules: dict[str, ScheduleSpec] = {}
+        #: Run-time management of the master's schedules.
+        self.schedules = Schedules(self.master)
 
     # -- declaring tasks -------------------------------------------------------------------
 
@@ -123,6 +137,7 @@ class App:
         resource: str | None = None,
         retry_on: Iterable[type[BaseException] | str] | None = None,
         backoff: float | tuple[float, float] | None = None,
+        schedule: str | None = None,
     ) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
 
     def task(
@@ -140,13 +155,16 @@ class App:
         resource: str | None = None,
         retry_on: Iterable[type[BaseException] | str] | None = None,
         backoff: float | tuple[float, float] | None = None,
+        schedule: str | None = None,
     ) -> Any:
         """Declare a task: ``@app.task`` or ``@app.task(retries=3, timeout=60, ...)``.
 
         ``retries`` counts retries after the first attempt (or is a full
         :class:`~tierq.core.model.RetryPolicy`); ``backoff`` is the first retry delay in
         seconds, or ``(first, max)``; ``retry_on`` limits retries to those exception
-        classes. The name defaults to ``module.qualname``.
+        classes. The name defaults to ``module.qualname``. ``schedule`` (a cron
+        expression, UTC) declares a schedule of the task without arguments, under the task's
+        name (see :meth:`schedule` for more options).
         """
 
         def decorate(f: Callable[..., Any]) -> TaskDef[Any, Any]:
@@ -172,9 +190,33 @@ class App:
             changes["retry"] = retry_policy(retries, backoff, retry_on)
             task = TaskDef(self, f, task_name, msgspec.structs.replace(defaults, **changes))
             self.tasks[task_name] = task
+            if schedule is not None:
+                self.schedule(task_name, task, cron=schedule)
             return task
 
         return decorate(fn) if fn is not None else decorate
+
+    def schedule(
+        self,
+        schedule_id: str,
+        target: TaskDef[Any, Any] | str | Workflow | WorkflowSpec,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ScheduleSpec:
+        """Declare a schedule in code: ``app.schedule("nightly", report, "eu",
+        cron="30 2 * * *", timezone="Europe/Berlin", overlap="skip")``.
+
+        Keyword arguments are schedule options (``cron``, ``every``, ``offset``,
+        ``timezone``, ``jitter``, ``start_at``, ``end_at``, ``overlap``, ``catchup_window``,
+        ``catchup``, ``fire_time_arg``) or the task's keyword arguments. Each worker that
+        loads the app registers its declared schedules when it starts: a new one is made, a
+        stored one is left as it is and a difference is logged as a warning.
+        """
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in SCHEDULE_OPTIONS}
+        check_schedule_id(schedule_id)
+        spec = schedule_spec(target, args, kwargs, **options)
+        self.declared_schedules[schedule_id] = spec
+        return spec
 
     # -- submitting ------------------------------------------------------------------------
 

@@ -63,6 +63,12 @@ from .events import (
 from .events import (
     RegionRegistered as RegionRegistered,
 )
+from .events import ScheduleCreated as ScheduleCreated
+from .events import ScheduleDeleted as ScheduleDeleted
+from .events import ScheduleFired as ScheduleFired
+from .events import SchedulePaused as SchedulePaused
+from .events import ScheduleResumed as ScheduleResumed
+from .events import ScheduleUpdated as ScheduleUpdated
 from .events import (
     SettingsChanged as SettingsChanged,
 )
@@ -224,6 +230,9 @@ from .retry import (
 from .retry import (
     retry_decision as retry_decision,
 )
+from .schedule_records import ScheduleRecord as ScheduleRecord
+from .schedule_records import ScheduleRun as ScheduleRun
+from .schedule_records import ScheduleSpec as ScheduleSpec
 from .scheduler import SchedulerState as SchedulerState
 from .settings import (
     AdmissionSettings as AdmissionSettings,
@@ -300,6 +309,15 @@ __all__ = [
     "RegionRegistered",
     "RegionView",
     "RetryPolicy",
+    "ScheduleCreated",
+    "ScheduleDeleted",
+    "ScheduleFired",
+    "SchedulePaused",
+    "ScheduleRecord",
+    "ScheduleResumed",
+    "ScheduleRun",
+    "ScheduleSpec",
+    "ScheduleUpdated",
     "SchedulerState",
     "SchedulerStatistics",
     "Settings",

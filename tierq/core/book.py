@@ -34,6 +34,7 @@ from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
 from .records import Totals, WorkflowBook, assignment_record, stamp
 from .retry import RandomSource
+from .schedule_records import ScheduleBook
 from .settings import PriorityRule, Settings
 from .states import TERMINAL_STATES, TRANSITIONS, WAITING_STATES, band, check_transition
 from .validate import result_refs
@@ -136,6 +137,7 @@ class Book:
         "retention",
         "rng",
         "rules",
+        "schedules",
         "seq",
         "settings",
         "tasks",
@@ -185,6 +187,7 @@ class Book:
         self.retention: list[tuple[float, str]] = []
         self.regions = RegionBook()
         self.breakers = BreakerBoard(settings.breaker.window)
+        self.schedules = ScheduleBook()
         self.by_state: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self.waiting = 0
         self.waiting_by_queue: dict[str, int] = {}

@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from .model import ErrorSummary, FailurePolicy, JSONValue, RegionInfo, TaskSpec, TaskState
+from .schedule_records import ScheduleSpec
 from .settings import Settings
 
 __all__ = [
@@ -26,6 +27,12 @@ __all__ = [
     "RegionExpired",
     "RegionHeartbeat",
     "RegionRegistered",
+    "ScheduleCreated",
+    "ScheduleDeleted",
+    "ScheduleFired",
+    "SchedulePaused",
+    "ScheduleResumed",
+    "ScheduleUpdated",
     "SettingsChanged",
     "TaskAssigned",
     "TaskCancelled",
@@ -275,6 +282,62 @@ class IntakeApplied(_Base, frozen=True, gc=False, tag="intake_applied"):
     upto: int
 
 
+class ScheduleCreated(_Base, frozen=True, gc=False, tag="schedule_created"):
+    """A schedule was made; ``next_fire`` is its first fire time (computed by the master)."""
+
+    schedule: str
+    spec: ScheduleSpec
+    next_fire: float | None
+    #: "api" or "code" (declared in a worker's app).
+    source: str = "api"
+
+
+class ScheduleUpdated(_Base, frozen=True, gc=False, tag="schedule_updated"):
+    schedule: str
+    spec: ScheduleSpec
+    next_fire: float | None
+
+
+class ScheduleDeleted(_Base, frozen=True, gc=False, tag="schedule_deleted"):
+    schedule: str
+
+
+class SchedulePaused(_Base, frozen=True, gc=False, tag="schedule_paused"):
+    schedule: str
+    note: str | None = None
+
+
+class ScheduleResumed(_Base, frozen=True, gc=False, tag="schedule_resumed"):
+    """Fires resume at ``next_fire``: the times missed while paused are not fired."""
+
+    schedule: str
+    next_fire: float | None
+
+
+class ScheduleFired(_Base, frozen=True, gc=False, tag="schedule_fired"):
+    """One fire time of a schedule was decided: the key is (``schedule``, ``fire_time``).
+
+    ``outcome``: started (``task_id`` or ``workflow_id`` is the run; its submission events
+    precede this one in the same append), skipped or buffered (overlap policy), missed
+    (outside the catch-up window: ``missed`` fire times up to ``fire_time``) or refused
+    (``reason``). ``trigger``: scheduled, manual (trigger), backfill, or buffered (a buffered
+    fire started once the run before it finished). With ``advance`` (scheduled fires), the
+    schedule's last fire becomes ``fire_time`` and its next one ``next_fire``, as the master
+    computed it: a replay never computes a fire time.
+    """
+
+    schedule: str
+    fire_time: float
+    trigger: str
+    outcome: str
+    task_id: str | None = None
+    workflow_id: str | None = None
+    reason: str | None = None
+    advance: bool = False
+    next_fire: float | None = None
+    missed: int = 0
+
+
 Event = (
     TaskSubmitted
     | WorkflowSubmitted
@@ -303,6 +366,12 @@ Event = (
     | WorkflowFinished
     | TaskRefused
     | IntakeApplied
+    | ScheduleCreated
+    | ScheduleUpdated
+    | ScheduleDeleted
+    | SchedulePaused
+    | ScheduleResumed
+    | ScheduleFired
 )
 
 _KINDS: dict[type, str] = {cls: str(cls.__struct_config__.tag) for cls in _Base.__subclasses__()}

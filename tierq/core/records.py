@@ -12,6 +12,7 @@ from .admission import AdmissionStatistics
 from .breaker import BreakerState, BreakerStatistics
 from .model import AttemptRecord, FailurePolicy, RegionInfo, Task, TaskState
 from .pqueue import QueueStatistics
+from .schedule_records import ScheduleRecord
 from .settings import Settings
 
 __all__ = [
@@ -236,6 +237,8 @@ class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     breakers: list[BreakerSnapshot]
     #: The last durable-intake entry applied.
     intake_seq: int = 0
+    #: Every schedule, by id.
+    schedules: list[ScheduleRecord] = []
 
 
 class WorkflowSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,6 +39,7 @@ from . import (
     priority,
     regions,
     retention,
+    schedules,
     submission,
     waiting,
     workflows,
@@ -56,6 +57,12 @@ from .events import (
     RegionExpired,
     RegionHeartbeat,
     RegionRegistered,
+    ScheduleCreated,
+    ScheduleDeleted,
+    ScheduleFired,
+    SchedulePaused,
+    ScheduleResumed,
+    ScheduleUpdated,
     SettingsChanged,
     TaskAssigned,
     TaskCancelled,
@@ -102,6 +109,7 @@ from .records import (
     ready_at,
 )
 from .retry import RandomSource
+from .schedule_front import ScheduleCommands
 from .settings import Settings
 
 __all__ = ["SchedulerState"]
@@ -251,6 +259,12 @@ class SchedulerState:
         self._book.emit(SettingsChanged(at=now, settings=settings), out)
         return out
 
+    @property
+    def schedules(self) -> ScheduleCommands:
+        """The schedule commands and queries (``schedule_front.py``); the master computes
+        the fire times they are given."""
+        return ScheduleCommands(self._book)
+
     # ------------------------------------------------------------------ time
 
     def tick(self, now: float) -> list[Event]:
@@ -267,6 +281,7 @@ class SchedulerState:
             )
             book.emit(ev, out)
         priority.boost_deadlines(book, now, out)
+        schedules.release_buffered(book, now, out)
         retention.evict(book, now, out)
         workflows.finish_workflows(book, now, out)
         return out
@@ -284,6 +299,9 @@ class SchedulerState:
             times.append(book.deadlines[0][0] - s.deadline_window)
         if book.retention:
             times.append(book.retention[0][0] + s.retention_seconds)
+        sched_due = book.schedules.next_due()
+        if sched_due is not None:
+            times.append(sched_due)
         wf_due = book.workflows.next_due()
         if wf_due is not None:
             times.append(wf_due + s.retention_seconds)
@@ -445,6 +463,12 @@ _HANDLERS: dict[type, Handler] = {
     TaskRefused: cast("Handler", intake.on_refused),
     IntakeApplied: cast("Handler", intake.on_intake_applied),
     WorkflowFinished: cast("Handler", workflows.on_workflow_finished),
+    ScheduleCreated: cast("Handler", schedules.on_created),
+    ScheduleUpdated: cast("Handler", schedules.on_updated),
+    ScheduleDeleted: cast("Handler", schedules.on_deleted),
+    SchedulePaused: cast("Handler", schedules.on_paused),
+    ScheduleResumed: cast("Handler", schedules.on_resumed),
+    ScheduleFired: cast("Handler", schedules.on_fired),
 }
 
 
@@ -486,6 +510,7 @@ def _encode_snapshot(book: Book) -> bytes:
             for k, b in book.breakers.items()
         ],
         intake_seq=book.intake_seq,
+        schedules=book.schedules.records(),
     )
     return _encoder.encode(snap)
 
@@ -516,6 +541,7 @@ def _restore_book(book: Book, snap: Snapshot) -> None:
     # Creation order; client-made ids (durable intake) may have come in out of it.
     book.order.sort()
     book.intake_seq = snap.intake_seq
+    book.schedules.restore(snap.schedules)
     book.rebuild_indexes()
     for tid, seq in snap.queue:
         task = tasks[tid]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from ..credentials import ROLES, NatsUsers
 from ..errors import InvalidRequestError
-from .subjects import Subjects
+from .subjects import SCHEDULE_OPS, Subjects
 
 __all__ = [
     "Permissions",
@@ -47,7 +47,7 @@ __all__ = [
 
 #: Master operations of the API and of clients (never register/lease/report/heartbeat).
 _CLIENT_OPS: tuple[str, ...] = ("submit", "submit_workflow", "query", "wait", "cancel")
-_CLIENT_OPS += ("cancel_workflow", "retry", "reprioritize")
+_CLIENT_OPS += ("cancel_workflow", "retry", "reprioritize", *SCHEDULE_OPS)
 _API_MASTER_OPS = (*_CLIENT_OPS, "settings")
 _REGION_MASTER_OPS = ("register", "lease", "report")
 _WORKER_REGION_OPS = ("register", "pull", "heartbeat", "report")
@@ -139,7 +139,8 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
     if role == "worker":
         assert region is not None
         return Permissions(
-            tuple(s.region(region, op) for op in _WORKER_REGION_OPS),
+            # A worker declares its apps' schedules (new ones only: stored ones stay).
+            (*(s.region(region, op) for op in _WORKER_REGION_OPS), s.master("schedule_declare")),
             (inbox, s.region(region, "hello")),
         )
     if role == "api":

@@ -7,7 +7,22 @@ from dataclasses import dataclass
 from ..core.validate import check_subject_token as validate_token
 from ..errors import InvalidRequestError
 
-__all__ = ["MASTER_OPS", "REGION_OPS", "TRUSTED_OPS", "Subjects", "validate_token"]
+__all__ = ["MASTER_OPS", "REGION_OPS", "SCHEDULE_OPS", "TRUSTED_OPS", "Subjects", "validate_token"]
+
+#: The master's schedule operations (tierq/master/schedule_ops.py): clients and the API may
+#: call all of them.
+SCHEDULE_OPS: tuple[str, ...] = (
+    "schedule_create",
+    "schedule_declare",
+    "schedule_update",
+    "schedule_delete",
+    "schedule_pause",
+    "schedule_resume",
+    "schedule_trigger",
+    "schedule_backfill",
+    "schedule_get",
+    "schedule_list",
+)
 
 #: Request subjects the active master answers (``{prefix}.master.{op}``).
 MASTER_OPS = frozenset(
@@ -25,6 +40,7 @@ MASTER_OPS = frozenset(
         "query",
         "wait",
         "settings",
+        *SCHEDULE_OPS,
     }
 )
 

@@ -44,6 +44,7 @@ from ..protocol import (
 )
 from ..protocol import WorkerView as WorkerView
 from .metrics import LiveMetrics
+from .schedule_ops import ScheduleHandlers
 
 #: Queries never return more than this many tasks per page.
 MAX_PAGE = 1000
@@ -82,6 +83,7 @@ class Handlers:
             "retry": self.retry,
             "query": self.query,
             "settings": self.settings,
+            **ScheduleHandlers(lambda: self.state).table(),
         }
 
     def submit(self, data: bytes, now: float) -> Handled:

@@ -70,6 +70,7 @@ from .leadership import Leadership
 from .metrics import LiveMetrics
 from .publish import EventPublisher
 from .recovery import Recovery
+from .schedule_ops import fire_due
 from .waiters import LeaseParking, ParkedLease, ResultWaiters
 
 log = logging.getLogger("tierq.master")
@@ -537,7 +538,7 @@ class Master:
         while True:
             now = self.now()
             try:
-                events = self.state.tick(now)
+                events = self.state.tick(now) + fire_due(self.state, now)
             except Exception as exc:  # a bug: the state may be half-changed
                 log.exception("tick failed")
                 self._fail_stop(f"tick raised {type(exc).__name__}")

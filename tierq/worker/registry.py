@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from ..client import App, TaskDef
+from ..core import ScheduleSpec
 from ..core.model import TaskSpec
 from ..errors import InvalidRequestError
 
@@ -20,9 +21,16 @@ __all__ = ["TaskRegistry", "load_tasks"]
 class TaskRegistry(Mapping[str, "TaskDef[Any, Any]"]):
     """Task definitions by name, as found in the loaded modules."""
 
-    def __init__(self, tasks: Mapping[str, TaskDef[Any, Any]], modules: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        tasks: Mapping[str, TaskDef[Any, Any]],
+        modules: tuple[str, ...],
+        schedules: Mapping[str, ScheduleSpec] | None = None,
+    ) -> None:
         self._tasks = dict(tasks)
         self.modules = modules
+        #: Schedules the loaded apps declare (``app.schedule``, ``@app.task(schedule=)``).
+        self.schedules = dict(schedules or {})
 
     def __getitem__(self, name: str) -> TaskDef[Any, Any]:
         return self._tasks[name]
@@ -65,6 +73,7 @@ def load_tasks(modules: Iterable[str]) -> TaskRegistry:
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
     found: dict[str, TaskDef[Any, Any]] = {}
+    schedules: dict[str, ScheduleSpec] = {}
     for name in names:
         module = _import(name)
         apps: list[App] = []
@@ -74,6 +83,8 @@ def load_tasks(modules: Iterable[str]) -> TaskRegistry:
             elif isinstance(value, TaskDef):
                 apps.append(value.app)
         tasks = [task for app in dict.fromkeys(apps) for task in app.tasks.values()]
+        for app in dict.fromkeys(apps):
+            schedules.update(app.declared_schedules)
         if not tasks:
             raise InvalidRequestError(
                 f"module {name!r} declares no tasks: decorate functions with @app.task "
@@ -89,7 +100,7 @@ def load_tasks(modules: Iterable[str]) -> TaskRegistry:
                     field="modules",
                 )
             found[task.name] = task
-    return TaskRegistry(found, names)
+    return TaskRegistry(found, names, schedules)
 
 
 def _import(name: str) -> ModuleType:

@@ -44,6 +44,7 @@ from .outcome import ReportedError, failed, lost, succeeded, summarize, timed_ou
 from .processes import ChildTaskError, ProcessPool
 from .registry import TaskRegistry
 from .reporter import Reporter
+from .schedules import declare_schedules
 
 __all__ = ["Worker", "WorkerStatistics"]
 
@@ -202,6 +203,9 @@ class Worker:
                 return
             hello = await self._subscribe_hello()
             async with asyncio.TaskGroup() as tg:
+                if self.registry.schedules and not self.trusted:
+                    declaring = declare_schedules(self, self.registry.schedules, self._draining)
+                    tg.create_task(declaring, name="tierq-worker-schedules")
                 reporting = tg.create_task(self.reporter.run(), name="tierq-worker-report")
                 beating = tg.create_task(self._heartbeat_loop(), name="tierq-worker-heartbeat")
                 await self._pull_loop()

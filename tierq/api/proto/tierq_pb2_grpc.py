@@ -125,6 +125,51 @@ class TierqStub:
                 request_serializer=tierq_dot_v1_dot_tierq__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=tierq_dot_v1_dot_tierq__pb2.Event.FromString,
                 _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/tierq.v1.Tierq/ListSchedules',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/GetSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/CreateSchedule',
+                request_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/UpdateSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/DeleteSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_tierq__pb2.CommandResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/PauseSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/ResumeSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/TriggerSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
+        self.BackfillSchedule = channel.unary_unary(
+                '/tierq.v1.Tierq/BackfillSchedule',
+                request_serializer=tierq_dot_v1_dot_tierq__pb2.BackfillScheduleRequest.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
 
 
 class TierqServicer:
@@ -243,6 +288,66 @@ class TierqServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSchedules(self, request, context):
+        """Schedules, as the REST API has them (the same JSON bodies and documents).
+        A page by id: {"schedules": [...], "next_cursor": ...}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSchedule(self, request, context):
+        """The body of POST /v1/schedules; answers with the schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Replace a schedule's spec (the body of PUT /v1/schedules/{id}).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """Fire now: {"runs": [task or workflow ids], "schedule": {...}}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BackfillSchedule(self, request, context):
+        """Run every fire time in [start, end] (epoch seconds, in the past) once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TierqServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -335,6 +440,51 @@ def add_TierqServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=tierq_dot_v1_dot_tierq__pb2.WatchEventsRequest.FromString,
                     response_serializer=tierq_dot_v1_dot_tierq__pb2.Event.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.FromString,
+                    response_serializer=tierq_dot_v1_dot_tierq__pb2.CommandResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.ScheduleRef.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'BackfillSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillSchedule,
+                    request_deserializer=tierq_dot_v1_dot_tierq__pb2.BackfillScheduleRequest.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -823,6 +973,249 @@ class Tierq:
             '/tierq.v1.Tierq/WatchEvents',
             tierq_dot_v1_dot_tierq__pb2.WatchEventsRequest.SerializeToString,
             tierq_dot_v1_dot_tierq__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/ListSchedules',
+            tierq_dot_v1_dot_tierq__pb2.ListSchedulesRequest.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/GetSchedule',
+            tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/CreateSchedule',
+            tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/UpdateSchedule',
+            tierq_dot_v1_dot_tierq__pb2.UpdateScheduleRequest.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/DeleteSchedule',
+            tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+            tierq_dot_v1_dot_tierq__pb2.CommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/PauseSchedule',
+            tierq_dot_v1_dot_tierq__pb2.PauseScheduleRequest.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/ResumeSchedule',
+            tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/TriggerSchedule',
+            tierq_dot_v1_dot_tierq__pb2.ScheduleRef.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/BackfillSchedule',
+            tierq_dot_v1_dot_tierq__pb2.BackfillScheduleRequest.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
             options,
             channel_credentials,
             insecure,

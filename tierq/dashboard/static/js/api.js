@@ -3,7 +3,9 @@
 
 export const EVENT_KINDS = [
   "breaker_closed", "breaker_half_open", "breaker_opened", "intake_applied", "region_expired",
-  "region_heartbeat", "region_registered", "settings_changed", "task_assigned", "task_cancelled",
+  "region_heartbeat", "region_registered", "schedule_created", "schedule_deleted",
+  "schedule_fired", "schedule_paused", "schedule_resumed", "schedule_updated",
+  "settings_changed", "task_assigned", "task_cancelled",
   "task_dead", "task_deadline_boosted", "task_duplicate_report", "task_failed", "task_progress",
   "task_ready", "task_refused", "task_reprioritized", "task_retried", "task_skipped",
   "task_started", "task_submitted", "task_succeeded", "tasks_assigned", "tasks_evicted",

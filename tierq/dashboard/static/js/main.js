@@ -10,6 +10,7 @@ const PAGES = {
   workflows: () => import("./pages/workflows.js"),
   workflow: () => import("./pages/workflow.js"),
   regions: () => import("./pages/regions.js"),
+  schedules: () => import("./pages/schedules.js"),
   settings: () => import("./pages/settings.js"),
   events: () => import("./pages/events.js"),
 };

@@ -1,0 +1,55 @@
+"""``tierq schedules`` against the real stack, run as a subprocess like a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tierq
+from tierq.testing import LocalCluster
+
+from .conftest import tierq as run_tierq
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+async def test_schedules_from_the_command_line(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    url = ("--nats", cluster.nats_url)
+    made = await run_tierq(
+        "schedules", *url, "create", "nightly", "c.add", "--cron", "30 2 * * *",
+        "--timezone", "Europe/Berlin", "--kwargs", '{"x": 1, "y": 2}',
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    assert "schedule nightly: next fire" in made.stderr
+    bad = await run_tierq("schedules", *url, "create", "b", "c.add", "--cron", "99 * * * *")
+    assert bad.code == 2 and "cron" in bad.stderr
+    listed = await run_tierq("schedules", *url)
+    assert listed.code == 0, listed.stderr
+    assert "nightly" in listed.stdout and "30 2 * * * (Europe/Berlin)" in listed.stdout
+    paused = await run_tierq("schedules", *url, "pause", "nightly", "--note", "freeze")
+    assert paused.code == 0, paused.stderr
+    shown = json.loads((await run_tierq("schedules", *url, "show", "nightly")).stdout)
+    assert shown["paused"] is True and shown["note"] == "freeze"
+    trig = await run_tierq("schedules", *url, "trigger", "nightly")
+    assert trig.code == 0, trig.stderr
+    [run_id] = trig.stdout.split()
+    async with tierq.App(cluster.nats_url) as app:
+        task = await app.get(run_id)
+        assert task.spec.name == "c.add" and task.spec.kwargs == {"x": 1, "y": 2}
+    filled = await run_tierq(
+        "schedules", *url, "backfill", "nightly", "2026-01-01T00:00", "2026-01-03T23:59"
+    )
+    assert filled.code == 0, filled.stderr
+    assert len(filled.stdout.split()) == 3  # one 02:30 Berlin a day
+    resumed = await run_tierq("schedules", *url, "resume", "nightly")
+    assert resumed.code == 0 and "next fire" in resumed.stderr
+    gone = await run_tierq("schedules", *url, "delete", "nightly")
+    assert gone.code == 0, gone.stderr
+    missing = await run_tierq("schedules", *url, "show", "nightly")
+    assert missing.code != 0 and "nightly" in missing.stderr
+    as_json = await run_tierq("schedules", *url, "--json")
+    assert json.loads(as_json.stdout) == []

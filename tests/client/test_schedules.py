@@ -1,0 +1,141 @@
+"""Schedules through the SDK against a real master, region and worker: made, fired, paused,
+triggered, backfilled and deleted at run time; declared in code and registered by a worker,
+a differing stored one kept and the difference logged."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import tierq
+from tierq.core import ScheduleSpec, TaskSpec
+from tierq.errors import InvalidRequestError, NotFoundError
+from tierq.testing import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+
+async def _until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    """Poll ``check`` (an async callable) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_schedule_runs_pauses_triggers_backfills_and_goes(
+    cluster: LocalCluster, app: tierq.App, tasks_module: ModuleType
+) -> None:
+    await cluster.start_worker(tasks_module.__name__)
+    with pytest.raises(InvalidRequestError, match="cron"):
+        await app.schedules.create("bad", "s.record", cron="not cron")
+    view = await app.schedules.create(
+        "every-second", "s.record", every=1, overlap="allow_all", fire_time_arg="label"
+    )
+    assert view.next_fire is not None and view.source == "api"
+
+    async def three_ran() -> bool:
+        return len(tasks_module.order) >= 3
+
+    await _until(three_ran)
+    view = await app.schedules.pause("every-second", note="maintenance")
+    assert view.paused and view.note == "maintenance"
+    ran = [r for r in view.recent if r.outcome == "started"]
+    # Each run's task got its own fire time, whole seconds one apart.
+    fire_times = [r.fire_time for r in ran]
+    assert fire_times == sorted(set(fire_times))
+    assert all(b - a == 1.0 for a, b in itertools.pairwise(fire_times))
+    assert set(fire_times) <= set(tasks_module.order)
+
+    runs = await app.schedules.trigger("every-second")
+    assert len(runs) == 1
+    assert (await app.get(runs[0])).spec.name == "s.record"
+    now = float(int(time.time()))
+    filled = await app.schedules.backfill("every-second", now - 3600, now - 3597)
+    assert len(filled) == 4
+    listed = {s.id: s for s in await app.schedules.list()}
+    assert listed["every-second"].paused
+    await app.schedules.delete("every-second")
+    with pytest.raises(NotFoundError):
+        await app.schedules.get("every-second")
+
+
+DECLARED = """
+import tierq
+
+app = tierq.App()
+
+
+@app.task(name="d.tick", schedule="*/5 * * * *")
+def tick():
+    return None
+
+
+@app.task(name="d.report")
+def report(region, detail=False):
+    return region
+
+
+app.schedule("nightly", report, "eu", detail=True, cron="30 2 * * *",
+             timezone="Europe/Berlin", overlap="skip")
+"""
+
+
+def _module(tmp_path: Path, source: str) -> ModuleType:
+    name = f"tq_sched_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+async def test_schedules_declared_in_code_are_registered_not_overwritten(
+    cluster: LocalCluster, app: tierq.App, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _module(tmp_path, DECLARED)
+    await cluster.start_worker(first.__name__)
+
+    async def both() -> dict[str, object]:
+        got = {s.id: s for s in await app.schedules.list()}
+        return got if {"d.tick", "nightly"} <= set(got) else {}
+
+    views = await _until(both)
+    nightly = views["nightly"]
+    assert nightly.source == "code"  # type: ignore[attr-defined]
+    assert nightly.spec.task == TaskSpec(  # type: ignore[attr-defined]
+        name="d.report", args=["eu"], kwargs={"detail": True}
+    )
+    assert nightly.spec.timezone == "Europe/Berlin"  # type: ignore[attr-defined]
+    # Someone changes it at run time; a worker with the old code starts again.
+    changed = ScheduleSpec(cron="0 3 * * *", timezone="Europe/Berlin", task=TaskSpec(name="x"))
+    await app.schedules.update("nightly", changed)
+    second = _module(tmp_path, DECLARED)
+    caplog.set_level(logging.WARNING, logger="tierq.schedules")
+    await cluster.start_worker(second.__name__)
+
+    async def warned() -> bool:
+        return any(
+            "nightly" in r.getMessage() and "differs" in r.getMessage() for r in caplog.records
+        )
+
+    await _until(warned)
+    message = next(r.getMessage() for r in caplog.records if "nightly" in r.getMessage())
+    assert "cron: '0 3 * * *' -> '30 2 * * *'" in message
+    stored = await app.schedules.get("nightly")
+    assert stored.spec == changed  # kept, not overwritten
+    assert not any("d.tick" in r.getMessage() for r in caplog.records)  # same: no warning

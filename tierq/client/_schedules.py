@@ -1,0 +1,178 @@
+"""Schedules from Python: declared in code, or managed at run time.
+
+Declared in code (registered by every worker that loads the app, when it starts; a stored
+schedule is never overwritten from code, a difference is logged as a warning)::
+
+    @app.task(schedule="*/5 * * * *")
+    async def sweep() -> None: ...
+
+    app.schedule("nightly-report", report, "eu", cron="30 2 * * *", timezone="Europe/Berlin")
+
+Managed at run time (``app.schedules``)::
+
+    await app.schedules.create("tick", "jobs.tick", every=60, overlap="allow_all")
+    await app.schedules.pause("tick", note="maintenance")
+    await app.schedules.trigger("tick")
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core import ScheduleSpec
+from ..core.model import TaskSpec, WorkflowSpec
+from ..core.schedule_records import check_schedule_id, check_schedule_spec
+from ..protocol import ScheduleReply, ScheduleRequest, SchedulesReply, ScheduleView
+from ..rpc import MasterClient
+from ._task import TaskDef, build_spec
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
+
+__all__ = ["Schedules", "declare_all", "schedule_spec"]
+
+log = logging.getLogger("tierq.schedules")
+
+#: Keyword arguments of :func:`schedule_spec` that shape the schedule, not the task.
+SCHEDULE_OPTIONS = frozenset(
+    {
+        "cron",
+        "every",
+        "offset",
+        "timezone",
+        "jitter",
+        "start_at",
+        "end_at",
+        "overlap",
+        "catchup_window",
+        "catchup",
+        "fire_time_arg",
+    }
+)
+
+
+def schedule_spec(
+    target: TaskDef[Any, Any] | str | Workflow | WorkflowSpec,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> ScheduleSpec:
+    """A schedule of ``target`` (a task, by definition or name, with its arguments; or a
+    workflow) with ``options`` (cron or every, timezone, overlap, catchup, ...)."""
+    unknown = set(options) - SCHEDULE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown schedule options: {', '.join(sorted(unknown))}")
+    task: TaskSpec | None = None
+    workflow: WorkflowSpec | None = None
+    if isinstance(target, WorkflowSpec):
+        workflow = target
+    elif isinstance(target, TaskDef | str):
+        task = build_spec(target, args, dict(kwargs or {}), {})
+    else:
+        workflow = target.spec()
+    spec = ScheduleSpec(task=task, workflow=workflow, **options)
+    return check_schedule_spec(spec)
+
+
+class Schedules:
+    """Run-time management of the master's schedules (``app.schedules``)."""
+
+    def __init__(self, master: Callable[[], Awaitable[MasterClient]]) -> None:
+        self._master = master
+
+    async def _call(self, op: str, req: ScheduleRequest) -> ScheduleReply:
+        client = await self._master()
+        return await client.call(f"schedule_{op}", req, ScheduleReply)
+
+    async def create(
+        self,
+        schedule_id: str,
+        target: TaskDef[Any, Any] | str | Workflow | WorkflowSpec,
+        *args: Any,
+        **kwargs: Any,
+    ) -> ScheduleView:
+        """Make a schedule; keyword arguments are schedule options (``cron=``, ``every=``,
+        ``overlap=``...) or the task's keyword arguments."""
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in SCHEDULE_OPTIONS}
+        spec = schedule_spec(target, args, kwargs, **options)
+        return await self.put(schedule_id, spec)
+
+    async def put(self, schedule_id: str, spec: ScheduleSpec) -> ScheduleView:
+        """Make a schedule from a full :class:`~tierq.core.ScheduleSpec`."""
+        reply = await self._call("create", ScheduleRequest(id=schedule_id, spec=spec))
+        assert reply.schedule is not None
+        return reply.schedule
+
+    async def update(self, schedule_id: str, spec: ScheduleSpec) -> ScheduleView:
+        reply = await self._call("update", ScheduleRequest(id=schedule_id, spec=spec))
+        assert reply.schedule is not None
+        return reply.schedule
+
+    async def delete(self, schedule_id: str) -> None:
+        await self._call("delete", ScheduleRequest(id=schedule_id))
+
+    async def pause(self, schedule_id: str, note: str | None = None) -> ScheduleView:
+        reply = await self._call("pause", ScheduleRequest(id=schedule_id, note=note))
+        assert reply.schedule is not None
+        return reply.schedule
+
+    async def resume(self, schedule_id: str) -> ScheduleView:
+        reply = await self._call("resume", ScheduleRequest(id=schedule_id))
+        assert reply.schedule is not None
+        return reply.schedule
+
+    async def trigger(self, schedule_id: str) -> list[str]:
+        """Fire now (the overlap policy applies); the ids of the runs started."""
+        return (await self._call("trigger", ScheduleRequest(id=schedule_id))).runs
+
+    async def backfill(self, schedule_id: str, start: float, end: float) -> list[str]:
+        """Run every fire time in ``[start, end]`` (epoch seconds, in the past) once."""
+        req = ScheduleRequest(id=schedule_id, start=start, end=end)
+        return (await self._call("backfill", req)).runs
+
+    async def get(self, schedule_id: str) -> ScheduleView:
+        reply = await self._call("get", ScheduleRequest(id=schedule_id))
+        if reply.schedule is None:
+            from ..errors import NotFoundError
+
+            raise NotFoundError(f"no schedule {schedule_id!r}", ids=(schedule_id,))
+        return reply.schedule
+
+    async def list(self) -> list[ScheduleView]:
+        """Every schedule, by id (fetched a page at a time)."""
+        client = await self._master()
+        out: list[ScheduleView] = []
+        cursor: str | None = None
+        while True:
+            req = ScheduleRequest(cursor=cursor)
+            page = await client.call("schedule_list", req, SchedulesReply)
+            out += page.schedules
+            if page.next_cursor is None:
+                return out
+            cursor = page.next_cursor
+
+
+async def declare_all(
+    master: MasterClient, declared: dict[str, ScheduleSpec]
+) -> dict[str, ScheduleReply]:
+    """Register schedules declared in code: each new one is made; one stored already is
+    left as it is, and a difference is logged as a warning (with how they differ)."""
+    out: dict[str, ScheduleReply] = {}
+    for sid in sorted(declared):
+        check_schedule_id(sid)
+        reply = await master.call(
+            "schedule_declare", ScheduleRequest(id=sid, spec=declared[sid]), ScheduleReply
+        )
+        out[sid] = reply
+        if reply.status == "differs":
+            log.warning(
+                "schedule %r declared in code differs from the stored one, which stays "
+                "(change it with `tierq schedules update` or delete it to take the code's): %s",
+                sid,
+                "; ".join(reply.diff),
+            )
+        elif reply.status == "created":
+            log.info("schedule %r declared in code registered", sid)
+    return out

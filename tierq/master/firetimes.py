@@ -1,0 +1,193 @@
+"""Fire times of schedules: cron expressions (croniter) in IANA time zones (zoneinfo), and
+fixed intervals. The master's edge: the core reads no clock and no zone data, so the master
+computes fire times here and hands them to the core's schedule commands.
+
+A cron expression is matched against *wall-clock* time in the schedule's zone, and each
+matching wall time fires once, at the first instant it shows on the zone's clocks:
+
+- a wall time skipped by a DST change (02:30 on the spring change day in Europe/Berlin) fires
+  once, at the instant the same distance past the change (03:30 local, the next instant at
+  which "02:30 in winter time" has gone by);
+- a wall time shown twice (01:30 on the autumn change day in America/New_York) fires once, at
+  its first showing; so in the repeated hour, an expression that matches every hour or more
+  often does not fire again (``*/15 * * * *`` in New York fires at 01:45 EDT, then at 02:00
+  EST, an hour later). Give such a schedule the zone UTC, or an interval, to fire by elapsed
+  time.
+
+Intervals ignore zones: ``every`` seconds, at ``offset + k * every`` after the epoch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter  # type: ignore[import-untyped]
+
+from ..core import ScheduleSpec
+from ..errors import InvalidRequestError
+
+__all__ = ["check_spec", "due_times", "next_after", "times_in"]
+
+#: A cron expression that matches no time in this many wall-clock steps is refused.
+_MAX_STEPS = 1000
+#: How far back a spring change is looked for (no zone has moved its clocks by more).
+_GAP_LOOKBACK = 3 * 3600.0
+#: The master lists at most this many due times of one schedule per tick.
+MAX_DUE = 1000
+
+
+def check_spec(spec: ScheduleSpec) -> None:
+    """Refuse a cron expression croniter cannot read, or a zone zoneinfo does not know."""
+    _zone(spec.timezone)
+    if spec.cron is not None:
+        expr = spec.cron.strip()
+        fields = len(expr.split())
+        if not expr.startswith("@") and fields not in (5, 6):
+            raise InvalidRequestError(
+                "cron: 5 fields (minute hour day month weekday), or 6 with seconds first",
+                field="cron",
+            )
+        if not croniter.is_valid(expr, second_at_beginning=fields == 6):
+            raise InvalidRequestError(f"cron: cannot read {spec.cron!r}", field="cron")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequestError(f"timezone: unknown zone {name!r}", field="timezone") from None
+
+
+def next_after(spec: ScheduleSpec, t: float) -> float | None:
+    """The first fire time strictly after ``t`` (and not before ``start_at``), or None when
+    there is none before ``end_at``. A time the calendar cannot reach (past year 9999) is
+    an InvalidRequestError, never another exception: the master's tick calls this."""
+    try:
+        return _next_after(spec, t)
+    except (ValueError, OverflowError, OSError, KeyError) as exc:  # croniter's are ValueErrors
+        raise InvalidRequestError(f"no fire time can be computed: {exc}", field="cron") from None
+
+
+def _next_after(spec: ScheduleSpec, t: float) -> float | None:
+    if spec.start_at is not None and t < spec.start_at:
+        t = math.nextafter(spec.start_at, -math.inf)
+    nxt = _interval_next(spec, t) if spec.every is not None else _cron_next(spec, t)
+    if nxt is None or (spec.end_at is not None and nxt > spec.end_at):
+        return None
+    return nxt
+
+
+def _interval_next(spec: ScheduleSpec, t: float) -> float:
+    assert spec.every is not None
+    every, offset = spec.every, spec.offset
+    k = math.floor((t - offset) / every) + 1
+    nxt = offset + k * every
+    while nxt <= t:  # float rounding
+        k += 1
+        nxt = offset + k * every
+    return nxt
+
+
+def _cron_next(spec: ScheduleSpec, t: float) -> float | None:
+    assert spec.cron is not None
+    zone = _zone(spec.timezone)
+    expr = spec.cron.strip()
+    six = not expr.startswith("@") and len(expr.split()) == 6
+    # Walk wall-clock time: croniter on naive local times, each mapped to its first instant.
+    # Whole seconds: a time a hair before a fire must not round up onto it.
+    here = datetime.fromtimestamp(math.floor(t), zone)
+    wall = here.replace(tzinfo=None, fold=0)
+    # Just after a spring change, the wall times in the gap map to instants after the change
+    # (see the module's docstring): walk from as far before it as the clocks jumped.
+    before = datetime.fromtimestamp(t - _GAP_LOOKBACK, zone).utcoffset() or timedelta()
+    jump = (here.utcoffset() or timedelta()) - before
+    if jump > timedelta():
+        wall -= jump
+    it = _parsed(expr, six)
+    it.set_current(wall, force=True)
+    for _ in range(_MAX_STEPS * 10):
+        cand: datetime = it.get_next(datetime)
+        instant = cand.replace(tzinfo=zone, fold=0).timestamp()
+        if instant > t:
+            return instant
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(expr: str, six: bool) -> croniter:
+    """One croniter per expression, reused (parsing is most of a fire's cost; the master is
+    one thread, and each use sets its start first)."""
+    return croniter(expr, datetime(2000, 1, 1), second_at_beginning=six)
+
+
+def times_in(spec: ScheduleSpec, start: float, end: float, limit: int) -> list[float]:
+    """Fire times in ``[start, end]``, oldest first, at most ``limit`` + 1 (so a caller can
+    tell a range with more than ``limit``)."""
+    out: list[float] = []
+    t = next_after(spec, math.nextafter(start, -math.inf))
+    while t is not None and t <= end and len(out) <= limit:
+        out.append(t)
+        t = next_after(spec, t)
+    return out
+
+
+def due_times(
+    spec: ScheduleSpec, next_fire: float, now: float
+) -> tuple[list[float], float | None, int]:
+    """The nominal fire times from ``next_fire`` up to ``now``, the one after them, and how
+    many were left out because they lay before the catch-up window (they would not fire).
+
+    At most ``MAX_DUE`` times are listed; the rest are listed at the next tick.
+    """
+    skipped = 0
+    horizon = now - spec.catchup_window
+    start = next_fire
+    if next_fire < horizon:
+        first_inside = next_after(spec, math.nextafter(horizon, -math.inf))
+        skipped = _count(spec, next_fire, horizon)
+        if first_inside is None or first_inside > now:
+            # Nothing inside the window: the last missed time stands for all of them.
+            last = _last_before(spec, next_fire, horizon)
+            return [last], first_inside, skipped - 1
+        start = first_inside
+    times: list[float] = []
+    t: float | None = start
+    while t is not None and t <= now and len(times) < MAX_DUE:
+        times.append(t)
+        t = next_after(spec, t)
+    return times, t, skipped
+
+
+def _count(spec: ScheduleSpec, start: float, horizon: float) -> int:
+    """Fire times in ``[start, horizon)`` (an estimate past 10,000 for cron schedules)."""
+    if spec.every is not None:
+        return max(0, math.ceil((horizon - start) / spec.every))
+    n = 0
+    t: float | None = start
+    while t is not None and t < horizon and n < 10_000:
+        n += 1
+        t = next_after(spec, t)
+    return n
+
+
+def _last_before(spec: ScheduleSpec, start: float, horizon: float) -> float:
+    """The last fire time before ``horizon``, from ``start`` (itself one)."""
+    if spec.every is not None:
+        k = math.ceil((horizon - spec.offset) / spec.every) - 1
+        return max(start, spec.offset + k * spec.every)
+    last = start
+    t = next_after(spec, start)
+    steps = 0
+    while t is not None and t < horizon and steps < 100_000:
+        last = t
+        t = next_after(spec, t)
+        steps += 1
+    return last
+
+
+def utc(t: float) -> str:
+    """An instant as ISO 8601 in UTC (for messages)."""
+    return datetime.fromtimestamp(t, UTC).isoformat()
