@@ -21,12 +21,12 @@ from typing import NamedTuple
 import msgspec
 
 from ..errors import InvalidRequestError, TierqError
-from .book import DEAD, PENDING, READY, SUCCEEDED, Book
+from .book import DEAD, PENDING, Book
 from .declared import with_declared
 from .events import Event, IntakeApplied, TaskRefused, TaskSubmitted
 from .ids import client_id_ms
 from .model import TaskSpec
-from .submission import admit_specs, check_parents, check_refs, on_submitted
+from .submission import admit_specs, check_parents, check_refs, on_submitted, submitted_event
 from .validate import check_specs
 
 __all__ = ["IntakeItem", "apply_intake", "on_intake_applied", "on_refused"]
@@ -97,20 +97,7 @@ def _accept(book: Book, spec: TaskSpec, tid: str, now: float) -> TaskSubmitted:
     if refs:
         check_refs(spec, parents, {}, "spec")
     admit_specs(book, [spec])
-    run_at = spec.run_at
-    not_before = run_at if run_at is not None and run_at > now else None
-    state = READY
-    if not_before is not None or any(book.tasks[p].state is not SUCCEEDED for p in parents):
-        state = PENDING
-    return TaskSubmitted(
-        at=now,
-        id=tid,
-        spec=spec,
-        state=state,
-        parents=parents,
-        not_before=not_before,
-        uses_results=refs,
-    )
+    return submitted_event(book, tid, spec, parents, refs, now)
 
 
 def _refusable(spec: TaskSpec) -> TaskSpec:

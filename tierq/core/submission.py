@@ -51,6 +51,7 @@ __all__ = [
     "check_refs",
     "on_submitted",
     "submit",
+    "submitted_event",
 ]
 
 _FIRST = itemgetter(0)
@@ -90,30 +91,9 @@ def submit(book: Book, specs: Sequence[TaskSpec], now: float) -> tuple[list[Even
 
     out: list[Event] = []
     append = out.append
-    tasks = book.tasks
     tids = book.ids.next_many(now, len(accepted))
     for (i, spec, parents, refs), tid in zip(accepted, tids, strict=True):
-        run_at = spec.run_at
-        not_before = run_at if run_at is not None and run_at > now else None
-        state = READY
-        if not_before is not None:
-            state = PENDING
-        elif parents:
-            for p in parents:
-                if tasks[p].state is not SUCCEEDED:
-                    state = PENDING
-                    break
-        append(
-            TaskSubmitted(
-                at=now,
-                id=tid,
-                spec=spec,
-                state=state,
-                parents=parents,
-                not_before=not_before,
-                uses_results=refs,
-            )
-        )
+        append(submitted_event(book, tid, spec, parents, refs, now))
         ids[i] = tid
     # The tasks' parents exist before this batch, so applying after building is the same.
     apply_submitted(book, cast("list[TaskSubmitted]", out))
@@ -127,6 +107,27 @@ def submit(book: Book, specs: Sequence[TaskSpec], now: float) -> tuple[list[Even
             maybe = book.idem[key]
         result.append(maybe)
     return out, result
+
+
+def submitted_event(
+    book: Book, tid: str, spec: TaskSpec, parents: tuple[str, ...], refs: bool, now: float
+) -> TaskSubmitted:
+    """The ``task_submitted`` of a checked spec: PENDING while its ``run_at`` is ahead or a
+    parent has not succeeded, else READY."""
+    run_at = spec.run_at
+    not_before = run_at if run_at is not None and run_at > now else None
+    state = READY
+    if not_before is not None or any(book.tasks[p].state is not SUCCEEDED for p in parents):
+        state = PENDING
+    return TaskSubmitted(
+        at=now,
+        id=tid,
+        spec=spec,
+        state=state,
+        parents=parents,
+        not_before=not_before,
+        uses_results=refs,
+    )
 
 
 def submit_plain(book: Book, specs: list[TaskSpec], now: float) -> tuple[list[Event], list[str]]:
