@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from schedules import cpu_seconds  # noqa: E402
 
 import tierq  # noqa: E402
 from tierq.config import NatsConfig  # noqa: E402
@@ -69,12 +72,6 @@ class Tally:
         self.count += n
         if self.count >= self.target:
             self.all_done.set()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 class SimRegion:

@@ -69,6 +69,8 @@ class IntakeSubmitter:
         self._listening: Subscription | None = None
         #: (intake sequence, queue) of this client's entries after the last state it heard.
         self._unapplied: collections.deque[tuple[int, str]] = collections.deque()
+        #: The same entries counted by queue (kept as they come and go: no walk per submit).
+        self._unapplied_by_queue: collections.Counter[str] = collections.Counter()
 
     async def submit(self, spec: TaskSpec) -> tuple[str, list[str]]:
         """Publish one task; returns its id, once durable, and the warnings about it.
@@ -94,6 +96,7 @@ class IntakeSubmitter:
             )
         seq = await self._publish(payload, task_id)
         self._unapplied.append((seq, spec.queue))
+        self._unapplied_by_queue[spec.queue] += 1
         return task_id, await self._warnings(spec)
 
     def _check_admission(self, spec: TaskSpec) -> None:
@@ -102,13 +105,14 @@ class IntakeSubmitter:
         state = self.admission
         if state is None:
             return
-        own = self._unapplied
+        own, by_queue = self._unapplied, self._unapplied_by_queue
         while own and own[0][0] <= state.intake_seq:
-            own.popleft()
+            by_queue[own.popleft()[1]] -= 1
         waiting = state.waiting + len(own)
-        queues = dict(state.queues)  # only those above their soft watermark: the others pass
-        for _, queue in own:
-            queues[queue] = queues.get(queue, 0) + 1
+        # Counts of the queues above their soft watermark (the others pass), plus our own.
+        queues = {q: state.queues.get(q, 0) + n for q, n in by_queue.items() if n}
+        for queue, n in state.queues.items():
+            queues.setdefault(queue, n)
         check_admission(state.settings, waiting, queues, {spec.queue: (1, spec.priority)})
 
     async def _listen(self) -> None:

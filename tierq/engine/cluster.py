@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..config import ConnectOptions
 from ..credentials import NatsUsers
 from ..errors import EngineUnavailableError, InvalidRequestError
@@ -98,7 +100,7 @@ class NatsCluster:
     ) -> ConnectOptions:
         """Options to connect to any node as the user of ``role``."""
         opts = self.nodes[0].connect_options(role, region, **options)
-        return ConnectOptions(**{**_fields(opts), "servers": self.urls})
+        return msgspec.structs.replace(opts, servers=self.urls)
 
     async def astart(self) -> NatsCluster:
         """Start every node and wait until each reports JetStream healthy."""
@@ -138,9 +140,3 @@ class NatsCluster:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.astop()
         self.stop()
-
-
-def _fields(opts: ConnectOptions) -> dict[str, Any]:
-    import msgspec
-
-    return msgspec.structs.asdict(opts)
