@@ -124,7 +124,7 @@ async def _answers(app: tierq.App) -> bool:
     return False
 
 
-@pytest.mark.chaos
+@pytest.mark.chaos_full
 async def test_a_partitioned_leader_steps_down_and_serves_nothing_stale(tmp_path: Path) -> None:
     cluster = PartitionableCluster(tmp_path)
     masters: dict[str, subprocess.Popen[bytes]] = {}
