@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 
 from ..config import ConnectOptions
 from ..errors import EngineUnavailableError, PermissionDeniedError, UnauthenticatedError
+from ._cancel import guard_cancellation
 from ._errors import map_nats_errors
 from .auth import inbox_prefix
 
@@ -110,6 +111,7 @@ class Engine:
     def __init__(
         self, nc: NatsClient, opts: ConnectOptions, events: _ConnectionEvents | None = None
     ) -> None:
+        guard_cancellation(nc)  # before the JetStream context: it calls nc.request
         self._nc = nc
         self._events = events
         self._js = nc.jetstream(timeout=opts.request_timeout)
