@@ -17,6 +17,7 @@ EXPECTED = [
     "FailurePolicy",
     "FencedError",
     "GraphTooLargeError",
+    "IntakeBehindError",
     "InvalidRequestError",
     "InvalidTransitionError",
     "NatsConfig",

@@ -100,6 +100,9 @@ from .errors import (
     GraphTooLargeError as GraphTooLargeError,
 )
 from .errors import (
+    IntakeBehindError as IntakeBehindError,
+)
+from .errors import (
     InvalidRequestError as InvalidRequestError,
 )
 from .errors import (
@@ -152,6 +155,7 @@ __all__ = [
     "FailurePolicy",
     "FencedError",
     "GraphTooLargeError",
+    "IntakeBehindError",
     "InvalidRequestError",
     "InvalidTransitionError",
     "NatsConfig",

@@ -17,6 +17,7 @@ Branch on what the caller must do, not on where the error came from::
     ├── PermissionDeniedError        credentials lack the role
     ├── EngineUnavailableError       NATS or the master is unreachable; transient
     │   ├── NoRespondersError        nobody serves that subject right now (safe to resend)
+    │   ├── IntakeBehindError        the master has not applied a submission yet (resend)
     │   └── FencedError              this master lost leadership; its writes are refused
     ├── WaitTimeoutError             a wait for a result ran out (also a TimeoutError)
     └── TaskError                    the task itself ended badly
@@ -43,6 +44,7 @@ __all__ = [
     "ErrorInfo",
     "FencedError",
     "GraphTooLargeError",
+    "IntakeBehindError",
     "InvalidRequestError",
     "InvalidTransitionError",
     "NoRespondersError",
@@ -192,6 +194,13 @@ class NoRespondersError(EngineUnavailableError):
     """The request reached no process (e.g. between two masters' terms): nothing was done."""
 
     code = "no_responders"
+
+
+class IntakeBehindError(EngineUnavailableError):
+    """A request named a task submitted through the intake that the master has not applied
+    yet (its follower fell behind): nothing was done, and resending it later is safe."""
+
+    code = "intake_behind"
 
 
 class FencedError(EngineUnavailableError):

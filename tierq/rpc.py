@@ -14,7 +14,7 @@ import msgspec
 from .core.model import Task, TaskSpec, WorkflowSpec
 from .core.records import WorkflowView
 from .engine import Engine, Subjects
-from .errors import EngineUnavailableError, NoRespondersError
+from .errors import EngineUnavailableError, IntakeBehindError, NoRespondersError
 from .protocol import (
     Ack,
     QueryKind,
@@ -53,8 +53,9 @@ class MasterClient:
     ) -> T:
         """One request; resent while no master answers (a failover), up to ``timeout``.
 
-        Only "no responders" is resent: the request reached nobody, so nothing was done. A
-        timeout is ambiguous (the master may have acted) and is raised to the caller.
+        Resent only when nothing was done: "no responders" (the request reached nobody) and
+        :class:`IntakeBehindError` (it named a task the master has not applied yet). A timeout
+        is ambiguous (the master may have acted) and is raised to the caller.
         """
         limit = timeout or self.timeout
         loop = asyncio.get_running_loop()
@@ -63,16 +64,19 @@ class MasterClient:
         subject = self.subjects.master(op)
         delay = 0.05
         while True:
-            left = deadline - loop.time()
+            sent = loop.time()
             try:
-                data = await self.engine.request(subject, payload, timeout=max(0.05, left))
-            except NoRespondersError:
-                if loop.time() + delay >= deadline:
+                data = await self.engine.request(
+                    subject, payload, timeout=max(0.05, deadline - sent)
+                )
+                return decode_reply(data, reply_type)
+            except (NoRespondersError, IntakeBehindError):
+                # Resent only if another attempt as long as this one still fits: a resend cut
+                # short by the deadline would turn a clear answer into an ambiguous timeout.
+                if loop.time() + delay + (loop.time() - sent) >= deadline:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                continue
-            return decode_reply(data, reply_type)
 
     async def submit(self, specs: list[TaskSpec]) -> list[str]:
         return (await self.submit_reply(specs)).ids

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import ModuleType
 
 import msgspec
 import pytest
 
 import tierq
-from tierq import BackpressureError, NotFoundError, TaskFailedError
+from tierq import BackpressureError, IntakeBehindError, NotFoundError, TaskFailedError
 from tierq.core.ids import client_id
 from tierq.core.model import TaskSpec, TaskState
 from tierq.engine import IntakeStream, Subjects, connect
-from tierq.protocol import IntakeEntry
+from tierq.master import intake as intake_module
+from tierq.protocol import IntakeEntry, QueryKind, QueryRequest, TasksReply
 from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -79,3 +81,49 @@ async def test_a_full_queue_refuses_before_publishing_and_a_raw_entry_after(
         await app.wait_tasks([h.id for h in handles], timeout=20)
         late = await app.submit(tasks_module.add, 100, 1)
         assert await late.result(timeout=20) == 101
+
+
+async def test_a_silent_intake_follower_is_replaced(
+    cluster: LocalCluster, app: tierq.App, tasks_module: ModuleType
+) -> None:
+    """The client library re-creates an ordered consumer itself, but only now and then, and
+    a re-creation can fail (no stream leader in a cluster). The applier's watch replaces a
+    follower that went silent while entries wait, so submissions are applied regardless."""
+    await cluster.start_worker(tasks_module.__name__)
+    await (await app.submit(tasks_module.add, 0, 0)).result(timeout=20)
+    assert cluster.master is not None and cluster.master._intake is not None
+    applier = cluster.master._intake
+    assert applier._follower is not None
+    await applier._follower.stop()  # silent from now on, as if the library had given up
+    handles = [await app.submit(tasks_module.add, i, 1) for i in range(10)]
+    results = await app.wait_tasks([h.id for h in handles], timeout=30)
+    assert [t.result for t in results] == [i + 1 for i in range(10)]
+    assert applier.refollowed == 1
+
+
+async def test_a_submission_the_master_has_not_applied_is_not_called_missing(
+    cluster: LocalCluster, app: tierq.App, tasks_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the follower is behind, a request naming a task stored in the intake gets
+    IntakeBehindError (nothing done, resend later), never NotFoundError; the SDK resends it
+    until the master has applied the task. (While it is behind, the master cannot tell an id
+    nobody submitted from one it has not read yet: both get IntakeBehindError.)"""
+    monkeypatch.setattr(intake_module, "CATCH_UP_WAIT", 0.3)
+    await (await app.submit(tasks_module.add, 0, 0)).status()
+    assert cluster.master is not None and cluster.master._intake is not None
+    applier = cluster.master._intake
+    assert applier._watch is not None and applier._follower is not None
+    applier._watch.cancel()
+    await applier._follower.stop()
+    handle = await app.submit(tasks_module.add, 1, 1)
+    master = await app.master()
+    with pytest.raises(IntakeBehindError, match="has not applied yet"):
+        await master.call(
+            "query", QueryRequest(kind=QueryKind.TASK, id=handle.id), TasksReply, timeout=1.0
+        )
+    # Following again (as the watch does) and the SDK's ordinary call gets the task.
+    waiting = asyncio.ensure_future(app.get(handle.id))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    await applier._refollow(0)
+    assert (await waiting).id == handle.id

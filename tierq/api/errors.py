@@ -111,6 +111,7 @@ TABLE: dict[str, Row] = {
     "permission_denied": Row(403, _S.PERMISSION_DENIED, "Permission denied"),
     "unavailable": Row(503, _S.UNAVAILABLE, "Service unavailable"),
     "fenced": Row(503, _S.UNAVAILABLE, "Service unavailable"),
+    "intake_behind": Row(503, _S.UNAVAILABLE, "Submission not applied yet"),
     "wait_timeout": Row(504, _S.DEADLINE_EXCEEDED, "Timed out"),
     "internal": _INTERNAL,
 }

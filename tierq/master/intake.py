@@ -8,11 +8,20 @@ A client that submitted through the intake holds an id the master may not have a
 A request that names such an id and finds nothing (``NotFoundError``, ``UnknownTaskError``)
 waits with :meth:`IntakeApplier.caught_up` until everything stored in the intake when it
 asked is applied, and is then handled again: a client reads its own writes.
+
+The follower is watched. The client library re-creates an ordered consumer on its own when it
+sees a gap or misses heartbeats, but it tries once per missed-heartbeat period, and a
+re-creation that fails while the stream has no Raft leader (a cluster node lost, a partition
+healing) can leave it silent for longer than a reader waits. So once a second, when nothing was
+delivered, the applier compares what it has seen with the stream's last sequence; behind on two
+checks in a row, it drops the follower and follows again from the entry after the last it saw.
+Deliveries from a dropped follower are ignored, and an entry seen before is never taken twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,10 +30,10 @@ import msgspec
 from ..core import Event, IntakeItem, SchedulerState
 from ..core.ids import client_id_ms
 from ..engine import IntakeFollower, IntakeStream
-from ..errors import NotFoundError, TierqError, UnknownTaskError
+from ..errors import IntakeBehindError, NotFoundError, TierqError, UnknownTaskError
 from ..protocol import IntakeEntry, IntakeId
 
-__all__ = ["IntakeApplier", "may_be_unapplied"]
+__all__ = ["IntakeApplier", "intake_behind", "may_be_unapplied"]
 
 log = logging.getLogger("tierq.master")
 
@@ -32,6 +41,8 @@ log = logging.getLogger("tierq.master")
 MAX_BATCH = 1000
 #: Longest a request naming an unknown client-made id waits for the intake to be applied.
 CATCH_UP_WAIT = 5.0
+#: How often an idle follower is checked against the stream, seconds.
+WATCH_EVERY = 1.0
 
 _entry = msgspec.msgpack.Decoder(IntakeEntry)
 _entry_id = msgspec.msgpack.Decoder(IntakeId)
@@ -42,6 +53,15 @@ def may_be_unapplied(exc: TierqError) -> bool:
     if not isinstance(exc, NotFoundError | UnknownTaskError):
         return False
     return any(client_id_ms(i) is not None for i in exc.ids)
+
+
+def intake_behind(exc: TierqError) -> IntakeBehindError:
+    """What to answer when ``exc`` names a client-made id and the intake was not applied in
+    time: the task may well be stored there, so "not found" would be a false answer."""
+    return IntakeBehindError(
+        f"{exc.message}; it may have been submitted through the intake, which this master "
+        f"has not applied yet: nothing was done, resend the request"
+    )
 
 
 def decode_entry(seq: int, data: bytes) -> IntakeItem:
@@ -84,18 +104,80 @@ class IntakeApplier:
         self._buffer: list[IntakeItem] = []
         self._scheduled = False
         self._follower: IntakeFollower | None = None
+        #: Which follower's deliveries count (a dropped one may still deliver a few).
+        self._generation = 0
+        #: The last sequence taken into the buffer (or applied before this term).
+        self._seen = state.intake_seq
+        #: Deliveries taken so far (the watch's sign of life).
+        self._delivered = 0
         #: (intake sequence, future) of requests waiting until it is applied.
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._watch: asyncio.Task[None] | None = None
         self._stopped = False
+        #: Times the follower was found stalled and followed again (for logs and tests).
+        self.refollowed = 0
 
     async def start(self) -> None:
-        self._follower = await self.stream.follow(self.state.intake_seq, self._on_entry)
+        self._seen = max(self._seen, self.state.intake_seq)
+        await self._follow()
+        self._watch = asyncio.create_task(self._watch_follower())
 
-    async def stop(self) -> None:
-        self._stopped = True
+    async def _follow(self) -> None:
+        """Follow the intake from the entry after the last one seen, as a new generation."""
+        self._generation += 1
+        generation = self._generation
+
+        def on_entry(seq: int, data: bytes) -> None:
+            if generation == self._generation:
+                self._on_entry(seq, data)
+
+        self._follower = await self.stream.follow(self._seen, on_entry)
+
+    async def _drop_follower(self) -> None:
+        self._generation += 1
         follower, self._follower = self._follower, None
         if follower is not None:
             await follower.stop()
+
+    async def _watch_follower(self) -> None:
+        delivered = self._delivered
+        behind_before = False
+        while not self._stopped:
+            await asyncio.sleep(WATCH_EVERY)
+            if self._follower is not None and self._delivered != delivered:
+                delivered, behind_before = self._delivered, False
+                continue  # it delivers: alive
+            try:
+                last = await self.stream.last_seq()
+            except TierqError as exc:  # the stream cannot answer now; look again later
+                log.debug("intake watch: %s", exc)
+                continue
+            behind = last > self._seen
+            if behind and (behind_before or self._follower is None):
+                await self._refollow(last)
+                behind = False  # the new follower gets a period of its own
+            delivered, behind_before = self._delivered, behind
+
+    async def _refollow(self, last: int) -> None:
+        log.warning(
+            "the intake follower is silent at entry %d of %d; following again", self._seen, last
+        )
+        await self._drop_follower()
+        try:
+            await self._follow()
+        except TierqError as exc:  # no stream leader yet: the next check tries again
+            log.warning("following the intake again failed: %s", exc)
+            return
+        self.refollowed += 1
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        await self._drop_follower()
         self._buffer.clear()
         waiting, self._waiting = self._waiting, []
         for _, future in waiting:  # handled again now: a deposed master says nothing
@@ -103,8 +185,10 @@ class IntakeApplier:
                 future.set_result(None)
 
     def _on_entry(self, seq: int, data: bytes) -> None:
-        if self._stopped:
+        if self._stopped or seq <= self._seen:
             return
+        self._seen = seq
+        self._delivered += 1
         self._buffer.append(decode_entry(seq, data))
         if not self._scheduled:
             self._scheduled = True
@@ -139,8 +223,10 @@ class IntakeApplier:
                     future.set_result(None)
             self._waiting = still
 
-    async def caught_up(self, timeout: float = CATCH_UP_WAIT) -> bool:
-        """Wait until every entry stored in the intake now is applied; False on timeout."""
+    async def caught_up(self, timeout: float | None = None) -> bool:
+        """Wait until every entry stored in the intake now is applied; False on timeout
+        (``CATCH_UP_WAIT`` unless given)."""
+        timeout = CATCH_UP_WAIT if timeout is None else timeout
         target = await self.stream.last_seq()
         if self.state.intake_seq >= target:
             return True

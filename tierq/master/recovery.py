@@ -20,12 +20,28 @@ import msgspec
 from ..core import Event, SchedulerState, Settings
 from ..engine import EventLog, GroupCommitter, IntakeStream, SnapshotStore
 
-__all__ = ["Recovery"]
+__all__ = ["Recovery", "term_start_events"]
 
 log = logging.getLogger("tierq.master")
 
 #: Apply at most this long before letting the event loop run (lease renewals, pings).
 _SLICE_SECONDS = 0.05
+
+
+def term_start_events(
+    state: SchedulerState, initial: Settings | None, fresh_log: bool, now: float
+) -> list[Event]:
+    """Events that start a term: initial settings on a new log, fresh region leases.
+
+    Regions could not renew their leases while no master ran, so each gets a new one
+    instead of losing its tasks at the first tick.
+    """
+    events: list[Event] = []
+    if fresh_log and initial is not None:
+        events += state.configure(initial, now)
+    for region in state.regions():
+        events += state.region_heartbeat(region.name, region.instance, now)
+    return events
 
 
 class Recovery:

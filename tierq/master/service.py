@@ -65,11 +65,11 @@ from ..protocol import (
     encode_ok,
 )
 from .handlers import Handlers
-from .intake import IntakeApplier, may_be_unapplied
+from .intake import IntakeApplier, intake_behind, may_be_unapplied
 from .leadership import Leadership
 from .metrics import LiveMetrics
 from .publish import EventPublisher
-from .recovery import Recovery
+from .recovery import Recovery, term_start_events
 from .schedule_ops import fire_due
 from .waiters import LeaseParking, ParkedLease, ResultWaiters
 
@@ -294,7 +294,11 @@ class Master:
                 # Until the committer has made durable all that this term applies.
                 recovery.invalidate()
                 self._term_dirty = False
-                await self._commit(self._after_recovery(self.now()))
+                await self._commit(
+                    term_start_events(
+                        self.state, self.config.initial_settings, self._fresh_log, self.now()
+                    )
+                )
                 self._intake = IntakeApplier(
                     self.intake_stream,
                     self.state,
@@ -337,23 +341,9 @@ class Master:
         this term can accept nothing more, whoever was waiting on it. Recover again."""
         self._fail_stop(f"the log refused an append ({exc})")
 
-    def _after_recovery(self, now: float) -> list[Event]:
-        """Events that start a term: initial settings on a new log, fresh region leases.
-
-        Regions could not renew their leases while no master ran, so each gets a new one
-        instead of losing its tasks at the first tick.
-        """
-        events: list[Event] = []
-        initial = self.config.initial_settings
-        if self._fresh_log and initial is not None:
-            events += self.state.configure(initial, now)
-        for region in self.state.regions():
-            events += self.state.region_heartbeat(region.name, region.instance, now)
-        return events
-
     # -- requests --------------------------------------------------------------------------
 
-    async def _on_request(self, msg: Message, *, again: bool = False) -> None:
+    async def _on_request(self, msg: Message, *, caught_up: bool | None = None) -> None:
         op = msg.subject.rsplit(".", 1)[-1]
         if not msg.reply:
             return
@@ -376,9 +366,11 @@ class Master:
             payload = encode_ok(handled.reply)
         except TierqError as exc:
             # Commands validate before they change anything, so the state is as it was.
-            if not again and self._intake is not None and may_be_unapplied(exc):
-                self._spawn(self._after_intake(msg))
-                return
+            if self._intake is not None and may_be_unapplied(exc):
+                if caught_up is None:
+                    self._spawn(self._after_intake(msg))
+                    return
+                exc = exc if caught_up else intake_behind(exc)
             self._queue_reply([], msg.reply, encode_error(exc))
             return
         except Exception as exc:  # a bug: the state may be half-changed
@@ -391,12 +383,15 @@ class Master:
             self._after_change(now)
 
     async def _after_intake(self, msg: Message) -> None:
-        """Handle ``msg`` again once the intake as it is now is applied (read your writes)."""
-        intake = self._intake
+        """Handle ``msg`` again once the intake as it is now is applied (read your writes).
+
+        ``caught_up`` tells the second handling whether the intake was applied in time.
+        """
+        intake, applied = self._intake, False
         if intake is not None:
             with contextlib.suppress(TierqError):
-                await intake.caught_up()
-        await self._on_request(msg, again=True)
+                applied = await intake.caught_up()
+        await self._on_request(msg, caught_up=applied)
 
     def _commit_intake(self, events: list[Event], now: float) -> None:
         self._queue_reply(events, "", b"")
