@@ -22,10 +22,11 @@ from .errors import InvalidRequestError
 
 __all__ = ["REGIONAL", "ROLES", "NatsUser", "NatsUsers"]
 
-#: Every role that connects to NATS.
-ROLES = ("master", "region", "worker", "api", "client", "autoscaler")
+#: Every role that connects to NATS (``leaf``: a leaf node's link to the hub, one per region,
+#: allowed what that region's region and worker users together are; see engine/auth.py).
+ROLES = ("master", "region", "worker", "api", "client", "autoscaler", "leaf")
 #: Roles whose users belong to one region.
-REGIONAL = frozenset({"region", "worker"})
+REGIONAL = frozenset({"region", "worker", "leaf"})
 #: What a user name may contain: it becomes one token of the user's inbox subjects.
 _USER = re.compile(r"[A-Za-z0-9_-]{1,200}")
 #: Passwords go between double quotes in the server's config: printable, no quote or escape.
@@ -60,7 +61,7 @@ class NatsUser(msgspec.Struct, frozen=True, kw_only=True):
             )
         if (self.role in REGIONAL) != (self.region is not None):
             raise InvalidRequestError(
-                f"NATS user {self.user!r}: region and worker users name their region, "
+                f"NATS user {self.user!r}: region, worker and leaf users name their region, "
                 "other roles do not",
                 field="region",
             )
@@ -93,23 +94,29 @@ class NatsUsers(msgspec.Struct, frozen=True, kw_only=True):
         check_subject_token(prefix, "prefix")
         users = [_new_user(prefix, role) for role in ("master", "api", "client", "autoscaler")]
         for region in regions:
-            users += [_new_user(prefix, "region", region), _new_user(prefix, "worker", region)]
+            users += [_new_user(prefix, role, region) for role in ("region", "worker", "leaf")]
         return cls(prefix=prefix, users=tuple(users))
 
     def complete(self) -> NatsUsers:
-        """These users, plus a new one for each role that has none (a file written by an
-        older tierq, before the role existed)."""
+        """These users, plus a new one for each role that has none, and a leaf user for each
+        region that has none (a file written by an older tierq, before the role existed)."""
         added = [
             _new_user(self.prefix, role)
             for role in ROLES
             if role not in REGIONAL and self.find(role) is None
+        ]
+        regions = sorted({u.region for u in self.users if u.region is not None})
+        added += [
+            _new_user(self.prefix, "leaf", region)
+            for region in regions
+            if self.find("leaf", region) is None
         ]
         if not added:
             return self
         return NatsUsers(version=self.version, prefix=self.prefix, users=(*self.users, *added))
 
     def find(self, role: str, region: str | None = None) -> NatsUser | None:
-        """The user of ``role`` (and of ``region`` for region and worker users)."""
+        """The user of ``role`` (and of ``region`` for region, worker and leaf users)."""
         for user in self.users:
             if user.role == role and (role not in REGIONAL or user.region == region):
                 return user

@@ -57,3 +57,39 @@ async def test_a_server_runs_the_printed_block(tmp_path: Path) -> None:
                 await engine.request("tierq.master.settings", b"", timeout=1.0)
         finally:
             await engine.close()
+
+
+def test_leaf_prints_a_leaf_nodes_config_for_one_region(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    runner = CliRunner()
+    assert runner.invoke(main, ["nats-users", str(path), "--region", "eu", "--region", "us"])
+    users = NatsUsers.load(path)
+    leaf = users.find("leaf", "eu")
+    assert leaf is not None and leaf.user == "tierq-leaf-eu"
+    result = runner.invoke(
+        main, ["nats-users", str(path), "--leaf", "eu", "--hub", "nats-leaf://hub:7422"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert '"tierq-region-eu"' in out and '"tierq-worker-eu"' in out
+    assert "tierq-region-us" not in out and "tierq-master" not in out
+    assert f'url: "nats-leaf://tierq-leaf-eu:{leaf.password}@hub:7422"' in out
+    for args, match in (
+        (["--leaf", "eu"], "--leaf needs --hub"),
+        (["--leaf", "eu", "--hub", "hub:7422"], "nats-leaf://host:port"),
+        (["--leaf", "eu", "--hub", "nats-leaf://u:p@hub:7422"], "nats-leaf://host:port"),
+        (["--leaf", "asia", "--hub", "nats-leaf://hub:7422"], "start over"),
+    ):
+        bad = runner.invoke(main, ["nats-users", str(path), *args])
+        assert bad.exit_code == 2 and match in bad.output, (args, bad.output)
+
+
+def test_a_file_from_before_leaf_users_gains_one_per_region(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    full = NatsUsers.generate("tierq", regions=["eu", "us"])
+    NatsUsers(prefix="tierq", users=tuple(u for u in full.users if u.role != "leaf")).save(path)
+    result = CliRunner().invoke(main, ["nats-users", str(path), "--region", "eu"])
+    assert result.exit_code == 0, result.output
+    assert "tierq-leaf-eu" in result.stderr and "tierq-leaf-us" in result.stderr
+    after = NatsUsers.load(path)
+    assert after.find("leaf", "eu") is not None and after.find("leaf", "us") is not None

@@ -139,3 +139,15 @@ def test_a_client_next_to_tierq_dev_finds_its_credentials(
     assert found.for_role("client").user == "tierq-client"
     monkeypatch.setenv("TIERQ_NATS_CREDENTIALS", "/elsewhere.json")
     assert NatsConfig.from_env().credentials == "/elsewhere.json"
+
+
+def test_a_leaf_links_user_may_do_what_its_regions_region_and_worker_may() -> None:
+    s = Subjects("tierq")
+    leaf = permissions("leaf", s, "tierq-leaf-eu", "eu")
+    region = permissions("region", s, "tierq-region-eu", "eu")
+    worker = permissions("worker", s, "tierq-worker-eu", "eu")
+    assert set(leaf.publish) == set(region.publish) | set(worker.publish)
+    assert set(leaf.subscribe) == set(region.subscribe) | set(worker.subscribe)
+    assert leaf.allow_responses
+    assert s.master("settings") not in leaf.publish and s.master("submit") not in leaf.publish
+    assert not any(".region.us." in x for x in (*leaf.publish, *leaf.subscribe))

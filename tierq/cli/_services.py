@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from ..config import WorkerConfig
+from ..errors import InvalidRequestError
 from ._common import (
     CliInputError,
     err,
@@ -383,35 +384,65 @@ def api(
     show_default=True,
     help="A region to make region and worker users for (repeat for several).",
 )
-def nats_users(credentials: str, prefix: str, regions: tuple[str, ...]) -> None:
+@click.option(
+    "--leaf",
+    "leaf_region",
+    default=None,
+    help="Print instead the config of a leaf node serving this region (needs --hub).",
+)
+@click.option(
+    "--hub",
+    default=None,
+    help="With --leaf: the hub's leaf-node URL, e.g. nats-leaf://hub.example:7422.",
+)
+def nats_users(
+    credentials: str,
+    prefix: str,
+    regions: tuple[str, ...],
+    leaf_region: str | None,
+    hub: str | None,
+) -> None:
     """Print nats-server's `authorization` block for one NATS user per role.
 
     CREDENTIALS is the tierq credentials file (JSON, mode 0600): read if it exists, else
     written with new random passwords. Give each process the file (or only its role's
     user) with --nats-credentials; paste the output into the server's config.
-    """
-    from ..engine import NatsUsers, authorization_config
 
+    With --leaf REGION --hub URL it prints the config of a leaf node for REGION instead: that
+    region's region and worker users, and the link to the hub as the region's leaf user,
+    which the hub allows only that region's traffic.
+    """
+    from ..engine import NatsUsers, authorization_config, leaf_config
+
+    if leaf_region is not None and hub is None:
+        raise CliInputError("--leaf needs --hub, the hub's leaf-node URL (nats-leaf://host:port)")
+    wanted = regions if leaf_region is None else (leaf_region,)
     path = Path(credentials)
     if path.exists():
         users = NatsUsers.load(path)
         completed = users.complete()
         if completed is not users:
-            new = sorted({u.role for u in completed.users} - {u.role for u in users.users})
+            new = sorted({u.user for u in completed.users} - {u.user for u in users.users})
             completed.save(path)
             users = completed
-            err.print(f"added users to {credentials} for: {', '.join(new)}", markup=False)
-        missing = [r for r in regions if users.find("worker", r) is None]
+            err.print(f"added users to {credentials}: {', '.join(new)}", markup=False)
+        missing = [r for r in wanted if users.find("worker", r) is None]
         if users.prefix != prefix or missing:
             raise CliInputError(
                 f"{credentials} is for prefix {users.prefix!r} and regions "
                 f"{sorted({u.region for u in users.users if u.region})}; remove it to start over"
             )
     else:
-        users = NatsUsers.generate(prefix, regions=regions)
+        users = NatsUsers.generate(prefix, regions=wanted)
         users.save(path)
         err.print(f"wrote {credentials} (mode 0600): keep it private", markup=False)
-    click.echo(authorization_config(users), nl=False)
+    if leaf_region is None or hub is None:
+        click.echo(authorization_config(users), nl=False)
+        return
+    try:
+        click.echo(leaf_config(users, leaf_region, hub), nl=False)
+    except InvalidRequestError as exc:
+        raise CliInputError(exc.message) from exc
 
 
 def _exit_0(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ from ..credentials import ROLES as ROLES
 from ..credentials import NatsUser as NatsUser
 from ..credentials import NatsUsers as NatsUsers
 from .auth import authorization_config as authorization_config
+from .auth import leaf_config as leaf_config
 from .codec import (
     DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ensure_events_stream",
     "find_nats_server",
     "free_port",
+    "leaf_config",
     "pack_array",
     "provision",
     "replicas_for",

@@ -23,6 +23,12 @@ connects as the user of its role, and the server lets each role use only its own
 - ``autoscaler``: the master's ``query`` (read-only: figures, workers, settings), publishes
   its scaling decisions on ``<p>.events.autoscale_decision`` and answers status requests on
   ``<p>.autoscale.*.status``.
+- ``leaf`` (one user per region ``r``): not a process but the link of a leaf node that serves
+  region ``r`` (its region and workers connect to the leaf). nats-server lets a leaf link carry
+  what its user may publish from the leaf into the hub and what it may subscribe to from the
+  hub into the leaf, so this user is allowed exactly what region ``r``'s region and worker
+  users are together: whatever else runs on that leaf server reaches nothing of tierq's on
+  the hub. :func:`leaf_config` prints the leaf server's side.
 
 Replies travel on each user's own inbox prefix ``_INBOX.<user>``, so no role can read the
 answers meant for another. The credentials of one installation are kept in a JSON file
@@ -42,6 +48,7 @@ __all__ = [
     "Permissions",
     "authorization_config",
     "inbox_prefix",
+    "leaf_config",
     "permissions",
 ]
 
@@ -165,6 +172,16 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
         return Permissions(
             (*ops, s.intake_subject, f"{p}.autoscale.*.status"), (inbox, s.admission)
         )
+    if role == "leaf":
+        assert region is not None
+        parts = [
+            permissions(r, subjects, f"{p}-{r}-{region}", region) for r in ("region", "worker")
+        ]
+        return Permissions(
+            tuple(dict.fromkeys(x for part in parts for x in part.publish)),
+            tuple(dict.fromkeys(x for part in parts for x in part.subscribe)),
+            allow_responses=True,
+        )
     if role == "autoscaler":
         return Permissions(
             (s.master("query"), s.event("autoscale_decision")),
@@ -200,3 +217,25 @@ def authorization_config(users: NatsUsers, *, indent: str = "") -> str:
         lines.append(f"{indent}    }}}}")
     lines += [f"{indent}  ]", f"{indent}}}"]
     return "\n".join(lines) + "\n"
+
+
+def leaf_config(users: NatsUsers, region: str, hub: str, *, indent: str = "") -> str:
+    """The config of a leaf node serving ``region``: its local users (that region's region
+    and worker users only) and its link to the hub (``nats-leaf://host:port``) as the
+    region's ``leaf`` user, whose permissions on the hub bound what the link carries."""
+    leaf = users.find("leaf", region)
+    local = tuple(u for u in users.users if u.region == region and u.role in ("region", "worker"))
+    if leaf is None or len(local) != 2:
+        raise InvalidRequestError(
+            f"the credentials have no region, worker and leaf users for region {region!r}",
+            field="region",
+        )
+    scheme, sep, rest = hub.partition("://")
+    if not sep or scheme not in ("nats-leaf", "tls") or not rest or "@" in rest:
+        raise InvalidRequestError(
+            f"the hub's leaf-node URL must look like nats-leaf://host:port, got {hub!r}",
+            field="hub",
+        )
+    block = authorization_config(NatsUsers(prefix=users.prefix, users=local), indent=indent)
+    url = f"{scheme}://{leaf.user}:{leaf.password}@{rest}"
+    return f'{block}{indent}leafnodes {{\n{indent}  remotes: [ {{ url: "{url}" }} ]\n{indent}}}\n'
