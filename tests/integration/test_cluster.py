@@ -39,10 +39,12 @@ async def _stream_leader(cluster: NatsCluster, stream: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _stack(tmp_path: Path) -> AsyncIterator[tuple[NatsCluster, LocalCluster]]:
+async def _stack(
+    tmp_path: Path, *, durable: bool = False
+) -> AsyncIterator[tuple[NatsCluster, LocalCluster]]:
     """A 3-node cluster with per-role users; a master, a region and a worker on it."""
     users = NatsUsers.generate("tierq", regions=("default",))
-    nats = NatsCluster(3, tmp_path / "nats", users=users)
+    nats = NatsCluster(3, tmp_path / "nats", users=users, sync_always=durable)
     await nats.astart()
     stack = LocalCluster(
         nats.url,
@@ -82,21 +84,29 @@ async def test_a_clustered_server_gets_three_replicas_and_runs_tasks(tmp_path: P
             assert [t.result for t in tasks] == [i + 1 for i in range(50)]
 
 
-@pytest.mark.chaos_full
-async def test_node_losses_lose_nothing_acknowledged(tmp_path: Path) -> None:
-    """SIGKILL the node leading the log's Raft group, restart it, then another node.
+#: The node-loss run: tasks, producers awaiting one submit at a time, and when to kill.
+NODE_LOSS_TASKS = 20_000
+NODE_LOSS_PRODUCERS = 4
+NODE_LOSS_AT = (4_000, 9_000, 14_000)
 
-    Every acknowledged task must succeed. The master's pause is what the producer sees: the
+
+@pytest.mark.chaos_full
+@pytest.mark.timeout(900)
+async def test_node_losses_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    """SIGKILL the node leading the log's Raft group, restart it, then another node, during
+    a 20,000-task run with the durable profile (every node fsyncs before it acknowledges).
+
+    Every acknowledged task must succeed. The master's pause is what the producers see: the
     longest wait for one acknowledgement (printed). A JetStream leader election can outlast
     the master's 2 s leader lease: the master then steps down and leads again once the
     cluster answers.
     """
-    async with _stack(tmp_path) as (nats, stack):
+    async with _stack(tmp_path, durable=True) as (nats, stack):
         subjects = Subjects()
         app = tierq.App(stack.nats.for_role("client"), request_timeout=60)
         acked: list[str] = []
         gaps: list[float] = []
-        reached = {n: asyncio.Event() for n in (300, 700, 1100)}
+        reached = {n: asyncio.Event() for n in NODE_LOSS_AT}
 
         async def produce(n: int) -> None:
             last = time.monotonic()
@@ -109,21 +119,38 @@ async def test_node_losses_lose_nothing_acknowledged(tmp_path: Path) -> None:
                 gaps.append(now - last)
                 last = now
 
-        producing = asyncio.create_task(produce(1500))
-        await reached[300].wait()
+        started = time.monotonic()
+        share = NODE_LOSS_TASKS // NODE_LOSS_PRODUCERS
+        producing = asyncio.gather(*(produce(share) for _ in range(NODE_LOSS_PRODUCERS)))
+
+        async def until(acks: int) -> None:
+            """Until ``acks`` submissions are acknowledged; a producer's error is raised."""
+            waiter = asyncio.ensure_future(reached[acks].wait())
+            await asyncio.wait({waiter, producing}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                waiter.cancel()
+                producing.result()
+                raise AssertionError(f"the producers stopped at {len(acked)} acknowledgements")
+
+        first_at, restart_at, second_at = NODE_LOSS_AT
+        await until(first_at)
         first = nats.node(await _stream_leader(nats, subjects.log_stream))
         first.kill()
-        await reached[700].wait()
+        await until(restart_at)
         await first.astart()
         await nats.wait_healthy()
         second = next(n for n in nats.nodes if n is not first)
         second.kill()
-        await reached[1100].wait()
+        await until(second_at)
         await second.astart()
         await producing
-        tasks = await app.wait_tasks(acked, timeout=180)
-        assert len(tasks) == len(acked) == 1500
+        submitted = time.monotonic() - started
+        tasks = await app.wait_tasks(acked, timeout=600)
+        assert len(tasks) == len(acked) == NODE_LOSS_TASKS
         lost = [t.id for t in tasks if t.state.value != "succeeded"]
         assert not lost, f"{len(lost)} acknowledged tasks did not succeed, e.g. {lost[:3]}"
-        print(f"longest gap between acknowledgements: {max(gaps):.2f} s")
+        print(
+            f"{NODE_LOSS_TASKS} acknowledged in {submitted:.1f} s, all succeeded; longest gap "
+            f"between acknowledgements of one producer: {max(gaps):.2f} s"
+        )
         await app.close()

@@ -44,6 +44,11 @@ SERVED_TTL = 30.0
 UNSERVED_TTL = 1.0
 #: Pause before publishing an entry again after an unknown outcome.
 _RESEND_PAUSE = 0.05
+#: Longest wait for one publish's acknowledgement before publishing the entry again. An
+#: acknowledgement is lost, never late, when the server the client is connected to dies
+#: with the publish in flight: waiting the whole request timeout for it stalled producers
+#: for that long in the node-loss test. Publishing again is safe (same ``Nats-Msg-Id``).
+ATTEMPT_TIMEOUT = 2.0
 
 _Placement = tuple[str, str | None, tuple[str, ...]]
 _admission = msgspec.msgpack.Decoder(AdmissionState).decode
@@ -140,7 +145,7 @@ class IntakeSubmitter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while True:
-            left = deadline - loop.time()
+            left = min(deadline - loop.time(), ATTEMPT_TIMEOUT)
             try:
                 return await self._stream.publish(payload, task_id, timeout=max(0.05, left))
             except NoRespondersError:

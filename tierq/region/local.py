@@ -126,6 +126,10 @@ class WorkerSlot:
     pid: int
     last_heartbeat: float
     running: dict[Attempt, LeasedTask] = field(default_factory=dict)
+    #: When each attempt in ``running`` was handed out (region clock).
+    handed_at: dict[Attempt, float] = field(default_factory=dict)
+    #: Attempts in ``running`` the worker's last heartbeat did not list.
+    unlisted: set[Attempt] = field(default_factory=set)
     cancel: set[Attempt] = field(default_factory=set)
     draining: bool = False
     #: The worker's probe subject ("" if it has none) and when it was last probed.

@@ -57,6 +57,9 @@ R = TypeVar("R", bound=_FromWorker)
 PROBE_TIMEOUT = 1.0
 #: Pause before the second probe that confirms a worker's connection is gone.
 PROBE_RECHECK = 0.2
+#: An attempt handed to a worker and missing from two of its heartbeats in a row, the first
+#: at least this long after the hand-out, never reached it (see ``_reconcile``), seconds.
+HANDOUT_GRACE = 2.0
 
 
 class WorkerSide:
@@ -95,7 +98,7 @@ class WorkerSide:
             declared=dict(req.declared),
         )
         if old is not None:
-            slot.running = old.running
+            slot.running, slot.handed_at = old.running, old.handed_at
         self.workers[req.worker] = slot
         self._credits_changed.set()
         await msg.respond(
@@ -177,8 +180,10 @@ class WorkerSide:
 
     def _hand_out(self, worker: WorkerSlot, slots: int) -> list[LeasedTask]:
         tasks = self.queue.pop_for(worker.task_types, slots)
+        now = self.clock()
         for task in tasks:
             worker.running[(task.id, task.attempt)] = task
+            worker.handed_at[(task.id, task.attempt)] = now
             # Handing a task to a worker that pulled for a free slot is the start of the attempt.
             self._outbox.started.append(
                 Started(task_id=task.id, attempt=task.attempt, worker=worker.id)
@@ -229,10 +234,46 @@ class WorkerSide:
         worker.cancel.intersection_update(worker.running)
         if cancel:
             self._credits_changed.set()
+        self._reconcile(worker, running)
         reply = WorkerHeartbeatReply(
             cancel=cancel, drain=worker.draining, region_instance=self.process
         )
         await msg.respond(encode_ok(reply))
+
+    def _reconcile(self, worker: WorkerSlot, held: set[tuple[str, int]]) -> None:
+        """Give back the attempts handed to ``worker`` that never reached it.
+
+        A pull's reply is lost when the worker's connection drops as it is sent (its NATS
+        server died, say): the worker never runs those tasks, and the region would count them
+        against its slots for good and stop leasing for it. The heartbeat lists what the
+        worker runs and what it has an unacknowledged outcome for, so an attempt missing from
+        two heartbeats in a row, the first ``HANDOUT_GRACE`` after the hand-out (a heartbeat
+        sent before the reply arrived cannot be both), never arrived: it goes back to the
+        master as a lost attempt, re-queued at once.
+        """
+        now = self.clock()
+        handed = worker.handed_at
+        for key in [k for k in handed if k not in worker.running]:
+            del handed[key]
+        unlisted = {k for k in worker.running if k not in held}
+        gone = [k for k in unlisted & worker.unlisted if now - handed.get(k, 0.0) >= HANDOUT_GRACE]
+        worker.unlisted = unlisted.difference(gone)
+        if not gone:
+            return
+        log.warning(
+            "worker %s never received %d attempts handed to it; they go back",
+            worker.id,
+            len(gone),
+        )
+        why = f"worker {worker.id} never received the attempt (the reply handing it out was lost)"
+        for task_id, attempt in gone:
+            del worker.running[(task_id, attempt)]
+            handed.pop((task_id, attempt), None)
+            self._outbox.outcomes.append(
+                lost_outcome(task_id, attempt, "HandOutLost", why, worker.id)
+            )
+        self._outbox_ready.set()
+        self._credits_changed.set()
 
     async def _on_report(self, msg: Message, trusted: bool = False) -> None:
         req = await self._admit(msg, WorkerReport, check_report, trusted)

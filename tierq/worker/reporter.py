@@ -47,6 +47,8 @@ class Reporter:
         self._outcome_added = asyncio.Event()
         self._last_progress = -PROGRESS_INTERVAL
         self._in_flight = 0
+        #: The attempts whose outcomes ride in the report being sent.
+        self._in_flight_outcomes: list[tuple[str, int]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -69,6 +71,11 @@ class Reporter:
         self._outcomes.append(item)
         self._outcome_added.set()
         self._kick()
+
+    def unacknowledged(self) -> list[tuple[str, int]]:
+        """Attempts with an outcome not yet acknowledged by the region (queued or in flight):
+        the worker's heartbeat lists them, so the region does not take them for lost."""
+        return [*self._in_flight_outcomes, *((o.task_id, o.attempt) for o in self._outcomes)]
 
     @property
     def pending(self) -> int:
@@ -97,10 +104,12 @@ class Reporter:
             report = self._take()
             if report is not None:
                 self._in_flight = len(report.outcomes) + len(report.progress)
+                self._in_flight_outcomes = [(o.task_id, o.attempt) for o in report.outcomes]
                 try:
                     await self._deliver(report)
                 finally:
                     self._in_flight = 0
+                    self._in_flight_outcomes = []
             if self.pending:
                 self._wake.set()
             else:

@@ -524,9 +524,9 @@ class Worker:
             self._heartbeat_now.clear()
             if self._closing:
                 return
-            beat = WorkerHeartbeat(
-                worker=self.id, running=list(self._attempts), draining=self.draining
-            )
+            # Attempts whose outcome the region has not acknowledged are still ours to it.
+            held = [*self._attempts, *self.reporter.unacknowledged()]
+            beat = WorkerHeartbeat(worker=self.id, running=held, draining=self.draining)
             try:
                 reply = await self._call(
                     "heartbeat",
