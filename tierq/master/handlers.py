@@ -71,6 +71,8 @@ class Handlers:
         self.metrics = metrics
         #: Soft view of workers as regions last reported them (not in the log).
         self.workers = workers
+        #: The worker ids each region listed last (so a report replaces only its own).
+        self._listed: dict[str, set[str]] = {}
         self.table: dict[str, Callable[[bytes, float], Handled]] = {
             "submit": self.submit,
             "submit_workflow": self.submit_workflow,
@@ -128,12 +130,16 @@ class Handlers:
         events += late
         duplicates = sum(1 for ev in events if isinstance(ev, TaskDuplicateReport))
         if req.workers is not None:
+            # Only this region's previous list is walked: every region reports its workers
+            # every second, and walking all workers each time cost O(regions x workers).
+            live = {view.id for view in req.workers}
+            for wid in self._listed.get(req.region, set()) - live:
+                view = self.workers.get(wid)
+                if view is not None and view.region == req.region:
+                    del self.workers[wid]
             for view in req.workers:
                 self.workers[view.id] = view
-            live = {view.id for view in req.workers}
-            for wid in [w for w, v in self.workers.items() if v.region == req.region]:
-                if wid not in live:
-                    del self.workers[wid]
+            self._listed[req.region] = live
         cancel = [
             (s.task_id, s.attempt)
             for s in req.started
