@@ -50,7 +50,7 @@ test: lint typecheck unit
 # Every fault-injection scenario, the long ones too (figures appended to artifacts/chaos.jsonl),
 # and the region and worker scenarios of tests/region (they print their figures).
 chaos: $(STAMP)
-	$(BIN)/pytest -q -s tests/chaos tests/region -m "chaos or chaos_full"
+	$(BIN)/pytest -q -s tests/chaos tests/region tests/integration/test_cluster.py -m "chaos or chaos_full"
 	$(BIN)/python -m tests.chaos.report
 
 bench: $(STAMP)
