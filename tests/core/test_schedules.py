@@ -23,7 +23,8 @@ from tierq.core import (
 from tierq.core.schedule_records import jitter_offset
 from tierq.errors import ConflictError, InvalidRequestError
 from tierq.master import firetimes
-from tierq.master.schedule_ops import fire_due
+from tierq.master.schedule_ops import ScheduleHandlers, fire_due
+from tierq.protocol import ScheduleRequest, encode
 
 
 def ts(iso: str) -> float:
@@ -147,9 +148,44 @@ def test_bad_specs_are_refused() -> None:
     ]:
         with pytest.raises(InvalidRequestError):
             h.state.schedules.create("s", spec, 0.0, h.now)
+    # Out of range, each refused naming its field: an interval under a second or over a
+    # year, a jitter or catch-up window over a year, a time past the year 9999.
+    for spec, field in [
+        (ScheduleSpec(every=0.5, task=TASK), "every"),
+        (ScheduleSpec(every=1e300, task=TASK), "every"),
+        (ScheduleSpec(every=60, jitter=1e12, task=TASK), "jitter"),
+        (ScheduleSpec(every=60, catchup_window=1e12, task=TASK), "catchup_window"),
+        (ScheduleSpec(every=60, start_at=1e300, task=TASK), "start_at"),
+        (ScheduleSpec(cron="* * * * *", end_at=float("inf"), task=TASK), "end_at"),
+    ]:
+        with pytest.raises(InvalidRequestError) as err:
+            h.state.schedules.create("s", spec, 0.0, h.now)
+        assert err.value.field == field, spec
     with pytest.raises(InvalidRequestError):
         h.state.schedules.create("no spaces", ScheduleSpec(every=60, task=TASK), 0.0, h.now)
     assert h.state.schedules.all() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "says"),
+    [
+        # end_at already past: the schedule would never fire.
+        (ScheduleSpec(every=60, end_at=5, task=TASK), "end_at", "1970-01-01T00:00:05"),
+        # 30 February: croniter finds no date.
+        (ScheduleSpec(cron="0 0 30 2 *", task=TASK), "cron", "no date matches"),
+        # The only fire times lie past the year 9999.
+        (ScheduleSpec(cron="0 0 1 1 *", start_at=253_402_300_000, task=TASK), "cron", "no fire"),
+    ],
+)
+def test_a_schedule_that_would_never_fire_is_refused(
+    spec: ScheduleSpec, field: str, says: str
+) -> None:
+    h = Harness()
+    req = ScheduleRequest(id="never", spec=spec)
+    with pytest.raises(InvalidRequestError) as err:
+        ScheduleHandlers(lambda: h.state).create(encode(req), ts("2026-01-01T00:00:00+00:00"))
+    assert err.value.field == field and says in str(err.value)
+    assert not h.state.schedules.has("never")
 
 
 def test_interval_offset_start_end_and_fire_time_arg() -> None:

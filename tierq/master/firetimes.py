@@ -28,9 +28,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter  # type: ignore[import-untyped]
+from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
 from ..core import ScheduleSpec
+from ..core.validate import MAX_TIME
 from ..errors import InvalidRequestError
 
 __all__ = ["check_spec", "due_times", "next_after", "times_in"]
@@ -67,10 +68,12 @@ def _zone(name: str) -> ZoneInfo:
 
 def next_after(spec: ScheduleSpec, t: float) -> float | None:
     """The first fire time strictly after ``t`` (and not before ``start_at``), or None when
-    there is none before ``end_at``. A time the calendar cannot reach (past year 9999) is
-    an InvalidRequestError, never another exception: the master's tick calls this."""
+    there is none before ``end_at`` nor before the year 10000. A time the calendar cannot
+    reach is an InvalidRequestError, never another exception: the master's tick calls this."""
     try:
         return _next_after(spec, t)
+    except CroniterBadDateError:
+        raise InvalidRequestError(f"cron: no date matches {spec.cron!r}", field="cron") from None
     except (ValueError, OverflowError, OSError, KeyError) as exc:  # croniter's are ValueErrors
         raise InvalidRequestError(f"no fire time can be computed: {exc}", field="cron") from None
 
@@ -79,7 +82,7 @@ def _next_after(spec: ScheduleSpec, t: float) -> float | None:
     if spec.start_at is not None and t < spec.start_at:
         t = math.nextafter(spec.start_at, -math.inf)
     nxt = _interval_next(spec, t) if spec.every is not None else _cron_next(spec, t)
-    if nxt is None or (spec.end_at is not None and nxt > spec.end_at):
+    if nxt is None or nxt > (spec.end_at if spec.end_at is not None else MAX_TIME):
         return None
     return nxt
 
