@@ -21,6 +21,7 @@ from tierq.core import (
     TaskSubmitted,
 )
 from tierq.core.schedule_records import jitter_offset
+from tierq.core.schedules import MAX_BACKFILL
 from tierq.errors import ConflictError, InvalidRequestError
 from tierq.master import firetimes
 from tierq.master.schedule_ops import ScheduleHandlers, fire_due
@@ -360,6 +361,10 @@ def test_pause_resume_trigger_backfill_update_delete() -> None:
         "2025-12-31T23:59:00Z",
     ]
     assert all(e.trigger == "backfill" and e.outcome == "started" for e in fills)
+    # A range with more fire times than a backfill runs is refused as a whole.
+    many = firetimes.times_in(spec, t0 - 86400, t0 - 60, MAX_BACKFILL)
+    with pytest.raises(InvalidRequestError, match="at most 1,000 fire times; this range has more"):
+        h.state.schedules.backfill("p", many, h.now)
     new = ScheduleSpec(every=120, task=TASK)
     h.rec(h.state.schedules.update("p", new, firetimes.next_after(new, h.now), h.now))
     assert h.state.schedules.get("p").spec.every == 120
