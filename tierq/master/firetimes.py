@@ -26,12 +26,14 @@ from __future__ import annotations
 import functools
 import math
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
 from ..core import ScheduleSpec
 from ..core.validate import MAX_TIME
+from ..cronspec import check_cron as check_spec
+from ..cronspec import zone as _zone
 from ..errors import InvalidRequestError
 
 __all__ = ["check_spec", "due_times", "next_after", "times_in"]
@@ -42,28 +44,6 @@ _MAX_STEPS = 1000
 _CHANGE_NEAR = 3 * 3600
 #: The master lists at most this many due times of one schedule per tick.
 MAX_DUE = 1000
-
-
-def check_spec(spec: ScheduleSpec) -> None:
-    """Refuse a cron expression croniter cannot read, or a zone zoneinfo does not know."""
-    _zone(spec.timezone)
-    if spec.cron is not None:
-        expr = spec.cron.strip()
-        fields = len(expr.split())
-        if not expr.startswith("@") and fields not in (5, 6):
-            raise InvalidRequestError(
-                "cron: 5 fields (minute hour day month weekday), or 6 with seconds first",
-                field="cron",
-            )
-        if not croniter.is_valid(expr, second_at_beginning=fields == 6):
-            raise InvalidRequestError(f"cron: cannot read {spec.cron!r}", field="cron")
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRequestError(f"timezone: unknown zone {name!r}", field="timezone") from None
 
 
 def next_after(spec: ScheduleSpec, t: float) -> float | None:
