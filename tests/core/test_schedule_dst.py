@@ -6,6 +6,7 @@ fire time and replay across the change. Fire times come from ``tierq.master.fire
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -308,3 +309,30 @@ def test_every_fire_is_keyed_by_an_instant_distinct_across_the_passes() -> None:
         assert times == sorted(times)
         assert all(isinstance(t, float) for t in times)
         assert datetime.fromtimestamp(times[0], UTC) < datetime.fromtimestamp(times[-1], UTC)
+
+
+@pytest.mark.parametrize("zone", [NY, BERLIN, "Australia/Lord_Howe", "UTC"])
+def test_every_15_minutes_is_every_900_seconds_whatever_the_clocks_do(zone: str) -> None:
+    """Against a reference: in a zone whose offsets are whole quarter hours, the fire times
+    of ``*/15 * * * *`` are the multiples of 900 s (Lord Howe moves its clocks by 30 min)."""
+    s = spec("*/15 * * * *", zone)
+    rng = random.Random(17)
+    changes = [ts(c) for (z, _), c in CHANGES.items() if z == zone] or [ts(CHANGES[(NY, "autumn")])]
+    if zone == "Australia/Lord_Howe":  # 2026-04-05 02:00 -> 01:30, 2026-10-04 02:00 -> 02:30
+        changes = [ts("2026-04-04T15:00:00+00:00"), ts("2026-10-03T15:30:00+00:00")]
+    for _ in range(2000):
+        t = rng.choice(changes) + rng.uniform(-4 * 3600, 4 * 3600)
+        assert firetimes.next_after(s, t) == (t // 900 + 1) * 900, (zone, iso_utc(t))
+
+
+@pytest.mark.parametrize(("zone", "cron"), [(NY, "30 1 * * *"), (BERLIN, "30 2 * * *")])
+def test_a_daily_job_fires_once_on_each_day_of_a_year(zone: str, cron: str) -> None:
+    times = firetimes.times_in(
+        spec(cron, zone), ts("2026-01-01T12:00:00+00:00"), ts("2026-12-31T12:00:00+00:00"), 999
+    )
+    days = [datetime.fromtimestamp(t, ZoneInfo(zone)).date() for t in times]
+    assert len(days) == len(set(days)) == 364  # 2 Jan to 31 Dec, once each
+
+
+def iso_utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
