@@ -2,7 +2,7 @@
 
     python benchmarks/schedules.py [--n 10000] [--minutes 3] [--shared] [--write docs/benchmarks.md]
 
-``make bench`` runs it with these defaults (about 5 minutes: 20 s of idle CPU, making the
+``make bench`` runs it with these defaults (5 to 6 minutes: 20 s of idle CPU, making the
 schedules, up to a minute until the next whole one, the window, reading the fires back) and
 prints the table; ``--write`` puts it in docs/benchmarks.md, ``--shared`` says there that the
 machine ran other work.
