@@ -1,6 +1,11 @@
 """Schedules at scale: N schedules firing every minute on a real ``tierq master`` process.
 
-    python benchmarks/schedules.py [--n 10000] [--minutes 3] [--write docs/benchmarks.md]
+    python benchmarks/schedules.py [--n 10000] [--minutes 3] [--shared] [--write docs/benchmarks.md]
+
+``make bench`` runs it with these defaults (5 to 6 minutes: 20 s of idle CPU, making the
+schedules, up to a minute until the next whole one, the window, reading the fires back) and
+prints the table; ``--write`` puts it in docs/benchmarks.md, ``--shared`` says there that the
+machine ran other work.
 
 A real ``nats-server`` (file store, server defaults) and one ``tierq master`` process, no
 region and no workers: each fire submits a task that stays queued, so the figure is the
@@ -140,12 +145,12 @@ async def run(n: int, minutes: int) -> dict[str, object]:
     }
 
 
-def table(row: dict[str, object], when: str) -> str:
+def table(row: dict[str, object], when: str, note: str) -> str:
+    """The docs' table; ``note`` says what else the machine was doing."""
     return "\n".join(
         [
             f"Measured {when} on {machine()} with `python benchmarks/schedules.py --n "
-            f"{row['n']} --minutes {row['minutes']}`; the machine was shared with other "
-            "sessions' test runs, so the figures are upper bounds of a quiet machine's.",
+            f"{row['n']} --minutes {row['minutes']}`; {note}.",
             "",
             "| schedules | window | fires | master CPU per fire | lateness p50 | p99 | max |"
             " creating them |",
@@ -161,15 +166,23 @@ def table(row: dict[str, object], when: str) -> str:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--minutes", type=int, default=3)
+    parser.add_argument("--shared", action="store_true", help="the machine ran other work")
     parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
     row = asyncio.run(run(args.n, args.minutes))
+    note = f"the load average was {load:.1f} before and {os.getloadavg()[0]:.1f} after"
+    if args.shared:
+        note += (
+            "; the machine was shared with other sessions' test runs, so the figures are "
+            "upper bounds of a quiet machine's"
+        )
     when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = table(row, when)
+    text = table(row, when, note)
     print(text)
     if args.write is not None:
         write_section(args.write, START, END, f"{START}\n{text}\n{END}")

@@ -69,10 +69,11 @@ ARROWS: dict[str, set[str]] = {
     "protocol": {"core"},
     "engine": {"config"},
     "rpc": {"engine", "protocol"},
-    "master": {"engine", "protocol"},
+    "cronspec": {"core"},
+    "master": {"engine", "protocol", "cronspec"},
     "region": {"engine", "protocol"},
     "api": {"rpc", "worker"},  # the shell runner is a Worker inside the API process
-    "client": {"rpc"},
+    "client": {"rpc", "cronspec"},
     "worker": {"client"},
     "dashboard": {"api"},
     "demo": {"client"},

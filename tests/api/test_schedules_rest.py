@@ -71,6 +71,10 @@ async def test_bad_schedules_are_refused_with_the_field(stack: Stack) -> None:
         ({"id": "a", "every": 60, "cron": "* * * * *", "task": task}, "cron"),
         ({"id": "a", "every": 60}, "task"),
         ({"id": "a", "every": 60, "task": {"name": "shell"}}, "task.name"),
+        # Shorter than a second would flood the queue; one that never fires is a mistake.
+        ({"id": "a", "every": 0.01, "task": task}, "every"),
+        ({"id": "a", "cron": "* * * * *", "end_at": 5, "task": task}, "end_at"),
+        ({"id": "a", "cron": "0 0 30 2 *", "task": task}, "cron"),
     ]:
         r = await http.post("/v1/schedules", json=body)
         assert r.status_code == 422, (body, r.text)

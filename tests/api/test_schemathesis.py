@@ -53,7 +53,8 @@ def schemathesis_bin() -> str:
 #: - list cursors are opaque: only one the server returned is accepted;
 #: - a schedule has exactly one of ``cron`` and ``every`` and one of ``task`` and
 #:   ``workflow``, a cron expression croniter reads, a zone the zone data knows, an offset
-#:   below its interval and ``end_at`` after ``start_at``; a new one needs an ``id``; a
+#:   below its interval and ``end_at`` after ``start_at``; a new one needs an ``id`` and a
+#:   fire time after now (not an ``end_at`` in the past, nor a cron no date matches); a
 #:   backfill range lies in the past with ``start <= end`` and at most 1,000 fire times.
 CONFIG = """
 [checks.negative_data_rejection]

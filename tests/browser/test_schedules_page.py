@@ -3,6 +3,7 @@ trigger, edit and resume, each checked against the API afterwards."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -34,6 +35,14 @@ def test_schedules_page_pauses_triggers_edits_and_resumes(
     row = page.locator('tr[data-schedule="page-hourly"]')
     expect(row).to_contain_text("0 * * * * (UTC)")
     expect(row).to_contain_text("active")
+    # A cron schedule's next fire shows in its own zone, with the zone's abbreviation.
+    assert (row.locator('[data-role="next-fire"]').text_content() or "").endswith(":00:00 UTC")
+    ny = {**body, "id": "page-ny", "timezone": "America/New_York"}
+    assert api.post("/v1/schedules", json=ny).status_code == 201
+    dash.goto("/schedules")
+    ny_next = page.locator('tr[data-schedule="page-ny"] [data-role="next-fire"]')
+    expect(ny_next).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:00:00 E[SD]T$"))
+    assert api.delete("/v1/schedules/page-ny").status_code == 204
     dash.shot("schedules")
 
     row.locator('[data-action="pause"]').click()

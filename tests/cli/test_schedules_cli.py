@@ -53,3 +53,49 @@ async def test_schedules_from_the_command_line(
     assert missing.code != 0 and "nightly" in missing.stderr
     as_json = await run_tierq("schedules", *url, "--json")
     assert json.loads(as_json.stdout) == []
+
+
+async def test_schedules_are_changed_and_bad_input_named_from_the_command_line(
+    cluster: LocalCluster, module_dir: tuple[str, Path]
+) -> None:
+    url = ("--nats", cluster.nats_url)
+    made = await run_tierq(
+        "schedules", *url, "create", "q", "c.add", "--cron", "*/15 * * * *",
+        "--timezone", "America/New_York", "--end-at", "2099-01-01", "--fire-time-arg", "x",
+        "--args", "[1]",
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    # The next fire in the schedule's own zone, with its abbreviation (EST or EDT).
+    assert made.stderr.rstrip().endswith(("EST", "EDT")), made.stderr
+    changed = await run_tierq(
+        "schedules", *url, "update", "q", "--every", "90", "--end-at", "none",
+        "--kwargs", '{"y": 2}',
+    )  # fmt: skip
+    assert changed.code == 0, changed.stderr
+    spec = json.loads((await run_tierq("schedules", *url, "show", "q")).stdout)["spec"]
+    assert spec["every"] == 90 and "cron" not in spec and "end_at" not in spec
+    # What was not given is kept: the task's args, the fire-time kwarg.
+    assert spec["task"]["kwargs"] == {"y": 2} and spec["task"]["args"] == [1]
+    assert spec["fire_time_arg"] == "x"
+    again = await run_tierq("schedules", *url, "update", "q", "--cron", "0 9 * * MON-FRI")
+    assert again.code == 0, again.stderr
+    spec = json.loads((await run_tierq("schedules", *url, "show", "q")).stdout)["spec"]
+    assert spec["cron"] == "0 9 * * MON-FRI" and "every" not in spec
+    # Each bad input is refused, naming the field, and changes nothing.
+    for args, field in [
+        (("create", "z", "c.add", "--every", "0.5"), "every"),
+        (("create", "z", "c.add", "--every", "60", "--jitter", "1e12"), "jitter"),
+        (("create", "z", "c.add", "--every", "60", "--end-at", "2020-01-01"), "end_at"),
+        (("create", "z", "c.add", "--cron", "0 0 30 2 *"), "cron"),
+        (("create", "z", "c.add", "--every", "60", "--start-at", "soon"), "--start-at"),
+        (("update", "q", "--every", "0.5"), "every"),
+        (("update", "q", "--timezone", "Nowhere/Land"), "timezone"),
+        (("update", "q", "--every", "60", "--cron", "* * * * *"), "--cron or --every"),
+        (("update", "q"), "nothing to change"),
+        (("update", "nosuch", "--every", "60"), "nosuch"),
+    ]:
+        bad = await run_tierq("schedules", *url, *args)
+        assert bad.code != 0 and field in bad.stderr, (args, bad.stderr)
+    listed = json.loads((await run_tierq("schedules", *url, "--json")).stdout)
+    assert [v["id"] for v in listed] == ["q"]
+    assert listed[0]["spec"]["cron"] == "0 9 * * MON-FRI"

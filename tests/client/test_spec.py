@@ -122,3 +122,30 @@ def test_app_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tierq.App(["nats://c:3"], prefix="other").config.prefix == "other"
     with pytest.raises(InvalidRequestError):
         tierq.App(prefix="bad.prefix")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "bogus"}, "cron"),
+        ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"every": 0.5}, "every"),
+    ],
+)
+def test_a_schedule_declared_in_code_with_bad_input_fails_where_it_is_written(
+    options: dict[str, object], field: str
+) -> None:
+    """Not later, in a worker's log when the master refuses it."""
+    app = tierq.App()
+    with pytest.raises(InvalidRequestError) as info:
+        app.schedule("nightly", "jobs.report", **options)
+    assert info.value.field == field
+    cron = options.get("cron")
+    if cron is not None and "timezone" not in options:
+        with pytest.raises(InvalidRequestError) as info:
+
+            @app.task(name="jobs.sweep", schedule=str(cron))
+            async def sweep() -> None: ...
+
+        assert info.value.field == "cron"

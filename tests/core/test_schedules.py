@@ -21,9 +21,11 @@ from tierq.core import (
     TaskSubmitted,
 )
 from tierq.core.schedule_records import jitter_offset
+from tierq.core.schedules import MAX_BACKFILL
 from tierq.errors import ConflictError, InvalidRequestError
 from tierq.master import firetimes
-from tierq.master.schedule_ops import fire_due
+from tierq.master.schedule_ops import ScheduleHandlers, fire_due
+from tierq.protocol import ScheduleRequest, encode
 
 
 def ts(iso: str) -> float:
@@ -147,9 +149,44 @@ def test_bad_specs_are_refused() -> None:
     ]:
         with pytest.raises(InvalidRequestError):
             h.state.schedules.create("s", spec, 0.0, h.now)
+    # Out of range, each refused naming its field: an interval under a second or over a
+    # year, a jitter or catch-up window over a year, a time past the year 9999.
+    for spec, field in [
+        (ScheduleSpec(every=0.5, task=TASK), "every"),
+        (ScheduleSpec(every=1e300, task=TASK), "every"),
+        (ScheduleSpec(every=60, jitter=1e12, task=TASK), "jitter"),
+        (ScheduleSpec(every=60, catchup_window=1e12, task=TASK), "catchup_window"),
+        (ScheduleSpec(every=60, start_at=1e300, task=TASK), "start_at"),
+        (ScheduleSpec(cron="* * * * *", end_at=float("inf"), task=TASK), "end_at"),
+    ]:
+        with pytest.raises(InvalidRequestError) as err:
+            h.state.schedules.create("s", spec, 0.0, h.now)
+        assert err.value.field == field, spec
     with pytest.raises(InvalidRequestError):
         h.state.schedules.create("no spaces", ScheduleSpec(every=60, task=TASK), 0.0, h.now)
     assert h.state.schedules.all() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "says"),
+    [
+        # end_at already past: the schedule would never fire.
+        (ScheduleSpec(every=60, end_at=5, task=TASK), "end_at", "1970-01-01T00:00:05"),
+        # 30 February: croniter finds no date.
+        (ScheduleSpec(cron="0 0 30 2 *", task=TASK), "cron", "no date matches"),
+        # The only fire times lie past the year 9999.
+        (ScheduleSpec(cron="0 0 1 1 *", start_at=253_402_300_000, task=TASK), "cron", "no fire"),
+    ],
+)
+def test_a_schedule_that_would_never_fire_is_refused(
+    spec: ScheduleSpec, field: str, says: str
+) -> None:
+    h = Harness()
+    req = ScheduleRequest(id="never", spec=spec)
+    with pytest.raises(InvalidRequestError) as err:
+        ScheduleHandlers(lambda: h.state).create(encode(req), ts("2026-01-01T00:00:00+00:00"))
+    assert err.value.field == field and says in str(err.value)
+    assert not h.state.schedules.has("never")
 
 
 def test_interval_offset_start_end_and_fire_time_arg() -> None:
@@ -324,6 +361,10 @@ def test_pause_resume_trigger_backfill_update_delete() -> None:
         "2025-12-31T23:59:00Z",
     ]
     assert all(e.trigger == "backfill" and e.outcome == "started" for e in fills)
+    # A range with more fire times than a backfill runs is refused as a whole.
+    many = firetimes.times_in(spec, t0 - 86400, t0 - 60, MAX_BACKFILL)
+    with pytest.raises(InvalidRequestError, match="at most 1,000 fire times; this range has more"):
+        h.state.schedules.backfill("p", many, h.now)
     new = ScheduleSpec(every=120, task=TASK)
     h.rec(h.state.schedules.update("p", new, firetimes.next_after(new, h.now), h.now))
     assert h.state.schedules.get("p").spec.every == 120

@@ -38,7 +38,8 @@ class _In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_default
 
 
 ScheduleId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
-_Interval = Annotated[float, Meta(gt=0, le=366 * 86400)]
+#: As the core's check (``MIN_EVERY``, ``MAX_SPAN``), so the OpenAPI document states it.
+_Interval = Annotated[float, Meta(ge=1, le=366 * 86400)]
 _Window = Annotated[float, Meta(ge=0, le=366 * 86400)]
 
 

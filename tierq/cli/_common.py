@@ -281,7 +281,10 @@ def client_logging(ctx: click.Context) -> None:
 def when(ts: float | None) -> str:
     if not ts:
         return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # past what the platform's clock reads
+        return f"{ts:.0f} (epoch seconds)"
 
 
 def short(text: str, limit: int = 400) -> str:

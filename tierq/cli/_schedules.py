@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import msgspec
@@ -43,6 +44,34 @@ def _call(
         return await fn(app)
 
     return run(with_app(app, go()))
+
+
+def _instant_option(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """``--start-at``/``--end-at``: an instant, or ``none`` (update: clear it)."""
+    if value is None:
+        return None
+    return _CLEAR if value.lower() == "none" else _instant(value)
+
+
+_CLEAR = object()
+_TIME_HELP = "ISO 8601 (UTC when it names no zone) or epoch seconds"
+_START = click.option(
+    "--start-at", callback=_instant_option, help=f"No fire before this time ({_TIME_HELP})."
+)
+_END = click.option(
+    "--end-at", callback=_instant_option, help=f"No fire after this time ({_TIME_HELP})."
+)
+_FIRE_TIME_ARG = click.option(
+    "--fire-time-arg", default=None, help="Task kwarg that receives the fire time (epoch s)."
+)
+
+
+def _json_or_none(
+    kind: type[Any], what: str
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Like ``json_arg``, but None when the option is not given (update: keep the stored)."""
+    parse = json_arg(kind, what)
+    return lambda ctx, param, value: None if value is None else parse(ctx, param, value)
 
 
 def _instant(value: str) -> float:
@@ -83,7 +112,7 @@ def schedules(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bo
             escape(v.id),
             escape(_when(v)),
             escape(_target(v)),
-            when(v.next_fire) if not v.paused else "-",
+            _next_fire(v) if not v.paused else "-",
             escape(" ".join(_run_mark(r.outcome, r.state) for r in v.recent[-5:]) or "-"),
             escape(
                 f"paused: {v.note}" if v.paused and v.note else "paused" if v.paused else "active"
@@ -103,6 +132,20 @@ def _when(v: ScheduleView) -> str:
     if spec.cron is not None:
         return f"{spec.cron} ({spec.timezone})"
     return f"every {spec.every:g} s" + (f" +{spec.offset:g}" if spec.offset else "")
+
+
+def _next_fire(v: ScheduleView) -> str:
+    """The next fire time; a cron schedule's in its own zone, with the zone's abbreviation,
+    so the two passes of an autumn repeated hour read apart (01:30 EDT, then 01:30 EST)."""
+    if v.next_fire is None:
+        return "-"
+    if v.spec.cron is None:
+        return when(v.next_fire)
+    try:
+        local = dt.datetime.fromtimestamp(v.next_fire, ZoneInfo(v.spec.timezone))
+    except (ValueError, OverflowError, OSError, ZoneInfoNotFoundError):
+        return when(v.next_fire)
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _target(v: ScheduleView) -> str:
@@ -155,6 +198,9 @@ def show(ctx: click.Context, schedule_id: str) -> None:
 )
 @click.option("--catchup-window", type=_SECONDS, default=60.0, help="Seconds.")
 @click.option("--catchup", type=click.Choice(["all", "latest"]), default="all")
+@_START
+@_END
+@_FIRE_TIME_ARG
 @click.option("--args", "args_", callback=json_arg(list, "array"), help="Task args (JSON array).")
 @click.option("--kwargs", callback=json_arg(dict, "object"), help="Task kwargs (JSON object).")
 @click.pass_context
@@ -162,13 +208,61 @@ def create(ctx: click.Context, /, schedule_id: str, task_name: str, **opts: Any)
     """Make a schedule of TASK_NAME."""
     args, kwargs = opts.pop("args_"), opts.pop("kwargs")
     opts["timezone"] = opts.pop("tz")
-    options = {k: v for k, v in opts.items() if v is not None}
+    options = {k: v for k, v in opts.items() if v is not None and v is not _CLEAR}
 
     async def go(app: App) -> ScheduleView:
         return await app.schedules.create(schedule_id, task_name, *args, **kwargs, **options)
 
     view = _call(ctx, *_nats(ctx), go)
-    err.print(f"schedule {schedule_id}: next fire {when(view.next_fire)}", markup=False)
+    err.print(f"schedule {schedule_id}: next fire {_next_fire(view)}", markup=False)
+
+
+@schedules.command("update")
+@click.argument("schedule_id")
+@click.option("--cron", default=None, help="New cron expression (replaces an interval).")
+@click.option("--every", type=_POSITIVE, default=None, help="New interval (replaces a cron).")
+@click.option("--offset", type=_SECONDS, default=None, help="Interval offset, seconds.")
+@click.option("--timezone", "tz", default=None, help="IANA zone of the cron expression.")
+@click.option("--jitter", type=_SECONDS, default=None, help="Up to this many seconds late.")
+@click.option("--overlap", type=click.Choice(["skip", "buffer_one", "allow_all", "cancel_other"]))
+@click.option("--catchup-window", type=_SECONDS, default=None, help="Seconds.")
+@click.option("--catchup", type=click.Choice(["all", "latest"]), default=None)
+@_START
+@_END
+@_FIRE_TIME_ARG
+@click.option("--args", "args_", callback=_json_or_none(list, "array"), help="New task args.")
+@click.option("--kwargs", callback=_json_or_none(dict, "object"), help="New task kwargs.")
+@click.pass_context
+def update(ctx: click.Context, /, schedule_id: str, **opts: Any) -> None:
+    """Change a schedule: the options given replace the stored ones (``none`` clears
+    --start-at/--end-at); fires go on from the new spec."""
+    args, kwargs = opts.pop("args_"), opts.pop("kwargs")
+    opts["timezone"] = opts.pop("tz")
+    changes = {k: (None if v is _CLEAR else v) for k, v in opts.items() if v is not None}
+    if opts["cron"] is not None and opts["every"] is not None:
+        raise click.UsageError("give --cron or --every, not both")
+    if opts["cron"] is not None:
+        changes.update(every=None, offset=0.0)
+    if opts["every"] is not None:
+        changes["cron"] = None
+    if not changes and args is None and kwargs is None:
+        raise click.UsageError("nothing to change: give at least one option")
+
+    async def go(app: App) -> ScheduleView:
+        spec = (await app.schedules.get(schedule_id)).spec
+        if args is not None or kwargs is not None:
+            if spec.task is None:
+                raise click.UsageError("--args/--kwargs: this schedule runs a workflow")
+            task = spec.task
+            changes["task"] = msgspec.structs.replace(
+                task,
+                args=task.args if args is None else args,
+                kwargs=task.kwargs if kwargs is None else kwargs,
+            )
+        return await app.schedules.update(schedule_id, msgspec.structs.replace(spec, **changes))
+
+    view = _call(ctx, *_nats(ctx), go)
+    err.print(f"schedule {schedule_id} updated: next fire {_next_fire(view)}", markup=False)
 
 
 @schedules.command("pause")
@@ -187,7 +281,7 @@ def pause(ctx: click.Context, schedule_id: str, note: str | None) -> None:
 def resume(ctx: click.Context, schedule_id: str) -> None:
     """Fire again from the next fire time (those missed while paused do not fire)."""
     view = _call(ctx, *_nats(ctx), lambda app: app.schedules.resume(schedule_id))
-    err.print(f"schedule {schedule_id} resumed: next fire {when(view.next_fire)}", markup=False)
+    err.print(f"schedule {schedule_id} resumed: next fire {_next_fire(view)}", markup=False)
 
 
 @schedules.command("trigger")

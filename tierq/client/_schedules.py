@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import ScheduleSpec
 from ..core.model import TaskSpec, WorkflowSpec
 from ..core.schedule_records import check_schedule_id, check_schedule_spec
+from ..cronspec import check_cron
 from ..protocol import ScheduleReply, ScheduleRequest, SchedulesReply, ScheduleView
 from ..rpc import MasterClient
 from ._task import TaskDef, build_spec
@@ -72,8 +73,9 @@ def schedule_spec(
         task = build_spec(target, args, dict(kwargs or {}), {})
     else:
         workflow = target.spec()
-    spec = ScheduleSpec(task=task, workflow=workflow, **options)
-    return check_schedule_spec(spec)
+    spec = check_schedule_spec(ScheduleSpec(task=task, workflow=workflow, **options))
+    check_cron(spec)  # a typo in code fails here, where it was written
+    return spec
 
 
 class Schedules:

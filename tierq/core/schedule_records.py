@@ -20,6 +20,7 @@ import msgspec
 
 from ..errors import InvalidRequestError, NotFoundError
 from .model import TaskSpec, WorkflowSpec
+from .validate import check_time
 
 #: The default retry policy object of a task spec (compared by identity when encoded).
 _DEFAULT_RETRY = next(f.default for f in msgspec.structs.fields(TaskSpec) if f.name == "retry")
@@ -27,6 +28,8 @@ _DEFAULT_RETRY = next(f.default for f in msgspec.structs.fields(TaskSpec) if f.n
 __all__ = [
     "CATCHUP_MODES",
     "MAX_RECENT",
+    "MAX_SPAN",
+    "MIN_EVERY",
     "OVERLAP_POLICIES",
     "CatchupMode",
     "OverlapPolicy",
@@ -49,6 +52,11 @@ CatchupMode = Literal["all", "latest"]
 CATCHUP_MODES: tuple[str, ...] = ("all", "latest")
 #: Runs kept per schedule (the newest).
 MAX_RECENT = 20
+#: The shortest interval, seconds: cron's own step (six fields) and the master's tick; a
+#: shorter one would flood the queue with runs rather than schedule work.
+MIN_EVERY = 1.0
+#: The longest interval, jitter and catch-up window, seconds (a leap year; as the REST API).
+MAX_SPAN = 366 * 86400.0
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
@@ -234,11 +242,17 @@ def check_schedule_id(value: object) -> str:
     return value
 
 
-def _check_number(value: object, field: str, *, positive: bool = False) -> float:
+def _check_number(
+    value: object, field: str, *, positive: bool = False, low: float = 0.0, high: float = MAX_SPAN
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise InvalidRequestError(f"{field}: expected a number", field=field)
     if value < 0 or (positive and value == 0) or value in (float("inf"), float("-inf")):
         raise InvalidRequestError(f"{field}: must be {'> 0' if positive else '>= 0'}", field=field)
+    if not low <= value <= high:
+        raise InvalidRequestError(
+            f"{field}: must be between {low:g} and {high:,.0f} seconds, got {value:g}", field=field
+        )
     return float(value)
 
 
@@ -249,16 +263,14 @@ def check_schedule_spec(spec: object) -> ScheduleSpec:
     if (spec.cron is None) == (spec.every is None):
         raise InvalidRequestError("schedule: give exactly one of cron and every", field="cron")
     if spec.every is not None:
-        every = _check_number(spec.every, "every", positive=True)
+        every = _check_number(spec.every, "every", positive=True, low=MIN_EVERY)
         offset = _check_number(spec.offset, "offset")
         if offset >= every:
             raise InvalidRequestError("offset: must be smaller than every", field="offset")
     _check_number(spec.jitter, "jitter")
     _check_number(spec.catchup_window, "catchup_window")
     for name in ("start_at", "end_at"):
-        value = getattr(spec, name)
-        if value is not None:
-            _check_number(value, name)
+        check_time(getattr(spec, name), name)
     if spec.start_at is not None and spec.end_at is not None and spec.end_at <= spec.start_at:
         raise InvalidRequestError("end_at: must be after start_at", field="end_at")
     if (spec.task is None) == (spec.workflow is None):

@@ -219,7 +219,8 @@ def backfill(book: Book, schedule_id: str, times: Sequence[float], now: float) -
     rec = book.schedules.get(schedule_id)
     if len(times) > MAX_BACKFILL:
         raise InvalidRequestError(
-            f"a backfill runs at most {MAX_BACKFILL} fire times; this range has {len(times)}",
+            # The master lists one time past the limit, not all of them: say "more".
+            f"a backfill runs at most {MAX_BACKFILL:,} fire times; this range has more: split it",
             field="end",
         )
     out: list[Event] = []

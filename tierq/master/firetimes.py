@@ -2,17 +2,21 @@
 fixed intervals. The master's edge: the core reads no clock and no zone data, so the master
 computes fire times here and hands them to the core's schedule commands.
 
-A cron expression is matched against *wall-clock* time in the schedule's zone, and each
-matching wall time fires once, at the first instant it shows on the zone's clocks:
+A cron expression is matched against *wall-clock* time in the schedule's zone; the fire
+times are instants (the log keys a fire by (schedule, fire time)). Where a DST change moves
+the clocks, the rule is Vixie cron's (cron(8): jobs at a fixed time are not re-run in a
+repeated hour, wildcard jobs run by the new time), with the hour field deciding:
 
-- a wall time skipped by a DST change (02:30 on the spring change day in Europe/Berlin) fires
-  once, at the instant the same distance past the change (03:30 local, the next instant at
-  which "02:30 in winter time" has gone by);
-- a wall time shown twice (01:30 on the autumn change day in America/New_York) fires once, at
-  its first showing; so in the repeated hour, an expression that matches every hour or more
-  often does not fire again (``*/15 * * * *`` in New York fires at 01:45 EDT, then at 02:00
-  EST, an hour later). Give such a schedule the zone UTC, or an interval, to fire by elapsed
-  time.
+- autumn, a wall time shown twice (01:00 to 02:00 on the change day in America/New_York):
+  an expression whose hour field matches every hour (``*/15 * * * *``, ``0 * * * *``,
+  ``@hourly``, ``*/10 * * * * *``) fires at both showings, so it keeps its real-time
+  cadence: 01:45 EDT, 01:00 EST, 01:15 EST, ... 02:00 EST. One whose hour field is
+  restricted (``30 1 * * *``, ``*/15 1 * * *``) fires at the first showing only, as a
+  daily job should (Vixie cron would also re-run ``* 1 * * *``; here the hour decides);
+- spring, a wall time the clocks skip (02:30 on the change day in Europe/Berlin) fires
+  once, at the instant as far past the change as it lay inside the gap (03:30 CEST); an
+  hourly-or-faster expression keeps its cadence through the gap (``*/15 * * * *`` in New
+  York: 01:45 EST, 03:00 EDT, 03:15 EDT).
 
 Intervals ignore zones: ``every`` seconds, at ``offset + k * every`` after the epoch.
 """
@@ -22,51 +26,34 @@ from __future__ import annotations
 import functools
 import math
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import croniter  # type: ignore[import-untyped]
+from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
 from ..core import ScheduleSpec
+from ..core.validate import MAX_TIME
+from ..cronspec import check_cron as check_spec
+from ..cronspec import zone as _zone
 from ..errors import InvalidRequestError
 
 __all__ = ["check_spec", "due_times", "next_after", "times_in"]
 
 #: A cron expression that matches no time in this many wall-clock steps is refused.
 _MAX_STEPS = 1000
-#: How far back a spring change is looked for (no zone has moved its clocks by more).
-_GAP_LOOKBACK = 3 * 3600.0
+#: How far from a time a clock change is looked for (no zone has moved its clocks by more).
+_CHANGE_NEAR = 3 * 3600
 #: The master lists at most this many due times of one schedule per tick.
 MAX_DUE = 1000
 
 
-def check_spec(spec: ScheduleSpec) -> None:
-    """Refuse a cron expression croniter cannot read, or a zone zoneinfo does not know."""
-    _zone(spec.timezone)
-    if spec.cron is not None:
-        expr = spec.cron.strip()
-        fields = len(expr.split())
-        if not expr.startswith("@") and fields not in (5, 6):
-            raise InvalidRequestError(
-                "cron: 5 fields (minute hour day month weekday), or 6 with seconds first",
-                field="cron",
-            )
-        if not croniter.is_valid(expr, second_at_beginning=fields == 6):
-            raise InvalidRequestError(f"cron: cannot read {spec.cron!r}", field="cron")
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRequestError(f"timezone: unknown zone {name!r}", field="timezone") from None
-
-
 def next_after(spec: ScheduleSpec, t: float) -> float | None:
     """The first fire time strictly after ``t`` (and not before ``start_at``), or None when
-    there is none before ``end_at``. A time the calendar cannot reach (past year 9999) is
-    an InvalidRequestError, never another exception: the master's tick calls this."""
+    there is none before ``end_at`` nor before the year 10000. A time the calendar cannot
+    reach is an InvalidRequestError, never another exception: the master's tick calls this."""
     try:
         return _next_after(spec, t)
+    except CroniterBadDateError:
+        raise InvalidRequestError(f"cron: no date matches {spec.cron!r}", field="cron") from None
     except (ValueError, OverflowError, OSError, KeyError) as exc:  # croniter's are ValueErrors
         raise InvalidRequestError(f"no fire time can be computed: {exc}", field="cron") from None
 
@@ -75,7 +62,7 @@ def _next_after(spec: ScheduleSpec, t: float) -> float | None:
     if spec.start_at is not None and t < spec.start_at:
         t = math.nextafter(spec.start_at, -math.inf)
     nxt = _interval_next(spec, t) if spec.every is not None else _cron_next(spec, t)
-    if nxt is None or (spec.end_at is not None and nxt > spec.end_at):
+    if nxt is None or nxt > (spec.end_at if spec.end_at is not None else MAX_TIME):
         return None
     return nxt
 
@@ -95,18 +82,35 @@ def _cron_next(spec: ScheduleSpec, t: float) -> float | None:
     assert spec.cron is not None
     zone = _zone(spec.timezone)
     expr = spec.cron.strip()
-    six = not expr.startswith("@") and len(expr.split()) == 6
-    # Walk wall-clock time: croniter on naive local times, each mapped to its first instant.
+    it = _parsed(expr, not expr.startswith("@") and len(expr.split()) == 6)
     # Whole seconds: a time a hair before a fire must not round up onto it.
-    here = datetime.fromtimestamp(math.floor(t), zone)
-    wall = here.replace(tzinfo=None, fold=0)
-    # Just after a spring change, the wall times in the gap map to instants after the change
-    # (see the module's docstring): walk from as far before it as the clocks jumped.
-    before = datetime.fromtimestamp(t - _GAP_LOOKBACK, zone).utcoffset() or timedelta()
-    jump = (here.utcoffset() or timedelta()) - before
-    if jump > timedelta():
-        wall -= jump
-    it = _parsed(expr, six)
+    whole = math.floor(t)
+    wall = _wall(whole, _offset(zone, whole))
+    found: list[float | None] = []
+    change = _change_near(zone, whole)
+    if change is not None:
+        at, before, after = change
+        width = abs((after - before).total_seconds())
+        if after > before and at <= t < at + width:
+            # Just after a spring change: the gap's wall times, shifted by the jump, are
+            # still to come (walked from t's wall time in the old offset).
+            found.append(_first_in(it, _wall(whole, before), _wall(at, after), before, t))
+        if after < before and at <= t < at + width:
+            # In the second pass of a repeated hour: its first-pass times are past.
+            wall = max(wall, _wall(at - 1, before))
+        if after < before and _every_hour(it):
+            found.append(
+                _first_in(it, _wall(max(whole, at - 1), after), _wall(at, before), after, t)
+            )
+    found.append(_first_after(it, zone, wall, t))
+    times = [x for x in found if x is not None]
+    return min(times) if times else None
+
+
+def _first_after(it: croniter, zone: ZoneInfo, wall: datetime, t: float) -> float | None:
+    """The first matching wall time after ``wall`` whose first instant is after ``t``; a wall
+    time a spring change skips maps to the instant as far past the change (zoneinfo's
+    ``fold=0`` rule)."""
     it.set_current(wall, force=True)
     for _ in range(_MAX_STEPS * 10):
         cand: datetime = it.get_next(datetime)
@@ -114,6 +118,52 @@ def _cron_next(spec: ScheduleSpec, t: float) -> float | None:
         if instant > t:
             return instant
     return None
+
+
+def _first_in(
+    it: croniter, wall: datetime, end: datetime, offset: timedelta, t: float
+) -> float | None:
+    """The first matching wall time after ``wall`` and before ``end``, as the instant it is
+    at ``offset``, if after ``t``."""
+    it.set_current(wall, force=True)
+    cand: datetime = it.get_next(datetime)
+    instant = cand.replace(tzinfo=UTC).timestamp() - offset.total_seconds()
+    return instant if cand < end and instant > t else None
+
+
+def _wall(t: int, offset: timedelta) -> datetime:
+    """The naive wall time the instant ``t`` shows at ``offset``."""
+    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None) + offset
+
+
+def _every_hour(it: croniter) -> bool:
+    """Whether the expression's hour field matches every hour (croniter reads ``*``,
+    ``*/1`` and ``0-23`` alike as ``*``): such a schedule fires by elapsed time, in both
+    passes of a repeated hour."""
+    hours: list[object] = it.expanded[1]
+    return hours == ["*"] or set(hours) == set(range(24))
+
+
+def _change_near(zone: ZoneInfo, t: int) -> tuple[int, timedelta, timedelta] | None:
+    """The clock change within ``_CHANGE_NEAR`` of ``t``: the first instant of the new
+    offset, the offset before and the one after; None when the clocks do not move then.
+    A fire time a change moves lies at most the change's size (an hour, at most two) from
+    it, so changes further away do not matter."""
+    lo, hi = t - _CHANGE_NEAR, t + _CHANGE_NEAR
+    before, after = _offset(zone, lo), _offset(zone, hi)
+    if after == before:
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset(zone, mid) == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi, before, _offset(zone, hi)
+
+
+def _offset(zone: ZoneInfo, t: int) -> timedelta:
+    return datetime.fromtimestamp(t, zone).utcoffset() or timedelta()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -59,8 +59,17 @@ def fire_due(state: SchedulerState, now: float) -> list[Event]:
     return events
 
 
-def _first_fire(spec: ScheduleSpec, now: float) -> float | None:
-    return firetimes.next_after(spec, now)
+def _first_fire(spec: ScheduleSpec, now: float) -> float:
+    """The first fire time of a new schedule; one that would never fire is refused."""
+    first = firetimes.next_after(spec, now)
+    if first is None:
+        field = "end_at" if spec.end_at is not None else "every" if spec.every else "cron"
+        raise InvalidRequestError(
+            f"{field}: the schedule has no fire time after now"
+            + (f" (end_at is {firetimes.utc(spec.end_at)})" if spec.end_at is not None else ""),
+            field=field,
+        )
+    return first
 
 
 def schedule_view(state: SchedulerState, rec: ScheduleRecord) -> ScheduleView:

@@ -112,7 +112,7 @@ export async function mount(view) {
         h("td", { class: "mono" }, s.id, s.source === "code" ? h("span", { class: "pill", title: "declared in code" }, "code") : ""),
         h("td", { class: "mono small" }, when(s.spec)),
         h("td", { class: "mono small" }, target(s.spec)),
-        h("td", null, s.paused || !s.next_fire ? "–" : fmtTime(s.next_fire)),
+        h("td", { "data-role": "next-fire" }, s.paused || !s.next_fire ? "–" : nextFire(s)),
         h("td", { class: "runs" }, s.recent.slice(-8).map(runCell)),
         h("td", null, s.paused
           ? h("span", { class: "pill warn", "data-role": "paused", title: s.note || "" }, s.note ? `paused: ${s.note}` : "paused")
@@ -137,4 +137,19 @@ export async function mount(view) {
     alive = false;
     clearTimeout(timer);
   };
+}
+
+// A cron schedule's next fire in its own zone, with the zone's abbreviation, so the two
+// passes of an autumn repeated hour read apart (01:30 EDT, then 01:30 EST).
+function nextFire(s) {
+  if (!s.spec.cron) return fmtTime(s.next_fire);
+  try {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+      timeZone: s.spec.timezone || "UTC", hourCycle: "h23", timeZoneName: "short",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).formatToParts(new Date(s.next_fire * 1000)).map((p) => [p.type, p.value]));
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`;
+  } catch {
+    return fmtTime(s.next_fire);
+  }
 }
