@@ -23,7 +23,7 @@ from .errors import InvalidRequestError
 __all__ = ["REGIONAL", "ROLES", "NatsUser", "NatsUsers"]
 
 #: Every role that connects to NATS.
-ROLES = ("master", "region", "worker", "api", "client", "autoscaler")
+ROLES = ("master", "region", "worker", "api", "client", "operator", "autoscaler")
 #: Roles whose users belong to one region.
 REGIONAL = frozenset({"region", "worker"})
 #: What a user name may contain: it becomes one token of the user's inbox subjects.
@@ -91,7 +91,8 @@ class NatsUsers(msgspec.Struct, frozen=True, kw_only=True):
     def generate(cls, prefix: str = "tierq", regions: Iterable[str] = ("default",)) -> NatsUsers:
         """Fresh random passwords (256 bits each) for every role, regions as listed."""
         check_subject_token(prefix, "prefix")
-        users = [_new_user(prefix, role) for role in ("master", "api", "client", "autoscaler")]
+        global_roles = ("master", "api", "client", "operator", "autoscaler")
+        users = [_new_user(prefix, role) for role in global_roles]
         for region in regions:
             users += [_new_user(prefix, "region", region), _new_user(prefix, "worker", region)]
         return cls(prefix=prefix, users=tuple(users))

@@ -278,9 +278,12 @@ class SettingsReply(_Msg):
 
 
 class SettingsRequest(_Msg):
-    """Replace the live settings; the body is the full Settings struct as msgpack."""
+    """Change the live settings: replace them (``settings``: the full Settings struct as
+    msgpack), or apply ``patch`` to them (an RFC 7396 JSON merge patch as JSON text, applied
+    by the master to the settings it holds, so the change is one and atomic)."""
 
-    settings: msgspec.Raw
+    settings: msgspec.Raw = msgspec.Raw(b"\xc0")  # msgpack nil: not given
+    patch: bytes | None = None
 
 
 # --- region -> master ---------------------------------------------------------------------
