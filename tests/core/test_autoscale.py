@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierq.core.autoscale import Decision, Direction, PoolObservation, ScaleState, decide, need
-from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, Settings
+from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, AutoscaleTaskType, Settings
 from tierq.errors import InvalidRequestError
 
 S = AutoscaleSettings(min_workers=0, max_workers=4, target_utilisation=0.75, cooldown=30.0)
@@ -278,3 +278,137 @@ def test_region_settings_are_validated_by_field(
     with pytest.raises(InvalidRequestError) as err:
         Settings(autoscale=AutoscaleSettings(regions=regions)).validate()
     assert err.value.field == field
+
+
+def _tt(task_type: str, region: str | None = None, **figures: float) -> AutoscaleTaskType:
+    lo, hi = int(figures.pop("min", 0)), int(figures.pop("max", 1))
+    return AutoscaleTaskType(
+        task_type=task_type, region=region, min_workers=lo, max_workers=hi, **figures
+    )
+
+
+_PER_TYPE = AutoscaleSettings(
+    max_workers=8,
+    regions=(AutoscaleRegion(region="gpu", min_workers=1, max_workers=2),),
+    task_types=(
+        _tt("render", max=4, cooldown=10.0),
+        _tt("render", "gpu", min=2, max=6, target_utilisation=0.5),
+        _tt("mail", max=1),
+        _tt("thumbs", "eu", max=20, cooldown=600.0),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("region", "types", "expected"),
+    [
+        # No type of the pool has an entry: the region's settings (or the defaults).
+        ("eu", ["other"], AutoscaleSettings(max_workers=8)),
+        ("gpu", ["other"], AutoscaleSettings(min_workers=1, max_workers=2)),
+        ("eu", [], AutoscaleSettings(max_workers=8)),
+        # One type with an entry for every region, or one for this region (which wins).
+        ("eu", ["render"], AutoscaleSettings(max_workers=4, cooldown=10.0)),
+        (
+            "gpu",
+            ["render"],
+            AutoscaleSettings(min_workers=2, max_workers=6, target_utilisation=0.5),
+        ),
+        # An entry for another region does not apply here.
+        ("us", ["thumbs"], AutoscaleSettings(max_workers=8)),
+        ("eu", ["thumbs"], AutoscaleSettings(max_workers=20, cooldown=600.0)),
+        # Several types: the loosest of their settings (types without an entry: the region's).
+        ("eu", ["mail", "render"], AutoscaleSettings(max_workers=4, cooldown=60.0)),
+        ("eu", ["mail", "other"], AutoscaleSettings(max_workers=8)),
+        (
+            "gpu",
+            ["mail", "render"],
+            AutoscaleSettings(min_workers=2, max_workers=6, target_utilisation=0.5),
+        ),
+        ("eu", ["mail", "mail"], AutoscaleSettings(max_workers=1)),
+    ],
+)
+def test_a_pool_takes_the_settings_of_its_task_types(
+    region: str, types: list[str], expected: AutoscaleSettings
+) -> None:
+    Settings(autoscale=_PER_TYPE).validate()
+    assert _PER_TYPE.for_pool(region, types) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from([None, "eu", "us"]),
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.sampled_from([0.25, 0.5, 1.0]),
+            st.sampled_from([0.0, 30.0, 90.0]),
+        ),
+        max_size=6,
+        unique_by=lambda t: (t[0], t[1]),
+    ),
+    st.sampled_from(["eu", "us", "asia"]),
+    st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=4),
+)
+def test_a_pool_is_never_tighter_than_any_of_its_types(
+    entries: list[tuple[str, str | None, int, int, float, float]],
+    region: str,
+    types: list[str],
+) -> None:
+    scale = AutoscaleSettings(
+        task_types=tuple(
+            AutoscaleTaskType(
+                task_type=t,
+                region=r,
+                min_workers=min(lo, hi),
+                max_workers=max(lo, hi),
+                target_utilisation=u,
+                cooldown=c,
+            )
+            for t, r, lo, hi, u, c in entries
+        )
+    )
+    Settings(autoscale=scale).validate()
+    pool = scale.for_pool(region, types)
+    Settings(autoscale=pool).validate()  # a valid set of settings itself
+    for name in types:
+        entry = scale.for_task_type(region, name)
+        own = scale.for_region(region) if entry is None else entry
+        assert pool.min_workers >= own.min_workers and pool.max_workers >= own.max_workers
+        assert pool.target_utilisation <= own.target_utilisation
+        assert pool.cooldown >= own.cooldown
+        if entry is not None and entry.region is None:
+            # An entry for every region counts only where none names the region.
+            assert all(t.region != region for t in scale.task_types if t.task_type == name)
+    if len(set(types)) == 1:
+        entry = scale.for_task_type(region, types[0])
+        if entry is not None:
+            assert (pool.min_workers, pool.max_workers) == (entry.min_workers, entry.max_workers)
+
+
+@pytest.mark.parametrize(
+    ("task_types", "field"),
+    [
+        ((_tt("render"), _tt("render")), "autoscale.task_types[1].task_type"),
+        (
+            (_tt("render", "eu"), _tt("render"), _tt("render", "eu")),
+            "autoscale.task_types[2].task_type",
+        ),
+        ((_tt("render", "a.b"),), "autoscale.task_types[0].region"),
+        ((_tt(""),), "autoscale.task_types[0].task_type"),
+        ((_tt("render", min=3, max=1),), "autoscale.task_types[0].max_workers"),
+        ((_tt("render", cooldown=-1.0),), "autoscale.task_types[0].cooldown"),
+        ((_tt("render", target_utilisation=1.5),), "autoscale.task_types[0].target_utilisation"),
+    ],
+)
+def test_task_type_settings_are_validated_by_field(
+    task_types: tuple[AutoscaleTaskType, ...], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        Settings(autoscale=AutoscaleSettings(task_types=task_types)).validate()
+    assert err.value.field == field
+
+
+def test_the_same_type_in_two_regions_and_for_every_region_is_allowed() -> None:
+    scale = AutoscaleSettings(task_types=(_tt("render"), _tt("render", "eu"), _tt("render", "us")))
+    Settings(autoscale=scale).validate()

@@ -27,6 +27,7 @@ def test_the_document_shows_every_setting_and_reads_back() -> None:
         "target_utilisation": 0.75,
         "cooldown": 60.0,
         "regions": [],
+        "task_types": [],
     }
     assert doc["admission"]["max_queued"] == 1_000_000  # type: ignore[index]
     assert settings_from_document(doc) == Settings()

@@ -100,4 +100,4 @@ async def read_pool(
         throughput=meter.observe(now, mine),
         latency_p90=latency / 1000.0 if latency is not None else None,
     )
-    return Reading(observation, settings.settings.autoscale.for_region(region), views)
+    return Reading(observation, settings.settings.autoscale.for_pool(region, task_types), views)

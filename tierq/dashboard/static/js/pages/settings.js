@@ -108,7 +108,7 @@ export async function mount(view) {
       const row = h("div", { class: "rule", "data-rule": String(i) });
       for (const k of keys) {
         const p = `${path}[${i}].${k}`;
-        const input = h("input", { type: "text", placeholder: k, "data-path": p, value: rule[k] === undefined ? "" : String(rule[k]), disabled: !canEdit });
+        const input = h("input", { type: "text", placeholder: k, "data-path": p, value: rule[k] == null ? "" : String(rule[k]), disabled: !canEdit });
         input.addEventListener("input", () => { dirty = true; markError(p, null); });
         inputs.set(p, input);
         row.append(h("div", null, input, h("div", { class: "field-error", "data-error-for": p, hidden: true })));
@@ -154,7 +154,12 @@ export async function mount(view) {
         const box = formBox.querySelector(`.rules[data-path="${CSS.escape(path)}"]`);
         if (!box) continue;
         collectRules(path, box.rules, box.keys);
-        out[key] = box.rules.map((rule) => Object.fromEntries(box.keys.map((k) => [k, convert(String(rule[k] ?? ""), spec.items[k].type)])));
+        // A blank cell of a field with a default (autoscale.task_types[].region: any region)
+        // is left out, so the default holds; a blank required one goes as text and is refused.
+        out[key] = box.rules.map((rule) => Object.fromEntries(box.keys
+          .map((k) => [k, String(rule[k] ?? "")])
+          .filter(([k, text]) => text.trim() !== "" || spec.items[k].default === undefined)
+          .map(([k, text]) => [k, convert(text, spec.items[k].type)])));
       } else {
         const input = inputs.get(path);
         if (input) out[key] = convert(input.value, spec.type);
