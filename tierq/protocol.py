@@ -265,6 +265,9 @@ class StatsView(SchedulerStatistics, frozen=True, kw_only=True):
     #: last minute.
     throughput: dict[str, float] = {}
     latency: LatencySummary | None = None
+    #: Per task type, the submit-to-start latency of its first starts in the last 30 s (the
+    #: autoscalers' ``target_latency`` reads the p50 of their pool's types).
+    latency_by_name: dict[str, LatencySummary] = {}
     #: The same minute second by second, oldest first (what charts start from).
     history: list[RateSecond] = []
 

@@ -828,5 +828,16 @@ def test_settings_page_edits_autoscale_settings_per_task_type(
     dash.goto("/settings")
     region = page.locator('input[data-path="autoscale.task_types[0].region"]')
     expect(region).to_have_value("")
+    # The latency target: blank is off (null), a number turns it on.
+    latency = page.locator('input[data-path="autoscale.target_latency"]')
+    expect(latency).to_have_value("")
+    latency.fill("2.5")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    assert api.get("/v1/settings").json()["autoscale"]["target_latency"] == 2.5
+    page.locator('input[data-path="autoscale.target_latency"]').fill("")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    assert "target_latency" not in api.get("/v1/settings").json()["autoscale"]
     assert api.put("/v1/settings", json=original).status_code == 200
     assert dash.script_errors() == []

@@ -26,6 +26,7 @@ def test_the_document_shows_every_setting_and_reads_back() -> None:
         "max_workers": 10,
         "target_utilisation": 0.75,
         "cooldown": 60.0,
+        "target_latency": None,
         "regions": [],
         "task_types": [],
     }

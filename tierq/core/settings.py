@@ -86,6 +86,9 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
     target_utilisation: float = 0.75
     #: Seconds the need must stay below the count before workers are drained.
     cooldown: float = 60.0
+    #: Seconds: while the p50 submit-to-start latency of a pool's types stays above this and
+    #: work waits, add workers even if the backlog rule would not (None: no such rule).
+    target_latency: float | None = None
     regions: tuple[AutoscaleRegion, ...] = ()
     task_types: tuple[AutoscaleTaskType, ...] = ()
 
@@ -93,8 +96,8 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
         """The settings that hold in ``region`` (its entry in ``regions``, else the defaults)."""
         for r in self.regions:
             if r.region == region:
-                return _plain(r)
-        return _plain(self)
+                return _plain(r, self.target_latency)
+        return _plain(self, self.target_latency)
 
     def for_task_type(self, region: str, task_type: str) -> AutoscaleTaskType | None:
         """The entry of ``task_type`` in ``task_types`` for ``region``: the one naming the
@@ -121,7 +124,10 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
         chosen: list[AutoscaleSettings] = []
         for name in sorted(set(task_types)):
             entry = self.for_task_type(region, name)
-            chosen.append(_plain(entry) if entry is not None else region_wide)
+            if entry is None:
+                chosen.append(region_wide)
+            else:
+                chosen.append(_plain(entry, self.target_latency))
         if not chosen:
             return region_wide
         return AutoscaleSettings(
@@ -129,16 +135,20 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
             max_workers=max(c.max_workers for c in chosen),
             target_utilisation=min(c.target_utilisation for c in chosen),
             cooldown=max(c.cooldown for c in chosen),
+            target_latency=self.target_latency,
         )
 
 
-def _plain(s: AutoscaleSettings | AutoscaleRegion | AutoscaleTaskType) -> AutoscaleSettings:
-    """The four figures of ``s`` alone (no per-region or per-type entries)."""
+def _plain(
+    s: AutoscaleSettings | AutoscaleRegion | AutoscaleTaskType, target_latency: float | None
+) -> AutoscaleSettings:
+    """The figures of ``s`` alone (no per-region or per-type entries)."""
     return AutoscaleSettings(
         min_workers=s.min_workers,
         max_workers=s.max_workers,
         target_utilisation=s.target_utilisation,
         cooldown=s.cooldown,
+        target_latency=target_latency,
     )
 
 
@@ -236,6 +246,8 @@ def _check_autoscale(a: AutoscaleSettings) -> None:
     from .validate import check_subject_token, check_task_name
 
     _autoscale(a, "autoscale")
+    if a.target_latency is not None:
+        _num(a.target_latency, "autoscale.target_latency", 0.001)
     seen: set[str] = set()
     for i, r in enumerate(a.regions):
         field = f"autoscale.regions[{i}]"

@@ -241,6 +241,7 @@ class Handlers:
                     **base,
                     throughput=live.throughput(now),
                     latency=live.latency(),
+                    latency_by_name=live.latency_by_name(now),
                     history=live.history(now),
                 )
                 return StatsReply(stats=stats)

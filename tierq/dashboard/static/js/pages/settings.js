@@ -32,6 +32,7 @@ const HINTS = {
   "autoscale.max_workers": "Most workers per region.",
   "autoscale.target_utilisation": "Busy-slot fraction the autoscaler aims for.",
   "autoscale.cooldown": "Seconds the need must stay below the count before workers are drained.",
+  "autoscale.target_latency": "Seconds: add workers while the median submit-to-start latency stays above this (blank: off).",
 };
 
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
@@ -91,7 +92,7 @@ export async function mount(view) {
   function field(path, spec, value) {
     const input = h("input", {
       type: "text", inputmode: spec.type === "string" ? "text" : "decimal", name: path, "data-path": path,
-      value: value === undefined ? "" : String(value), disabled: !canEdit, autocomplete: "off", spellcheck: "false",
+      value: value == null ? "" : String(value), disabled: !canEdit, autocomplete: "off", spellcheck: "false",
     });
     input.addEventListener("input", () => { dirty = true; markError(path, null); });
     inputs.set(path, input);
@@ -162,7 +163,8 @@ export async function mount(view) {
           .map(([k, text]) => [k, convert(text, spec.items[k].type)])));
       } else {
         const input = inputs.get(path);
-        if (input) out[key] = convert(input.value, spec.type);
+        // Blank where the default is null (autoscale.target_latency): null, i.e. off.
+        if (input) out[key] = input.value.trim() === "" && spec.default === null ? null : convert(input.value, spec.type);
       }
     }
     return out;
