@@ -190,3 +190,23 @@ async def test_keda_open_lets_keda_read_without_a_token(stack: Stack) -> None:
         # Only the scaler: the rest of the API still wants a token.
         async with httpx.AsyncClient(base_url=api.url) as http:
             assert (await http.get("/v1/stats")).status_code == 401
+
+
+async def test_the_optional_stream_metric_spec_is_unimplemented_so_keda_falls_back(
+    scaler: epb_grpc.ExternalScalerStub,
+) -> None:
+    """KEDA's proto (taken whole from KEDA) declares StreamMetricSpec; KEDA treats
+    UNIMPLEMENTED as "use GetMetricSpec", which tierq answers."""
+    service = epb.DESCRIPTOR.services_by_name["ExternalScaler"]
+    assert [m.name for m in service.methods] == [
+        "IsActive",
+        "StreamIsActive",
+        "GetMetricSpec",
+        "GetMetrics",
+        "StreamMetricSpec",
+    ]
+    call = scaler.StreamMetricSpec(ref(taskTypes="k.job"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await anext(call.__aiter__())
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert (await scaler.GetMetricSpec(ref(taskTypes="k.job"))).metricSpecs
