@@ -24,7 +24,7 @@ __all__ = ["REGIONAL", "ROLES", "NatsUser", "NatsUsers"]
 
 #: Every role that connects to NATS (``leaf``: a leaf node's link to the hub, one per region,
 #: allowed what that region's region and worker users together are; see engine/auth.py).
-ROLES = ("master", "region", "worker", "api", "client", "autoscaler", "leaf")
+ROLES = ("master", "region", "worker", "api", "client", "operator", "autoscaler", "leaf")
 #: Roles whose users belong to one region.
 REGIONAL = frozenset({"region", "worker", "leaf"})
 #: What a user name may contain: it becomes one token of the user's inbox subjects.
@@ -92,7 +92,8 @@ class NatsUsers(msgspec.Struct, frozen=True, kw_only=True):
     def generate(cls, prefix: str = "tierq", regions: Iterable[str] = ("default",)) -> NatsUsers:
         """Fresh random passwords (256 bits each) for every role, regions as listed."""
         check_subject_token(prefix, "prefix")
-        users = [_new_user(prefix, role) for role in ("master", "api", "client", "autoscaler")]
+        global_roles = ("master", "api", "client", "operator", "autoscaler")
+        users = [_new_user(prefix, role) for role in global_roles]
         for region in regions:
             users += [_new_user(prefix, role, region) for role in ("region", "worker", "leaf")]
         return cls(prefix=prefix, users=tuple(users))

@@ -265,6 +265,9 @@ class StatsView(SchedulerStatistics, frozen=True, kw_only=True):
     #: last minute.
     throughput: dict[str, float] = {}
     latency: LatencySummary | None = None
+    #: Per task type, the submit-to-start latency of its first starts in the last 30 s (the
+    #: autoscalers' ``target_latency`` reads the p50 of their pool's types).
+    latency_by_name: dict[str, LatencySummary] = {}
     #: The same minute second by second, oldest first (what charts start from).
     history: list[RateSecond] = []
 
@@ -278,9 +281,12 @@ class SettingsReply(_Msg):
 
 
 class SettingsRequest(_Msg):
-    """Replace the live settings; the body is the full Settings struct as msgpack."""
+    """Change the live settings: replace them (``settings``: the full Settings struct as
+    msgpack), or apply ``patch`` to them (an RFC 7396 JSON merge patch as JSON text, applied
+    by the master to the settings it holds, so the change is one and atomic)."""
 
-    settings: msgspec.Raw
+    settings: msgspec.Raw = msgspec.Raw(b"\xc0")  # msgpack nil: not given
+    patch: bytes | None = None
 
 
 # --- region -> master ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ import msgspec
 
 from .core.model import Task, TaskSpec, WorkflowSpec
 from .core.records import WorkflowView
+from .core.settings import Settings
 from .engine import Engine, Subjects
 from .errors import EngineUnavailableError, IntakeBehindError, NoRespondersError
 from .protocol import (
@@ -20,6 +21,7 @@ from .protocol import (
     QueryKind,
     QueryRequest,
     ReprioritizeRequest,
+    SettingsReply,
     SettingsRequest,
     SubmitReply,
     SubmitRequest,
@@ -49,13 +51,20 @@ class MasterClient:
         self.timeout = timeout
 
     async def call(
-        self, op: str, request: object, reply_type: type[T], timeout: float | None = None
+        self,
+        op: str,
+        request: object,
+        reply_type: type[T],
+        timeout: float | None = None,
+        *,
+        probe: bool = False,
     ) -> T:
         """One request; resent while no master answers (a failover), up to ``timeout``.
 
         Resent only when nothing was done: "no responders" (the request reached nobody) and
         :class:`IntakeBehindError` (it named a task the master has not applied yet). A timeout
         is ambiguous (the master may have acted) and is raised to the caller.
+        ``probe``: a NATS user without the right to ``op`` is told at once (``Engine.request``).
         """
         limit = timeout or self.timeout
         loop = asyncio.get_running_loop()
@@ -67,7 +76,7 @@ class MasterClient:
             sent = loop.time()
             try:
                 data = await self.engine.request(
-                    subject, payload, timeout=max(0.05, deadline - sent)
+                    subject, payload, timeout=max(0.05, deadline - sent), probe=probe
                 )
                 return decode_reply(data, reply_type)
             except (NoRespondersError, IntakeBehindError):
@@ -173,5 +182,13 @@ class MasterClient:
 
     async def put_settings(self, settings_msgpack: bytes) -> Ack:
         return await self.call(
-            "settings", SettingsRequest(settings=msgspec.Raw(settings_msgpack)), Ack
+            "settings", SettingsRequest(settings=msgspec.Raw(settings_msgpack)), Ack, probe=True
         )
+
+    async def patch_settings(self, patch: dict[str, object]) -> Ack:
+        """Apply an RFC 7396 merge patch to the live settings, in the master, as one change."""
+        request = SettingsRequest(patch=msgspec.json.encode(patch))
+        return await self.call("settings", request, Ack, probe=True)
+
+    async def settings(self) -> Settings:
+        return (await self.query(QueryRequest(kind=QueryKind.SETTINGS), SettingsReply)).settings

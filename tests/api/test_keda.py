@@ -116,6 +116,49 @@ async def test_stream_is_active_pushes_within_a_second(
         call.cancel()
 
 
+async def metric_float(scaler: epb_grpc.ExternalScalerStub, **metadata: str) -> float:
+    reply = await scaler.GetMetrics(epb.GetMetricsRequest(scaledObjectRef=ref(**metadata)))
+    (value,) = reply.metricValues
+    assert value.metricValue == int(value.metricValueFloat)  # older KEDA: rounded down
+    return value.metricValueFloat
+
+
+async def test_a_task_types_settings_bound_what_keda_reads(
+    stack: Stack, scaler: epb_grpc.ExternalScalerStub, app: tierq.App
+) -> None:
+    """autoscale.task_types for k.job: min 1, max 3 replicas, 50% of 4 slots per replica."""
+    entry = {
+        "task_type": "k.job",
+        "min_workers": 1,
+        "max_workers": 3,
+        "target_utilisation": 0.5,
+    }
+    put = await stack.http.put("/v1/settings", json={"autoscale": {"task_types": [entry]}})
+    assert put.status_code == 200, put.text
+    job = {"taskTypes": "k.job", "slotsPerReplica": "4"}
+    spec = await scaler.GetMetricSpec(ref(**job))
+    assert spec.metricSpecs[0].targetSizeFloat == 2.0  # 4 slots x 0.5
+    # Nothing waits, yet min_workers 1: one replica's worth, and active (not scaled to 0).
+    assert await metric_float(scaler, **job) == 2.0
+    assert (await scaler.IsActive(ref(**job))).result
+    for _ in range(20):
+        await app.submit("k.job", 0)
+    # 20 waiting, but never more than max_workers' worth: 3 x 2.
+    assert await metric_float(scaler, **job) == 6.0
+    assert await metric_float(scaler, taskTypes="k.job", targetSize="5") == 15.0
+    # A ScaledObject of another type, or of all types, reads the plain figure.
+    assert await metric(scaler, taskTypes="other.kind") == 0
+    assert await metric(scaler, metric="ready") == 20
+    # For another region only when the entry names no region; one naming "eu" is not ours.
+    entry["region"] = "eu"
+    put = await stack.http.put("/v1/settings", json={"autoscale": {"task_types": [entry]}})
+    assert put.status_code == 200, put.text
+    assert await metric_float(scaler, **job) == 20.0
+    assert spec.metricSpecs[0].metricName == "tierq-backlog-default-k-job"
+    spec = await scaler.GetMetricSpec(ref(**job))
+    assert spec.metricSpecs[0].targetSizeFloat == 3.0  # the region's utilisation: 4 x 0.75
+
+
 async def test_the_scaler_needs_a_read_token_and_valid_metadata(
     scaler: epb_grpc.ExternalScalerStub,
 ) -> None:
@@ -126,7 +169,13 @@ async def test_the_scaler_needs_a_read_token_and_valid_metadata(
     # The token may come as call metadata instead (KEDA's TLS/auth options aside).
     header = (("authorization", f"Bearer {TOKENS['read']}"),)
     assert not (await scaler.IsActive(bare, metadata=header)).result
-    for bad in ({"metric": "latency"}, {"targetSize": "0"}, {"queue": "q", "taskTypes": "a"}):
+    for bad in (
+        {"metric": "latency"},
+        {"targetSize": "0"},
+        {"queue": "q", "taskTypes": "a"},
+        {"slotsPerReplica": "0"},
+        {"slotsPerReplica": "2.5"},
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await scaler.GetMetricSpec(ref(**bad))
         assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -141,3 +190,23 @@ async def test_keda_open_lets_keda_read_without_a_token(stack: Stack) -> None:
         # Only the scaler: the rest of the API still wants a token.
         async with httpx.AsyncClient(base_url=api.url) as http:
             assert (await http.get("/v1/stats")).status_code == 401
+
+
+async def test_the_optional_stream_metric_spec_is_unimplemented_so_keda_falls_back(
+    scaler: epb_grpc.ExternalScalerStub,
+) -> None:
+    """KEDA's proto (taken whole from KEDA) declares StreamMetricSpec; KEDA treats
+    UNIMPLEMENTED as "use GetMetricSpec", which tierq answers."""
+    service = epb.DESCRIPTOR.services_by_name["ExternalScaler"]
+    assert [m.name for m in service.methods] == [
+        "IsActive",
+        "StreamIsActive",
+        "GetMetricSpec",
+        "GetMetrics",
+        "StreamMetricSpec",
+    ]
+    call = scaler.StreamMetricSpec(ref(taskTypes="k.job"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await anext(call.__aiter__())
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert (await scaler.GetMetricSpec(ref(taskTypes="k.job"))).metricSpecs

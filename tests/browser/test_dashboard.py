@@ -794,3 +794,50 @@ def test_settings_page_edits_a_regions_own_autoscale_settings(
     ]  # fmt: skip
     assert api.put("/v1/settings", json=original).status_code == 200
     assert dash.script_errors() == []
+
+
+def test_settings_page_edits_autoscale_settings_per_task_type(
+    dash: Dashboard, api: httpx.Client
+) -> None:
+    original = api.get("/v1/settings").json()
+    page = dash.page
+    dash.goto("/settings")
+    editor = page.locator('.rules[data-path="autoscale.task_types"]')
+    add = editor.get_by_role("button", name="Add rule")
+    for i, region in enumerate(["", ""]):  # the same type twice for every region: refused
+        add.click()
+        row = f"autoscale.task_types[{i}]"
+        values = {"task_type": "render", "region": region, "min_workers": "0", "max_workers": "2"}
+        for key, value in values.items():
+            editor.locator(f'input[data-path="{row}.{key}"]').fill(value)
+    page.locator('[data-action="save"]').click()
+    error = page.locator('[data-error-for="autoscale.task_types[1].task_type"]')
+    expect(error).to_contain_text("appears twice")
+    # The second one for region gpu only: saved; blank cells took their defaults.
+    editor.locator('input[data-path="autoscale.task_types[1].region"]').fill("gpu")
+    editor.locator('input[data-path="autoscale.task_types[1].cooldown"]').fill("5")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    saved = api.get("/v1/settings").json()["autoscale"]["task_types"]
+    common = {"task_type": "render", "min_workers": 0, "max_workers": 2, "target_utilisation": 0.75}
+    assert saved == [
+        {**common, "region": None, "cooldown": 60.0},
+        {**common, "region": "gpu", "cooldown": 5.0},
+    ]
+    # Shown again after a reload: an empty region reads as blank, not "null".
+    dash.goto("/settings")
+    region = page.locator('input[data-path="autoscale.task_types[0].region"]')
+    expect(region).to_have_value("")
+    # The latency target: blank is off (null), a number turns it on.
+    latency = page.locator('input[data-path="autoscale.target_latency"]')
+    expect(latency).to_have_value("")
+    latency.fill("2.5")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    assert api.get("/v1/settings").json()["autoscale"]["target_latency"] == 2.5
+    page.locator('input[data-path="autoscale.target_latency"]').fill("")
+    page.locator('[data-action="save"]').click()
+    expect(page.locator('[data-role="saved"]')).to_be_visible()
+    assert "target_latency" not in api.get("/v1/settings").json()["autoscale"]
+    assert api.put("/v1/settings", json=original).status_code == 200
+    assert dash.script_errors() == []

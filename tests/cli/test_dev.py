@@ -14,7 +14,7 @@ import pytest
 
 from tierq.config import NatsConfig
 from tierq.dev import DevOptions, _dev_users, dev_stack
-from tierq.engine import EmbeddedNats, NatsUsers
+from tierq.engine import EmbeddedNats, NatsUsers, free_port
 
 from .conftest import tierq as run_tierq
 
@@ -146,3 +146,40 @@ async def test_a_second_dev_on_one_data_dir_is_refused(tmp_path: Path) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert f"is in use by another tierq dev (pid {os.getpid()})" in last, done.stderr[-2000:]
     assert "--data-dir" in last and "Traceback" not in done.stderr
+
+
+def test_dev_adds_a_new_role_to_an_older_file_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    full = NatsUsers.generate("tierq", regions=["default"])
+    NatsUsers(users=tuple(u for u in full.users if u.role != "operator")).save(path)
+    users = _dev_users(path, "tierq", "default")
+    assert users.find("operator") is not None
+    assert users.find("master") == full.find("master")  # running processes keep their login
+
+
+async def test_tierq_settings_works_out_of_the_box_next_to_tierq_dev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tierq dev` in a folder, then `tierq settings set` in the same folder: the CLI finds
+    the credentials file dev wrote and logs in as its operator user."""
+    monkeypatch.delenv("TIERQ_NATS_CREDENTIALS", raising=False)
+    port = free_port()
+    opts = DevOptions(
+        modules=["tierq.demo"],
+        workers=0,
+        no_api=True,
+        nats_port=port,
+        data_dir=str(tmp_path / ".tierq"),
+        announce=lambda line: None,
+    )
+    url = f"nats://127.0.0.1:{port}"
+    async with dev_stack(opts) as stack:
+        done = await run_tierq(
+            "settings", "set", "autoscale.max_workers=3", "--nats", url, cwd=tmp_path
+        )
+        assert done.code == 0, done.stderr
+        assert stack.master.state.settings.autoscale.max_workers == 3
+        got = await run_tierq(
+            "settings", "get", "autoscale.max_workers", "--nats", url, cwd=tmp_path
+        )
+        assert got.stdout.strip() == "3"

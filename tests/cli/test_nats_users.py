@@ -22,6 +22,8 @@ def test_writes_the_file_once_and_prints_the_same_block(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     users = NatsUsers.load(path)
     assert users.find("worker", "eu") is not None and users.find("worker", "default") is None
+    assert users.find("operator") is not None  # tierq settings' user
+    assert '"tierq.master.settings"' in first.stdout.split('"tierq-operator"')[1].split("}}")[0]
     again = runner.invoke(main, ["nats-users", str(path), "--region", "eu"])
     assert again.exit_code == 0 and again.stdout == first.stdout
     other = runner.invoke(main, ["nats-users", str(path), "--region", "us"])

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tierq.core.autoscale import Decision, Direction, PoolObservation, ScaleState, decide, need
-from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, Settings
+from tierq.core.autoscale import (
+    LATENCY_SUSTAIN,
+    Decision,
+    Direction,
+    PoolObservation,
+    ScaleState,
+    decide,
+    need,
+)
+from tierq.core.settings import AutoscaleRegion, AutoscaleSettings, AutoscaleTaskType, Settings
 from tierq.errors import InvalidRequestError
 
 S = AutoscaleSettings(min_workers=0, max_workers=4, target_utilisation=0.75, cooldown=30.0)
@@ -278,3 +287,292 @@ def test_region_settings_are_validated_by_field(
     with pytest.raises(InvalidRequestError) as err:
         Settings(autoscale=AutoscaleSettings(regions=regions)).validate()
     assert err.value.field == field
+
+
+def _tt(task_type: str, region: str | None = None, **figures: float) -> AutoscaleTaskType:
+    lo, hi = int(figures.pop("min", 0)), int(figures.pop("max", 1))
+    return AutoscaleTaskType(
+        task_type=task_type, region=region, min_workers=lo, max_workers=hi, **figures
+    )
+
+
+_PER_TYPE = AutoscaleSettings(
+    max_workers=8,
+    regions=(AutoscaleRegion(region="gpu", min_workers=1, max_workers=2),),
+    task_types=(
+        _tt("render", max=4, cooldown=10.0),
+        _tt("render", "gpu", min=2, max=6, target_utilisation=0.5),
+        _tt("mail", max=1),
+        _tt("thumbs", "eu", max=20, cooldown=600.0),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("region", "types", "expected"),
+    [
+        # No type of the pool has an entry: the region's settings (or the defaults).
+        ("eu", ["other"], AutoscaleSettings(max_workers=8)),
+        ("gpu", ["other"], AutoscaleSettings(min_workers=1, max_workers=2)),
+        ("eu", [], AutoscaleSettings(max_workers=8)),
+        # One type with an entry for every region, or one for this region (which wins).
+        ("eu", ["render"], AutoscaleSettings(max_workers=4, cooldown=10.0)),
+        (
+            "gpu",
+            ["render"],
+            AutoscaleSettings(min_workers=2, max_workers=6, target_utilisation=0.5),
+        ),
+        # An entry for another region does not apply here.
+        ("us", ["thumbs"], AutoscaleSettings(max_workers=8)),
+        ("eu", ["thumbs"], AutoscaleSettings(max_workers=20, cooldown=600.0)),
+        # Several types: the loosest of their settings (types without an entry: the region's).
+        ("eu", ["mail", "render"], AutoscaleSettings(max_workers=4, cooldown=60.0)),
+        ("eu", ["mail", "other"], AutoscaleSettings(max_workers=8)),
+        (
+            "gpu",
+            ["mail", "render"],
+            AutoscaleSettings(min_workers=2, max_workers=6, target_utilisation=0.5),
+        ),
+        ("eu", ["mail", "mail"], AutoscaleSettings(max_workers=1)),
+    ],
+)
+def test_a_pool_takes_the_settings_of_its_task_types(
+    region: str, types: list[str], expected: AutoscaleSettings
+) -> None:
+    Settings(autoscale=_PER_TYPE).validate()
+    assert _PER_TYPE.for_pool(region, types) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from([None, "eu", "us"]),
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.sampled_from([0.25, 0.5, 1.0]),
+            st.sampled_from([0.0, 30.0, 90.0]),
+        ),
+        max_size=6,
+        unique_by=lambda t: (t[0], t[1]),
+    ),
+    st.sampled_from(["eu", "us", "asia"]),
+    st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=4),
+)
+def test_a_pool_is_never_tighter_than_any_of_its_types(
+    entries: list[tuple[str, str | None, int, int, float, float]],
+    region: str,
+    types: list[str],
+) -> None:
+    scale = AutoscaleSettings(
+        task_types=tuple(
+            AutoscaleTaskType(
+                task_type=t,
+                region=r,
+                min_workers=min(lo, hi),
+                max_workers=max(lo, hi),
+                target_utilisation=u,
+                cooldown=c,
+            )
+            for t, r, lo, hi, u, c in entries
+        )
+    )
+    Settings(autoscale=scale).validate()
+    pool = scale.for_pool(region, types)
+    Settings(autoscale=pool).validate()  # a valid set of settings itself
+    for name in types:
+        entry = scale.for_task_type(region, name)
+        own = scale.for_region(region) if entry is None else entry
+        assert pool.min_workers >= own.min_workers and pool.max_workers >= own.max_workers
+        assert pool.target_utilisation <= own.target_utilisation
+        assert pool.cooldown >= own.cooldown
+        if entry is not None and entry.region is None:
+            # An entry for every region counts only where none names the region.
+            assert all(t.region != region for t in scale.task_types if t.task_type == name)
+    if len(set(types)) == 1:
+        entry = scale.for_task_type(region, types[0])
+        if entry is not None:
+            assert (pool.min_workers, pool.max_workers) == (entry.min_workers, entry.max_workers)
+
+
+@pytest.mark.parametrize(
+    ("task_types", "field"),
+    [
+        ((_tt("render"), _tt("render")), "autoscale.task_types[1].task_type"),
+        (
+            (_tt("render", "eu"), _tt("render"), _tt("render", "eu")),
+            "autoscale.task_types[2].task_type",
+        ),
+        ((_tt("render", "a.b"),), "autoscale.task_types[0].region"),
+        ((_tt(""),), "autoscale.task_types[0].task_type"),
+        ((_tt("render", min=3, max=1),), "autoscale.task_types[0].max_workers"),
+        ((_tt("render", cooldown=-1.0),), "autoscale.task_types[0].cooldown"),
+        ((_tt("render", target_utilisation=1.5),), "autoscale.task_types[0].target_utilisation"),
+    ],
+)
+def test_task_type_settings_are_validated_by_field(
+    task_types: tuple[AutoscaleTaskType, ...], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        Settings(autoscale=AutoscaleSettings(task_types=task_types)).validate()
+    assert err.value.field == field
+
+
+def test_the_same_type_in_two_regions_and_for_every_region_is_allowed() -> None:
+    scale = AutoscaleSettings(task_types=(_tt("render"), _tt("render", "eu"), _tt("render", "us")))
+    Settings(autoscale=scale).validate()
+
+
+# --- target_latency ----------------------------------------------------------------------
+
+_LATE = AutoscaleSettings(min_workers=0, max_workers=5, cooldown=30.0, target_latency=2.0)
+
+
+def _late(p50: float | None, ready: int = 1, workers: int = 2, running: int = 2) -> PoolObservation:
+    # Two workers of 8 slots with 2 running and 1 waiting: the backlog rule wants 1 worker.
+    return PoolObservation(
+        ready=ready,
+        running=running,
+        workers=workers,
+        idle_workers=0,
+        slots_per_worker=8,
+        throughput=4.0,
+        latency_p50=p50,
+    )
+
+
+def test_a_latency_above_target_adds_one_worker_after_it_stayed_there() -> None:
+    state = ScaleState(desired=2)
+    d = decide(_late(5.0), _LATE, state, 100.0)
+    assert (d.desired, d.direction) == (2, Direction.HOLD)  # above, but not for long yet
+    assert d.state.slow_since == 100.0 and "above target_latency 2 s" in d.reason
+    d = decide(_late(5.0), _LATE, d.state, 100.0 + LATENCY_SUSTAIN - 1)
+    assert d.desired == 2
+    d = decide(_late(5.0), _LATE, d.state, 100.0 + LATENCY_SUSTAIN)
+    assert (d.desired, d.direction) == (3, Direction.UP)
+    assert d.reason.startswith("up: submit-to-start p50 5.00 s above target_latency 2 s")
+    # The wait starts again: the new worker must show in the figure first.
+    assert d.state.slow_since == 100.0 + LATENCY_SUSTAIN
+    d = decide(_late(5.0, workers=3), _LATE, d.state, 100.0 + LATENCY_SUSTAIN + 1)
+    assert d.desired == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "obs"),
+    [
+        (AutoscaleSettings(max_workers=5, cooldown=30.0), _late(5.0)),  # no target
+        (_LATE, _late(1.5)),  # below the target
+        (_LATE, _late(None)),  # nothing started lately
+        (_LATE, _late(5.0, ready=0)),  # nothing waits: old starts, no call for workers
+    ],
+)
+def test_the_latency_rule_keeps_out_otherwise(
+    settings: AutoscaleSettings, obs: PoolObservation
+) -> None:
+    state = ScaleState(desired=2)
+    for t in range(0, 100, 5):
+        d = decide(obs, settings, state, float(t))
+        assert d.state.slow_since is None
+        assert d.desired <= 2  # what the backlog rule says (it wants 1, so down after 30 s)
+        state = d.state
+
+
+def test_no_worker_added_for_latency_while_one_is_idle() -> None:
+    state = ScaleState(desired=2)
+    idle = msgspec.structs.replace(_late(5.0), idle_workers=1)
+    for t in range(0, 100, 5):
+        d = decide(idle, _LATE, state, float(t))
+        assert d.desired == 2 and d.state.slow_since == 0.0  # held (late), not raised
+        state = d.state
+
+
+def test_no_scale_down_while_late_and_never_past_max_workers() -> None:
+    state = ScaleState(desired=5)
+    for t in range(0, 200, 5):
+        d = decide(_late(9.0, workers=5), _LATE, state, float(t))
+        assert d.desired == 5  # the backlog rule wants 1; held, and capped at max
+        state = d.state
+
+
+class LatePool(Pool):
+    """The fluid pool with a latency: a floor (transport, polls, prefetch) during which
+    arrivals are on their way and count as waiting, plus the time the backlog takes to start
+    at the pool's capacity (Little's law), times a noise pattern."""
+
+    def __init__(self, service: float, slots: int, floor: float, noise: list[float]) -> None:
+        super().__init__(service, slots)
+        self.floor, self.noise, self.second = floor, noise, 0
+
+    def step(self, arrivals: float, workers: int) -> PoolObservation:
+        obs = super().step(arrivals, workers)
+        capacity = workers * self.slots / self.service
+        noise = 1 + self.noise[self.second % len(self.noise)]
+        self.second += 1
+        p50 = None
+        if capacity > 0 and self.started > 0:
+            p50 = (self.floor + self.backlog / capacity) * noise
+        in_transit = math.ceil(round(arrivals * self.floor, 9))
+        return msgspec.structs.replace(obs, ready=obs.ready + in_transit, latency_p50=p50)
+
+
+def _settle(
+    pool: Pool, s: AutoscaleSettings, rate: float, wobble: list[float], seconds: int
+) -> list[int]:
+    state, workers, counts = ScaleState(), 0, []
+    for second in range(seconds):
+        obs = pool.step(rate * (1 + wobble[second % len(wobble)]), workers)
+        d = decide(obs, s, state, float(second))
+        state, workers = d.state, d.desired
+        counts.append(workers)
+    return counts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(0.5, 400),
+    service=st.floats(0.01, 2.0),
+    slots=st.integers(1, 16),
+    wobble=st.lists(st.floats(-0.2, 0.2), min_size=1, max_size=20),
+    noise=st.lists(st.floats(-0.5, 0.5), min_size=1, max_size=20),
+    cooldown=st.floats(20, 120),
+    floor=st.floats(0.001, 2.0),
+    target=st.floats(0.05, 3.0),
+    max_workers=st.integers(1, 60),
+)
+def test_a_steady_load_keeps_a_constant_count_with_a_latency_target(
+    rate: float,
+    service: float,
+    slots: int,
+    wobble: list[float],
+    noise: list[float],
+    cooldown: float,
+    floor: float,
+    target: float,
+    max_workers: int,
+) -> None:
+    """The steady load of the test above with ``target_latency`` set, below, near or above
+    what the pool can reach, the latency wobbling by up to 50% in a pattern shorter than
+    the cool-down: once settled, the count never changes again."""
+    s = AutoscaleSettings(max_workers=max_workers, cooldown=cooldown, target_latency=target)
+    seconds = int(4 * cooldown) + 1000
+    counts = _settle(LatePool(service, slots, floor, noise), s, rate, wobble, seconds)
+    settled = counts[int(3 * cooldown) + 700 :]
+    assert len(set(settled)) == 1, f"flapping: {sorted(set(settled))}"
+    assert settled[0] >= 1
+
+
+def test_at_a_steady_load_the_latency_target_holds_more_workers() -> None:
+    """Starts take 1 s (the floor) while the backlog rule is content with 2 busy workers:
+    with a 0.5 s target the pool gets more while none is idle, and keeps them while the
+    latency stays above the target."""
+    args = (20.0, [0.0], 600)
+    plain = AutoscaleSettings(max_workers=6, cooldown=30.0)
+    late = msgspec.structs.replace(plain, target_latency=0.5)
+    without = _settle(LatePool(0.5, 8, 1.0, [0.0]), plain, *args)
+    with_target = _settle(LatePool(0.5, 8, 1.0, [0.0]), late, *args)
+    assert set(without[300:]) == {2}
+    # More than the backlog rule's 2 (added while every worker was busy), then constant.
+    assert len(set(with_target[300:])) == 1 and 2 < with_target[-1] <= 6
+    # A reachable target changes nothing.
+    reachable = msgspec.structs.replace(plain, target_latency=1.5)
+    assert _settle(LatePool(0.5, 8, 1.0, [0.0]), reachable, *args)[300:] == without[300:]

@@ -90,3 +90,12 @@ def test_failed_with_error_summary_is_kept(h: Harness) -> None:
         h.state.report([Outcome(task_id=tid, attempt=1, kind=OutcomeKind.FAILED, error=err)], h.now)
     )
     assert h.state.get(tid).error == err
+
+
+def test_latency_type_leaves_out_tasks_that_waited_on_purpose(h: Harness) -> None:
+    plain, later = h.submit(TaskSpec(name="a"), TaskSpec(name="a", run_at=h.now + 60))
+    (child,) = h.submit(TaskSpec(name="b", depends_on=(plain,)))
+    assert h.state.latency_type(plain) == "a"
+    assert h.state.latency_type(later) is None
+    assert h.state.latency_type(child) is None
+    assert h.state.latency_type("nope") is None

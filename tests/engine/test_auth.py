@@ -106,7 +106,12 @@ def test_permissions_follow_the_roles() -> None:
     client = permissions("client", s, "tierq-client")
     assert "tierq.master.settings" not in client.publish
     assert "tierq.master.settings" in permissions("api", s, "tierq-api").publish
-    for role in ("region", "worker", "api", "client"):
+    # The operator (tierq settings): everything a client may, and changing the settings.
+    operator = permissions("operator", s, "tierq-operator")
+    assert set(operator.publish) - set(client.publish) == {"tierq.master.settings"}
+    assert operator.subscribe == ("_INBOX.tierq-operator.>", "tierq.admission")
+    assert not operator.allow_responses
+    for role in ("region", "worker", "api", "client", "operator"):
         perms = permissions(role, s, "u", "eu" if role in ("region", "worker") else None)
         assert not any(p.startswith("tierq.master") for p in perms.subscribe), role
         assert not any("_LOG" in p or "$KV" in p or "leader" in p for p in perms.publish), role

@@ -198,3 +198,5 @@ async def test_stats_carry_event_rates_and_start_latency(
     assert stats.throughput["task_submitted"] > 0
     assert stats.latency is not None and stats.latency.samples == 5
     assert stats.latency.p50_ms is not None and 0 <= stats.latency.p50_ms < 10_000
+    # By task type too (what an autoscaler's target_latency reads).
+    assert stats.latency_by_name[itasks.add.name].samples == 5

@@ -6,6 +6,7 @@ default) and tries, as another role, what an attacker with that role's credentia
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -16,9 +17,10 @@ from tests.integration import itasks
 from tests.integration.conftest import TASKS
 from tierq.core import Settings
 from tierq.core.model import Outcome, OutcomeKind, TaskState
-from tierq.engine import ConnectOptions, EmbeddedNats, Engine, Message, connect
+from tierq.engine import ConnectOptions, EmbeddedNats, Engine, Message, Subjects, connect
 from tierq.errors import PermissionDeniedError, UnauthenticatedError
 from tierq.protocol import QueryKind, QueryRequest, RegionReport, SettingsReply, encode
+from tierq.rpc import MasterClient
 from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -94,6 +96,22 @@ async def test_a_client_cannot_change_settings(
     assert now.settings.aging_rate == 0.0
 
 
+async def test_the_operator_changes_settings_and_a_client_is_told_at_once(
+    cluster: LocalCluster, connect_as: ConnectAs
+) -> None:
+    """``tierq settings``'s user may change settings; a client's refusal does not wait for
+    the request's timeout (the probe), so the CLI can say "permission denied" at once."""
+    operator = MasterClient(await connect_as("operator"), Subjects())
+    await operator.patch_settings({"aging_rate": 0.5, "autoscale": {"max_workers": 3}})
+    now = await operator.settings()
+    assert (now.aging_rate, now.autoscale.max_workers) == (0.5, 3)
+    client = MasterClient(await connect_as("client"), Subjects(), timeout=60.0)
+    async with asyncio.timeout(10):  # far below the request's own 60 s
+        with pytest.raises(PermissionDeniedError, match=r"'tierq\.master\.settings'"):
+            await client.patch_settings({"aging_rate": 0.0})
+    assert (await operator.settings()).aging_rate == 0.5
+
+
 async def test_a_worker_stays_in_its_region(connect_as: ConnectAs) -> None:
     worker = await connect_as("worker", region="default")
     with pytest.raises(PermissionDeniedError, match=r"tierq\.region\.eu\.pull"):
@@ -108,7 +126,7 @@ async def test_a_worker_stays_in_its_region(connect_as: ConnectAs) -> None:
         await worker.request("tierq.region.default.pull", b"{}", timeout=REFUSED_WITHIN)
 
 
-@pytest.mark.parametrize("role", ["client", "api", "region", "worker"])
+@pytest.mark.parametrize("role", ["client", "operator", "api", "region", "worker"])
 async def test_only_the_master_touches_the_log_and_the_leader_lease(
     role: str, connect_as: ConnectAs
 ) -> None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import NamedTuple
 
 import grpc
 import msgspec
 from starlette.types import Scope, Send
 
+from ..core.settings_doc import field_path, validation_field
 from ..errors import BackpressureError, InvalidRequestError, TierqError
 
 __all__ = [
@@ -160,7 +160,7 @@ def problem_for(exc: TierqError, instance: str | None = None) -> Problem:
     detail = "internal error; see the API server's log" if row is _INTERNAL else info.message
     # A message may quote what the client sent (a 10,000-character id): bounded, so the
     # document fits into gRPC metadata and an error never grows with the input.
-    field = _clean_field(info.field)
+    field = field_path(info.field)
     return Problem(
         type=_TYPE_PREFIX + info.code if row is not _INTERNAL else _TYPE_PREFIX + "internal",
         title=row.title,
@@ -223,38 +223,6 @@ def grpc_detail(problem: Problem) -> str:
 
 def _grpc_doc(problem: Problem) -> str:
     return json.dumps(msgspec.to_builtins(problem), ensure_ascii=True, separators=(",", ":"))
-
-
-def validation_field(exc: msgspec.ValidationError) -> str | None:
-    """The field a msgspec validation error is about, as a path (``tasks[0].priority``).
-
-    msgspec names the path after `` - at `` and, for a missing or unknown field, the field
-    itself in the message; both together make the full path.
-    """
-    text = str(exc)
-    marker = " - at `"
-    path = None
-    if marker in text:
-        text, _, at = text.rpartition(marker)
-        path = _clean_field(at.rstrip("`"))
-    named = _NAMED_FIELD.search(text)
-    if named is not None:
-        return f"{path}.{named.group(1)}" if path else named.group(1)
-    return path
-
-
-_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]*)`")
-
-
-def _clean_field(field: str | None) -> str | None:
-    """msgspec paths start with ``$.``; clients get ``tasks[0].priority``."""
-    if field is None:
-        return None
-    if field.startswith("$."):
-        return field[2:]
-    if field.startswith("$"):
-        return field[1:] or None
-    return field
 
 
 _problem_encoder = msgspec.json.Encoder()

@@ -12,10 +12,22 @@ metadata; each ScaledObject gets one metric:
   holds (assigned and running), which is the work the Deployment should be sized for;
   ``ready``: READY only;
 - ``targetSize`` (default 8): the metric per replica the HPA aims at (a worker's slots times
-  the utilisation wanted);
+  the utilisation wanted), or ``slotsPerReplica``: a worker's slots, times the
+  ``target_utilisation`` of the autoscale settings (below);
 - ``token``: an API token with read access when the API requires tokens, unless the call
   carries ``authorization`` metadata, or the API runs with ``--keda-open`` (KEDA's calls
   need no token then: they only read queue depths).
+
+**Per task type settings.** When a ScaledObject names task types and the live settings have
+an entry for one of them in ``autoscale.task_types`` (for its region or for every region),
+the pool's settings (``AutoscaleSettings.for_pool``) bound the metric KEDA reads: never above
+``max_workers * targetSize`` (so the HPA asks for at most ``max_workers`` replicas) and never
+below ``min_workers * targetSize`` (at least ``min_workers``; with ``min_workers`` above
+zero, IsActive stays true and the Deployment is not scaled to zero). The ScaledObject's
+``minReplicaCount`` / ``maxReplicaCount`` still bound what KEDA does (set them to 0 and at
+least the largest ``max_workers`` you will set); the ``cooldown`` maps to the ScaledObject's
+``cooldownPeriod`` and the HPA's scale-down stabilization window, which only the
+ScaledObject sets (``deploy/kubernetes/``).
 
 ``IsActive`` is true while the metric is above zero: KEDA scales a Deployment at zero replicas
 to one then, and back to zero after its cool-down when it is false. ``StreamIsActive`` pushes
@@ -29,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +51,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
+from ..core.settings import AutoscaleSettings, Settings
 from ..engine import Message as NatsMessage
 from ..engine import Subscription
 from ..errors import InvalidRequestError, TierqError
@@ -47,7 +61,7 @@ from .errors import grpc_detail, grpc_metadata, problem_for, row_for
 from .proto import externalscaler_pb2 as epb
 from .service import ApiService, Caller
 
-__all__ = ["SERVICE", "Trigger", "handlers", "metric_value"]
+__all__ = ["SERVICE", "Trigger", "bounded", "handlers", "metric_value", "pool_settings"]
 
 log = logging.getLogger("tierq.api.keda")
 
@@ -71,7 +85,19 @@ class Trigger:
     task_types: tuple[str, ...] = ()
     queue: str | None = None
     metric: str = "backlog"
-    target: float = 8.0
+    #: ``targetSize`` as given (None: from ``slots``, else 8).
+    target_size: float | None = None
+    #: ``slotsPerReplica``: a worker's slots (the target is then slots x utilisation).
+    slots: int | None = None
+
+    def target(self, pool: AutoscaleSettings | None) -> float:
+        """The metric per replica: ``targetSize``, else slots at the pool's utilisation."""
+        if self.target_size is not None:
+            return self.target_size
+        if self.slots is not None:
+            utilisation = (pool or AutoscaleSettings()).target_utilisation
+            return self.slots * utilisation
+        return 8.0
 
     @property
     def name(self) -> str:
@@ -92,13 +118,38 @@ class Trigger:
             raise InvalidRequestError(
                 f"metric must be 'backlog' or 'ready', got {metric!r}", field="metric"
             )
-        try:
-            target = float(metadata.get("targetSize", "8"))
-        except ValueError:
-            target = -1.0
-        if not 0 < target < 1e9:
-            raise InvalidRequestError("targetSize must be a positive number", field="targetSize")
-        return cls(region=region, task_types=types, queue=queue, metric=metric, target=target)
+        target: float | None = None
+        if "targetSize" in metadata:
+            try:
+                target = float(metadata["targetSize"])
+            except ValueError:
+                target = -1.0
+            if not 0 < target < 1e9:
+                raise InvalidRequestError(
+                    "targetSize must be a positive number", field="targetSize"
+                )
+        slots: int | None = None
+        if "slotsPerReplica" in metadata:
+            raw = metadata["slotsPerReplica"].strip()
+            if not raw.isdigit() or not 0 < int(raw) <= 10_000:
+                raise InvalidRequestError(
+                    "slotsPerReplica must be a whole number in [1, 10000]",
+                    field="slotsPerReplica",
+                )
+            slots = int(raw)
+        return cls(
+            region=region,
+            task_types=types,
+            queue=queue,
+            metric=metric,
+            target_size=target,
+            slots=slots,
+        )
+
+    @property
+    def reads_settings(self) -> bool:
+        """Whether the settings can change this trigger's metric or target."""
+        return bool(self.task_types) or self.slots is not None
 
 
 def metric_value(trigger: Trigger, stats: StatsView) -> int:
@@ -112,6 +163,23 @@ def metric_value(trigger: Trigger, stats: StatsView) -> int:
     if trigger.metric == "ready":
         return waiting
     return waiting + stats.held_by_region.get(trigger.region, 0)
+
+
+def pool_settings(trigger: Trigger, settings: Settings) -> AutoscaleSettings | None:
+    """The autoscale settings of the trigger's pool when one of its task types has its own
+    entry in ``autoscale.task_types`` (else None: the metric is the plain figure)."""
+    scale = settings.autoscale
+    if not any(scale.for_task_type(trigger.region, t) for t in trigger.task_types):
+        return None
+    return scale.for_pool(trigger.region, trigger.task_types)
+
+
+def bounded(value: float, pool: AutoscaleSettings | None, target: float) -> float:
+    """``value`` within the pool's bounds, in replicas of ``target``: the HPA asks for
+    ``ceil(value / target)`` replicas, so this keeps that within min and max workers."""
+    if pool is None:
+        return value
+    return min(max(value, pool.min_workers * target), pool.max_workers * target)
 
 
 class _Scaler:
@@ -133,8 +201,22 @@ class _Scaler:
             token = f"Bearer {token.strip()}"
         return Caller(self.service.auth.authenticate(token), "grpc")
 
-    async def _value(self, caller: Caller, trigger: Trigger) -> int:
-        return metric_value(trigger, await self.service.stats(caller))
+    async def _value(self, caller: Caller, trigger: Trigger) -> float:
+        if not trigger.reads_settings:
+            return metric_value(trigger, await self.service.stats(caller))
+        stats, settings = await asyncio.gather(
+            self.service.stats(caller), self.service.get_settings(caller)
+        )
+        pool = pool_settings(trigger, settings)
+        target = trigger.target(pool or settings.autoscale.for_region(trigger.region))
+        return bounded(metric_value(trigger, stats), pool, target)
+
+    async def _target(self, caller: Caller, trigger: Trigger) -> float:
+        if trigger.target_size is not None or trigger.slots is None:
+            return trigger.target(None)
+        settings = await self.service.get_settings(caller)
+        pool = pool_settings(trigger, settings)
+        return trigger.target(pool or settings.autoscale.for_region(trigger.region))
 
     async def is_active(self, ref: epb.ScaledObjectRef, context: Context) -> Message:
         trigger = Trigger.parse(dict(ref.scalerMetadata))
@@ -142,12 +224,11 @@ class _Scaler:
         return epb.IsActiveResponse(result=value > 0)
 
     async def metric_spec(self, ref: epb.ScaledObjectRef, context: Context) -> Message:
-        self._caller(ref, context)
+        caller = self._caller(ref, context)
         trigger = Trigger.parse(dict(ref.scalerMetadata))
+        target = await self._target(caller, trigger)
         spec = epb.MetricSpec(
-            metricName=trigger.name,
-            targetSize=max(1, round(trigger.target)),
-            targetSizeFloat=trigger.target,
+            metricName=trigger.name, targetSize=max(1, round(target)), targetSizeFloat=target
         )
         return epb.GetMetricSpecResponse(metricSpecs=[spec])
 
@@ -156,7 +237,12 @@ class _Scaler:
         trigger = Trigger.parse(dict(ref.scalerMetadata))
         value = await self._value(self._caller(ref, context), trigger)
         name = request.metricName or trigger.name
-        metric = epb.MetricValue(metricName=name, metricValue=value, metricValueFloat=value)
+        metric = epb.MetricValue(
+            # Older KEDA reads the integer: rounded down, so the max bound still holds.
+            metricName=name,
+            metricValue=math.floor(value),
+            metricValueFloat=value,
+        )
         return epb.GetMetricsResponse(metricValues=[metric])
 
     async def stream_is_active(

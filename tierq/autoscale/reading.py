@@ -89,6 +89,10 @@ async def read_pool(
     s = stats.stats
     ready = sum(n for name, n in s.ready_by_name.items() if name in task_types)
     latency = s.latency.p90_ms if s.latency is not None else None
+    # The slowest of the pool's types: any of them waiting too long calls for workers.
+    p50s = [
+        v.p50_ms for t, v in s.latency_by_name.items() if t in task_types and v.p50_ms is not None
+    ]
     observation = PoolObservation(
         ready=ready,
         # Held by the region (assigned or running) less what runs: queued there.
@@ -99,5 +103,6 @@ async def read_pool(
         slots_per_worker=slots_per_worker,
         throughput=meter.observe(now, mine),
         latency_p90=latency / 1000.0 if latency is not None else None,
+        latency_p50=max(p50s) / 1000.0 if p50s else None,
     )
-    return Reading(observation, settings.settings.autoscale.for_region(region), views)
+    return Reading(observation, settings.settings.autoscale.for_pool(region, task_types), views)

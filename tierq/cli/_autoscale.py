@@ -72,10 +72,11 @@ def autoscale(
 ) -> None:
     """Scale the workers of MODULES in a region with the autoscale settings.
 
-    The settings (autoscale.min_workers, max_workers, target_utilisation, cooldown) are read
-    from the master at every check: change them through the API (PUT /v1/settings) or the
-    dashboard's settings page. Ctrl-C or SIGTERM drains the workers and exits (unless
-    --keep-workers).
+    The settings (autoscale.min_workers, max_workers, target_utilisation, cooldown; the
+    region's entry in autoscale.regions; the entries in autoscale.task_types of the task
+    types of MODULES) are read from the master at every check: change them with
+    `tierq settings set`, the API (PUT /v1/settings) or the dashboard's settings page.
+    Ctrl-C or SIGTERM drains the workers and exits (unless --keep-workers).
     """
     service_logging(ctx)
     ctx.meta["tierq.prefix"] = prefix

@@ -9,6 +9,7 @@ from ._autoscale import autoscale
 from ._common import TierqGroup
 from ._schedules import schedules
 from ._services import api, dev, master, nats_users, region, worker
+from ._settings import settings
 from ._tasks import cancel, status, submit, tasks, workflows
 
 
@@ -53,5 +54,6 @@ for command in (
     workers,
     submit_workflow,
     schedules,
+    settings,
 ):
     main.add_command(command)

@@ -244,6 +244,9 @@ from .settings import (
     AutoscaleSettings as AutoscaleSettings,
 )
 from .settings import (
+    AutoscaleTaskType as AutoscaleTaskType,
+)
+from .settings import (
     BreakerSettings as BreakerSettings,
 )
 from .settings import (
@@ -281,6 +284,7 @@ __all__ = [
     "AttemptRecord",
     "AutoscaleRegion",
     "AutoscaleSettings",
+    "AutoscaleTaskType",
     "BreakerClosed",
     "BreakerHalfOpen",
     "BreakerOpened",

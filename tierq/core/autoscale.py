@@ -21,6 +21,15 @@ slots each. The rules, in the order they are tried:
    is never chosen. Never below ``min_workers``; to zero when ``min_workers`` is 0 and nothing
    waits or runs.
 
+4. **Latency** (with ``target_latency``). While the p50 submit-to-start latency of the
+   pool's types stays above ``target_latency`` and work waits, no scale-down; and when it
+   has stayed there for ``LATENCY_SUSTAIN`` seconds and no worker is idle, one worker more
+   (up to ``max_workers``), even if the backlog rule is content. A measured figure lags
+   what it measures: one step, then a fresh wait, gives the new worker time to show in the
+   figure before the next. With a worker idle, tasks do not wait for a worker (the time goes
+   to transport, polls, batching) and more workers would not shorten it: a target the pool
+   cannot reach that way adds one worker, not ``max_workers``.
+
 The cool-down on the way down is what keeps a steady load at a steady count: the need of a
 constant arrival rate wobbles as attempts start and end, and the count follows only its
 highest value over a cool-down, which a steady load does not exceed
@@ -38,6 +47,7 @@ from .settings import AutoscaleSettings
 
 __all__ = [
     "DEFAULT_DRAIN_SECONDS",
+    "LATENCY_SUSTAIN",
     "Decision",
     "Direction",
     "PoolObservation",
@@ -47,6 +57,8 @@ __all__ = [
 
 #: Seconds within which the policy sizes the pool to drain what waits.
 DEFAULT_DRAIN_SECONDS = 10.0
+#: Seconds the latency must stay above ``target_latency`` before a worker is added for it.
+LATENCY_SUSTAIN = 10.0
 
 
 class Direction(enum.Enum):
@@ -74,6 +86,9 @@ class PoolObservation(msgspec.Struct, frozen=True, kw_only=True):
     throughput: float = 0.0
     #: 90th percentile of submit-to-start latency of recent first attempts, seconds.
     latency_p90: float | None = None
+    #: Median submit-to-start latency of the pool's types' recent first starts, seconds (the
+    #: slowest of its types; None: none started lately).
+    latency_p50: float | None = None
 
 
 class ScaleState(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +102,9 @@ class ScaleState(msgspec.Struct, frozen=True, kw_only=True):
     below_since: float | None = None
     #: The highest need since ``below_since``: how far a scale-down may go.
     peak: int = 0
+    #: Since when the latency has been above ``target_latency`` with work waiting (None: it
+    #: is not); restarted by each worker added for it.
+    slow_since: float | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +153,34 @@ def decide(
     drain_seconds: float = DEFAULT_DRAIN_SECONDS,
 ) -> Decision:
     """The desired worker count of one pool (``settings`` already validated)."""
+    slow = _slow_since(obs, settings, previous, now)
+    decision = _decide(obs, settings, previous, now, drain_seconds, slow)
+    if slow is None:
+        return decision
+    # A worker added (for whatever reason) restarts the latency's wait.
+    since = now if decision.direction is Direction.UP else slow
+    state = msgspec.structs.replace(decision.state, slow_since=since)
+    return msgspec.structs.replace(decision, state=state)
+
+
+def _slow_since(
+    obs: PoolObservation, settings: AutoscaleSettings, previous: ScaleState, now: float
+) -> float | None:
+    """Since when the latency has been above its target with work waiting, if it is now."""
+    target, p50 = settings.target_latency, obs.latency_p50
+    if target is None or p50 is None or p50 <= target or obs.ready + obs.assigned == 0:
+        return None
+    return previous.slow_since if previous.slow_since is not None else now
+
+
+def _decide(
+    obs: PoolObservation,
+    settings: AutoscaleSettings,
+    previous: ScaleState,
+    now: float,
+    drain_seconds: float,
+    slow_since: float | None,
+) -> Decision:
     wanted, why = need(obs, settings, drain_seconds)
     before = previous.desired if previous.desired is not None else obs.workers
     # The bounds may have moved since (settings change at run time): that alone is a change.
@@ -152,6 +198,16 @@ def decide(
     if current != before:
         bounds = f"min_workers {settings.min_workers}, max_workers {settings.max_workers}"
         return _change(before, current, wanted, f"within {bounds}: {why}", now)
+    if slow_since is not None:
+        late = (
+            f"submit-to-start p50 {obs.latency_p50:.2f} s above target_latency "
+            f"{settings.target_latency:g} s for {now - slow_since:.0f} s"
+        )
+        sustained = now - slow_since >= LATENCY_SUSTAIN
+        if sustained and obs.idle_workers == 0 and current < settings.max_workers:
+            return _change(before, current + 1, wanted, f"up: {late}; {why}", now)
+        # Not down while work waits too long, whatever the backlog rule says.
+        return _hold(current, wanted, f"{why}; {late}", previous)
     if wanted == current:
         return _hold(current, wanted, why, previous)
     below_since = previous.below_since if previous.below_since is not None else now

@@ -309,6 +309,15 @@ class SchedulerState:
 
     # ---------------------------------------------------------------- queries
 
+    def latency_type(self, task_id: str) -> str | None:
+        """The task type whose submit-to-start latency a start of ``task_id`` tells: its
+        name, unless it waited on purpose (``run_at``, parents) or is unknown. No copy: the
+        master asks on every first start."""
+        task = self._book.tasks.get(task_id)
+        if task is None or task.parents or task.spec.run_at is not None:
+            return None
+        return task.spec.name
+
     def get(self, task_id: str) -> Task:
         """A copy of the task's record (NotFoundError if unknown or evicted)."""
         return _q.copy_task(self._book.task(task_id))

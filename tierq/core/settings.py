@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import msgspec
 
@@ -13,6 +14,7 @@ __all__ = [
     "AdmissionSettings",
     "AutoscaleRegion",
     "AutoscaleSettings",
+    "AutoscaleTaskType",
     "BreakerSettings",
     "PriorityRule",
     "Settings",
@@ -59,9 +61,23 @@ class AutoscaleRegion(msgspec.Struct, frozen=True, kw_only=True):
     cooldown: float = 60.0
 
 
+class AutoscaleTaskType(msgspec.Struct, frozen=True, kw_only=True):
+    """The autoscale settings of the workers that run ``task_type``: in ``region``, or in
+    every region when it is None. They win over the region's settings (see
+    :meth:`AutoscaleSettings.for_pool`). A region or type nobody runs yet is allowed: the
+    settings may come before the workers."""
+
+    task_type: str
+    region: str | None = None
+    min_workers: int
+    max_workers: int
+    target_utilisation: float = 0.75
+    cooldown: float = 60.0
+
+
 class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What the autoscalers size their pools by (``tierq.core.autoscale``), read at every
-    check: the defaults, and ``regions`` with their own."""
+    check: the defaults, ``regions`` with their own, and ``task_types`` with their own."""
 
     #: Fewest workers (0: none while nothing waits).
     min_workers: int = 0
@@ -70,19 +86,70 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
     target_utilisation: float = 0.75
     #: Seconds the need must stay below the count before workers are drained.
     cooldown: float = 60.0
+    #: Seconds: while the p50 submit-to-start latency of a pool's types stays above this and
+    #: work waits, add workers even if the backlog rule would not (None: no such rule).
+    target_latency: float | None = None
     regions: tuple[AutoscaleRegion, ...] = ()
+    task_types: tuple[AutoscaleTaskType, ...] = ()
 
     def for_region(self, region: str) -> AutoscaleSettings:
         """The settings that hold in ``region`` (its entry in ``regions``, else the defaults)."""
         for r in self.regions:
             if r.region == region:
-                return AutoscaleSettings(
-                    min_workers=r.min_workers,
-                    max_workers=r.max_workers,
-                    target_utilisation=r.target_utilisation,
-                    cooldown=r.cooldown,
-                )
-        return msgspec.structs.replace(self, regions=())
+                return _plain(r, self.target_latency)
+        return _plain(self, self.target_latency)
+
+    def for_task_type(self, region: str, task_type: str) -> AutoscaleTaskType | None:
+        """The entry of ``task_type`` in ``task_types`` for ``region``: the one naming the
+        region, else the one for every region, else None."""
+        found = None
+        for t in self.task_types:
+            if t.task_type == task_type:
+                if t.region == region:
+                    return t
+                if t.region is None:
+                    found = t
+        return found
+
+    def for_pool(self, region: str, task_types: Collection[str]) -> AutoscaleSettings:
+        """The settings of a pool of workers in ``region`` that run ``task_types``.
+
+        Each type's settings are its entry in ``task_types`` (:meth:`for_task_type`), else
+        the region's (:meth:`for_region`). A pool serves all its types, so it takes the
+        loosest of them: the highest ``min_workers`` and ``max_workers``, the lowest
+        ``target_utilisation`` and the longest ``cooldown``. A pool of one type with an entry
+        has exactly that entry's settings; one with no entry, the region's.
+        """
+        region_wide = self.for_region(region)
+        chosen: list[AutoscaleSettings] = []
+        for name in sorted(set(task_types)):
+            entry = self.for_task_type(region, name)
+            if entry is None:
+                chosen.append(region_wide)
+            else:
+                chosen.append(_plain(entry, self.target_latency))
+        if not chosen:
+            return region_wide
+        return AutoscaleSettings(
+            min_workers=max(c.min_workers for c in chosen),
+            max_workers=max(c.max_workers for c in chosen),
+            target_utilisation=min(c.target_utilisation for c in chosen),
+            cooldown=max(c.cooldown for c in chosen),
+            target_latency=self.target_latency,
+        )
+
+
+def _plain(
+    s: AutoscaleSettings | AutoscaleRegion | AutoscaleTaskType, target_latency: float | None
+) -> AutoscaleSettings:
+    """The figures of ``s`` alone (no per-region or per-type entries)."""
+    return AutoscaleSettings(
+        min_workers=s.min_workers,
+        max_workers=s.max_workers,
+        target_utilisation=s.target_utilisation,
+        cooldown=s.cooldown,
+        target_latency=target_latency,
+    )
 
 
 class PriorityRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,20 +230,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         _num(self.max_timeout, "max_timeout", 0.001)
         _num(self.retention_seconds, "retention_seconds", 0.0)
         _int(self.max_lease_batch, "max_lease_batch", 1)
-        # Imported here: validate.py imports this module (its checks take Settings).
-        from .validate import check_subject_token
-
-        _autoscale(self.autoscale, "autoscale")
-        seen: set[str] = set()
-        for i, r in enumerate(self.autoscale.regions):
-            field = f"autoscale.regions[{i}]"
-            check_subject_token(r.region, f"{field}.region")
-            if r.region in seen:
-                raise InvalidRequestError(
-                    f"region {r.region!r} appears twice in autoscale.regions", field=field
-                )
-            seen.add(r.region)
-            _autoscale(r, field)
+        _check_autoscale(self.autoscale)
         return self
 
     def rule_boosts(self) -> dict[str, tuple[PriorityRule, ...]]:
@@ -187,7 +241,40 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return {k: tuple(v) for k, v in out.items()}
 
 
-def _autoscale(s: AutoscaleSettings | AutoscaleRegion, at: str) -> None:
+def _check_autoscale(a: AutoscaleSettings) -> None:
+    # Imported here: validate.py imports this module (its checks take Settings).
+    from .validate import check_subject_token, check_task_name
+
+    _autoscale(a, "autoscale")
+    if a.target_latency is not None:
+        _num(a.target_latency, "autoscale.target_latency", 0.001)
+    seen: set[str] = set()
+    for i, r in enumerate(a.regions):
+        field = f"autoscale.regions[{i}]"
+        check_subject_token(r.region, f"{field}.region")
+        if r.region in seen:
+            raise InvalidRequestError(
+                f"region {r.region!r} appears twice in autoscale.regions", field=field
+            )
+        seen.add(r.region)
+        _autoscale(r, field)
+    pairs: set[tuple[str | None, str]] = set()
+    for i, t in enumerate(a.task_types):
+        field = f"autoscale.task_types[{i}]"
+        check_task_name(t.task_type, f"{field}.task_type")
+        if t.region is not None:
+            check_subject_token(t.region, f"{field}.region")
+        if (t.region, t.task_type) in pairs:
+            where = f"region {t.region!r}" if t.region is not None else "every region"
+            raise InvalidRequestError(
+                f"task type {t.task_type!r} for {where} appears twice in autoscale.task_types",
+                field=f"{field}.task_type",
+            )
+        pairs.add((t.region, t.task_type))
+        _autoscale(t, field)
+
+
+def _autoscale(s: AutoscaleSettings | AutoscaleRegion | AutoscaleTaskType, at: str) -> None:
     _int(s.min_workers, f"{at}.min_workers", 0)
     _int(s.max_workers, f"{at}.max_workers", s.min_workers)
     _num(s.target_utilisation, f"{at}.target_utilisation", 0.01, 1.0)

@@ -20,6 +20,8 @@ connects as the user of its role, and the server lets each role use only its own
 - ``client`` (the SDK and CLI): the master's submit, query, wait, cancel, retry and
   reprioritize operations, publishing submissions to the durable intake (the API too), and
   the autoscalers' status; no settings, no region subjects, no other JetStream use.
+- ``operator`` (``tierq settings``): what a client may, plus the master's ``settings``
+  (changing the live settings); the API's admin tokens are the same right at the front door.
 - ``autoscaler``: the master's ``query`` (read-only: figures, workers, settings), publishes
   its scaling decisions on ``<p>.events.autoscale_decision`` and answers status requests on
   ``<p>.autoscale.*.status``.
@@ -56,6 +58,8 @@ __all__ = [
 _CLIENT_OPS: tuple[str, ...] = ("submit", "submit_workflow", "query", "wait", "cancel")
 _CLIENT_OPS += ("cancel_workflow", "retry", "reprioritize", *SCHEDULE_OPS)
 _API_MASTER_OPS = (*_CLIENT_OPS, "settings")
+#: The operator's: a client's, and changing the settings.
+_OPERATOR_MASTER_OPS = _API_MASTER_OPS
 _REGION_MASTER_OPS = ("register", "lease", "report")
 _WORKER_REGION_OPS = ("register", "pull", "heartbeat", "report")
 
@@ -167,8 +171,9 @@ def permissions(role: str, subjects: Subjects, user: str, region: str | None = N
         publish.append(f"{p}.autoscale.*.status")
         subscribe = (s.events_all, s.admission, f"{p}.region.*.hello", inbox)
         return Permissions(tuple(publish), subscribe)
-    if role == "client":
-        ops = tuple(s.master(op) for op in _CLIENT_OPS)
+    if role in ("client", "operator"):
+        allowed = _CLIENT_OPS if role == "client" else _OPERATOR_MASTER_OPS
+        ops = tuple(s.master(op) for op in allowed)
         return Permissions(
             (*ops, s.intake_subject, f"{p}.autoscale.*.status"), (inbox, s.admission)
         )

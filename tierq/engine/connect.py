@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -159,17 +161,30 @@ class Engine:
         payload: bytes,
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        probe: bool = False,
     ) -> bytes:
         """Send a request and return the reply's payload.
 
+        With ``probe`` on a connection with a user, a refused publish raises at once rather
+        than after ``timeout`` (one more round trip: for rare requests such as settings).
+
         Raises:
             EngineUnavailableError: nobody answers on ``subject``, or not within ``timeout``.
+            PermissionDeniedError: this connection's user may not publish on ``subject``.
         """
         t = self.options.request_timeout if timeout is None else timeout
         start = time.monotonic()
         try:
             with map_nats_errors(f"request on {subject}"):
-                msg = await self._nc.request(subject, payload, timeout=t, headers=headers)
+                if probe and (self.options.user or self.options.creds_file or self.options.token):
+                    pending = asyncio.ensure_future(
+                        self._nc.request(subject, payload, timeout=t, headers=headers)
+                    )
+                    await self._probe(pending, subject, start, t)
+                    msg = await pending
+                else:
+                    msg = await self._nc.request(subject, payload, timeout=t, headers=headers)
         except EngineUnavailableError as exc:
             # A refused publish only shows as an asynchronous -ERR and then a timeout.
             self._raise_if_denied("publish", subject, start, exc)
@@ -230,6 +245,23 @@ class Engine:
             await subscription.unsubscribe()
             raise
         return subscription
+
+    async def _probe(
+        self, pending: asyncio.Future[Msg], subject: str, since: float, timeout: float
+    ) -> None:
+        # The server answers a PING after what came before it, so a refused publish's -ERR
+        # arrives first; two, as in subscribe(): the first PING may overtake the PUB.
+        try:
+            for _ in range(2):
+                if not pending.done():
+                    await self._nc.flush(timeout=max(1, round(timeout)))
+            if not pending.done():
+                self._raise_if_denied("publish", subject, since)
+        except BaseException:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+            raise
 
     def _raise_if_denied(
         self, verb: str, subject: str, since: float, cause: BaseException | None = None

@@ -14,6 +14,7 @@ import msgspec
 from ..core import Event, SchedulerState, Settings, TaskDuplicateReport
 from ..core.model import TERMINAL_STATES, Task, TaskState
 from ..core.reconcile import missing_attempts
+from ..core.settings_doc import patch_settings
 from ..errors import InvalidRequestError, NotFoundError
 from ..protocol import (
     MAX_WORKFLOW_PAGE,
@@ -182,10 +183,19 @@ class Handlers:
 
     def settings(self, data: bytes, now: float) -> Handled:
         req = decode(data, SettingsRequest)
-        try:
-            settings = msgspec.msgpack.decode(req.settings, type=Settings)
-        except msgspec.ValidationError as exc:
-            raise InvalidRequestError(f"invalid settings: {exc}", field="settings") from None
+        if req.patch is not None:
+            try:
+                patch = msgspec.json.decode(req.patch)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise InvalidRequestError(
+                    f"the settings patch is not JSON: {exc}", field="settings"
+                ) from None
+            settings = patch_settings(self.state.settings, patch)
+        else:
+            try:
+                settings = msgspec.msgpack.decode(req.settings, type=Settings)
+            except msgspec.ValidationError as exc:
+                raise InvalidRequestError(f"invalid settings: {exc}", field="settings") from None
         events = self.state.configure(settings, now)
         return Handled(events, Ack(events=len(events)))
 
@@ -237,6 +247,7 @@ class Handlers:
                     **base,
                     throughput=live.throughput(now),
                     latency=live.latency(),
+                    latency_by_name=live.latency_by_name(now),
                     history=live.history(now),
                 )
                 return StatsReply(stats=stats)

@@ -15,6 +15,8 @@ from ..protocol import LatencySummary, RateSecond
 RATE_WINDOW = 60
 #: Starts behind the latency percentiles.
 LATENCY_SAMPLES = 10_000
+#: Seconds of starts behind the per-type latencies (what autoscalers read: recent only).
+TYPE_LATENCY_WINDOW = 30.0
 
 
 class LiveMetrics:
@@ -24,6 +26,8 @@ class LiveMetrics:
         self.window = window
         self._buckets: collections.deque[tuple[int, collections.Counter[str]]] = collections.deque()
         self._latencies: collections.deque[float] = collections.deque(maxlen=samples)
+        #: (started at, task type, latency) of recent first starts whose type is known.
+        self._typed: collections.deque[tuple[float, str, float]] = collections.deque(maxlen=samples)
         self._since: float | None = None
 
     def observe(self, kind: str, at: float) -> None:
@@ -37,15 +41,32 @@ class LiveMetrics:
                 buckets.popleft()
         buckets[-1][1][kind] += 1
 
-    def started(self, task_id: str, attempt: int, at: float) -> None:
-        """A first attempt started: its latency since submission (the id carries that time)."""
+    def started(self, task_id: str, attempt: int, at: float, name: str | None = None) -> None:
+        """A first attempt started: its latency since submission (the id carries that time),
+        kept by task type too when ``name`` is given."""
         if attempt != 1:
             return
         try:
             submitted = int(task_id[:12], 16) / 1000.0
         except ValueError:
             return
-        self._latencies.append(max(0.0, at - submitted))
+        latency = max(0.0, at - submitted)
+        self._latencies.append(latency)
+        if name is not None:
+            self._typed.append((at, name, latency))
+
+    def latency_by_name(
+        self, now: float, window: float = TYPE_LATENCY_WINDOW
+    ) -> dict[str, LatencySummary]:
+        """Per task type, the latency of its first starts in the last ``window`` seconds
+        (types without a start then are left out: an old figure would mislead)."""
+        typed = self._typed
+        while typed and typed[0][0] < now - window:
+            typed.popleft()
+        by_name: dict[str, list[float]] = {}
+        for _, name, latency in typed:
+            by_name.setdefault(name, []).append(latency)
+        return {name: _summary(values) for name, values in sorted(by_name.items())}
 
     def throughput(self, now: float) -> dict[str, float]:
         """Events per second by kind over the window (or since start, if shorter)."""
@@ -75,17 +96,21 @@ class LiveMetrics:
         ]
 
     def latency(self) -> LatencySummary:
-        values = sorted(self._latencies)
-        if not values:
-            return LatencySummary(samples=0)
+        return _summary(list(self._latencies))
 
-        def pct(p: float) -> float:
-            return round(values[min(len(values) - 1, int(p * len(values)))] * 1000.0, 3)
 
-        return LatencySummary(
-            samples=len(values),
-            p50_ms=pct(0.50),
-            p90_ms=pct(0.90),
-            p99_ms=pct(0.99),
-            max_ms=round(values[-1] * 1000.0, 3),
-        )
+def _summary(latencies: list[float]) -> LatencySummary:
+    values = sorted(latencies)
+    if not values:
+        return LatencySummary(samples=0)
+
+    def pct(p: float) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))] * 1000.0, 3)
+
+    return LatencySummary(
+        samples=len(values),
+        p50_ms=pct(0.50),
+        p90_ms=pct(0.90),
+        p99_ms=pct(0.99),
+        max_ms=round(values[-1] * 1000.0, 3),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import msgspec
 
@@ -26,8 +27,15 @@ class EventPublisher:
     log does not hold), feeds the live metrics, wakes result waiters."""
 
     def __init__(
-        self, engine: Engine, subjects: Subjects, metrics: LiveMetrics, waiters: ResultWaiters
+        self,
+        engine: Engine,
+        subjects: Subjects,
+        metrics: LiveMetrics,
+        waiters: ResultWaiters,
+        task_name: Callable[[str], str | None] = lambda task_id: None,
     ) -> None:
+        #: The task type of an id for the per-type latency (None: leave it out).
+        self.task_name = task_name
         self.engine = engine
         self.subjects = subjects
         self.metrics = metrics
@@ -49,7 +57,8 @@ class EventPublisher:
             kind = event_kind(event)
             observe(kind, event.at)
             if type(event) is TaskStarted:
-                self.metrics.started(event.id, event.attempt, event.at)
+                name = self.task_name(event.id) if event.attempt == 1 else None
+                self.metrics.started(event.id, event.attempt, event.at, name)
             subject = subject_of.get(kind)
             if subject is None:
                 subject = subject_of[kind] = self.subjects.event(kind)

@@ -125,7 +125,13 @@ class Master:
         self.handlers = Handlers(self.state, self.workers, self.metrics)
         self.parking = LeaseParking()
         self.waiters = ResultWaiters()
-        self.publisher = EventPublisher(engine, self.subjects, self.metrics, self.waiters)
+        self.publisher = EventPublisher(
+            engine,
+            self.subjects,
+            self.metrics,
+            self.waiters,
+            task_name=lambda task_id: self.state.latency_type(task_id),
+        )
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._encoder = msgspec.msgpack.Encoder()
         self._tick_wakeup = asyncio.Event()

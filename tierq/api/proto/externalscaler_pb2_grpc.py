@@ -54,6 +54,11 @@ class ExternalScalerStub:
                 request_serializer=externalscaler_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=externalscaler_dot_externalscaler__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.StreamMetricSpec = channel.unary_stream(
+                '/externalscaler.ExternalScaler/StreamMetricSpec',
+                request_serializer=externalscaler_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=externalscaler_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+                _registered_method=True)
 
 
 class ExternalScalerServicer:
@@ -83,6 +88,25 @@ class ExternalScalerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamMetricSpec(self, request, context):
+        """Optional. When implemented, the scaler pushes updated metric specs
+        whenever HPA target values change. KEDA updates the cached specs and
+        syncs the HPA accordingly. If unimplemented (returns Unimplemented),
+        KEDA silently falls back to the existing pull-based behavior.
+
+        Servers implementing this RPC must follow two rules:
+        1. Send the current metric specs immediately when the stream is
+        opened (like StreamIsActive), not only when values change.
+        2. Keep GetMetricSpec returning the same current values as the
+        latest streamed update. KEDA may rebuild its internal scaler
+        state (e.g. after a scaler error) and falls back to
+        GetMetricSpec until the next streamed update; if the two
+        diverge, HPA targets can temporarily revert to stale values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExternalScalerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +129,11 @@ def add_ExternalScalerServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=externalscaler_dot_externalscaler__pb2.GetMetricsRequest.FromString,
                     response_serializer=externalscaler_dot_externalscaler__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'StreamMetricSpec': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMetricSpec,
+                    request_deserializer=externalscaler_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=externalscaler_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +244,33 @@ class ExternalScaler:
             '/externalscaler.ExternalScaler/GetMetrics',
             externalscaler_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
             externalscaler_dot_externalscaler__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMetricSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/externalscaler.ExternalScaler/StreamMetricSpec',
+            externalscaler_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            externalscaler_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,7 @@ const HINTS = {
   "autoscale.max_workers": "Most workers per region.",
   "autoscale.target_utilisation": "Busy-slot fraction the autoscaler aims for.",
   "autoscale.cooldown": "Seconds the need must stay below the count before workers are drained.",
+  "autoscale.target_latency": "Seconds: add workers while the median submit-to-start latency stays above this (blank: off).",
 };
 
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
@@ -91,7 +92,7 @@ export async function mount(view) {
   function field(path, spec, value) {
     const input = h("input", {
       type: "text", inputmode: spec.type === "string" ? "text" : "decimal", name: path, "data-path": path,
-      value: value === undefined ? "" : String(value), disabled: !canEdit, autocomplete: "off", spellcheck: "false",
+      value: value == null ? "" : String(value), disabled: !canEdit, autocomplete: "off", spellcheck: "false",
     });
     input.addEventListener("input", () => { dirty = true; markError(path, null); });
     inputs.set(path, input);
@@ -108,7 +109,7 @@ export async function mount(view) {
       const row = h("div", { class: "rule", "data-rule": String(i) });
       for (const k of keys) {
         const p = `${path}[${i}].${k}`;
-        const input = h("input", { type: "text", placeholder: k, "data-path": p, value: rule[k] === undefined ? "" : String(rule[k]), disabled: !canEdit });
+        const input = h("input", { type: "text", placeholder: k, "data-path": p, value: rule[k] == null ? "" : String(rule[k]), disabled: !canEdit });
         input.addEventListener("input", () => { dirty = true; markError(p, null); });
         inputs.set(p, input);
         row.append(h("div", null, input, h("div", { class: "field-error", "data-error-for": p, hidden: true })));
@@ -154,10 +155,16 @@ export async function mount(view) {
         const box = formBox.querySelector(`.rules[data-path="${CSS.escape(path)}"]`);
         if (!box) continue;
         collectRules(path, box.rules, box.keys);
-        out[key] = box.rules.map((rule) => Object.fromEntries(box.keys.map((k) => [k, convert(String(rule[k] ?? ""), spec.items[k].type)])));
+        // A blank cell of a field with a default (autoscale.task_types[].region: any region)
+        // is left out, so the default holds; a blank required one goes as text and is refused.
+        out[key] = box.rules.map((rule) => Object.fromEntries(box.keys
+          .map((k) => [k, String(rule[k] ?? "")])
+          .filter(([k, text]) => text.trim() !== "" || spec.items[k].default === undefined)
+          .map(([k, text]) => [k, convert(text, spec.items[k].type)])));
       } else {
         const input = inputs.get(path);
-        if (input) out[key] = convert(input.value, spec.type);
+        // Blank where the default is null (autoscale.target_latency): null, i.e. off.
+        if (input) out[key] = input.value.trim() === "" && spec.default === null ? null : convert(input.value, spec.type);
       }
     }
     return out;
