@@ -118,7 +118,7 @@ async def autoscaled(args: argparse.Namespace, url: str, master: MasterClient) -
     return times
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run_bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bench_autoscale_tasks.py").write_text(TASKS)
         sys.path.insert(0, tmp)
@@ -142,10 +142,15 @@ async def main(args: argparse.Namespace) -> None:
         print(f"| {name} | {r['submitted']:.2f} | {r['all_busy']:.2f} | {r['drained']:.2f} |")
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """``make bench`` calls this (it used to find a coroutine function here and skip it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--task-ms", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--slots", type=int, default=8)
-    asyncio.run(main(parser.parse_args()))
+    asyncio.run(run_bench(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
