@@ -15,10 +15,12 @@ gRPC carries the same document, as JSON, in the ``tierq-error`` trailing metadat
 from __future__ import annotations
 
 import json
+import logging
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
+import grpc.aio
 import msgspec
 from starlette.types import Scope, Send
 
@@ -244,3 +246,17 @@ async def send_problem(scope: Scope, send: Send, exc: TierqError) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def grpc_abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
+) -> None:
+    """End a gRPC call with the status and problem details of ``exc`` (an unexpected
+    exception is logged and reported as an internal error, without its text)."""
+    if not isinstance(exc, TierqError):
+        logging.getLogger("tierq.api").exception("unexpected error in %s", method, exc_info=exc)
+        exc = TierqError("internal error")
+    problem = problem_for(exc, method)
+    await context.abort(
+        row_for(exc).grpc, grpc_detail(problem), trailing_metadata=grpc_metadata(problem)
+    )

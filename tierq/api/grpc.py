@@ -29,12 +29,14 @@ from grpc_reflection.v1alpha import reflection
 from ..errors import (
     EngineUnavailableError,
     InvalidRequestError,
-    TierqError,
     UnauthenticatedError,
 )
 from . import convert, keda, schedules
 from .auth import Permission
-from .errors import MalformedRequestError, grpc_detail, grpc_metadata, problem_for, row_for
+from .errors import (
+    MalformedRequestError,
+    grpc_abort,
+)
 from .feed import EventFilter
 from .proto import tierq_pb2 as pb
 from .proto import types_pb2 as types
@@ -80,16 +82,6 @@ def _parse(raw: bytes, typ: type[M]) -> M:
         raise MalformedRequestError(f"malformed {typ.DESCRIPTOR.name}: {exc}") from None
 
 
-async def _abort(context: Context, exc: BaseException, method: str) -> None:
-    if not isinstance(exc, TierqError):
-        log.exception("unexpected error in %s", method, exc_info=exc)
-        exc = TierqError("internal error")
-    problem = problem_for(exc, method)
-    await context.abort(
-        row_for(exc).grpc, grpc_detail(problem), trailing_metadata=grpc_metadata(problem)
-    )
-
-
 def _unary(
     service: ApiService, method: str, request_type: type[Message], call: Unary
 ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -98,7 +90,7 @@ def _unary(
             caller = _caller(service, context)
             return await call(caller, _parse(raw, request_type))
         except Exception as exc:
-            await _abort(context, exc, method)
+            await grpc_abort(context, exc, method)
             raise  # abort raises; this is for the type checker
 
     return grpc.unary_unary_rpc_method_handler(
@@ -328,7 +320,7 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
             last = r.last if r.HasField("last") and after is None else None
             watch = await service.watch_events(caller, filt, after, last)
         except Exception as exc:
-            await _abort(context, exc, method)
+            await grpc_abort(context, exc, method)
             raise
         visible = service.redactor.view(caller.principal.can(Permission.ADMIN))
         try:
@@ -336,7 +328,7 @@ def _watch_events(service: ApiService) -> grpc.RpcMethodHandler[Any, Any]:
                 event = await visible(event)
                 yield pb.Event(sequence=event.sequence, kind=event.kind, json=event.data.decode())
         except EngineUnavailableError as exc:
-            await _abort(context, exc, method)
+            await grpc_abort(context, exc, method)
         finally:
             await watch.aclose()
 

@@ -57,7 +57,7 @@ from ..engine import Subscription
 from ..errors import InvalidRequestError, TierqError
 from ..protocol import StatsView
 from .auth import Principal, Role
-from .errors import grpc_detail, grpc_metadata, problem_for, row_for
+from .errors import grpc_abort
 from .proto import externalscaler_pb2 as epb
 from .service import ApiService, Caller
 
@@ -289,16 +289,6 @@ class _Scaler:
             changed.set()
 
 
-async def _abort(context: Context, exc: BaseException, method: str) -> None:
-    if not isinstance(exc, TierqError):
-        log.exception("unexpected error in %s", method, exc_info=exc)
-        exc = TierqError("internal error")
-    problem = problem_for(exc, method)
-    await context.abort(
-        row_for(exc).grpc, grpc_detail(problem), trailing_metadata=grpc_metadata(problem)
-    )
-
-
 def _parse(raw: bytes, typ: type[Any]) -> Any:
     try:
         return typ.FromString(raw)
@@ -319,7 +309,7 @@ def handlers(service: ApiService) -> grpc.GenericRpcHandler[Any, Any]:
             try:
                 return await call(_parse(raw, typ), context)  # type: ignore[no-any-return]
             except Exception as exc:
-                await _abort(context, exc, f"/{SERVICE}/{name}")
+                await grpc_abort(context, exc, f"/{SERVICE}/{name}")
                 raise
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
@@ -330,7 +320,7 @@ def handlers(service: ApiService) -> grpc.GenericRpcHandler[Any, Any]:
             async for response in scaler.stream_is_active(ref, context):
                 yield response
         except Exception as exc:
-            await _abort(context, exc, f"/{SERVICE}/StreamIsActive")
+            await grpc_abort(context, exc, f"/{SERVICE}/StreamIsActive")
 
     methods = {
         "IsActive": unary("IsActive", epb.ScaledObjectRef, scaler.is_active),
