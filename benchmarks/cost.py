@@ -7,8 +7,9 @@ its own process, and this process as the producer, awaiting one ``App.submit`` p
 (through the durable intake). Each run measures, over the submits and the tasks' completion:
 
 * CPU seconds per task of every process (user + system, from ``/proc/<pid>/stat``), the
-  producer's own included. On a 2-core machine their sum bounds the rate: a sum of 1 ms per
-  task cannot run more than about 2,000 tasks/s, however the work is spread;
+  producer's own included (on uvloop, as ``e2e.py`` runs it). On a 2-core machine their sum
+  bounds the rate: a sum of 1 ms per task cannot run more than about 2,000 tasks/s, however
+  the work is spread;
 * messages per task each connection sent to nats-server and received from it (its ``/connz``
   monitoring endpoint), and nats-server's write system calls per task (sockets and its stores'
   files, from ``/proc/<pid>/io``);
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--sync-always", action="store_true")
     args = parser.parse_args(argv)
+    throughput._install_uvloop()  # as the e2e producer runs
     runs: list[Run] = []
     for _ in range(args.runs):
         for stream in (True, False):
