@@ -87,6 +87,20 @@ def per_call_table(summaries: list[throughput.Summary], peers: list[PeerResult])
             f"| {p.throughput_min:,.0f}-{p.throughput_max:,.0f} | {ratio} "
             f"| {_ms(p.p50_ms)} / {_ms(p.p99_ms)} | {_ms(p.call_p50_ms)} / {_ms(p.call_p99_ms)} |"
         )
+    floors = [
+        f"{s.profile}: {s.floor:,.0f} publishes/s, so tierq's awaited rate is "
+        f"x{s.rate / s.floor:.2f} of it"
+        for s in summaries
+        if s.floor
+    ]
+    if floors:
+        rows.append(
+            "\nThe floor, measured in this run just before each tierq row: one JetStream publish "
+            "of 100 bytes awaited for its ack at a time (nats-py, the SDK's client library), "
+            "on a nats-server of the same profile with nothing else running. "
+            + "; ".join(floors)
+            + " (issue 14's target: x0.80 of the server-defaults floor)."
+        )
     return "\n".join(rows)
 
 

@@ -329,6 +329,30 @@ def measure_sleep_profiles(
     return out
 
 
+async def measure_floor(sync_always: bool, seconds: float = 3.0, passes: int = 2) -> float:
+    """Issue 14's floor for an awaited submit: one JetStream publish (100 bytes) awaited for
+    its ack at a time, from nats-py as the SDK uses it, on a nats-server of the same profile
+    with nothing else running; calls/s, median of ``passes`` of ``seconds``."""
+    server = EmbeddedNats(tempfile.mkdtemp(prefix="tierq-floor-"), sync_always=sync_always)
+    await server.astart()
+    try:
+        engine = await connect(NatsConfig(servers=(server.url,)).connect_options(name="floor"))
+        js = engine.js
+        await js.add_stream(name="FLOOR", subjects=["floor.>"])
+        payload = b"x" * 100
+        rates = []
+        for _ in range(passes):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                await js.publish("floor.x", payload)
+                n += 1
+            rates.append(n / (time.perf_counter() - t0))
+        await engine.close()
+        return statistics.median(rates)
+    finally:
+        server.stop()
+
+
 @dataclass
 class Summary:
     """Median of the runs of one profile, with the spread."""
@@ -344,6 +368,8 @@ class Summary:
     call_p50_ms: float = 0.0
     call_p99_ms: float = 0.0
     via: str = "intake"
+    #: The awaited JetStream publish of the same profile, measured just before (0: not).
+    floor: float = 0.0
 
 
 def measure_profiles(
@@ -360,6 +386,9 @@ def measure_profiles(
     """Run each durability profile ``runs`` times; medians of throughput and latency."""
     out: list[Summary] = []
     for sync_always in profiles:
+        floor = asyncio.run(measure_floor(sync_always)) if batch == 1 else 0.0
+        if floor:
+            print(f"  floor: awaited JetStream publish {floor:,.0f}/s", flush=True)
         results = [
             asyncio.run(
                 measure(sync_always, tasks, rate, latency_tasks, concurrency, prefetch, batch, via)
@@ -386,6 +415,7 @@ def measure_profiles(
                 call_p50_ms=statistics.median(r.call_p50_ms for r in results),
                 call_p99_ms=statistics.median(r.call_p99_ms for r in results),
                 via=via,
+                floor=floor,
             )
         )
     return out
