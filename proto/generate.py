@@ -8,7 +8,7 @@ ones. ``--check`` regenerates into a temporary folder and fails if any committed
 ``GRPC_GENERATED_VERSION``, protoc's "Protobuf Python Version" and runtime check) are
 compared with the numbers blanked out: a stub is stale when its messages or services differ
 from the ``.proto`` files, not when another patch release of the generator wrote it. The
-version that ``make proto`` uses is pinned in ``requirements/dev.lock``.
+version that ``make proto`` uses is pinned in ``requirements-dev.txt``.
 
 Usage: ``python proto/generate.py [--check]`` (``make proto``).
 """

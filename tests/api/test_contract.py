@@ -306,6 +306,44 @@ async def test_system_views_and_settings(both: Both) -> None:
     assert put_grpc["aging_rate"] == 0.5 and "deadline_boost" not in put_grpc
 
 
+async def test_settings_merge_patch(both: Both) -> None:
+    """PATCH /v1/settings and PatchSettings: a JSON merge patch applied by the master to the
+    settings in force. Named keys change, the rest keeps its value, null returns a key to its
+    default, and a patch with one bad key changes nothing."""
+    await both.rest("PUT", "/v1/settings", {"aging_rate": 0.25, "deadline_boost": 3})
+    r = await both.http.patch(
+        "/v1/settings",
+        content=json.dumps({"admission": {"max_queued": 5000}}),
+        headers={"content-type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+    patched = r.json()
+    assert patched["admission"]["max_queued"] == 5000
+    assert patched["aging_rate"] == 0.25 and patched["deadline_boost"] == 3  # kept
+    doc = types.JsonDocument(json=json.dumps({"aging_rate": None, "deadline_boost": 7}))
+    patched = json.loads((await both.grpc("PatchSettings", doc)).json)
+    assert "aging_rate" not in patched  # back to its default, which the document omits
+    assert patched["deadline_boost"] == 7 and patched["admission"]["max_queued"] == 5000
+    assert await both.rest("GET", "/v1/settings") == patched
+
+    for body, field in [
+        ({"deadline_boost": 9, "agin_rate": 1}, "agin_rate"),
+        ({"deadline_boost": 9, "admission": {"max_queue": 1}}, "admission.max_queue"),
+        ({"deadline_boost": 9, "aging_rate": -1}, "aging_rate"),
+        ([{"deadline_boost": 9}], "settings"),
+    ]:
+        problem = await both.rest("PATCH", "/v1/settings", body, status=422)
+        assert problem["field"] == field, problem
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await both.grpc("PatchSettings", types.JsonDocument(json=json.dumps(body)))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    r = await both.http.patch(
+        "/v1/settings", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert await both.rest("GET", "/v1/settings") == patched  # none of them changed anything
+
+
 async def test_errors_are_the_same_problem(both: Both) -> None:
     cases: list[tuple[str, str, Any, str, Any]] = [
         ("GET", "/v1/tasks/nope", None, "GetTask", pb.GetTaskRequest(id="nope")),

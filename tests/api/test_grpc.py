@@ -67,6 +67,7 @@ CALLS: list[tuple[str, str, Any, str, grpc.StatusCode]] = [
     ("t", "GetStats", pb.GetStatsRequest(), "read", S.UNAVAILABLE),
     ("t", "GetSettings", pb.GetSettingsRequest(), "read", S.UNAVAILABLE),
     ("t", "PutSettings", types.JsonDocument(json="{}"), "admin", S.UNAVAILABLE),
+    ("t", "PatchSettings", types.JsonDocument(json="{}"), "admin", S.UNAVAILABLE),
     ("t", "ListSchedules", pb.ListSchedulesRequest(), "read", S.UNAVAILABLE),
     ("t", "GetSchedule", pb.ScheduleRef(id="s"), "read", S.UNAVAILABLE),
     ("t", "CreateSchedule", types.JsonDocument(json=SCHEDULE), "submit", S.UNAVAILABLE),

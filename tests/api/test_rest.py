@@ -43,6 +43,7 @@ ROUTES: list[tuple[str, str, Any, str, int]] = [
     ("GET", "/v1/stats", None, "read", 503),
     ("GET", "/v1/settings", None, "read", 503),
     ("PUT", "/v1/settings", {"aging_rate": 0.1}, "admin", 503),
+    ("PATCH", "/v1/settings", {"aging_rate": 0.1}, "admin", 503),
     ("POST", REGION, {"task_types": ["add"]}, "work", 503),
     ("POST", f"{WORKER}/lease", {"slots": 1, "wait": 0}, "work", 503),
     ("POST", f"{WORKER}/heartbeat", {"running": []}, "work", 503),
@@ -349,7 +350,7 @@ async def test_openapi_is_served(http: httpx.AsyncClient) -> None:
         ("DELETE", "/v1/tasks", {"GET", "POST"}),
         ("OPTIONS", "/v1/tasks/t1", {"GET", "PATCH"}),
         ("PUT", "/v1/tasks/t1/retry", {"POST"}),
-        ("OPTIONS", "/v1/settings", {"GET", "PUT"}),
+        ("OPTIONS", "/v1/settings", {"GET", "PUT", "PATCH"}),
     ],
 )
 async def test_405_lists_every_allowed_method(

@@ -51,6 +51,8 @@ def schemathesis_bin() -> str:
 #: - JSON values (task arguments, results) must fit the master's limits: 64-bit integers,
 #:   finite floats, the nesting depth and payload size of the live settings;
 #: - list cursors are opaque: only one the server returned is accepted;
+#: - a settings patch (any JSON object in the document) may name only fields of Settings, and
+#:   the settings it leads to are checked as a whole document is;
 #: - a schedule has exactly one of ``cron`` and ``every`` and one of ``task`` and
 #:   ``workflow``, a cron expression croniter reads, a zone the zone data knows, an offset
 #:   below its interval and ``end_at`` after ``start_at``; a new one needs an ``id`` and a
@@ -63,7 +65,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 [[operations]]
 include-name = [
   "POST /v1/regions/{region}/workers", "POST /v1/regions/{region}/workers/{worker}/report",
-  "PUT /v1/settings",
+  "PUT /v1/settings", "PATCH /v1/settings",
   "GET /v1/tasks", "GET /v1/workflows", "GET /v1/workflows/{workflow_id}",
 ]
 checks.positive_data_acceptance.expected-statuses = [

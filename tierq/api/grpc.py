@@ -185,6 +185,9 @@ class _Tierq:
     async def PutSettings(self, c: Caller, r: types.JsonDocument) -> Message:
         return convert.document(await self.s.put_settings(c, r.json.encode()))
 
+    async def PatchSettings(self, c: Caller, r: types.JsonDocument) -> Message:
+        return convert.document(await self.s.patch_settings(c, r.json.encode()))
+
     # -- schedules (tierq/api/schedules.py): the REST bodies and documents, as JSON --
 
     async def ListSchedules(self, c: Caller, r: pb.ListSchedulesRequest) -> Message:

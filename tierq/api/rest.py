@@ -389,6 +389,15 @@ def _any_json(typ: type) -> dict[str, Any]:
 
 #: Schemas of documents that have no struct.
 _LOOSE_SCHEMAS: dict[str, Any] = {
+    "SettingsPatch": {
+        "type": "object",
+        "description": (
+            "A JSON merge patch (RFC 7396) of Settings: the members it names replace theirs "
+            "(objects merge member by member), null returns a setting to its default, the rest "
+            "keeps its value. The result is checked as a whole Settings document is."
+        ),
+        "additionalProperties": True,
+    },
     "Health": {
         "type": "object",
         "properties": {"status": {"type": "string"}},

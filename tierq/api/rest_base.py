@@ -117,6 +117,7 @@ def route_doc(
     body: str | None = None,
     *,
     media: str = "application/json",
+    body_media: tuple[str, ...] = ("application/json",),
     summary: str | None = None,
     public: bool = False,
 ) -> dict[str, Any]:
@@ -137,7 +138,7 @@ def route_doc(
     if body is not None:
         extra["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
+            "content": {kind: {"schema": _ref(body)} for kind in body_media},
         }
     if public:
         extra["security"] = []

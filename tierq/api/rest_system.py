@@ -65,6 +65,23 @@ async def put_settings(request: Request, service: Service, who: Who) -> Response
     return reply(await service.put_settings(who, await read_raw(request)))
 
 
+@router.patch(
+    "/v1/settings",
+    **route_doc(
+        200,
+        "Settings",
+        "SettingsPatch",
+        body_media=("application/merge-patch+json", "application/json"),
+        summary="Change some live settings (a JSON merge patch, RFC 7396)",
+    ),
+)
+async def patch_settings(request: Request, service: Service, who: Who) -> Response:
+    """What the patch names changes, the rest keeps its value; ``null`` returns a setting to
+    its default. The master applies it to the settings in force and checks the result as
+    ``PUT`` does: all of it, or nothing and an error naming the field."""
+    return reply(await service.patch_settings(who, await read_raw(request)))
+
+
 # --- operations ----------------------------------------------------------------------------
 
 

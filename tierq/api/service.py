@@ -85,7 +85,7 @@ from .schema import (
     WorkflowIn,
     WorkflowOut,
 )
-from .settings_body import parse_settings
+from .settings_body import parse_settings, parse_settings_patch
 from .shell import (
     SHELL_TASK,
     EventRedactor,
@@ -369,6 +369,14 @@ class ApiService:
         """Replace the live settings with a JSON document (validated here and by the master)."""
         settings = parse_settings(body)
         await self.master.put_settings(msgspec.msgpack.encode(settings))
+        return await self._settings()
+
+    @operation(Permission.ADMIN)
+    async def patch_settings(self, caller: Caller, body: bytes) -> Settings:
+        """Apply a JSON merge patch (RFC 7396) to the live settings, in the master, as one
+        change: what the patch leaves out keeps its value, ``null`` returns a setting to its
+        default; the result is checked as a whole document is."""
+        await self.master.patch_settings(parse_settings_patch(body))
         return await self._settings()
 
     # -- event feed ----------------------------------------------------------------------

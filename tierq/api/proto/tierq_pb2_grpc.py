@@ -120,6 +120,11 @@ class TierqStub:
                 request_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
                 response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
                 _registered_method=True)
+        self.PatchSettings = channel.unary_unary(
+                '/tierq.v1.Tierq/PatchSettings',
+                request_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+                response_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/tierq.v1.Tierq/WatchEvents',
                 request_serializer=tierq_dot_v1_dot_tierq__pb2.WatchEventsRequest.SerializeToString,
@@ -281,6 +286,15 @@ class TierqServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PatchSettings(self, request, context):
+        """Change some live settings (admin): the document is a JSON merge patch (RFC 7396) that
+        the master applies to the settings in force, as one change or none; answers with the
+        settings now in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """The lifecycle event stream, filtered, optionally resumed after a sequence number.
         """
@@ -433,6 +447,11 @@ def add_TierqServicer_to_server(servicer, server):
             ),
             'PutSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.PutSettings,
+                    request_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+                    response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            ),
+            'PatchSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchSettings,
                     request_deserializer=tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
                     response_serializer=tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
             ),
@@ -944,6 +963,33 @@ class Tierq:
             request,
             target,
             '/tierq.v1.Tierq/PutSettings',
+            tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
+            tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tierq.v1.Tierq/PatchSettings',
             tierq_dot_v1_dot_types__pb2.JsonDocument.SerializeToString,
             tierq_dot_v1_dot_types__pb2.JsonDocument.FromString,
             options,
