@@ -8,8 +8,11 @@ process a test starts (services, SDK, CLI, worker processes) logs in as its own 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +96,64 @@ async def open_engine() -> AsyncIterator[Engine]:
             yield eng
         finally:
             await eng.close()
+
+
+# -- no process outlives the suite --------------------------------------------------------
+#
+# Every process a test starts is stopped by the test. Each test's new child processes are
+# noted with the test's id; whatever still runs when the session ends is named with the test
+# that started it, and the run fails.
+
+_STARTED_BY: dict[int, tuple[str, str]] = {}
+
+
+def _children() -> dict[int, str]:
+    """This process's running children (not zombies): pid -> command line."""
+    out: dict[int, str] = {}
+    task_dir = Path(f"/proc/{os.getpid()}/task")
+    try:
+        threads = list(task_dir.iterdir())
+    except OSError:  # not Linux
+        return out
+    for thread in threads:
+        try:
+            pids = (thread / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in map(int, pids):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if stat[stat.rindex(")") + 2] != "Z":
+                out[pid] = cmd.decode(errors="replace").strip()[:300]
+    return out
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    before = _children()
+    yield
+    for pid, cmd in _children().items():
+        if pid not in before:
+            _STARTED_BY.setdefault(pid, (item.nodeid, cmd))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    left = _children()
+    if not left:
+        return
+    lines = [
+        f"  pid {pid}: {cmd!r}, started during {_STARTED_BY.get(pid, ('(before any test)',))[0]}"
+        for pid, cmd in sorted(left.items())
+    ]
+    for pid in left:  # not left to run on after the suite
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    text = "processes a test started were still running (killed now):\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(text, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -13,6 +13,7 @@ import pytest
 
 import tierq
 from tierq import TaskState
+from tierq.autoscale import local
 from tierq.core.settings import AutoscaleSettings
 from tierq.engine import EmbeddedNats, Message, connect
 from tierq.protocol import QueryKind, QueryRequest, WorkersReply
@@ -123,6 +124,8 @@ async def test_a_restarted_autoscaler_finds_its_workers(
         # Stopped without keep_workers: they were drained and are gone, files too.
         assert not second.provider.workers and not list((state / "default").glob("*.json"))
         assert sorted(code for _, code in second.status().exits) == [0, 0]
+        # The first provider's process objects know it too (else they warn at exit).
+        assert not [proc for proc in local._RELEASED if proc.pid in pids]
 
 
 @pytest.mark.timeout(120)

@@ -87,6 +87,7 @@ class LocalWorker:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid == self.pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
+                _settle_released(pid, self.returncode)
         return False
 
     def terminate(self) -> None:
@@ -103,6 +104,15 @@ class LocalWorker:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+
+
+def _settle_released(pid: int, code: int) -> None:
+    """A released worker's exit status was collected by its pid: give it to its process
+    object and let that go (it would otherwise say at exit that the process still runs)."""
+    for proc in _RELEASED:
+        if proc.pid == pid and proc.returncode is None:
+            proc.returncode = code
+    _RELEASED[:] = [proc for proc in _RELEASED if proc.returncode is None]
 
 
 @dataclass(slots=True)
