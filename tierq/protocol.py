@@ -138,6 +138,8 @@ class ScheduleView(_Msg, omit_defaults=False):
     fires: int = 0
     #: The newest runs, oldest first.
     recent: list[ScheduleRunView] = []
+    #: Why its runs would wait now (no live worker runs a task of its target), else empty.
+    warnings: list[str] = []
 
 
 class ScheduleReply(_Msg):

@@ -139,3 +139,29 @@ async def test_schedules_declared_in_code_are_registered_not_overwritten(
     stored = await app.schedules.get("nightly")
     assert stored.spec == changed  # kept, not overwritten
     assert not any("d.tick" in r.getMessage() for r in caplog.records)  # same: no warning
+
+
+async def test_a_schedule_of_a_task_no_worker_runs_is_flagged(
+    cluster: LocalCluster,
+    app: tierq.App,
+    tasks_module: ModuleType,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Like a submit, a schedule whose task no live worker runs says so: on the view (made,
+    changed, read) and as a warning logged by the SDK; a served one has no warning."""
+    await cluster.start_worker(tasks_module.__name__)
+
+    await app.schedules.create("ok", "s.record", every=3600)  # maybe warned: too early
+
+    async def served() -> bool:
+        return not (await app.schedules.get("ok")).warnings
+
+    await _until(served)  # once the worker's region has told the master its task types
+    with caplog.at_level(logging.WARNING, logger="tierq.client"):
+        typo = await app.schedules.create("typo", "s.recrod", every=3600)
+    assert len(typo.warnings) == 1
+    assert "no live worker runs task type 's.recrod'" in typo.warnings[0]
+    assert "s.recrod" in caplog.text
+    assert (await app.schedules.get("typo")).warnings == typo.warnings
+    fixed = ScheduleSpec(every=3600, task=TaskSpec(name="s.record"))
+    assert (await app.schedules.update("typo", fixed)).warnings == []

@@ -4,6 +4,7 @@ master's schedules."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +39,7 @@ def _call(
     ctx: click.Context, nats_url: str | None, prefix: str, fn: Callable[[App], Awaitable[T]]
 ) -> T:
     client_logging(ctx)
+    logging.getLogger("tierq.client").setLevel(logging.ERROR)  # its warnings are printed here
     app = client_app(ctx, nats_url, prefix)
 
     async def go() -> T:
@@ -215,6 +217,12 @@ def create(ctx: click.Context, /, schedule_id: str, task_name: str, **opts: Any)
 
     view = _call(ctx, *_nats(ctx), go)
     err.print(f"schedule {schedule_id}: next fire {_next_fire(view)}", markup=False)
+    _warn(view)
+
+
+def _warn(view: ScheduleView) -> None:
+    for warning in view.warnings:
+        err.print(f"warning: {warning}", markup=False)
 
 
 @schedules.command("update")
@@ -263,6 +271,7 @@ def update(ctx: click.Context, /, schedule_id: str, **opts: Any) -> None:
 
     view = _call(ctx, *_nats(ctx), go)
     err.print(f"schedule {schedule_id} updated: next fire {_next_fire(view)}", markup=False)
+    _warn(view)
 
 
 @schedules.command("pause")

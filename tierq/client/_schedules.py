@@ -27,6 +27,7 @@ from ..core.schedule_records import check_schedule_id, check_schedule_spec
 from ..cronspec import check_cron
 from ..protocol import ScheduleReply, ScheduleRequest, SchedulesReply, ScheduleView
 from ..rpc import MasterClient
+from ._handles import warn_unserved
 from ._task import TaskDef, build_spec
 
 if TYPE_CHECKING:
@@ -105,11 +106,13 @@ class Schedules:
         """Make a schedule from a full :class:`~tierq.core.ScheduleSpec`."""
         reply = await self._call("create", ScheduleRequest(id=schedule_id, spec=spec))
         assert reply.schedule is not None
+        warn_unserved(reply.schedule.warnings)
         return reply.schedule
 
     async def update(self, schedule_id: str, spec: ScheduleSpec) -> ScheduleView:
         reply = await self._call("update", ScheduleRequest(id=schedule_id, spec=spec))
         assert reply.schedule is not None
+        warn_unserved(reply.schedule.warnings)
         return reply.schedule
 
     async def delete(self, schedule_id: str) -> None:

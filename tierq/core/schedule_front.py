@@ -14,6 +14,7 @@ from . import schedules
 from .book import Book
 from .events import Event
 from .schedule_records import ScheduleRecord, ScheduleSpec
+from .waiting import unserved_warnings
 
 __all__ = ["ScheduleCommands"]
 
@@ -66,6 +67,18 @@ class ScheduleCommands:
 
     def backfill(self, schedule_id: str, times: Sequence[float], now: float) -> list[Event]:
         return schedules.backfill(self._book, schedule_id, times, now)
+
+    def warnings(self, schedule_id: str) -> list[str]:
+        """Why the schedule's runs would wait now: one line per task of its target that no
+        live region may run (type, affinity, labels), as a submit of it would be told."""
+        spec = self._book.schedules.get(schedule_id).spec
+        if spec.task is not None:
+            specs = [spec.task]
+        elif spec.workflow is not None:
+            specs = [node.spec for node in spec.workflow.nodes]
+        else:
+            specs = []
+        return unserved_warnings(self._book, specs)
 
     def due(self, now: float, limit: int | None = None) -> list[ScheduleRecord]:
         """Unpaused schedules whose next fire (plus its jitter) is due, earliest first, at

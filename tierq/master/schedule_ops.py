@@ -83,7 +83,7 @@ def schedule_view(state: SchedulerState, rec: ScheduleRecord) -> ScheduleView:
     fields = msgspec.structs.asdict(rec)
     del fields["running"]
     fields["recent"] = recent
-    return ScheduleView(**fields)
+    return ScheduleView(**fields, warnings=state.schedules.warnings(rec.id))
 
 
 def spec_diff(stored: ScheduleSpec, declared: ScheduleSpec) -> list[str]:
