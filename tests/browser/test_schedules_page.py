@@ -43,6 +43,15 @@ def test_schedules_page_pauses_triggers_edits_and_resumes(
     ny_next = page.locator('tr[data-schedule="page-ny"] [data-role="next-fire"]')
     expect(ny_next).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:00:00 E[SD]T$"))
     assert api.delete("/v1/schedules/page-ny").status_code == 204
+    # A schedule of a task no live worker runs is flagged, with the reason on hover.
+    typo = {**body, "id": "page-typo", "task": {"name": "b.sleeep"}}
+    assert api.post("/v1/schedules", json=typo).status_code == 201
+    dash.goto("/schedules")
+    flag = page.locator('tr[data-schedule="page-typo"] [data-role="unserved"]')
+    expect(flag).to_have_text("no worker")
+    assert "'b.sleeep'" in (flag.get_attribute("title") or "")
+    expect(row.locator('[data-role="unserved"]')).to_have_count(0)  # b.sleep has workers
+    assert api.delete("/v1/schedules/page-typo").status_code == 204
     dash.shot("schedules")
 
     row.locator('[data-action="pause"]').click()

@@ -116,7 +116,10 @@ export async function mount(view) {
         h("td", { class: "runs" }, s.recent.slice(-8).map(runCell)),
         h("td", null, s.paused
           ? h("span", { class: "pill warn", "data-role": "paused", title: s.note || "" }, s.note ? `paused: ${s.note}` : "paused")
-          : h("span", { class: "pill ok" }, "active")),
+          : h("span", { class: "pill ok" }, "active"),
+          (s.warnings || []).length
+            ? h("span", { class: "pill warn", "data-role": "unserved", title: s.warnings.join("\n") }, "no worker")
+            : ""),
         h("td", { class: "actions" },
           s.paused
             ? h("button", { type: "button", class: "small", "data-action": "resume", on: { click: () => act(`Resumed ${s.id}`, () => send("POST", `/v1/schedules/${enc(s.id)}/resume`)) } }, "Resume")
