@@ -165,3 +165,34 @@ async def test_a_schedule_of_a_task_no_worker_runs_is_flagged(
     assert (await app.schedules.get("typo")).warnings == typo.warnings
     fixed = ScheduleSpec(every=3600, task=TaskSpec(name="s.record"))
     assert (await app.schedules.update("typo", fixed)).warnings == []
+
+
+async def test_a_schedule_is_changed_by_keyword(cluster: LocalCluster, app: tierq.App) -> None:
+    """``update(id, cron=...)``: what is named changes, the rest is kept; a cron replaces an
+    interval, None clears an optional field, args change the task's arguments."""
+    await app.schedules.create(
+        "kw", "s.record", "a", every=60, offset=5, end_at=4102444800.0, overlap="allow_all"
+    )
+    view = await app.schedules.update("kw", cron="30 2 * * *", timezone="Europe/Berlin")
+    spec = view.spec
+    assert (spec.cron, spec.timezone, spec.every, spec.offset) == (
+        "30 2 * * *", "Europe/Berlin", None, 0.0,
+    )  # fmt: skip
+    assert spec.overlap == "allow_all" and spec.end_at == 4102444800.0
+    assert spec.task is not None and spec.task.args == ["a"]
+    view = await app.schedules.update("kw", end_at=None, args=["b"], kwargs={"label": "x"})
+    assert view.spec.end_at is None and view.spec.cron == "30 2 * * *"
+    assert view.spec.task is not None and view.spec.task.args == ["b"]
+    assert view.spec.task.kwargs == {"label": "x"}
+    assert (await app.schedules.get("kw")).spec == view.spec
+    with pytest.raises(TypeError, match="unknown schedule options: cronn"):
+        await app.schedules.update("kw", cronn="* * * * *")
+    with pytest.raises(TypeError, match="not both"):
+        await app.schedules.update("kw", view.spec, every=5)
+    with pytest.raises(InvalidRequestError, match="cron or every"):
+        await app.schedules.update("kw", cron="* * * * *", every=5)
+    with pytest.raises(InvalidRequestError, match="cron"):
+        await app.schedules.update("kw", cron="61 * * * *")
+    with pytest.raises(NotFoundError):
+        await app.schedules.update("nope", every=5)
+    assert (await app.schedules.get("kw")).spec == view.spec  # the refused ones changed nothing

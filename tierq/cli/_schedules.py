@@ -249,25 +249,15 @@ def update(ctx: click.Context, /, schedule_id: str, **opts: Any) -> None:
     changes = {k: (None if v is _CLEAR else v) for k, v in opts.items() if v is not None}
     if opts["cron"] is not None and opts["every"] is not None:
         raise click.UsageError("give --cron or --every, not both")
-    if opts["cron"] is not None:
-        changes.update(every=None, offset=0.0)
-    if opts["every"] is not None:
-        changes["cron"] = None
-    if not changes and args is None and kwargs is None:
+    if args is not None:
+        changes["args"] = args
+    if kwargs is not None:
+        changes["kwargs"] = kwargs
+    if not changes:
         raise click.UsageError("nothing to change: give at least one option")
 
     async def go(app: App) -> ScheduleView:
-        spec = (await app.schedules.get(schedule_id)).spec
-        if args is not None or kwargs is not None:
-            if spec.task is None:
-                raise click.UsageError("--args/--kwargs: this schedule runs a workflow")
-            task = spec.task
-            changes["task"] = msgspec.structs.replace(
-                task,
-                args=task.args if args is None else args,
-                kwargs=task.kwargs if kwargs is None else kwargs,
-            )
-        return await app.schedules.update(schedule_id, msgspec.structs.replace(spec, **changes))
+        return await app.schedules.update(schedule_id, **changes)
 
     view = _call(ctx, *_nats(ctx), go)
     err.print(f"schedule {schedule_id} updated: next fire {_next_fire(view)}", markup=False)

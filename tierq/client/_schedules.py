@@ -21,10 +21,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ..core import ScheduleSpec
 from ..core.model import TaskSpec, WorkflowSpec
 from ..core.schedule_records import check_schedule_id, check_schedule_spec
 from ..cronspec import check_cron
+from ..errors import InvalidRequestError
 from ..protocol import ScheduleReply, ScheduleRequest, SchedulesReply, ScheduleView
 from ..rpc import MasterClient
 from ._handles import warn_unserved
@@ -33,7 +36,7 @@ from ._task import TaskDef, build_spec
 if TYPE_CHECKING:
     from ._workflow import Workflow
 
-__all__ = ["Schedules", "declare_all", "schedule_spec"]
+__all__ = ["Schedules", "changed_spec", "declare_all", "schedule_spec"]
 
 log = logging.getLogger("tierq.schedules")
 
@@ -79,6 +82,38 @@ def schedule_spec(
     return spec
 
 
+def changed_spec(
+    spec: ScheduleSpec,
+    *,
+    args: list[Any] | tuple[Any, ...] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> ScheduleSpec:
+    """``spec`` with the schedule ``options`` given (``None`` clears an optional one, such
+    as ``end_at``) and, for a task target, new ``args``/``kwargs``. ``cron=`` replaces an
+    interval (``every``, ``offset``) and ``every=`` a cron; giving both is an error."""
+    unknown = set(options) - SCHEDULE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown schedule options: {', '.join(sorted(unknown))}")
+    if options.get("cron") is not None and options.get("every") is not None:
+        raise InvalidRequestError("schedule: give cron or every, not both", field="cron")
+    if options.get("cron") is not None:
+        options = {"every": None, "offset": 0.0, **options}
+    if options.get("every") is not None:
+        options = {"cron": None, **options}
+    if args is not None or kwargs is not None:
+        if spec.task is None:
+            raise InvalidRequestError("schedule: args/kwargs: it runs a workflow", field="args")
+        options["task"] = msgspec.structs.replace(
+            spec.task,
+            args=spec.task.args if args is None else list(args),
+            kwargs=spec.task.kwargs if kwargs is None else dict(kwargs),
+        )
+    new = check_schedule_spec(msgspec.structs.replace(spec, **options))
+    check_cron(new)
+    return new
+
+
 class Schedules:
     """Run-time management of the master's schedules (``app.schedules``)."""
 
@@ -109,7 +144,19 @@ class Schedules:
         warn_unserved(reply.schedule.warnings)
         return reply.schedule
 
-    async def update(self, schedule_id: str, spec: ScheduleSpec) -> ScheduleView:
+    async def update(
+        self, schedule_id: str, spec: ScheduleSpec | None = None, **changes: Any
+    ) -> ScheduleView:
+        """Change a schedule: a whole new ``spec``, or only what changes as keywords (see
+        :func:`changed_spec`: ``cron=``, ``every=``, ``end_at=None``, ``args=``...), the rest
+        kept from the stored spec. Keyword changes apply to the spec read just before: a
+        change someone else stores in between is overwritten."""
+        if spec is None:
+            if not changes:
+                raise TypeError("update: give a spec, or the options to change as keywords")
+            spec = changed_spec((await self.get(schedule_id)).spec, **changes)
+        elif changes:
+            raise TypeError("update: give a whole spec or keyword changes, not both")
         reply = await self._call("update", ScheduleRequest(id=schedule_id, spec=spec))
         assert reply.schedule is not None
         warn_unserved(reply.schedule.warnings)
