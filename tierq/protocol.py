@@ -457,7 +457,8 @@ class AutoscaleDecision(
 
 
 class AutoscaleStatus(_Msg):
-    """What an autoscaler answers on ``<prefix>.autoscale.<region>.status``."""
+    """What an autoscaler answers on ``<prefix>.autoscale.<region>.status`` (every one of
+    the region's autoscalers answers: ask with ``Engine.gather``)."""
 
     region: str
     provider: str

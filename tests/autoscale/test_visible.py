@@ -62,3 +62,35 @@ async def test_the_api_and_the_cli_show_the_autoscaler(
         workers = await cli("workers", "--nats", url)
         (worker,) = scaler.provider.live()
         assert worker.id in workers and "1 desired / 1 live" in workers
+
+
+@pytest.mark.timeout(120)
+async def test_two_pools_in_one_region_are_both_shown(
+    cluster_with: ClusterWith, module: str, tmp_path: Path
+) -> None:
+    """Two autoscalers in one region, each for the task types of its own modules: the API,
+    `tierq regions` and its JSON list both (they answer the same status subject)."""
+    other = f"{module}_b"
+    source = (tmp_path / f"{module}.py").read_text()
+    (tmp_path / f"{other}.py").write_text(source.replace('name="a.', 'name="b.'))
+    scale = AutoscaleSettings(min_workers=0, max_workers=2, cooldown=60.0)
+    async with (
+        cluster_with(scale) as cluster,
+        running_autoscaler(cluster, module, tmp_path / "a") as first,
+        running_autoscaler(cluster, other, tmp_path / "b") as second,
+        ApiServer(api_config(cluster.nats_url)) as api,
+        httpx.AsyncClient(base_url=api.url, headers=auth_header("read")) as http,
+    ):
+        await until(lambda: first.status().checked_at and second.status().checked_at, 10,
+                    "both checked once")  # fmt: skip
+        reply = (await http.get("/v1/autoscalers")).json()
+        pools = sorted(tuple(a["task_types"]) for a in reply["autoscalers"])
+        assert pools == sorted([tuple(first.task_types), tuple(second.task_types)])
+        assert {a["region"] for a in reply["autoscalers"]} == {"default"}
+        url = cluster.nats_url
+        regions = await cli("regions", "--nats", url)
+        for scaler in (first, second):
+            assert ", ".join(scaler.task_types) in regions
+        (row,) = json.loads(await cli("regions", "--nats", url, "--json"))
+        assert len(row["autoscalers"]) == 2
+        assert row["autoscaler"] == row["autoscalers"][0]

@@ -165,16 +165,18 @@ class LiveStack:
 
         return lambda: self.call(stop())
 
-    def start_autoscaler(self, state_dir: str) -> Callable[[], None]:
-        """An autoscaler for region ``default`` (local provider, ``btasks`` workers as real
-        processes); returns what stops it and drains its workers."""
+    def start_autoscaler(
+        self, state_dir: str, modules: tuple[str, ...] = ("tests.browser.btasks",)
+    ) -> Callable[[], None]:
+        """An autoscaler for region ``default`` (local provider, workers of ``modules`` as
+        real processes); returns what stops it and drains its workers."""
         nats = NatsConfig(servers=(self.nats_url,), credentials=self.credentials)
 
         async def start() -> tuple[asyncio.Task[None], Autoscaler, Engine]:
             engine = await connect(nats.for_role("autoscaler").connect_options(name="autoscale"))
             config = AutoscaleConfig(
                 nats=nats,
-                modules=("tests.browser.btasks",),
+                modules=modules,
                 concurrency=2,
                 drain_grace=5.0,
                 state_dir=state_dir,

@@ -767,6 +767,27 @@ def test_regions_page_shows_the_autoscaler_live(
     assert dash.errors == []
 
 
+def test_regions_page_shows_every_pool_autoscaler(
+    dash: Dashboard, stack: LiveStack, tmp_path: Path
+) -> None:
+    """Two autoscalers in one region (a pool per set of task types): a block each, titled
+    by its pool's task types."""
+    stop_a = stack.start_autoscaler(str(tmp_path / "a"))
+    stop_b = stack.start_autoscaler(str(tmp_path / "b"), modules=("tierq.demo",))
+    try:
+        dash.goto("/regions")
+        scalers = dash.page.locator('[data-region="default"] [data-role="autoscaler"]')
+        expect(scalers).to_have_count(2)
+        titles = scalers.locator("h3")
+        expect(titles.nth(0)).to_contain_text("Autoscaler: ")
+        texts = sorted(titles.all_inner_texts())
+        assert any("b.sleep" in t for t in texts) and any("demo." in t for t in texts), texts
+    finally:
+        stop_b()
+        stop_a()
+    assert dash.errors == []
+
+
 def test_settings_page_edits_a_regions_own_autoscale_settings(
     dash: Dashboard, api: httpx.Client
 ) -> None:

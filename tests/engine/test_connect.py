@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -57,6 +57,45 @@ async def test_request_reply_and_queue_groups(engine: Engine) -> None:
 async def test_no_responders_is_unavailable(engine: Engine) -> None:
     with pytest.raises(EngineUnavailableError, match="no responders"):
         await engine.request("nobody.home", b"", timeout=1)
+
+
+async def test_gather_takes_every_answer(engine: Engine) -> None:
+    """``gather``: all the services that answer one subject (each region's autoscalers); an
+    empty list at once when nobody listens, and a silent one is not waited for past the
+    settle time once another answered."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await engine.gather("nobody.home", b"", timeout=5) == []
+    assert loop.time() - start < 1.0  # the server said "no responders": no 5 s wait
+
+    def answering(name: bytes, delay: float) -> Callable[[Message], Awaitable[None]]:
+        async def answer(msg: Message) -> None:
+            await asyncio.sleep(delay)
+            await msg.respond(name + b":" + msg.data)
+
+        return answer
+
+    async def silent(msg: Message) -> None:
+        pass
+
+    subs = [
+        await engine.subscribe("pools", cb=answering(b"a", 0.0)),
+        await engine.subscribe("pools", cb=answering(b"b", 0.01)),
+        await engine.subscribe("pools", cb=silent),
+    ]
+    try:
+        start = loop.time()
+        got = await engine.gather("pools", b"q", timeout=5, settle=0.2)
+        assert sorted(got) == [b"a:q", b"b:q"]
+        assert loop.time() - start < 2.0  # the settle time after b, not the 5 s timeout
+        for sub in subs[:2]:
+            await sub.unsubscribe()
+        start = loop.time()
+        assert await engine.gather("pools", b"q", timeout=0.3) == []  # only the silent one
+        assert loop.time() - start >= 0.3
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
 
 
 async def test_request_timeout_is_unavailable(engine: Engine) -> None:

@@ -308,18 +308,19 @@ class ApiService:
 
     @operation(Permission.READ)
     async def autoscalers(self, caller: Caller) -> AutoscalersReply:
-        """The status of each registered region's autoscaler, where one answers."""
+        """Every autoscaler of the registered regions (a region may have several pools)."""
         regions = await self.master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
-        found = await asyncio.gather(*(self._autoscaler(r.name) for r in regions.regions))
-        return AutoscalersReply(autoscalers=[s for s in found if s is not None])
+        found = await asyncio.gather(*(self._autoscalers(r.name) for r in regions.regions))
+        return AutoscalersReply(autoscalers=[s for pools in found for s in pools])
 
-    async def _autoscaler(self, region: str) -> AutoscaleStatus | None:
+    async def _autoscalers(self, region: str) -> list[AutoscaleStatus]:
         subject = self.subjects.autoscale_status(region)
         try:
-            data = await self.engine.request(subject, b"", timeout=self._probe_timeout)
-            return decode_reply(data, AutoscaleStatus)
-        except TierqError:  # none runs for this region (or it did not answer in time)
-            return None
+            answers = await self.engine.gather(subject, b"", timeout=self._probe_timeout)
+        except TierqError:  # NATS cannot ask now: none is shown
+            return []
+        found = (decode_reply(data, AutoscaleStatus) for data in answers)
+        return sorted(found, key=lambda status: status.task_types)
 
     @operation(Permission.READ)
     async def stats(self, caller: Caller) -> StatsView:

@@ -67,7 +67,7 @@ def regions(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bool
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
 
-    async def go() -> tuple[RegionsReply, dict[str, AutoscaleStatus]]:
+    async def go() -> tuple[RegionsReply, dict[str, list[AutoscaleStatus]]]:
         master = await app.master()
         reply = await master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
         return reply, await autoscalers(master, (r.name for r in reply.regions))
@@ -75,7 +75,12 @@ def regions(ctx: click.Context, nats_url: str | None, prefix: str, as_json: bool
     reply, scalers = run(with_app(app, go()))
     if as_json:
         rows = [
-            {**msgspec.to_builtins(r), "autoscaler": msgspec.to_builtins(scalers.get(r.name))}
+            {
+                **msgspec.to_builtins(r),
+                # Every pool's autoscaler; "autoscaler" is the first, as older output had it.
+                "autoscalers": msgspec.to_builtins(scalers.get(r.name, [])),
+                "autoscaler": msgspec.to_builtins(next(iter(scalers.get(r.name, [])), None)),
+            }
             for r in reply.regions
         ]
         out.print(msgspec.json.encode(rows).decode(), markup=False)
@@ -115,7 +120,7 @@ def workers(
     client_logging(ctx)
     app = client_app(ctx, nats_url, prefix)
 
-    async def go() -> tuple[WorkersReply, dict[str, AutoscaleStatus]]:
+    async def go() -> tuple[WorkersReply, dict[str, list[AutoscaleStatus]]]:
         master = await app.master()
         reply = await master.query(QueryRequest(kind=QueryKind.WORKERS), WorkersReply)
         regions = [region_name] if region_name else [w.region for w in reply.workers]

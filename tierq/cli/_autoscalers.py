@@ -1,6 +1,6 @@
 """What `tierq regions` and `tierq workers` show of the autoscalers: each region's
-autoscaler is asked on ``<prefix>.autoscale.<region>.status``; a region without one is
-simply absent."""
+autoscalers (one per pool of task types) answer on ``<prefix>.autoscale.<region>.status``;
+a region without one is simply absent."""
 
 from __future__ import annotations
 
@@ -19,20 +19,23 @@ from ._common import escape, when
 ASK_TIMEOUT = 1.0
 
 
-async def autoscalers(master: MasterClient, regions: Iterable[str]) -> dict[str, AutoscaleStatus]:
-    """The status of each region's autoscaler that answers, by region."""
+async def autoscalers(
+    master: MasterClient, regions: Iterable[str]
+) -> dict[str, list[AutoscaleStatus]]:
+    """The status of every autoscaler that answers, by region (by task types within one)."""
 
-    async def ask(region: str) -> AutoscaleStatus | None:
+    async def ask(region: str) -> list[AutoscaleStatus]:
         subject = master.subjects.autoscale_status(region)
         try:
-            data = await master.engine.request(subject, b"", timeout=ASK_TIMEOUT)
-            return decode_reply(data, AutoscaleStatus)
+            answers = await master.engine.gather(subject, b"", timeout=ASK_TIMEOUT)
         except TierqError:
-            return None
+            return []
+        found = (decode_reply(data, AutoscaleStatus) for data in answers)
+        return sorted(found, key=lambda status: status.task_types)
 
     names = sorted(set(regions))
     found = await asyncio.gather(*(ask(name) for name in names))
-    return {name: status for name, status in zip(names, found, strict=True) if status}
+    return {name: pools for name, pools in zip(names, found, strict=True) if pools}
 
 
 def health(status: AutoscaleStatus, now: float | None = None) -> str:
@@ -43,33 +46,41 @@ def health(status: AutoscaleStatus, now: float | None = None) -> str:
     return "ok" if age <= max(5.0, 3 * status.interval) else f"stale ({age:.0f} s)"
 
 
-def workers_cell(status: AutoscaleStatus | None) -> str:
-    """Desired and actual workers, as the tables show them."""
-    if status is None:
+def workers_cell(pools: list[AutoscaleStatus] | None) -> str:
+    """Desired and live workers, as the tables show them (per pool when there are several)."""
+    if not pools:
         return "-"
-    extra = [
-        f"{n} {what}"
-        for n, what in ((status.starting, "starting"), (status.draining, "draining"))
-        if n
-    ]
-    return f"{status.desired} desired / {status.actual} live" + (
-        f" ({', '.join(extra)})" if extra else ""
+    cells = []
+    for status in pools:
+        extra = [
+            f"{n} {what}"
+            for n, what in ((status.starting, "starting"), (status.draining, "draining"))
+            if n
+        ]
+        cell = f"{status.desired} desired / {status.actual} live" + (
+            f" ({', '.join(extra)})" if extra else ""
+        )
+        cells.append(cell if len(pools) == 1 else f"{', '.join(status.task_types)}: {cell}")
+    return "\n".join(cells)
+
+
+def autoscaler_table(found: dict[str, list[AutoscaleStatus]]) -> Table:
+    """One row per autoscaler (a region may have one per pool), then its latest decisions."""
+    table = Table(
+        "region", "task types", "provider", "workers", "bounds", "health", "last decisions"
     )
-
-
-def autoscaler_table(found: dict[str, AutoscaleStatus]) -> Table:
-    """One row per autoscaler, then its latest decisions."""
-    table = Table("region", "provider", "workers", "bounds", "health", "last decisions")
-    for region, s in sorted(found.items()):
-        decisions = "\n".join(
-            f"{when(d.at)}  {d.previous} -> {d.desired}  {d.reason}" for d in s.decisions[-3:]
-        )
-        table.add_row(
-            escape(region),
-            s.provider,
-            workers_cell(s),
-            f"{s.min_workers}-{s.max_workers}",
-            escape(health(s)),
-            escape(decisions or s.reason or "-"),
-        )
+    for region, pools in sorted(found.items()):
+        for s in pools:
+            decisions = "\n".join(
+                f"{when(d.at)}  {d.previous} -> {d.desired}  {d.reason}" for d in s.decisions[-3:]
+            )
+            table.add_row(
+                escape(region),
+                escape(", ".join(s.task_types) or "-"),
+                s.provider,
+                workers_cell([s]),
+                f"{s.min_workers}-{s.max_workers}",
+                escape(health(s)),
+                escape(decisions or s.reason or "-"),
+            )
     return table

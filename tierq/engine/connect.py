@@ -191,6 +191,46 @@ class Engine:
             raise
         return msg.data
 
+    async def gather(
+        self, subject: str, payload: bytes, *, timeout: float, settle: float = 0.05
+    ) -> list[bytes]:
+        """Every answer to one request, for a subject several services answer (the
+        autoscalers of one region): after the first, more are awaited until ``settle``
+        seconds pass without one, never past ``timeout``. No answer in time, or nobody
+        subscribed (the server says so at once), is an empty list."""
+        replies: list[bytes] = []
+        arrived = asyncio.Event()
+        nobody = False
+
+        async def on_reply(msg: Message) -> None:
+            nonlocal nobody
+            if not msg.data and (msg.headers or {}).get("Status") == "503":
+                nobody = True  # no responders
+            else:
+                replies.append(msg.data)
+            arrived.set()
+
+        inbox = self.new_inbox()
+        sub = await self.subscribe(inbox, cb=on_reply)
+        try:
+            with map_nats_errors(f"request on {subject}"):
+                await self._nc.publish(subject, payload, reply=inbox)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not nobody:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                arrived.clear()
+                try:
+                    async with asyncio.timeout(min(left, settle) if replies else left):
+                        await arrived.wait()
+                except TimeoutError:
+                    if replies:
+                        break
+        finally:
+            await sub.unsubscribe()
+        return replies
+
     async def publish(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> None:

@@ -58,7 +58,8 @@ export async function mount(view) {
       const openBreakers = breakers.filter((b) => b.state !== "closed");
       const util_bar = progressBar(util, `${running} / ${capacity} slots (${(util * 100).toFixed(0)}%)`);
       util_bar.classList.add("util");
-      const scaler = scalers.autoscalers.find((a) => a.region === r.name);
+      // A region may have several autoscalers, one per pool of task types.
+      const pools = scalers.autoscalers.filter((a) => a.region === r.name);
       body.append(h("section", { class: "panel", "data-region": r.name },
         // The name exactly as typed (panel titles are otherwise upper-cased).
         h("h2", null, "Region ", h("span", { class: "as-typed", "data-role": "region-name" }, r.name)),
@@ -76,7 +77,7 @@ export async function mount(view) {
             h("div", { class: "muted small" }, "Utilisation"), util_bar,
             h("div", { class: "actions" },
               h("button", { type: "button", class: "danger small", "data-action": "drain-region", on: { click: () => drain(r.name, null) } }, "Drain region")))),
-        autoscalerBlock(scaler, now),
+        ...(pools.length ? pools.map((a) => autoscalerBlock(a, now, pools.length > 1)) : [autoscalerBlock(null, now, false)]),
         h("table", { class: "data workers" },
           h("thead", null, h("tr", null,
             ["Worker", "Host / pid", "Pool", "Slots", "Running", "Utilisation", "Last heartbeat", "Done", "Failed", "", ""].map((c) => h("th", null, c)))),
@@ -119,8 +120,9 @@ export async function mount(view) {
   };
 }
 
-/** A region's autoscaler: desired vs actual workers, its health and its latest decisions. */
-function autoscalerBlock(a, now) {
+/** A region's autoscaler: desired vs actual workers, its health and its latest decisions.
+ *  With several in the region (``several``), each is titled by its pool's task types. */
+function autoscalerBlock(a, now, several) {
   if (!a) {
     return h("p", { class: "muted small", "data-role": "autoscaler" },
       "No autoscaler answers for this region (its workers are started by hand, or KEDA scales them).");
@@ -135,8 +137,8 @@ function autoscalerBlock(a, now) {
   if (a.draining) counts.push(`${a.draining} draining`);
   if (a.restarts) counts.push(`${a.restarts} replaced after a crash`);
   const decisions = (a.decisions || []).slice(-5).reverse();
-  return h("div", { class: "autoscaler", "data-role": "autoscaler" },
-    h("h3", null, "Autoscaler"),
+  return h("div", { class: "autoscaler", "data-role": "autoscaler", "data-pool": a.task_types.join(",") },
+    h("h3", null, several ? `Autoscaler: ${a.task_types.join(", ") || "–"}` : "Autoscaler"),
     h("dl", { class: "kv" },
       h("dt", null, "Workers"), h("dd", null,
         h("strong", { "data-role": "desired" }, `${a.desired} desired`), " · ",
