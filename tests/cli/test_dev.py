@@ -87,7 +87,14 @@ async def test_a_standby_tierq_dev_stops_on_sigterm(
             await _wait_for_masters(nats_server, 2)  # the second one waits as a standby
             assert standby.returncode is None, (tmp_path / "standby.log").read_text()
             standby.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(standby.wait(), 20) == 0
+            try:
+                async with asyncio.timeout(20):
+                    code = await standby.wait()
+            except TimeoutError:
+                log.flush()
+                text = (tmp_path / "standby.log").read_text()
+                raise AssertionError(f"the standby ignored SIGTERM for 20 s:\n{text}") from None
+            assert code == 0, (tmp_path / "standby.log").read_text()
         finally:
             if standby.returncode is None:
                 standby.kill()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
 
-from tierq.engine import Engine
+from tierq.engine import Engine, raise_if_cancelled
 from tierq.engine._cancel import surface_cancellation
 
 T = TypeVar("T")
@@ -69,3 +70,29 @@ async def test_an_engines_requests_are_guarded(engine: Engine) -> None:
     assert getattr(engine.nc.flush, "__wrapped__", None) is not None
     info = await engine.js.account_info()
     assert info.limits is not None
+
+
+async def test_a_loop_ends_when_a_wait_swallowed_its_cancellation() -> None:
+    """A service loop that checks ``raise_if_cancelled`` at the top of each round ends one
+    round after a wait swallowed its cancellation, instead of running on for ever."""
+    rounds = 0
+
+    async def swallowing_wait() -> None:
+        # What 3.11's wait_for does when the awaited result arrives in the same turn.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+
+    async def service_loop() -> None:
+        nonlocal rounds
+        while True:
+            raise_if_cancelled()
+            rounds += 1
+            await swallowing_wait()
+
+    task = asyncio.create_task(service_loop())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    async with asyncio.timeout(5):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert rounds == 1

@@ -7,6 +7,7 @@ from ..config import ConnectOptions as ConnectOptions
 from ..credentials import ROLES as ROLES
 from ..credentials import NatsUser as NatsUser
 from ..credentials import NatsUsers as NatsUsers
+from ._cancel import raise_if_cancelled as raise_if_cancelled
 from .auth import authorization_config as authorization_config
 from .auth import leaf_config as leaf_config
 from .codec import (
@@ -101,6 +102,7 @@ __all__ = [
     "leaf_config",
     "pack_array",
     "provision",
+    "raise_if_cancelled",
     "replicas_for",
     "validate_token",
 ]

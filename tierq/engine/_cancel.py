@@ -14,6 +14,12 @@ raises :class:`asyncio.CancelledError` after the call. The call's own effect is 
 that arrived was handled by the server); only what the caller would do next is skipped, as
 with any cancellation. Code already being cancelled (cleanup in a ``finally``) is not
 affected: only a rise during the call counts.
+
+Other waits inside nats-py (a subscription's ``next_msg``, a pull consumer's ``fetch``) use
+``wait_for`` too. So the long-running loops of the master, the region and the worker also
+call :func:`raise_if_cancelled` at the top of each round: a cancellation requested and never
+delivered (the task's ``cancelling()`` count is above zero) ends the loop there, one round
+late at most, instead of never.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from nats.aio.client import Client as NatsClient
 
-__all__ = ["guard_cancellation", "surface_cancellation"]
+__all__ = ["guard_cancellation", "raise_if_cancelled", "surface_cancellation"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,3 +60,11 @@ def guard_cancellation(nc: NatsClient) -> None:
     target: Any = nc  # instance attributes shadow the methods, for this connection only
     target.request = surface_cancellation(nc.request)
     target.flush = surface_cancellation(nc.flush)
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the current task was asked to cancel and the request was
+    swallowed on the way (see the module's docstring); call it at the top of a loop round."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError("cancelled earlier; a wait swallowed it")

@@ -46,6 +46,7 @@ from ..engine import (
     Subscription,
     connect,
     provision,
+    raise_if_cancelled,
     replicas_for,
 )
 from ..errors import (
@@ -180,6 +181,7 @@ class Master:
         await self._provision()
         try:
             while not self._stopping.is_set():
+                raise_if_cancelled()  # one a NATS wait swallowed (see engine/_cancel.py)
                 try:
                     await self._one_round()
                 except EngineUnavailableError as exc:
@@ -199,6 +201,7 @@ class Master:
     async def _provision(self) -> None:
         ttl = self.config.leader_lease_seconds
         while not self._stopping.is_set():
+            raise_if_cancelled()
             try:
                 await provision(self.engine, self.subjects, lease_ttl=ttl, replicas=self.replicas)
                 await self.leadership.open()

@@ -30,7 +30,7 @@ from ..core.model import (
     TaskSpec,
 )
 from ..core.outcomes import HANDED_BACK
-from ..engine import Engine, Subjects, Subscription, connect
+from ..engine import Engine, Subjects, Subscription, connect, raise_if_cancelled
 from ..errors import (
     ConflictError,
     EngineUnavailableError,
@@ -160,6 +160,7 @@ class Region(WorkerSide):
         """Run a service loop; a bug in one round is logged, and the loop starts again
         instead of taking the whole region (and every worker's pulls) down with it."""
         while True:
+            raise_if_cancelled()  # one a NATS wait swallowed (see engine/_cancel.py)
             try:
                 await loop()
             except Exception:
@@ -301,6 +302,7 @@ class Region(WorkerSide):
 
     async def _lease_loop(self) -> None:
         while True:
+            raise_if_cancelled()
             if self.registration_due():
                 await self._register()
                 continue

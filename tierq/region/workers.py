@@ -18,7 +18,7 @@ import msgspec
 from ..config import RegionConfig
 from ..core.model import LeasedTask, Outcome, OutcomeKind, Progress, Started
 from ..core.validate import RESERVED_TASK_NAMES
-from ..engine import Engine, Message
+from ..engine import Engine, Message, raise_if_cancelled
 from ..errors import (
     EngineUnavailableError,
     NoRespondersError,
@@ -371,6 +371,7 @@ class WorkerSide:
         beat = self.config.heartbeat_interval
         suspect = beat * 1.5
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(min(0.25, lease / 4))
             now = self.clock()
             for worker in list(self.workers.values()):

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 from ..client import TaskContext
 from ..config import WorkerConfig
 from ..core.model import ErrorSummary, LeasedTask, Outcome, Progress, Started
-from ..engine import Engine, Message, Subjects, Subscription
+from ..engine import Engine, Message, Subjects, Subscription, raise_if_cancelled
 from ..errors import EngineUnavailableError, InvalidRequestError, NotFoundError, TierqError
 from ..protocol import (
     Ack,
@@ -274,6 +274,7 @@ class Worker:
     async def _pull_loop(self) -> None:
         delay = 0.05
         while not self._draining.is_set():
+            raise_if_cancelled()  # one a NATS wait swallowed (see engine/_cancel.py)
             free = self.config.concurrency - self._busy
             if free <= 0:
                 self._slot_freed.clear()
