@@ -24,7 +24,7 @@ from .book import (
     end_attempt,
 )
 from .events import Event, TaskCancelled, TaskReady, TaskRetried, TaskSkipped
-from .model import Task
+from .live import LiveTask
 from .records import stamp
 from .states import TERMINAL_STATES
 from .workflows import finish_workflows
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def after_terminal(book: Book, root: Task, now: float, out: list[Event]) -> None:
+def after_terminal(book: Book, root: LiveTask, now: float, out: list[Event]) -> None:
     """Release, skip or cancel the PENDING dependents of a task that just became terminal,
     transitively, without recursion."""
     stack = [root]
@@ -81,7 +81,7 @@ def after_terminal(book: Book, root: Task, now: float, out: list[Event]) -> None
                 stack.append(child)
 
 
-def cancel_one(book: Book, task: Task, reason: str, now: float, out: list[Event]) -> None:
+def cancel_one(book: Book, task: LiveTask, reason: str, now: float, out: list[Event]) -> None:
     held = task.region if task.state in HELD_STATES else None
     book.emit(
         TaskCancelled(at=now, id=task.id, reason=reason, attempt=task.attempt, region=held),

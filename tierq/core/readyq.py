@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
 
-from .model import Task
+from .live import LiveTask
 from .pqueue import SCALE, SPAN, QueueStatistics, make_key
 
 __all__ = ["ReadyQueue", "token"]
@@ -46,8 +46,8 @@ _TRIM_AT = 4096
 _READY_KEY = attrgetter("ready_key")
 
 #: An out-of-order entry: (key, n, token, task). Keys may repeat (a re-key back to an earlier
-#: priority), so ``n``, unique per entry, breaks ties and Task itself is never compared.
-_Late = tuple[int, int, int, Task]
+#: priority), so ``n``, unique per entry, breaks ties and a task itself is never compared.
+_Late = tuple[int, int, int, LiveTask]
 
 
 def token(seq: int, priority: int) -> int:
@@ -65,7 +65,7 @@ class _Level:
     def __init__(self) -> None:
         self.keys: list[int] = []
         self.toks: list[int] = []
-        self.tasks: list[Task] = []
+        self.tasks: list[LiveTask] = []
         self.head = 0
         self.late: list[_Late] = []
         self.dirty = False
@@ -119,13 +119,13 @@ class ReadyQueue:
 
     # ------------------------------------------------------------------ adding
 
-    def push(self, task: Task, priority: int, enqueued_at: float, seq: int) -> int:
+    def push(self, task: LiveTask, priority: int, enqueued_at: float, seq: int) -> int:
         """Queue ``task`` (not queued now) with its effective priority; returns its key."""
         key = make_key(priority, enqueued_at, seq, self._rate)
         self.push_key(task, key, token(seq, priority))
         return key
 
-    def push_key(self, task: Task, key: int, tok: int) -> None:
+    def push_key(self, task: LiveTask, key: int, tok: int) -> None:
         """Queue ``task`` (not queued now) under a key and token the caller made with
         ``make_key`` and ``token``: the scheduler's submit path, without the calls."""
         task.ready_key = tok
@@ -133,7 +133,7 @@ class ReadyQueue:
         self._size += 1
         self._pushes += 1
 
-    def push_new(self, tasks: list[Task], seqs: list[int]) -> None:
+    def push_new(self, tasks: list[LiveTask], seqs: list[int]) -> None:
         """Queue new tasks (none queued, no boost yet) at their priority with these sequence
         numbers: ``push`` for a submitted batch, in one loop. Non-aging queues only."""
         assert not self._aging, "an aging queue needs enqueue times: use push"
@@ -165,7 +165,7 @@ class ReadyQueue:
         self._pushes += n
         self._physical += n
 
-    def _store(self, task: Task, key: int, tok: int) -> None:
+    def _store(self, task: LiveTask, key: int, tok: int) -> None:
         level_no = 0 if self._aging else key >> _LEVEL_SHIFT
         level = self._levels.get(level_no)
         if level is None:
@@ -225,7 +225,7 @@ class ReadyQueue:
             del levels[heappop(order)]
         return None
 
-    def take(self, limit: int, bound: int | None = None) -> list[Task]:
+    def take(self, limit: int, bound: int | None = None) -> list[LiveTask]:
         """The next ``limit`` tasks (only keys ``<= bound``), best first, off the levels.
 
         They stay queued (counted, ``ready_key`` set) until ``remove_many``: the scheduler
@@ -234,7 +234,7 @@ class ReadyQueue:
         """
         order = self._order
         levels = self._levels
-        out: list[Task] = []
+        out: list[LiveTask] = []
         last: int | None = None
         at_bound = False
         while order and len(out) < limit and not at_bound:
@@ -265,7 +265,7 @@ class ReadyQueue:
                 self._physical -= 1
         return out
 
-    def _take_run(self, level: _Level, limit: int, bound: int | None, out: list[Task]) -> bool:
+    def _take_run(self, level: _Level, limit: int, bound: int | None, out: list[LiveTask]) -> bool:
         """``take`` from a level with nothing out of order: slices of its lists, checked with
         one C-level map (the common case). Returns whether ``bound`` stopped it."""
         keys = level.keys
@@ -287,7 +287,7 @@ class ReadyQueue:
         return at_bound
 
     def _take_merged(
-        self, level: _Level, limit: int, bound: int | None, out: list[Task], last: int | None
+        self, level: _Level, limit: int, bound: int | None, out: list[LiveTask], last: int | None
     ) -> tuple[bool, int | None]:
         """``take`` from a level whose ``late`` heap is not empty: merge it with the list one
         entry at a time. Returns whether ``bound`` stopped it, and the last key taken."""
@@ -328,7 +328,7 @@ class ReadyQueue:
 
     # ---------------------------------------------------------------- removing
 
-    def remove(self, task: Task) -> None:
+    def remove(self, task: LiveTask) -> None:
         """Take ``task`` (queued here) out; its entry goes stale."""
         task.ready_key = None
         self._size -= 1
@@ -336,7 +336,7 @@ class ReadyQueue:
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
 
-    def remove_many(self, tasks: list[Task]) -> None:
+    def remove_many(self, tasks: list[LiveTask]) -> None:
         """``remove`` for a batch (a lease's)."""
         for task in tasks:
             task.ready_key = None
@@ -353,7 +353,7 @@ class ReadyQueue:
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
 
-    def update(self, task: Task, priority: int, enqueued_at: float) -> None:
+    def update(self, task: LiveTask, priority: int, enqueued_at: float) -> None:
         """Re-key ``task`` (queued here); it keeps its ``seq``, so its place among equals."""
         old = task.ready_key
         assert old is not None, f"task {task.id} is not queued"
@@ -373,7 +373,7 @@ class ReadyQueue:
 
     # ----------------------------------------------------------------- queries
 
-    def _live(self) -> Iterator[tuple[int, int, Task]]:
+    def _live(self) -> Iterator[tuple[int, int, LiveTask]]:
         """(key, token, task) of every stored live entry, once each, level by level."""
         for level in self._levels.values():
             yield from _live_entries(level)
@@ -439,7 +439,7 @@ def _late(level: _Level) -> list[_Late]:
     return level.late
 
 
-def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:
+def _live_entries(level: _Level) -> list[tuple[int, int, LiveTask]]:
     """The level's live (key, token, task) entries in key order, one copy each (copies of an
     entry share its key, which holds the task's unique ``seq``)."""
     h = level.head
@@ -455,5 +455,5 @@ def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:
     return entries
 
 
-def _first_of(item: tuple[int, int, Task]) -> int:
+def _first_of(item: tuple[int, int, LiveTask]) -> int:
     return item[0]

@@ -87,6 +87,7 @@ from .events import (
 from .ids import IdGenerator
 from .intake import IntakeItem
 from .leases import RegionView
+from .live import LiveTask, from_task
 from .model import (
     SCHEMA_VERSION,
     LeasedTask,
@@ -492,7 +493,7 @@ def _encode_snapshot(book: Book) -> bytes:
     for _, q in book.placement.items():
         queue.extend(q.entries())
     queue.sort(key=_QUEUE_SEQ)
-    snap = Snapshot(
+    snap = Snapshot[LiveTask](
         schema_version=SCHEMA_VERSION,
         settings=book.settings,
         id_last_ms=book.ids.last_ms,
@@ -524,20 +525,33 @@ def _encode_snapshot(book: Book) -> bytes:
     return _encoder.encode(snap)
 
 
-def _decode_snapshot(data: bytes) -> Snapshot:
+class _Version(msgspec.Struct):
+    """The one field of a snapshot read before the rest: which schema the rest follows."""
+
+    schema_version: int
+
+
+def _decode_snapshot(data: bytes) -> Snapshot[LiveTask]:
     try:
-        snap = msgspec.msgpack.decode(data, type=Snapshot)
+        version = msgspec.msgpack.decode(data, type=_Version).schema_version
+        if version == SCHEMA_VERSION:
+            return msgspec.msgpack.decode(data, type=Snapshot[LiveTask])
+        if version == 1:
+            # Schema 1 held full ``Task`` records: the same state, every field in one record.
+            old = msgspec.msgpack.decode(data, type=Snapshot[Task])
+            tasks = old.tasks
+            live = [from_task(t) for t in tasks]
+            tasks.clear()
+            return msgspec.structs.replace(old, tasks=live)  # type: ignore[arg-type]
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"snapshot: cannot decode: {exc}", field="snapshot") from exc
-    if snap.schema_version != SCHEMA_VERSION:
-        raise InvalidRequestError(
-            f"snapshot: schema version {snap.schema_version}, this build reads {SCHEMA_VERSION}",
-            field="schema_version",
-        )
-    return snap
+    raise InvalidRequestError(
+        f"snapshot: schema version {version}, this build reads 1 and {SCHEMA_VERSION}",
+        field="schema_version",
+    )
 
 
-def _restore_book(book: Book, snap: Snapshot) -> None:
+def _restore_book(book: Book, snap: Snapshot[LiveTask]) -> None:
     """Fill a new book from a snapshot: the records, then every index derived from them."""
     book.ids = IdGenerator(last_ms=snap.id_last_ms, counter=snap.id_counter)
     book.totals = snap.totals
