@@ -236,8 +236,9 @@ class Snapshot(msgspec.Struct, Generic[TaskRecord], kw_only=True, omit_defaults=
     seq: int
     totals: Totals
     tasks: list[TaskRecord]
-    #: READY tasks as (id, seq), in seq order.
-    queue: list[tuple[str, int]]
+    #: Schema 1 only: READY tasks as (id, seq), in seq order. Schema 2 leaves it empty: a
+    #: READY task's ``ready_key`` holds its seq.
+    queue: list[tuple[str, int]] = []
     workflows: list[WorkflowRecord]
     regions: list[RegionSnapshot]
     breakers: list[BreakerSnapshot]

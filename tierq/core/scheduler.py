@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Sequence
-from operator import itemgetter
+from operator import attrgetter
 from typing import cast
 
 import msgspec
@@ -46,7 +46,7 @@ from . import (
 )
 from . import scheduler_queries as _q
 from .admission import AdmissionStatistics
-from .book import HELD_STATES, Book, Handler, share_restored
+from .book import CLASS, HELD_STATES, Book, Handler, share_restored
 from .events import (
     BreakerClosed,
     BreakerHalfOpen,
@@ -100,6 +100,7 @@ from .model import (
     TaskState,
     WorkflowSpec,
 )
+from .pqueue import make_key
 from .records import (
     BreakerSnapshot,
     RegionSnapshot,
@@ -485,14 +486,13 @@ _HANDLERS: dict[type, Handler] = {
 # ------------------------------------------------------------------ snapshots
 
 _encoder = msgspec.msgpack.Encoder()
-_QUEUE_SEQ = cast("Callable[[tuple[str, int]], int]", itemgetter(1))
+#: A READY task's ready-queue token; tokens sort like their ``seq`` (the high bits).
+_TOKEN = cast("Callable[[LiveTask], int]", attrgetter("ready_key"))
 
 
 def _encode_snapshot(book: Book) -> bytes:
-    queue: list[tuple[str, int]] = []
-    for _, q in book.placement.items():
-        queue.extend(q.entries())
-    queue.sort(key=_QUEUE_SEQ)
+    # No ``queue``: each READY task's ``ready_key`` holds its seq (see _restore_queue), and a
+    # list of a million (id, seq) pairs made at every snapshot only grew the leader's heap.
     snap = Snapshot[LiveTask](
         schema_version=SCHEMA_VERSION,
         settings=book.settings,
@@ -501,7 +501,6 @@ def _encode_snapshot(book: Book) -> bytes:
         seq=book.seq,
         totals=book.totals,
         tasks=list(book.tasks.values()),
-        queue=queue,
         workflows=book.workflows.records(),
         regions=[
             RegionSnapshot(info=r.info, expires_at=r.expires_at, last_renewed=r.last_renewed)
@@ -551,6 +550,34 @@ def _decode_snapshot(data: bytes) -> Snapshot[LiveTask]:
     )
 
 
+def _restore_queue(book: Book, queue: list[tuple[str, int]]) -> None:
+    """Queue the READY tasks again in ``seq`` order: from a schema 1 snapshot's ``queue``,
+    else from each one's token (``ready_key``), which keeps its seq and effective priority."""
+    tasks = book.tasks
+    placement = book.placement
+    rn = book.ready_by_name
+    if queue:
+        for tid, seq in queue:
+            task = tasks[tid]
+            spec = task.spec
+            placement.queue(CLASS(spec)).push(task, task.priority + task.boost, ready_at(task), seq)
+            rn[spec.name] = rn.get(spec.name, 0) + 1
+        return
+    ready = [t for t in tasks.values() if t.state is TaskState.READY]
+    if any(t.ready_key is None for t in ready):
+        raise InvalidRequestError("snapshot: a READY task without its queue token", field="tasks")
+    ready.sort(key=_TOKEN)
+    for task in ready:
+        tok = _TOKEN(task)
+        seq = tok >> 16
+        spec = task.spec
+        p = task.priority + task.boost
+        q = placement.queue(CLASS(spec))
+        # The stored token is the one push() would make: reuse it rather than a copy.
+        q.push_key(task, make_key(p, ready_at(task), seq, q.rate), tok)
+        rn[spec.name] = rn.get(spec.name, 0) + 1
+
+
 def _restore_book(book: Book, snap: Snapshot[LiveTask]) -> None:
     """Fill a new book from a snapshot: the records, then every index derived from them."""
     book.ids = IdGenerator(last_ms=snap.id_last_ms, counter=snap.id_counter)
@@ -566,12 +593,7 @@ def _restore_book(book: Book, snap: Snapshot[LiveTask]) -> None:
     book.intake_seq = snap.intake_seq
     book.schedules.restore(snap.schedules)
     book.rebuild_indexes()
-    for tid, seq in snap.queue:
-        task = tasks[tid]
-        spec = task.spec
-        key = (spec.name, spec.region, spec.labels, spec.resource)
-        book.placement.queue(key).push(task, task.priority + task.boost, ready_at(task), seq)
-        book.ready_by_name[spec.name] = book.ready_by_name.get(spec.name, 0) + 1
+    _restore_queue(book, snap.queue)
     book.seq = snap.seq
     lease = snap.settings.region_lease_seconds
     for r in snap.regions:
