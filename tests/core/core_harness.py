@@ -94,9 +94,11 @@ def explain_difference(a: bytes, b: bytes) -> str:
     from tierq.core.records import Snapshot
 
     def decode(data: bytes) -> Snapshot[Any]:
-        # Schema 1 held full Task records, schema 2 the scheduler's LiveTask records.
-        old = msgspec.msgpack.decode(data, type=Snapshot[Any]).schema_version == 1
-        return msgspec.msgpack.decode(data, type=Snapshot[Task] if old else Snapshot[LiveTask])
+        # Schema 1 held full Task records, schema 2 chunks of the scheduler's LiveTask records.
+        if msgspec.msgpack.decode(data, type=Snapshot[Any]).schema_version == 1:
+            return msgspec.msgpack.decode(data, type=Snapshot[Task])
+        snap = msgspec.msgpack.decode(data, type=Snapshot[list[LiveTask]])
+        return msgspec.structs.replace(snap, tasks=[t for chunk in snap.tasks for t in chunk])
 
     sa = decode(a)
     sb = decode(b)

@@ -31,6 +31,7 @@ from tierq.core import (
     TaskState,
     WorkflowNode,
     WorkflowSpec,
+    snapshots,
 )
 from tierq.errors import InvalidRequestError
 
@@ -143,3 +144,16 @@ def test_restored_fixture_keeps_deciding_like_the_live_state(fixture: Path) -> N
     assert live.lease("eu", "i1", 50, now) == restored.lease("eu", "i1", 50, now)
     assert live.tick(now) == restored.tick(now)
     assert live.snapshot() == restored.snapshot()
+
+
+def test_tasks_in_several_chunks_restore_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A large snapshot holds its tasks in chunks, decoded one at a time on restore.
+    monkeypatch.setattr(snapshots, "CHUNK", 3)
+    h = build_reference()
+    data = h.state.snapshot()
+    chunks = msgspec.msgpack.decode(data)["tasks"]
+    assert len(chunks) > 2 and all(1 <= len(c) <= 3 for c in chunks)
+    restored = SchedulerState.restore(data, random.Random(0))
+    assert restored.snapshot() == data
+    now = T0 + 20_000
+    assert h.state.lease("eu", "i1", 50, now) == restored.lease("eu", "i1", 50, now)

@@ -221,7 +221,7 @@ class BreakerSnapshot(msgspec.Struct, kw_only=True):
     probe: str | None
 
 
-#: What a snapshot holds per task: a ``LiveTask`` since schema 2, a full ``Task`` in schema 1.
+#: What a snapshot's ``tasks`` holds: chunks of ``LiveTask`` since schema 2, ``Task`` in 1.
 TaskRecord = TypeVar("TaskRecord")
 
 
@@ -235,6 +235,8 @@ class Snapshot(msgspec.Struct, Generic[TaskRecord], kw_only=True, omit_defaults=
     #: Next FIFO sequence number of the ready queue.
     seq: int
     totals: Totals
+    #: Schema 2: the ``LiveTask`` records in chunks (lists of ``snapshots.CHUNK``), so a
+    #: restore decodes them a chunk at a time; schema 1: the ``Task`` records.
     tasks: list[TaskRecord]
     #: Schema 1 only: READY tasks as (id, seq), in seq order. Schema 2 leaves it empty: a
     #: READY task's ``ready_key`` holds its seq.
