@@ -33,7 +33,7 @@ from .live import NO_HISTORY, NO_STAMPS, LiveTask
 from .model import AttemptRecord, ErrorSummary, FailurePolicy, JSONValue, TaskSpec, TaskState
 from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
-from .records import Totals, WorkflowBook, assignment_record, stamp
+from .records import Totals, WorkflowBook, stamp
 from .retry import RandomSource
 from .schedule_records import ScheduleBook
 from .settings import PriorityRule, Settings
@@ -234,11 +234,12 @@ class Book:
         seq = self.seq
         self.seq = seq + 1
         queue = self.placement.queue_of(spec)
+        x = task.extra  # task.boost, without the property call
+        p = task.priority if x is None else task.priority + x.boost
         if self.aging:
-            queue.push(task, task.priority + task.boost, at, seq)
+            queue.push(task, p, at, seq)
         else:
             # A task becomes READY only from a state outside the queue, so it is not queued.
-            p = task.priority + task.boost
             queue.push_key(task, seq - p * PRIORITY_UNIT, seq << 16 | p & 0xFFFF)
         name = spec.name
         self.ready_by_name[name] = self.ready_by_name.get(name, 0) + 1
@@ -308,7 +309,8 @@ class Book:
                 unresolved[c] = n - 1
                 continue
             del unresolved[c]
-            nb = child.not_before
+            x = child.extra  # child.not_before, without the property call
+            nb = None if x is None else x.not_before
             if nb is not None and nb > at:
                 heappush(self.timers, (nb, c))
 
@@ -395,12 +397,15 @@ def attempt_record(task: LiveTask) -> AttemptRecord:
     sets ``region`` and ``timestamps["assigned"]``, which saves an allocation and a
     collector-tracked list per leased task. Every assignment has its own attempt number (a
     task returns to READY only with a new one), so the number tells whether it exists."""
-    history = task.history
-    if history and history[-1].attempt == task.attempt:
+    # A held task has its extra record (the assignment set its region): read it directly.
+    x = task.more()
+    history = x.history
+    attempt = task.attempt
+    if history and history[-1].attempt == attempt:
         return history[-1]
-    rec = assignment_record(task)
+    rec = AttemptRecord(attempt=attempt, region=x.region, assigned_at=x.timestamps.get("assigned"))
     if history is NO_HISTORY:
-        task.history = [rec]
+        x.history = [rec]
     else:
         history.append(rec)
     return rec

@@ -60,7 +60,8 @@ def after_terminal(book: Book, root: LiveTask, now: float, out: list[Event]) -> 
             if child is None or child.state is not PENDING:
                 continue
             if pst is SUCCEEDED or book.resolves(pst, child):
-                nb = child.not_before
+                x = child.extra  # child.not_before, without the property call
+                nb = None if x is None else x.not_before
                 if c not in unresolved and (nb is None or nb <= now):
                     ev = TaskReady(at=now, id=c, attempt=child.attempt)
                     on_ready(book, ev)
@@ -176,7 +177,9 @@ def retry(book: Book, task_id: str, now: float) -> list[Event]:
 def on_ready(book: Book, ev: TaskReady) -> None:
     task = book.tasks[ev.id]
     task.attempt = ev.attempt
-    task.not_before = None
+    x = task.extra
+    if x is not None:  # task.not_before = None, without the property call
+        x.not_before = None
     old = task.state
     if old is not PENDING and old is not FAILED:
         book.move(task, READY, ev.at)

@@ -237,7 +237,9 @@ _DEFAULTS = TaskExtra()
 def to_task(rec: LiveTask, timestamps: dict[str, float], history: list[AttemptRecord]) -> Task:
     """The full ``Task`` of a record (what queries return), with the given timestamps and
     history (the caller's copies); ``ready_key`` is scheduler bookkeeping and left out."""
-    x = rec.extra or new_extra()
+    x = rec.extra
+    if x is None:
+        x = _DEFAULTS
     return Task(
         id=rec.id,
         spec=rec.spec,

@@ -282,22 +282,26 @@ def on_succeeded(book: Book, ev: TaskSucceeded) -> None:
     if old is not ASSIGNED and old is not RUNNING:
         check_transition(task.id, old, SUCCEEDED)
     at = ev.at
-    task.result = ev.result
+    # A held task has its extra record (the assignment set its region): its fields directly,
+    # not through the properties (this runs once per finished task).
+    x = task.more()
+    x.result = ev.result
     if ev.worker is not None:
-        task.worker = ev.worker
-    task.progress = 1.0
+        x.worker = ev.worker
+    x.progress = 1.0
     rec = attempt_record(task)
     if rec.ended_at is None:
         rec.ended_at = at
         rec.outcome = "succeeded"
     spec = task.spec
-    book.breakers.record(task.region, spec.name, spec.resource, False)
+    region = x.region
+    book.breakers.record(region, spec.name, spec.resource, False)
     book.totals.succeeded += 1
     # Book.leave(held) + Book.enter(SUCCEEDED), inlined.
     by_state = book.by_state
     by_state[old] -= 1
     by_state[SUCCEEDED] += 1
-    book.regions.release(task.region, task.id)
+    book.regions.release(region, task.id)
     task.state = SUCCEEDED
     stamp(task, "succeeded", at)
     book.entered_terminal(task, SUCCEEDED, at)

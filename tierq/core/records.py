@@ -331,9 +331,9 @@ def stamp(task: LiveTask, state: str, at: float) -> None:
     which a lease reaches while the task's record is in the cache, instead of at submit, after
     which a million-task queue lets it go cold. So an empty dict is never written to.
     """
-    ts = task.timestamps
-    if ts:
-        ts[state] = at
+    x = task.extra  # the timestamps without the property call: this runs per transition
+    if x is not None and x.timestamps:
+        x.timestamps[state] = at
     else:
         task.timestamps = {"ready": task.submitted_at, state: at}
 

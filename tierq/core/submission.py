@@ -37,7 +37,7 @@ from .book import (
 )
 from .declared import with_declared
 from .events import Event, TaskSubmitted
-from .live import LiveTask
+from .live import NO_HISTORY, NO_STAMPS, LiveTask, TaskExtra
 from .model import TaskSpec
 from .placement import ClassKey
 from .states import band, check_transition
@@ -264,13 +264,20 @@ def on_submitted(book: Book, ev: TaskSubmitted) -> None:
     priority = spec.priority
     share_spec(spec)
     task = LiveTask(id=tid, spec=spec, state=state, submitted_at=at, priority=priority)
-    # The setters leave ``extra`` unmade while these are at their defaults (a plain task).
-    task.workflow_id = ev.workflow_id
-    task.parents = ev.parents
-    task.not_before = ev.not_before
-    if state is not READY:
-        # READY at submission: the "ready" time is submitted_at (see records.stamp).
-        task.timestamps = {SV[state]: at}
+    wf_id = ev.workflow_id
+    parents = ev.parents
+    not_before = ev.not_before
+    # The extra record only when one of its fields is not at its default (what the setters
+    # would do, in one constructor call). READY at submission: the "ready" time is
+    # submitted_at (see records.stamp).
+    if wf_id is not None or parents or not_before is not None or state is not READY:
+        task.extra = TaskExtra(
+            workflow_id=wf_id,
+            parents=parents,
+            not_before=not_before,
+            timestamps=NO_STAMPS if state is READY else {SV[state]: at},
+            history=NO_HISTORY,
+        )
     book.tasks[tid] = task
     order = book.order
     if not order or tid > order[-1]:
