@@ -53,8 +53,9 @@ _COMPACT_SLACK = 64
 _TRIM_AT = 4096
 _READY_KEY = attrgetter("ready_key")
 
-#: An out-of-order entry: (key, n, token, task). Keys may repeat (a re-key back to an earlier
-#: priority), so ``n``, unique per entry, breaks ties and a task itself is never compared.
+#: An out-of-order entry: (its level's order value, n, token, task): the key with aging, the
+#: token without (see _Level). They may repeat (a re-key back to an earlier priority), so
+#: ``n``, unique per entry, breaks ties and a task itself is never compared.
 _Late = tuple[int, int, int, LiveTask]
 
 
