@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -88,10 +89,19 @@ class Harness:
 
 def explain_difference(a: bytes, b: bytes) -> str:
     """Which part of two snapshots differs (for assertion messages)."""
+    from tierq.core.live import LiveTask
+    from tierq.core.model import Task
     from tierq.core.records import Snapshot
 
-    sa = msgspec.msgpack.decode(a, type=Snapshot)
-    sb = msgspec.msgpack.decode(b, type=Snapshot)
+    def decode(data: bytes) -> Snapshot[Any]:
+        # Schema 1 held full Task records, schema 2 chunks of the scheduler's LiveTask records.
+        if msgspec.msgpack.decode(data, type=Snapshot[Any]).schema_version == 1:
+            return msgspec.msgpack.decode(data, type=Snapshot[Task])
+        snap = msgspec.msgpack.decode(data, type=Snapshot[list[LiveTask]])
+        return msgspec.structs.replace(snap, tasks=[t for chunk in snap.tasks for t in chunk])
+
+    sa = decode(a)
+    sb = decode(b)
     out = []
     for field in Snapshot.__struct_fields__:
         va, vb = getattr(sa, field), getattr(sb, field)

@@ -7,15 +7,16 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tierq.core.model import Task, TaskSpec, TaskState
+from tierq.core.live import LiveTask
+from tierq.core.model import TaskSpec, TaskState
 from tierq.core.pqueue import make_key
 from tierq.core.readyq import ReadyQueue
 
 SPEC = TaskSpec(name="job")
 
 
-def new_task(i: int, priority: int = 0) -> Task:
-    return Task(
+def new_task(i: int, priority: int = 0) -> LiveTask:
+    return LiveTask(
         id=f"t{i:04d}", spec=SPEC, state=TaskState.READY, submitted_at=0.0, priority=priority
     )
 
@@ -107,9 +108,9 @@ class ReadyModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.q = ReadyQueue(self.rate)
-        self.tasks: dict[str, Task] = {}
+        self.tasks: dict[str, LiveTask] = {}
         self.model: dict[str, tuple[int, float, int]] = {}
-        self.taken: list[Task] = []
+        self.taken: list[LiveTask] = []
         self.seq = 0
 
     def key(self, item: str) -> int:
@@ -120,7 +121,7 @@ class ReadyModel(RuleBasedStateMachine):
         taken = {t.id for t in self.taken}
         return sorted((i for i in self.model if i not in taken), key=self.key)
 
-    def _push(self, task: Task, priority: int, enq: float) -> None:
+    def _push(self, task: LiveTask, priority: int, enq: float) -> None:
         self.q.push(task, priority, enq, self.seq)
         self.model[task.id] = (priority, enq, self.seq)
         self.seq += 1
@@ -190,3 +191,17 @@ TestReadyModel = ReadyModel.TestCase
 TestReadyModel.settings = settings(max_examples=80, stateful_step_count=50, deadline=None)
 TestAgingReadyModel = AgingReadyModel.TestCase
 TestAgingReadyModel.settings = settings(max_examples=40, stateful_step_count=50, deadline=None)
+
+
+def test_levels_without_aging_keep_no_key_list() -> None:
+    # The tokens order a level of one priority, so it stores them once (see readyq.py); keys
+    # and bounds are converted at the edges, and agree with make_key.
+    q = ReadyQueue()
+    tasks = [new_task(i) for i in range(4)]
+    for seq, (task, p) in enumerate(zip(tasks, [2, -7, 2, -7], strict=True)):
+        q.push(task, p, 0.0, seq)
+    for level in q._levels.values():
+        assert level.keys is level.toks
+    assert q.head_key() == make_key(2, 0.0, 0, 0.0)
+    assert [t.id for t in q.take(10, make_key(-7, 0.0, 1, 0.0))] == ["t0000", "t0002", "t0001"]
+    assert q.head_key() == make_key(-7, 0.0, 3, 0.0)

@@ -1,9 +1,11 @@
 """A snapshot written by an earlier build restores here, and this build writes the same bytes.
 
-``snapshot_v1.msgpack`` was written by ``build_reference()`` on the code before the scheduler
-was split into modules. It is kept as a file, not regenerated, so a change to the snapshot
-format (or to what a command decides) shows up as a failure here rather than as a master that
-cannot restore after an upgrade. Regenerate it only on purpose, with a SCHEMA_VERSION bump:
+``snapshot_v1.msgpack`` (schema 1: full ``Task`` records) was written by ``build_reference()``
+on the code before the scheduler was split into modules; ``snapshot_v2.msgpack`` (schema 2: the
+scheduler's ``LiveTask`` records) by the same function when the records were slimmed. They are
+kept as files, not regenerated, so a change to the snapshot format (or to what a command
+decides) shows up as a failure here rather than as a master that cannot restore after an
+upgrade. Write a new one only on purpose, with a SCHEMA_VERSION bump, and keep the old ones:
 
     python -c "import sys; sys.path.insert(0, 'tests/core'); \
 import test_snapshot_compat as t; t.write_fixture()"
@@ -14,6 +16,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import msgspec
+import pytest
 from core_harness import T0, Harness, explain_difference
 
 from tierq.core import (
@@ -27,9 +31,12 @@ from tierq.core import (
     TaskState,
     WorkflowNode,
     WorkflowSpec,
+    snapshots,
 )
+from tierq.errors import InvalidRequestError
 
-FIXTURE = Path(__file__).with_name("snapshot_v1.msgpack")
+FIXTURE_V1 = Path(__file__).with_name("snapshot_v1.msgpack")
+FIXTURE = Path(__file__).with_name("snapshot_v2.msgpack")
 ONCE = RetryPolicy(max_attempts=1)
 
 
@@ -95,13 +102,30 @@ def write_fixture() -> None:
     FIXTURE.write_bytes(build_reference().state.snapshot())
 
 
-def test_old_snapshot_restores_and_encodes_the_same() -> None:
+def test_snapshot_restores_and_encodes_the_same() -> None:
     data = FIXTURE.read_bytes()
     restored = SchedulerState.restore(data, random.Random(0))
     again = restored.snapshot()
     assert again == data, explain_difference(again, data)
     counts = restored.statistics(T0).by_state
     assert {s.value for s in TaskState if counts[s.value]} >= {"ready", "succeeded", "cancelled"}
+
+
+def test_schema_1_snapshot_restores_to_the_same_state() -> None:
+    # The same state written with full Task records reads back into the records of schema 2.
+    restored = SchedulerState.restore(FIXTURE_V1.read_bytes(), random.Random(0))
+    again = restored.snapshot()
+    stored = FIXTURE.read_bytes()
+    assert again == stored, explain_difference(again, stored)
+
+
+def test_unknown_schema_is_refused() -> None:
+    data = FIXTURE.read_bytes()
+    header = msgspec.msgpack.encode("schema_version") + msgspec.msgpack.encode(2)
+    assert header in data
+    newer = data.replace(header, msgspec.msgpack.encode("schema_version") + bytes([3]), 1)
+    with pytest.raises(InvalidRequestError, match="schema version 3"):
+        SchedulerState.restore(newer, random.Random(0))
 
 
 def test_this_build_writes_the_fixture_bytes() -> None:
@@ -112,10 +136,24 @@ def test_this_build_writes_the_fixture_bytes() -> None:
     h.check_replay()
 
 
-def test_restored_fixture_keeps_deciding_like_the_live_state() -> None:
+@pytest.mark.parametrize("fixture", [FIXTURE, FIXTURE_V1], ids=["schema2", "schema1"])
+def test_restored_fixture_keeps_deciding_like_the_live_state(fixture: Path) -> None:
     live = build_reference().state
-    restored = SchedulerState.restore(FIXTURE.read_bytes(), random.Random(7))
+    restored = SchedulerState.restore(fixture.read_bytes(), random.Random(7))
     now = T0 + 20_000
     assert live.lease("eu", "i1", 50, now) == restored.lease("eu", "i1", 50, now)
     assert live.tick(now) == restored.tick(now)
     assert live.snapshot() == restored.snapshot()
+
+
+def test_tasks_in_several_chunks_restore_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A large snapshot holds its tasks in chunks, decoded one at a time on restore.
+    monkeypatch.setattr(snapshots, "CHUNK", 3)
+    h = build_reference()
+    data = h.state.snapshot()
+    chunks = msgspec.msgpack.decode(data)["tasks"]
+    assert len(chunks) > 2 and all(1 <= len(c) <= 3 for c in chunks)
+    restored = SchedulerState.restore(data, random.Random(0))
+    assert restored.snapshot() == data
+    now = T0 + 20_000
+    assert h.state.lease("eu", "i1", 50, now) == restored.lease("eu", "i1", 50, now)

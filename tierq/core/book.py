@@ -29,10 +29,11 @@ from .breaker import BreakerBoard
 from .events import Event
 from .ids import IdGenerator
 from .leases import RegionBook
-from .model import AttemptRecord, ErrorSummary, FailurePolicy, JSONValue, Task, TaskSpec, TaskState
+from .live import NO_HISTORY, NO_STAMPS, LiveTask
+from .model import AttemptRecord, ErrorSummary, FailurePolicy, JSONValue, TaskSpec, TaskState
 from .placement import ClassKey, PlacementIndex
 from .pqueue import SCALE, SPAN
-from .records import Totals, WorkflowBook, assignment_record, stamp
+from .records import Totals, WorkflowBook, stamp
 from .retry import RandomSource
 from .schedule_records import ScheduleBook
 from .settings import PriorityRule, Settings
@@ -53,11 +54,6 @@ HELD_STATES = frozenset({ASSIGNED, RUNNING})
 #: States in which a parent still holds its children back, whatever the failure policy.
 UNFINISHED = frozenset({PENDING, READY, ASSIGNED, RUNNING})
 
-#: The history of every task that was never assigned: one shared empty list, replaced on the
-#: first assignment (copy-on-write). Saves a tracked list per queued task; nothing appends to it.
-NO_HISTORY: list[AttemptRecord] = []
-#: The timestamps of a task READY since submission: one shared empty dict (see records.stamp).
-NO_STAMPS: dict[str, float] = {}
 #: The empty ``args`` and ``kwargs`` of every kept spec that has none (see share_spec).
 NO_ARGS: list[JSONValue] = []
 NO_KWARGS: dict[str, JSONValue] = {}
@@ -87,7 +83,7 @@ def share_spec(spec: TaskSpec) -> None:
         _force_setattr(spec, "kwargs", NO_KWARGS)
 
 
-def share_restored(task: Task) -> None:
+def share_restored(task: LiveTask) -> None:
     """``share_spec`` for a task decoded from a snapshot, and its empty timestamps and history
     replaced by the shared ones a live submit gives (nothing writes to an empty one)."""
     share_spec(task.spec)
@@ -163,7 +159,7 @@ class Book:
         #: The next queue sequence number: global, so ties across classes go FIFO.
         self.seq = 0
         self.totals = Totals()
-        self.tasks: dict[str, Task] = {}
+        self.tasks: dict[str, LiveTask] = {}
         #: Task ids in creation (= id) order, for cursor pagination; may hold evicted ids.
         self.order: list[str] = []
         self.order_holes = 0
@@ -199,7 +195,7 @@ class Book:
         self.handlers[type(ev)](self, ev)
         out.append(ev)
 
-    def task(self, task_id: str) -> Task:
+    def task(self, task_id: str) -> LiveTask:
         task = self.tasks.get(task_id)
         if task is None:
             raise NotFoundError(f"no task {task_id!r}", ids=(task_id,))
@@ -207,13 +203,13 @@ class Book:
 
     # ------------------------------------------------------------ dependencies
 
-    def policy(self, task: Task) -> FailurePolicy:
+    def policy(self, task: LiveTask) -> FailurePolicy:
         wf_id = task.workflow_id
         if wf_id is None:
             return FailurePolicy.SKIP_DEPENDENTS
         return self.workflows.policy(wf_id)
 
-    def resolves(self, parent_state: TaskState, child: Task) -> bool:
+    def resolves(self, parent_state: TaskState, child: LiveTask) -> bool:
         """Whether a parent in ``parent_state`` no longer holds ``child`` back."""
         if parent_state is SUCCEEDED:
             return True
@@ -221,7 +217,7 @@ class Book:
             return self.policy(child) is FailurePolicy.CONTINUE
         return False
 
-    def count_unresolved(self, task: Task) -> int:
+    def count_unresolved(self, task: LiveTask) -> int:
         n = 0
         tasks = self.tasks
         for p in task.parents:
@@ -233,21 +229,22 @@ class Book:
 
     # ----------------------------------------------------------- the indexes
 
-    def push_ready(self, task: Task, at: float) -> None:
+    def push_ready(self, task: LiveTask, at: float) -> None:
         spec = task.spec
         seq = self.seq
         self.seq = seq + 1
         queue = self.placement.queue_of(spec)
+        x = task.extra  # task.boost, without the property call
+        p = task.priority if x is None else task.priority + x.boost
         if self.aging:
-            queue.push(task, task.priority + task.boost, at, seq)
+            queue.push(task, p, at, seq)
         else:
             # A task becomes READY only from a state outside the queue, so it is not queued.
-            p = task.priority + task.boost
             queue.push_key(task, seq - p * PRIORITY_UNIT, seq << 16 | p & 0xFFFF)
         name = spec.name
         self.ready_by_name[name] = self.ready_by_name.get(name, 0) + 1
 
-    def leave(self, task: Task) -> None:
+    def leave(self, task: LiveTask) -> None:
         """Undo the indexes of the task's current state."""
         st = task.state
         self.by_state[st] -= 1
@@ -264,7 +261,7 @@ class Book:
         elif st in TERMINAL_STATES and task.workflow_id is not None:
             self.workflows.task_reopened(task.workflow_id)
 
-    def enter(self, task: Task, at: float) -> None:
+    def enter(self, task: LiveTask, at: float) -> None:
         """Index the task under its (new) state."""
         st = task.state
         self.by_state[st] += 1
@@ -282,7 +279,7 @@ class Book:
         elif st in TERMINAL_STATES:
             self.entered_terminal(task, st, at)
 
-    def entered_terminal(self, task: Task, st: TaskState, at: float) -> None:
+    def entered_terminal(self, task: LiveTask, st: TaskState, at: float) -> None:
         """Count the task out of its workflow and release the children it held back."""
         tid = task.id
         self.unresolved.pop(tid, None)
@@ -312,18 +309,19 @@ class Book:
                 unresolved[c] = n - 1
                 continue
             del unresolved[c]
-            nb = child.not_before
+            x = child.extra  # child.not_before, without the property call
+            nb = None if x is None else x.not_before
             if nb is not None and nb > at:
                 heappush(self.timers, (nb, c))
 
-    def move(self, task: Task, new: TaskState, at: float) -> None:
+    def move(self, task: LiveTask, new: TaskState, at: float) -> None:
         if new not in TRANSITIONS[task.state]:
             check_transition(task.id, task.state, new)
         self.leave(task)
         task.state = new
         self.enter(task, at)
 
-    def count_bands(self, tasks: list[Task], sign: int) -> None:
+    def count_bands(self, tasks: list[LiveTask], sign: int) -> None:
         """Add ``sign`` per task to the waiting-by-band counters, by bisecting the sorted
         priorities (see states.band for the bounds) instead of one lookup per task."""
         prios = sorted(map(PRIORITY, tasks))
@@ -377,7 +375,7 @@ class Book:
         self.deadlines = deadlines
         self.retention = retention
 
-    def _count(self, task: Task) -> None:
+    def _count(self, task: LiveTask) -> None:
         state = task.state
         spec = task.spec
         self.by_state[state] += 1
@@ -394,23 +392,26 @@ class Book:
             self.children.setdefault(p, []).append(task.id)
 
 
-def attempt_record(task: Task) -> AttemptRecord:
+def attempt_record(task: LiveTask) -> AttemptRecord:
     """The record of a held task's current attempt, made on first need: an assignment only
     sets ``region`` and ``timestamps["assigned"]``, which saves an allocation and a
     collector-tracked list per leased task. Every assignment has its own attempt number (a
     task returns to READY only with a new one), so the number tells whether it exists."""
-    history = task.history
-    if history and history[-1].attempt == task.attempt:
+    # A held task has its extra record (the assignment set its region): read it directly.
+    x = task.more()
+    history = x.history
+    attempt = task.attempt
+    if history and history[-1].attempt == attempt:
         return history[-1]
-    rec = assignment_record(task)
+    rec = AttemptRecord(attempt=attempt, region=x.region, assigned_at=x.timestamps.get("assigned"))
     if history is NO_HISTORY:
-        task.history = [rec]
+        x.history = [rec]
     else:
         history.append(rec)
     return rec
 
 
-def end_attempt(task: Task, at: float, outcome: str, error: ErrorSummary | None) -> None:
+def end_attempt(task: LiveTask, at: float, outcome: str, error: ErrorSummary | None) -> None:
     """Close the record of the task's current attempt (if it has one) with ``outcome``."""
     if task.state in HELD_STATES or task.history:
         rec = attempt_record(task) if task.state in HELD_STATES else task.history[-1]

@@ -24,7 +24,7 @@ from .book import (
     end_attempt,
 )
 from .events import Event, TaskCancelled, TaskReady, TaskRetried, TaskSkipped
-from .model import Task
+from .live import LiveTask
 from .records import stamp
 from .states import TERMINAL_STATES
 from .workflows import finish_workflows
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def after_terminal(book: Book, root: Task, now: float, out: list[Event]) -> None:
+def after_terminal(book: Book, root: LiveTask, now: float, out: list[Event]) -> None:
     """Release, skip or cancel the PENDING dependents of a task that just became terminal,
     transitively, without recursion."""
     stack = [root]
@@ -60,7 +60,8 @@ def after_terminal(book: Book, root: Task, now: float, out: list[Event]) -> None
             if child is None or child.state is not PENDING:
                 continue
             if pst is SUCCEEDED or book.resolves(pst, child):
-                nb = child.not_before
+                x = child.extra  # child.not_before, without the property call
+                nb = None if x is None else x.not_before
                 if c not in unresolved and (nb is None or nb <= now):
                     ev = TaskReady(at=now, id=c, attempt=child.attempt)
                     on_ready(book, ev)
@@ -81,7 +82,7 @@ def after_terminal(book: Book, root: Task, now: float, out: list[Event]) -> None
                 stack.append(child)
 
 
-def cancel_one(book: Book, task: Task, reason: str, now: float, out: list[Event]) -> None:
+def cancel_one(book: Book, task: LiveTask, reason: str, now: float, out: list[Event]) -> None:
     held = task.region if task.state in HELD_STATES else None
     book.emit(
         TaskCancelled(at=now, id=task.id, reason=reason, attempt=task.attempt, region=held),
@@ -176,7 +177,9 @@ def retry(book: Book, task_id: str, now: float) -> list[Event]:
 def on_ready(book: Book, ev: TaskReady) -> None:
     task = book.tasks[ev.id]
     task.attempt = ev.attempt
-    task.not_before = None
+    x = task.extra
+    if x is not None:  # task.not_before = None, without the property call
+        x.not_before = None
     old = task.state
     if old is not PENDING and old is not FAILED:
         book.move(task, READY, ev.at)

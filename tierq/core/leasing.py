@@ -21,7 +21,8 @@ from .book import ASSIGNED, CLASS, QUEUE, READY, SPEC, SUCCEEDED, Book
 from .breaker import BLOCKED, PROBE
 from .events import Event, RegionHeartbeat, TaskAssigned, TasksAssigned
 from .leases import RegionRecord
-from .model import LeasedTask, Task, TaskSpec, TaskState
+from .live import NO_HISTORY, LiveTask, TaskExtra
+from .model import LeasedTask, TaskSpec, TaskState
 from .placement import ClassKey
 from .pqueue import SCALE, SPAN
 from .records import stamp
@@ -74,11 +75,11 @@ def lease(
 
 def _pick(
     book: Book, rec: RegionRecord, slots: int, types: Collection[str] | None
-) -> tuple[list[Task], list[tuple[ClassKey, list[Task]]]]:
+) -> tuple[list[LiveTask], list[tuple[ClassKey, list[LiveTask]]]]:
     """Up to ``slots`` tasks for ``rec``, best first, and the runs they came in by class: a
     k-way merge of the heads of the classes it may take from."""
-    chosen: list[Task] = []
-    runs: list[tuple[ClassKey, list[Task]]] = []
+    chosen: list[LiveTask] = []
+    runs: list[tuple[ClassKey, list[LiveTask]]] = []
     heads, probing = _lease_heads(book, rec, types)
     placement = book.placement
     while heads and len(chosen) < slots:
@@ -104,12 +105,12 @@ def _pick(
     return chosen, runs
 
 
-def _hand_out(book: Book, picked: list[Task]) -> list[LeasedTask]:
+def _hand_out(book: Book, picked: list[LiveTask]) -> list[LeasedTask]:
     """What the region gets for each picked task."""
     # leased_task(), inlined for tasks without parents (nothing to look up or substitute).
     return [
         leased_task(book, task)
-        if task.parents
+        if (x := task.extra) is not None and x.parents
         else LeasedTask(
             id=task.id,
             attempt=task.attempt,
@@ -122,7 +123,7 @@ def _hand_out(book: Book, picked: list[Task]) -> list[LeasedTask]:
             labels=spec.labels,
             resource=spec.resource,
             queue=spec.queue,
-            workflow_id=task.workflow_id,
+            workflow_id=None if x is None else x.workflow_id,
             submitted_at=task.submitted_at,
         )
         for task in picked
@@ -185,7 +186,7 @@ def _parent_value(book: Book, parent_id: str) -> object:
     }
 
 
-def leased_task(book: Book, task: Task) -> LeasedTask:
+def leased_task(book: Book, task: LiveTask) -> LeasedTask:
     spec = task.spec
     args: list[object] = spec.args
     kwargs: dict[str, object] = spec.kwargs
@@ -271,8 +272,8 @@ def on_tasks_assigned(book: Book, ev: TasksAssigned) -> None:
 def assign_batch(
     book: Book,
     ev: TasksAssigned,
-    picked: list[Task],
-    runs: list[tuple[ClassKey, list[Task]]] | None = None,
+    picked: list[LiveTask],
+    runs: list[tuple[ClassKey, list[LiveTask]]] | None = None,
 ) -> None:
     """Apply ``ev`` to ``picked``, its tasks in order. A replay looks them up; a lease
     passes the records it took from the queues, grouped in ``runs`` by class, which also
@@ -300,7 +301,7 @@ def assign_batch(
         placement.queue(first).dropped(len(ids))
         rn[first[0]] -= len(ids)
     else:
-        groups: dict[ClassKey, list[Task]] = {}
+        groups: dict[ClassKey, list[LiveTask]] = {}
         for key, task in zip(classes, picked, strict=True):
             group = groups.get(key)
             if group is None:
@@ -313,28 +314,40 @@ def assign_batch(
     _assign_rest(book, ev, picked, specs)
 
 
-def _assign_rest(book: Book, ev: TasksAssigned, picked: list[Task], specs: list[TaskSpec]) -> None:
+def _assign_rest(
+    book: Book, ev: TasksAssigned, picked: list[LiveTask], specs: list[TaskSpec]
+) -> None:
     """``assign_batch`` once the tasks have left their queues."""
     at = ev.at
     region = ev.region
     done = len(picked)
     _unwait_batch(book, specs, picked)
+    no_history = NO_HISTORY
     # The attempt's record is made when first needed (see book.attempt_record).
     for task in picked:
         task.ready_key = None
-        task.region = region
         task.state = ASSIGNED
-        # stamp(), inlined: a task READY since submission gets its first dict here, which
-        # is cheaper than writing to one made at submit and gone cold since.
-        ts = task.timestamps
+        # The fields of ``extra`` without the properties, and stamp() inlined: a task READY
+        # since submission gets its extra record and first dict here, which is cheaper than
+        # writing to ones made at submit and gone cold since.
+        x = task.extra
+        if x is None:
+            task.extra = TaskExtra(
+                region=region,
+                timestamps={"ready": task.submitted_at, "assigned": at},
+                history=no_history,
+            )
+            continue
+        x.region = region
+        ts = x.timestamps
         if ts:
             ts["assigned"] = at
         else:
-            task.timestamps = {"ready": task.submitted_at, "assigned": at}
-        if task.worker is not None or task.progress:
-            task.worker = None
-            task.progress = 0.0
-            task.progress_message = None
+            x.timestamps = {"ready": task.submitted_at, "assigned": at}
+        if x.worker is not None or x.progress:
+            x.worker = None
+            x.progress = 0.0
+            x.progress_message = None
     book.regions.hold_all(region, ev.ids)
     by_state = book.by_state
     by_state[READY] -= done
@@ -342,7 +355,7 @@ def _assign_rest(book: Book, ev: TasksAssigned, picked: list[Task], specs: list[
     book.waiting -= done
 
 
-def _unwait_batch(book: Book, specs: list[TaskSpec], picked: list[Task]) -> None:
+def _unwait_batch(book: Book, specs: list[TaskSpec], picked: list[LiveTask]) -> None:
     """Take a batch of READY tasks off the per-queue and per-band waiting counters."""
     done = len(picked)
     wq = book.waiting_by_queue
@@ -355,7 +368,7 @@ def _unwait_batch(book: Book, specs: list[TaskSpec], picked: list[Task]) -> None
     book.count_bands(picked, -1)
 
 
-def _assign_each(book: Book, ev: TasksAssigned, picked: list[Task], probes: bool) -> None:
+def _assign_each(book: Book, ev: TasksAssigned, picked: list[LiveTask], probes: bool) -> None:
     """``on_tasks_assigned`` task by task: checks each transition, claims probes."""
     at = ev.at
     region = ev.region

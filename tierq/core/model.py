@@ -15,8 +15,10 @@ import enum
 
 import msgspec
 
-#: Bumped whenever a struct below changes incompatibly; stored in snapshots and log headers.
-SCHEMA_VERSION = 1
+#: Bumped whenever a struct below or the snapshot format changes incompatibly; stored in
+#: snapshots. 2: snapshots hold the scheduler's ``LiveTask`` records (``live.py``), not ``Task``;
+#: a snapshot of schema 1 is still read.
+SCHEMA_VERSION = 2
 
 #: Priorities are integers; higher runs first.
 PRIORITY_MIN = -1000
@@ -209,7 +211,8 @@ class LeasedTask(msgspec.Struct, gc=False, frozen=True, kw_only=True, omit_defau
 
 
 class Task(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
-    """The live record of a task as the master tracks it."""
+    """A task as queries, the API and the SDK see it. The master keeps a slimmer record of
+    the same fields (``live.LiveTask``) and builds this one for each query."""
 
     id: str
     spec: TaskSpec
@@ -239,8 +242,8 @@ class Task(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
     timestamps: dict[str, float] = {}
     #: One entry per attempt: (attempt, started_at, ended_at, outcome, worker).
     history: list[AttemptRecord] = []
-    #: While READY: the task's key in its ready queue (smaller is taken first; see readyq.py).
-    #: None otherwise. Scheduler bookkeeping: the copies that queries return leave it out.
+    #: Scheduler bookkeeping (the ready queue token of a READY task, see readyq.py); queries
+    #: leave it out. Kept so the wire shape stays the same.
     ready_key: int | None = None
 
 

@@ -38,7 +38,8 @@ from .events import (
     TaskStarted,
     TaskSucceeded,
 )
-from .model import ErrorSummary, FailurePolicy, Outcome, OutcomeKind, Progress, Started, Task
+from .live import LiveTask
+from .model import ErrorSummary, FailurePolicy, Outcome, OutcomeKind, Progress, Started
 from .records import stamp
 from .retry import backoff_delay, retry_decision
 from .states import TERMINAL_STATES, check_transition
@@ -190,7 +191,12 @@ def report(book: Book, outcomes: Sequence[Outcome], now: float) -> list[Event]:
 
 
 def fail(
-    book: Book, task: Task, error: ErrorSummary, worker: str | None, now: float, out: list[Event]
+    book: Book,
+    task: LiveTask,
+    error: ErrorSummary,
+    worker: str | None,
+    now: float,
+    out: list[Event],
 ) -> None:
     """End the current attempt as failed (or lost): retry, or dead-letter and cascade."""
     policy = task.spec.retry
@@ -231,7 +237,7 @@ def fail(
     after_terminal(book, task, now, out)
 
 
-def _check_breakers(book: Book, task: Task, failed: bool, now: float, out: list[Event]) -> None:
+def _check_breakers(book: Book, task: LiveTask, failed: bool, now: float, out: list[Event]) -> None:
     """Open or close the breakers this outcome decides (see ``BreakerBoard.verdicts``)."""
     spec = task.spec
     board = book.breakers
@@ -276,22 +282,26 @@ def on_succeeded(book: Book, ev: TaskSucceeded) -> None:
     if old is not ASSIGNED and old is not RUNNING:
         check_transition(task.id, old, SUCCEEDED)
     at = ev.at
-    task.result = ev.result
+    # A held task has its extra record (the assignment set its region): its fields directly,
+    # not through the properties (this runs once per finished task).
+    x = task.more()
+    x.result = ev.result
     if ev.worker is not None:
-        task.worker = ev.worker
-    task.progress = 1.0
+        x.worker = ev.worker
+    x.progress = 1.0
     rec = attempt_record(task)
     if rec.ended_at is None:
         rec.ended_at = at
         rec.outcome = "succeeded"
     spec = task.spec
-    book.breakers.record(task.region, spec.name, spec.resource, False)
+    region = x.region
+    book.breakers.record(region, spec.name, spec.resource, False)
     book.totals.succeeded += 1
     # Book.leave(held) + Book.enter(SUCCEEDED), inlined.
     by_state = book.by_state
     by_state[old] -= 1
     by_state[SUCCEEDED] += 1
-    book.regions.release(task.region, task.id)
+    book.regions.release(region, task.id)
     task.state = SUCCEEDED
     stamp(task, "succeeded", at)
     book.entered_terminal(task, SUCCEEDED, at)
@@ -308,7 +318,7 @@ def _neutral(error: ErrorSummary) -> bool:
     return error.lost or error.permanent
 
 
-def handed_back(task: Task, error: ErrorSummary) -> bool:
+def handed_back(task: LiveTask, error: ErrorSummary) -> bool:
     """A task a region gave back before any worker started it: the attempt is not spent (a
     task with ``max_attempts=1`` is not lost because its worker pool restarted)."""
     return error.lost and error.type == HANDED_BACK and task.state is ASSIGNED

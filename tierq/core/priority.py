@@ -12,7 +12,8 @@ from operator import itemgetter
 from ..errors import ConflictError
 from .book import READY, Book
 from .events import Event, TaskDeadlineBoosted, TaskReprioritized
-from .model import PRIORITY_MAX, PRIORITY_MIN, Task
+from .live import LiveTask
+from .model import PRIORITY_MAX, PRIORITY_MIN
 from .placement import PlacementIndex
 from .records import ready_at
 from .states import TERMINAL_STATES, WAITING_STATES, band
@@ -63,7 +64,7 @@ def on_boosted(book: Book, ev: TaskDeadlineBoosted) -> None:
     _rekey(book, task)
 
 
-def _rekey(book: Book, task: Task) -> None:
+def _rekey(book: Book, task: LiveTask) -> None:
     if task.state is READY:
         book.placement.queue_of(task.spec).update(task, task.priority + task.boost, ready_at(task))
 

@@ -16,6 +16,11 @@ entries are skipped when met and dropped when they outnumber live ones), and a l
 records straight from the queue, with no id lookups. A batch is checked with one C-level
 ``map`` and one list comparison.
 
+Without aging a level holds one priority ``p``, so its keys and tokens grow together (both with
+``seq``): the tokens order the level, and it stores no keys (a key is ``(tok >> 16) - p * 2**60``
+when one is asked for, and a bound is turned into the level's token space). That saves an int
+and a list slot per queued task, about 40 bytes. With aging (below) the keys are stored.
+
 An entry that arrives out of order for its level (a re-key keeps the task's ``seq``, so it is
 older than the level's tail) goes to the level's small ``late`` list, appended unsorted and
 sorted (descending, so the smallest pops off the end) only when the level is read: a re-key
@@ -32,7 +37,7 @@ from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
 
-from .model import Task
+from .live import LiveTask
 from .pqueue import SCALE, SPAN, QueueStatistics, make_key
 
 __all__ = ["ReadyQueue", "token"]
@@ -40,14 +45,18 @@ __all__ = ["ReadyQueue", "token"]
 #: ``key >> _LEVEL_SHIFT`` is the key's priority part: one level per distinct priority.
 _LEVEL_SHIFT = SPAN.bit_length() - 1
 _UNIT = SCALE * SPAN
+#: Without aging, the level of priority ``p`` is ``-p << _PRIO_SHIFT`` (``key >> _LEVEL_SHIFT``
+#: for a key of that priority and any ``seq < SPAN``).
+_PRIO_SHIFT = _UNIT.bit_length() - 1 - _LEVEL_SHIFT
 _COMPACT_SLACK = 64
 #: A level's lists drop their consumed prefix once the head has moved this far (and past half).
 _TRIM_AT = 4096
 _READY_KEY = attrgetter("ready_key")
 
-#: An out-of-order entry: (key, n, token, task). Keys may repeat (a re-key back to an earlier
-#: priority), so ``n``, unique per entry, breaks ties and Task itself is never compared.
-_Late = tuple[int, int, int, Task]
+#: An out-of-order entry: (its level's order value, n, token, task): the key with aging, the
+#: token without (see _Level). They may repeat (a re-key back to an earlier priority), so
+#: ``n``, unique per entry, breaks ties and a task itself is never compared.
+_Late = tuple[int, int, int, LiveTask]
 
 
 def token(seq: int, priority: int) -> int:
@@ -58,17 +67,41 @@ def token(seq: int, priority: int) -> int:
 class _Level:
     """One priority's entries: ``keys[head:]`` ascending with their tokens in ``toks`` and
     tasks in ``tasks``, plus the entries that arrived out of order in ``late`` (sorted in
-    descending order unless ``dirty``; see ``_late``)."""
+    descending order unless ``dirty``; see ``_late``).
 
-    __slots__ = ("dirty", "head", "keys", "late", "tasks", "toks")
+    Without aging (``prio`` is the level's priority) ``keys`` *is* ``toks``: the level is
+    ordered in token space, and ``key``/``bound`` convert from and to the queue's keys. With
+    aging (``prio`` None) ``keys`` holds the keys."""
 
-    def __init__(self) -> None:
-        self.keys: list[int] = []
+    __slots__ = ("dirty", "head", "keys", "late", "prio", "tasks", "toks")
+
+    def __init__(self, prio: int | None) -> None:
+        self.prio = prio
         self.toks: list[int] = []
-        self.tasks: list[Task] = []
+        self.keys: list[int] = [] if prio is None else self.toks
+        self.tasks: list[LiveTask] = []
         self.head = 0
         self.late: list[_Late] = []
         self.dirty = False
+
+    def key(self, k: int) -> int:
+        """The queue key of the level's order value ``k``."""
+        p = self.prio
+        return k if p is None else (k >> 16) - p * _UNIT
+
+    def bound(self, key: int) -> int:
+        """The level's order value for a queue key: ``k <= bound(key)`` iff its key is."""
+        p = self.prio
+        return key if p is None else (key + p * _UNIT) << 16 | p & 0xFFFF
+
+    def trim(self) -> None:
+        """Drop the consumed prefix of the lists."""
+        h = self.head
+        if self.keys is not self.toks:
+            del self.keys[:h]
+        del self.toks[:h]
+        del self.tasks[:h]
+        self.head = 0
 
 
 class ReadyQueue:
@@ -119,13 +152,13 @@ class ReadyQueue:
 
     # ------------------------------------------------------------------ adding
 
-    def push(self, task: Task, priority: int, enqueued_at: float, seq: int) -> int:
+    def push(self, task: LiveTask, priority: int, enqueued_at: float, seq: int) -> int:
         """Queue ``task`` (not queued now) with its effective priority; returns its key."""
         key = make_key(priority, enqueued_at, seq, self._rate)
         self.push_key(task, key, token(seq, priority))
         return key
 
-    def push_key(self, task: Task, key: int, tok: int) -> None:
+    def push_key(self, task: LiveTask, key: int, tok: int) -> None:
         """Queue ``task`` (not queued now) under a key and token the caller made with
         ``make_key`` and ``token``: the scheduler's submit path, without the calls."""
         task.ready_key = tok
@@ -133,52 +166,58 @@ class ReadyQueue:
         self._size += 1
         self._pushes += 1
 
-    def push_new(self, tasks: list[Task], seqs: list[int]) -> None:
+    def push_new(self, tasks: list[LiveTask], seqs: list[int]) -> None:
         """Queue new tasks (none queued, no boost yet) at their priority with these sequence
         numbers: ``push`` for a submitted batch, in one loop. Non-aging queues only."""
         assert not self._aging, "an aging queue needs enqueue times: use push"
         levels = self._levels
         order = self._order
-        unit = _UNIT
-        shift = _LEVEL_SHIFT
+        shift = _PRIO_SHIFT
         # _store(), inlined: this loop runs once per submitted task.
         for task, seq in zip(tasks, seqs, strict=True):
             p = task.priority
-            key = seq - p * unit
             tok = seq << 16 | p & 0xFFFF
             task.ready_key = tok
-            level = levels.get(key >> shift)
+            level_no = -p << shift
+            level = levels.get(level_no)
             if level is None:
-                level = levels[key >> shift] = _Level()
-                heappush(order, key >> shift)
-            keys = level.keys
-            if not keys or key > keys[-1]:
-                keys.append(key)
-                level.toks.append(tok)
+                level = levels[level_no] = _Level(p)
+                heappush(order, level_no)
+            toks = level.toks
+            if not toks or tok > toks[-1]:
+                toks.append(tok)
                 level.tasks.append(task)
             else:
                 self._late_n += 1
-                level.late.append((key, self._late_n, tok, task))
+                level.late.append((tok, self._late_n, tok, task))
                 level.dirty = True
         n = len(tasks)
         self._size += n
         self._pushes += n
         self._physical += n
 
-    def _store(self, task: Task, key: int, tok: int) -> None:
-        level_no = 0 if self._aging else key >> _LEVEL_SHIFT
+    def _store(self, task: LiveTask, key: int, tok: int) -> None:
+        if self._aging:
+            level_no = 0
+            k = key
+        else:
+            level_no = key >> _LEVEL_SHIFT
+            k = tok  # the level's order (see _Level)
         level = self._levels.get(level_no)
         if level is None:
-            level = self._levels[level_no] = _Level()
+            prio = None if self._aging else -(level_no >> _PRIO_SHIFT)
+            level = self._levels[level_no] = _Level(prio)
             heappush(self._order, level_no)
         keys = level.keys
-        if not keys or key > keys[-1]:
-            keys.append(key)
-            level.toks.append(tok)
+        toks = level.toks
+        if not keys or k > keys[-1]:
+            if keys is not toks:
+                keys.append(k)
+            toks.append(tok)
             level.tasks.append(task)
         else:
             self._late_n += 1
-            level.late.append((key, self._late_n, tok, task))
+            level.late.append((k, self._late_n, tok, task))
             level.dirty = True
         self._physical += 1
 
@@ -212,7 +251,7 @@ class ReadyQueue:
             dropped += 1
         level.head = h
         self._physical -= dropped
-        return found
+        return None if found is None else level.key(found)
 
     def head_key(self) -> int | None:
         """The key that would be taken next, or None; drops stale entries on the way."""
@@ -225,7 +264,7 @@ class ReadyQueue:
             del levels[heappop(order)]
         return None
 
-    def take(self, limit: int, bound: int | None = None) -> list[Task]:
+    def take(self, limit: int, bound: int | None = None) -> list[LiveTask]:
         """The next ``limit`` tasks (only keys ``<= bound``), best first, off the levels.
 
         They stay queued (counted, ``ready_key`` set) until ``remove_many``: the scheduler
@@ -234,25 +273,23 @@ class ReadyQueue:
         """
         order = self._order
         levels = self._levels
-        out: list[Task] = []
+        out: list[LiveTask] = []
         last: int | None = None
         at_bound = False
         while order and len(out) < limit and not at_bound:
             level = levels[order[0]]
+            lb = None if bound is None else level.bound(bound)
             if level.late:
-                at_bound, last = self._take_merged(level, limit, bound, out, last)
+                at_bound, last = self._take_merged(level, limit, lb, out, last)
             else:
-                at_bound = self._take_run(level, limit, bound, out)
+                at_bound = self._take_run(level, limit, lb, out)
             if level.head >= len(level.keys) and not level.late:
                 del levels[heappop(order)]
             elif level.head > _TRIM_AT and 2 * level.head > len(level.keys):
-                h = level.head
-                del level.keys[:h]
-                del level.toks[:h]
-                del level.tasks[:h]
-                level.head = 0
+                level.trim()
         # Drop further copies of the last key taken, so a later ``take`` before the removal
-        # cannot return its task again. (Copies only arise through ``late``.)
+        # cannot return its task again. (Copies only arise through ``late``; ``last`` is in
+        # its level's order, and orders of different levels never share a value.)
         if last is not None and order:
             level = levels[order[0]]
             late = _late(level)
@@ -265,9 +302,10 @@ class ReadyQueue:
                 self._physical -= 1
         return out
 
-    def _take_run(self, level: _Level, limit: int, bound: int | None, out: list[Task]) -> bool:
+    def _take_run(self, level: _Level, limit: int, bound: int | None, out: list[LiveTask]) -> bool:
         """``take`` from a level with nothing out of order: slices of its lists, checked with
-        one C-level map (the common case). Returns whether ``bound`` stopped it."""
+        one C-level map (the common case). ``bound`` is in the level's order (``_Level.bound``).
+        Returns whether it stopped the run."""
         keys = level.keys
         h = level.head
         end = min(len(keys), h + limit - len(out))
@@ -287,7 +325,7 @@ class ReadyQueue:
         return at_bound
 
     def _take_merged(
-        self, level: _Level, limit: int, bound: int | None, out: list[Task], last: int | None
+        self, level: _Level, limit: int, bound: int | None, out: list[LiveTask], last: int | None
     ) -> tuple[bool, int | None]:
         """``take`` from a level whose ``late`` heap is not empty: merge it with the list one
         entry at a time. Returns whether ``bound`` stopped it, and the last key taken."""
@@ -328,7 +366,7 @@ class ReadyQueue:
 
     # ---------------------------------------------------------------- removing
 
-    def remove(self, task: Task) -> None:
+    def remove(self, task: LiveTask) -> None:
         """Take ``task`` (queued here) out; its entry goes stale."""
         task.ready_key = None
         self._size -= 1
@@ -336,7 +374,7 @@ class ReadyQueue:
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
 
-    def remove_many(self, tasks: list[Task]) -> None:
+    def remove_many(self, tasks: list[LiveTask]) -> None:
         """``remove`` for a batch (a lease's)."""
         for task in tasks:
             task.ready_key = None
@@ -353,7 +391,7 @@ class ReadyQueue:
         if self._physical > 2 * self._size + _COMPACT_SLACK:
             self._rebuild()
 
-    def update(self, task: Task, priority: int, enqueued_at: float) -> None:
+    def update(self, task: LiveTask, priority: int, enqueued_at: float) -> None:
         """Re-key ``task`` (queued here); it keeps its ``seq``, so its place among equals."""
         old = task.ready_key
         assert old is not None, f"task {task.id} is not queued"
@@ -373,10 +411,12 @@ class ReadyQueue:
 
     # ----------------------------------------------------------------- queries
 
-    def _live(self) -> Iterator[tuple[int, int, Task]]:
+    def _live(self) -> Iterator[tuple[int, int, LiveTask]]:
         """(key, token, task) of every stored live entry, once each, level by level."""
         for level in self._levels.values():
-            yield from _live_entries(level)
+            key = level.key
+            for k, tok, task in _live_entries(level):
+                yield key(k), tok, task
 
     def entries(self) -> Iterator[tuple[str, int]]:
         """(task id, seq) of the queued tasks, in no particular order."""
@@ -410,17 +450,17 @@ class ReadyQueue:
             if not old.late and list(map(_READY_KEY, tasks)) == toks:
                 if not tasks:
                     continue
-                level = _Level()
-                level.keys = old.keys[h:]
+                level = _Level(old.prio)
                 level.toks = toks
+                level.keys = toks if old.prio is not None else old.keys[h:]
                 level.tasks = tasks
             else:
                 live = _live_entries(old)
                 if not live:
                     continue
-                level = _Level()
-                level.keys = [e[0] for e in live]
+                level = _Level(old.prio)
                 level.toks = [e[1] for e in live]
+                level.keys = level.toks if old.prio is not None else [e[0] for e in live]
                 level.tasks = [e[2] for e in live]
             levels[level_no] = level
             physical += len(level.keys)
@@ -439,9 +479,9 @@ def _late(level: _Level) -> list[_Late]:
     return level.late
 
 
-def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:
-    """The level's live (key, token, task) entries in key order, one copy each (copies of an
-    entry share its key, which holds the task's unique ``seq``)."""
+def _live_entries(level: _Level) -> list[tuple[int, int, LiveTask]]:
+    """The level's live (order value, token, task) entries in order, one copy each (copies
+    of an entry share its key, which holds the task's unique ``seq``; see ``_Level``)."""
     h = level.head
     entries = [
         (key, tok, task)
@@ -455,5 +495,5 @@ def _live_entries(level: _Level) -> list[tuple[int, int, Task]]:
     return entries
 
 
-def _first_of(item: tuple[int, int, Task]) -> int:
+def _first_of(item: tuple[int, int, LiveTask]) -> int:
     return item[0]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
+from typing import Generic, TypeVar
 
 import msgspec
 
 from .admission import AdmissionStatistics
 from .breaker import BreakerState, BreakerStatistics
-from .model import AttemptRecord, FailurePolicy, RegionInfo, Task, TaskState
+from .live import LiveTask
+from .model import AttemptRecord, FailurePolicy, RegionInfo, TaskState
 from .pqueue import QueueStatistics
 from .schedule_records import ScheduleRecord
 from .settings import Settings
@@ -219,7 +221,11 @@ class BreakerSnapshot(msgspec.Struct, kw_only=True):
     probe: str | None
 
 
-class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
+#: What a snapshot's ``tasks`` holds: chunks of ``LiveTask`` since schema 2, ``Task`` in 1.
+TaskRecord = TypeVar("TaskRecord")
+
+
+class Snapshot(msgspec.Struct, Generic[TaskRecord], kw_only=True, omit_defaults=True):
     """Everything needed to continue from a point in the log, in a canonical order."""
 
     schema_version: int
@@ -229,9 +235,12 @@ class Snapshot(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: Next FIFO sequence number of the ready queue.
     seq: int
     totals: Totals
-    tasks: list[Task]
-    #: READY tasks as (id, seq), in seq order.
-    queue: list[tuple[str, int]]
+    #: Schema 2: the ``LiveTask`` records in chunks (lists of ``snapshots.CHUNK``), so a
+    #: restore decodes them a chunk at a time; schema 1: the ``Task`` records.
+    tasks: list[TaskRecord]
+    #: Schema 1 only: READY tasks as (id, seq), in seq order. Schema 2 leaves it empty: a
+    #: READY task's ``ready_key`` holds its seq.
+    queue: list[tuple[str, int]] = []
     workflows: list[WorkflowRecord]
     regions: list[RegionSnapshot]
     breakers: list[BreakerSnapshot]
@@ -314,7 +323,7 @@ class SchedulerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     totals: Totals
 
 
-def stamp(task: Task, state: str, at: float) -> None:
+def stamp(task: LiveTask, state: str, at: float) -> None:
     """Record that ``task`` entered ``state`` at ``at``.
 
     A task submitted straight into READY starts with an empty ``timestamps`` (a shared one):
@@ -322,25 +331,25 @@ def stamp(task: Task, state: str, at: float) -> None:
     which a lease reaches while the task's record is in the cache, instead of at submit, after
     which a million-task queue lets it go cold. So an empty dict is never written to.
     """
-    ts = task.timestamps
-    if ts:
-        ts[state] = at
+    x = task.extra  # the timestamps without the property call: this runs per transition
+    if x is not None and x.timestamps:
+        x.timestamps[state] = at
     else:
         task.timestamps = {"ready": task.submitted_at, state: at}
 
 
-def stamps(task: Task) -> dict[str, float]:
+def stamps(task: LiveTask) -> dict[str, float]:
     """A copy of the task's timestamps with the implied "ready" of ``stamp`` filled in."""
     ts = task.timestamps
     return dict(ts) if ts else {"ready": task.submitted_at}
 
 
-def ready_at(task: Task) -> float:
+def ready_at(task: LiveTask) -> float:
     """When the READY task became READY (its enqueue time for an aging queue)."""
     return task.timestamps.get("ready", task.submitted_at)
 
 
-def assignment_record(task: Task) -> AttemptRecord:
+def assignment_record(task: LiveTask) -> AttemptRecord:
     """A new record of the task's current assignment (the scheduler makes it lazily)."""
     return AttemptRecord(
         attempt=task.attempt, region=task.region, assigned_at=task.timestamps.get("assigned")

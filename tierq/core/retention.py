@@ -11,7 +11,7 @@ from heapq import heappop
 
 from .book import SV, Book
 from .events import Event, TasksEvicted
-from .model import Task
+from .live import LiveTask
 from .states import TERMINAL_STATES
 
 __all__ = ["evict", "on_evicted"]
@@ -19,7 +19,7 @@ __all__ = ["evict", "on_evicted"]
 _EVICT_BATCH = 10_000
 
 
-def _evictable(book: Book, task: Task, now: float, gone: set[str]) -> bool:
+def _evictable(book: Book, task: LiveTask, now: float, gone: set[str]) -> bool:
     """Terminal for ``retention_seconds``, its workflow (if any) finished as long ago, and
     every dependent already evicted (a dependent may still need its result)."""
     if task.state not in TERMINAL_STATES:

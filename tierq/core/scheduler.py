@@ -6,8 +6,8 @@ then builds events one at a time and applies each before deciding the next, and 
 construction (temporal's replayer works the same way).
 
 This module is the front: it holds the scheduler's ``Book`` (``book.py``), owns the handler
-table that ``apply`` dispatches on, the snapshot codec, and the clock (``tick``). The commands
-and the handlers live with their concept:
+table that ``apply`` dispatches on, and the clock (``tick``). The commands and the handlers
+live with their concept:
 
     submission   submit, task_submitted
     workflows    submit_workflow, workflow_submitted / workflow_finished
@@ -18,17 +18,14 @@ and the handlers live with their concept:
     regions      register_region, region_heartbeat, region_registered / _heartbeat / _expired
     retention    eviction, tasks_evicted
 
-Queries and statistics are in ``scheduler_queries.py``.
+Queries and statistics are in ``scheduler_queries.py``, the snapshot codec in ``snapshots.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Sequence
-from operator import itemgetter
+from collections.abc import Collection, Sequence
 from typing import cast
-
-import msgspec
 
 from ..errors import InvalidRequestError
 from . import (
@@ -40,13 +37,14 @@ from . import (
     regions,
     retention,
     schedules,
+    snapshots,
     submission,
     waiting,
     workflows,
 )
 from . import scheduler_queries as _q
 from .admission import AdmissionStatistics
-from .book import HELD_STATES, Book, Handler, share_restored
+from .book import Book, Handler
 from .events import (
     BreakerClosed,
     BreakerHalfOpen,
@@ -84,11 +82,9 @@ from .events import (
     WorkflowFinished,
     WorkflowSubmitted,
 )
-from .ids import IdGenerator
 from .intake import IntakeItem
 from .leases import RegionView
 from .model import (
-    SCHEMA_VERSION,
     LeasedTask,
     Outcome,
     Progress,
@@ -100,13 +96,9 @@ from .model import (
     WorkflowSpec,
 )
 from .records import (
-    BreakerSnapshot,
-    RegionSnapshot,
     SchedulerStatistics,
-    Snapshot,
     WorkflowSummary,
     WorkflowView,
-    ready_at,
 )
 from .retry import RandomSource
 from .schedule_front import ScheduleCommands
@@ -396,14 +388,14 @@ class SchedulerState:
 
     def snapshot(self) -> bytes:
         """The logical state as MessagePack (SCHEMA_VERSION inside); see ``restore``."""
-        return _encode_snapshot(self._book)
+        return snapshots.encode_snapshot(self._book)
 
     @classmethod
     def restore(cls, data: bytes, rng: RandomSource) -> SchedulerState:
         """Rebuild a state from ``snapshot()`` bytes; the queue pops in exactly the same order."""
-        snap = _decode_snapshot(data)
+        snap = snapshots.decode_snapshot(data)
         state = cls(snap.settings, rng)
-        _restore_book(state._book, snap)
+        snapshots.restore_book(state._book, snap)
         return state
 
     def fingerprint(self) -> str:
@@ -479,91 +471,3 @@ _HANDLERS: dict[type, Handler] = {
     ScheduleResumed: cast("Handler", schedules.on_resumed),
     ScheduleFired: cast("Handler", schedules.on_fired),
 }
-
-
-# ------------------------------------------------------------------ snapshots
-
-_encoder = msgspec.msgpack.Encoder()
-_QUEUE_SEQ = cast("Callable[[tuple[str, int]], int]", itemgetter(1))
-
-
-def _encode_snapshot(book: Book) -> bytes:
-    queue: list[tuple[str, int]] = []
-    for _, q in book.placement.items():
-        queue.extend(q.entries())
-    queue.sort(key=_QUEUE_SEQ)
-    snap = Snapshot(
-        schema_version=SCHEMA_VERSION,
-        settings=book.settings,
-        id_last_ms=book.ids.last_ms,
-        id_counter=book.ids.counter,
-        seq=book.seq,
-        totals=book.totals,
-        tasks=list(book.tasks.values()),
-        queue=queue,
-        workflows=book.workflows.records(),
-        regions=[
-            RegionSnapshot(info=r.info, expires_at=r.expires_at, last_renewed=r.last_renewed)
-            for r in book.regions.records()
-        ],
-        breakers=[
-            BreakerSnapshot(
-                scope=k[0],
-                region=k[1],
-                name=k[2],
-                state=b.state,
-                window=list(b.window),
-                opened_at=b.opened_at,
-                probe=b.probe,
-            )
-            for k, b in book.breakers.items()
-        ],
-        intake_seq=book.intake_seq,
-        schedules=book.schedules.records(),
-    )
-    return _encoder.encode(snap)
-
-
-def _decode_snapshot(data: bytes) -> Snapshot:
-    try:
-        snap = msgspec.msgpack.decode(data, type=Snapshot)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequestError(f"snapshot: cannot decode: {exc}", field="snapshot") from exc
-    if snap.schema_version != SCHEMA_VERSION:
-        raise InvalidRequestError(
-            f"snapshot: schema version {snap.schema_version}, this build reads {SCHEMA_VERSION}",
-            field="schema_version",
-        )
-    return snap
-
-
-def _restore_book(book: Book, snap: Snapshot) -> None:
-    """Fill a new book from a snapshot: the records, then every index derived from them."""
-    book.ids = IdGenerator(last_ms=snap.id_last_ms, counter=snap.id_counter)
-    book.totals = snap.totals
-    book.workflows.restore(snap.workflows)
-    tasks = book.tasks
-    for task in snap.tasks:
-        share_restored(task)
-        tasks[task.id] = task
-        book.order.append(task.id)
-    # Creation order; client-made ids (durable intake) may have come in out of it.
-    book.order.sort()
-    book.intake_seq = snap.intake_seq
-    book.schedules.restore(snap.schedules)
-    book.rebuild_indexes()
-    for tid, seq in snap.queue:
-        task = tasks[tid]
-        spec = task.spec
-        key = (spec.name, spec.region, spec.labels, spec.resource)
-        book.placement.queue(key).push(task, task.priority + task.boost, ready_at(task), seq)
-        book.ready_by_name[spec.name] = book.ready_by_name.get(spec.name, 0) + 1
-    book.seq = snap.seq
-    lease = snap.settings.region_lease_seconds
-    for r in snap.regions:
-        book.regions.restore(r.info, r.last_renewed, r.expires_at, lease)
-    for task in tasks.values():
-        if task.state in HELD_STATES and task.region in book.regions:
-            book.regions.hold(task.region, task.id)
-    for b in snap.breakers:
-        book.breakers.restore((b.scope, b.region, b.name), b.state, b.window, b.opened_at, b.probe)

@@ -16,6 +16,7 @@ from .admission import AdmissionLevel, AdmissionStatistics, admission_level
 from .book import Book
 from .dag import topological_levels
 from .leases import RegionView
+from .live import LiveTask, to_task
 from .model import Task, TaskState
 from .pqueue import QueueStatistics
 from .records import (
@@ -34,13 +35,13 @@ MAX_SCAN = 100_000
 _HELD = (TaskState.ASSIGNED, TaskState.RUNNING)
 
 
-def copy_task(task: Task) -> Task:
-    """A copy callers may keep or change without touching the scheduler's record."""
+def copy_task(task: LiveTask) -> Task:
+    """The full ``Task`` of a record, which callers may keep or change without touching it."""
     history = [msgspec.structs.replace(h) for h in task.history]
     if task.state in _HELD and not (history and history[-1].attempt == task.attempt):
         # The scheduler makes the current attempt's record on first need; show it anyway.
         history.append(assignment_record(task))
-    return msgspec.structs.replace(task, ready_key=None, timestamps=stamps(task), history=history)
+    return to_task(task, stamps(task), history)
 
 
 def list_tasks(
@@ -94,7 +95,7 @@ def list_tasks(
 
 
 def _matches(
-    task: Task, state: TaskState | None, name: str | None, queue: str | None, region: str | None
+    task: LiveTask, state: TaskState | None, name: str | None, queue: str | None, region: str | None
 ) -> bool:
     spec = task.spec
     return (

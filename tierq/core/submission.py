@@ -22,8 +22,6 @@ from .book import (
     CLASS,
     DEAD,
     NAME,
-    NO_HISTORY,
-    NO_STAMPS,
     PENDING,
     PRIORITY,
     PRIORITY_UNIT,
@@ -39,7 +37,8 @@ from .book import (
 )
 from .declared import with_declared
 from .events import Event, TaskSubmitted
-from .model import Task, TaskSpec
+from .live import NO_HISTORY, NO_STAMPS, LiveTask, TaskExtra
+from .model import TaskSpec
 from .placement import ClassKey
 from .states import band, check_transition
 from .validate import RESULT_REF, check_specs, result_refs
@@ -264,19 +263,21 @@ def on_submitted(book: Book, ev: TaskSubmitted) -> None:
         ids.observe(tid)
     priority = spec.priority
     share_spec(spec)
-    task = Task(
-        id=tid,
-        spec=spec,
-        state=state,
-        submitted_at=at,
-        workflow_id=ev.workflow_id,
-        parents=ev.parents,
-        priority=priority,
-        not_before=ev.not_before,
-        # READY at submission: the "ready" time is submitted_at (see records.stamp).
-        timestamps=NO_STAMPS if state is READY else {SV[state]: at},
-        history=NO_HISTORY,
-    )
+    task = LiveTask(id=tid, spec=spec, state=state, submitted_at=at, priority=priority)
+    wf_id = ev.workflow_id
+    parents = ev.parents
+    not_before = ev.not_before
+    # The extra record only when one of its fields is not at its default (what the setters
+    # would do, in one constructor call). READY at submission: the "ready" time is
+    # submitted_at (see records.stamp).
+    if wf_id is not None or parents or not_before is not None or state is not READY:
+        task.extra = TaskExtra(
+            workflow_id=wf_id,
+            parents=parents,
+            not_before=not_before,
+            timestamps=NO_STAMPS if state is READY else {SV[state]: at},
+            history=NO_HISTORY,
+        )
     book.tasks[tid] = task
     order = book.order
     if not order or tid > order[-1]:
@@ -327,10 +328,8 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
     order = book.order
     order_append = order.append
     newest = order[-1] if order else ""
-    no_history = NO_HISTORY
-    no_stamps = NO_STAMPS
     share = share_spec
-    plain: list[Task] = []
+    plain: list[LiveTask] = []
     seqs: list[int] = []
     seq = book.seq
     general = book.aging
@@ -352,16 +351,9 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
         tid = ev.id
         at = ev.at
         share(spec)
-        task = Task(
-            id=tid,
-            spec=spec,
-            state=READY,
-            submitted_at=at,
-            priority=spec.priority,
-            # An empty dict: READY since submission (see records.stamp).
-            timestamps=no_stamps,
-            history=no_history,
-        )
+        # No ``extra``: READY since submission, its "ready" time is submitted_at (see
+        # records.stamp), and every other field is at its default.
+        task = LiveTask(id=tid, spec=spec, state=READY, submitted_at=at, priority=spec.priority)
         tasks[tid] = task
         if tid > newest:
             order_append(tid)
@@ -388,7 +380,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
     if classes.count(first) == n:
         placement.queue(first).push_new(plain, seqs)
         return
-    groups: dict[ClassKey, tuple[list[Task], list[int]]] = {}
+    groups: dict[ClassKey, tuple[list[LiveTask], list[int]]] = {}
     for key, task, task_seq in zip(classes, plain, seqs, strict=True):
         group = groups.get(key)
         if group is None:
@@ -400,7 +392,7 @@ def apply_submitted(book: Book, evs: list[TaskSubmitted]) -> None:
         placement.queue(key).push_new(members, member_seqs)
 
 
-def link_parents(book: Book, task: Task, parents: tuple[str, ...]) -> None:
+def link_parents(book: Book, task: LiveTask, parents: tuple[str, ...]) -> None:
     """Register a new task as a child of its parents and count those still pending."""
     tid = task.id
     children = book.children

@@ -19,6 +19,7 @@ import msgspec
 
 from ..core import Event, SchedulerState, Settings
 from ..engine import EventLog, GroupCommitter, IntakeStream, SnapshotStore
+from .memory import release_free_memory
 
 __all__ = ["Recovery", "term_start_events"]
 
@@ -94,6 +95,7 @@ class Recovery:
         assert self.seq is not None
         applied = 0 if self.seq >= last else await self._replay(last)
         if rebuild:
+            release_free_memory()  # what decoding the snapshot and the log left free
             log.info(
                 "state rebuilt from the snapshot at %d plus %d events in %.1f s",
                 self.snapshot_seq,
@@ -149,3 +151,5 @@ class Recovery:
         await self.log.purge(upto_seq=seq)
         await intake.purge(upto_seq=intake_seq)
         log.info("snapshot at log sequence %d (%d bytes)", seq, len(data))
+        del data
+        release_free_memory()
