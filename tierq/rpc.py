@@ -15,9 +15,10 @@ from .core.model import Task, TaskSpec, WorkflowSpec
 from .core.records import WorkflowView
 from .core.settings import Settings
 from .engine import Engine, Subjects
-from .errors import EngineUnavailableError, IntakeBehindError, NoRespondersError
+from .errors import EngineUnavailableError, IntakeBehindError, NoRespondersError, TierqError
 from .protocol import (
     Ack,
+    AutoscaleStatus,
     QueryKind,
     QueryRequest,
     ReprioritizeRequest,
@@ -40,6 +41,19 @@ T = TypeVar("T")
 
 #: Default time to wait for the master to answer an ordinary request.
 REQUEST_TIMEOUT = 10.0
+
+
+async def region_autoscalers(
+    engine: Engine, subjects: Subjects, region: str, timeout: float
+) -> list[AutoscaleStatus]:
+    """Every autoscaler of ``region`` that answers within ``timeout`` (one per pool), by task
+    types; none when NATS cannot ask now."""
+    try:
+        answers = await engine.gather(subjects.autoscale_status(region), b"", timeout=timeout)
+        found = [decode_reply(data, AutoscaleStatus) for data in answers]
+    except TierqError:
+        return []
+    return sorted(found, key=lambda status: status.task_types)
 
 
 class MasterClient:

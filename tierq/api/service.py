@@ -58,7 +58,7 @@ from ..protocol import (
     decode_reply,
     encode,
 )
-from ..rpc import MasterClient
+from ..rpc import MasterClient, region_autoscalers
 from .auth import Authenticator, Permission
 from .config import ApiConfig
 from .feed import EventFeed, EventFilter, Watch
@@ -314,13 +314,7 @@ class ApiService:
         return AutoscalersReply(autoscalers=[s for pools in found for s in pools])
 
     async def _autoscalers(self, region: str) -> list[AutoscaleStatus]:
-        subject = self.subjects.autoscale_status(region)
-        try:
-            answers = await self.engine.gather(subject, b"", timeout=self._probe_timeout)
-        except TierqError:  # NATS cannot ask now: none is shown
-            return []
-        found = (decode_reply(data, AutoscaleStatus) for data in answers)
-        return sorted(found, key=lambda status: status.task_types)
+        return await region_autoscalers(self.engine, self.subjects, region, self._probe_timeout)
 
     @operation(Permission.READ)
     async def stats(self, caller: Caller) -> StatsView:

@@ -10,9 +10,8 @@ from collections.abc import Iterable
 
 from rich.table import Table
 
-from ..errors import TierqError
-from ..protocol import AutoscaleStatus, decode_reply
-from ..rpc import MasterClient
+from ..protocol import AutoscaleStatus
+from ..rpc import MasterClient, region_autoscalers
 from ._common import escape, when
 
 #: Seconds an autoscaler gets to answer.
@@ -24,17 +23,10 @@ async def autoscalers(
 ) -> dict[str, list[AutoscaleStatus]]:
     """The status of every autoscaler that answers, by region (by task types within one)."""
 
-    async def ask(region: str) -> list[AutoscaleStatus]:
-        subject = master.subjects.autoscale_status(region)
-        try:
-            answers = await master.engine.gather(subject, b"", timeout=ASK_TIMEOUT)
-        except TierqError:
-            return []
-        found = (decode_reply(data, AutoscaleStatus) for data in answers)
-        return sorted(found, key=lambda status: status.task_types)
-
     names = sorted(set(regions))
-    found = await asyncio.gather(*(ask(name) for name in names))
+    found = await asyncio.gather(
+        *(region_autoscalers(master.engine, master.subjects, n, ASK_TIMEOUT) for n in names)
+    )
     return {name: pools for name, pools in zip(names, found, strict=True) if pools}
 
 
