@@ -49,12 +49,7 @@ from ..engine import (
     raise_if_cancelled,
     replicas_for,
 )
-from ..errors import (
-    EngineUnavailableError,
-    FencedError,
-    InvalidRequestError,
-    TierqError,
-)
+from ..errors import EngineUnavailableError, FencedError, InvalidRequestError, TierqError
 from ..protocol import (
     LeaseReply,
     LeaseRequest,
@@ -136,6 +131,8 @@ class Master:
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._encoder = msgspec.msgpack.Encoder()
         self._tick_wakeup = asyncio.Event()
+        #: When the tick loop wakes next on its own (0: it is running or about to).
+        self._tick_at = 0.0
         self._stopping = asyncio.Event()
         self._committer: GroupCommitter | None = None
         self._since_snapshot = 0
@@ -433,7 +430,11 @@ class Master:
         if len(self.parking):
             for parked in self.parking.all():
                 self._try_parked(parked, now)
-        self._tick_wakeup.set()
+        # Wake the tick loop only if the change made work due before it wakes anyway.
+        wake = self.state.next_wakeup()
+        if wake is not None and wake < self._tick_at:
+            self._tick_at = 0.0
+            self._tick_wakeup.set()
 
     def _lease(self, msg: Message, now: float) -> None:
         req = decode(msg.data, LeaseRequest)
@@ -551,7 +552,9 @@ class Master:
                 self._queue_reply(events, "", b"")
                 self._after_change(now)
             wake = self.state.next_wakeup()
-            delay = 1.0 if wake is None else min(1.0, max(0.0, wake - self.now()))
+            at = self.now()
+            delay = 1.0 if wake is None else min(1.0, max(0.0, wake - at))
+            self._tick_at = at + delay
             self._tick_wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(delay, 0.001)):
@@ -559,9 +562,8 @@ class Master:
 
     def _maybe_snapshot(self) -> None:
         """Snapshot every ``snapshot_every`` events so recovery replays a bounded tail."""
-        if self._since_snapshot < self.config.snapshot_every or self._snapshot_running:
-            return
-        if self._committer is None:
+        due = self._since_snapshot >= self.config.snapshot_every
+        if not due or self._snapshot_running or self._committer is None:
             return
         self._since_snapshot = 0
         self._snapshot_running = True
