@@ -106,6 +106,8 @@ class ScheduleRequest(_Msg):
     #: backfill: the range of fire times, epoch seconds, both ends included.
     start: float | None = None
     end: float | None = None
+    #: backfill: also the fire times whose run was started before.
+    rerun: bool = False
     #: list: schedules after this id (the previous page's ``next_cursor``), at most ``limit``.
     cursor: str | None = None
     limit: int = 200
@@ -149,6 +151,8 @@ class ScheduleReply(_Msg):
     diff: list[str] = []
     #: trigger, backfill: the runs started (task or workflow ids).
     runs: list[str] = []
+    #: backfill: fire times left out because their run was started before.
+    already_ran: list[float] = []
 
 
 class SchedulesReply(_Msg, omit_defaults=False):

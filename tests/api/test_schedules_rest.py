@@ -48,9 +48,19 @@ async def test_a_schedule_over_rest(stack: Stack) -> None:
     )
     assert filled.status_code == 200, filled.text
     assert len(filled.json()["runs"]) == 3
+    again = await http.post(
+        "/v1/schedules/hourly-add/backfill",
+        json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T02:59:59Z"},
+    )
+    assert "runs" not in again.json() and len(again.json()["already_ran"]) == 3
+    forced = await http.post(
+        "/v1/schedules/hourly-add/backfill",
+        json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z", "rerun": True},
+    )
+    assert len(forced.json()["runs"]) == 1 and "already_ran" not in forced.json()
     got = (await http.get("/v1/schedules/hourly-add")).json()
     kinds = [r["kind"] for r in got["recent"]]
-    assert kinds == ["manual", "backfill", "backfill", "backfill"]
+    assert kinds == ["manual", "backfill", "backfill", "backfill", "backfill"]
     assert all(r["state"] == "ready" for r in got["recent"])
     replaced = await http.put(
         "/v1/schedules/hourly-add", json={"every": 600, "task": {"name": "rest.add"}}
@@ -114,6 +124,12 @@ async def test_a_schedule_over_grpc(stack: Stack, stack_channel: grpc.aio.Channe
         ).json
     )
     assert len(filled["runs"]) == 3  # :05, :35, :65 past the first whole minute
+    for rerun, runs in ((False, 0), (True, 3)):
+        req = pb.BackfillScheduleRequest(id="g", start=1_767_225_600, end=1_767_225_690)
+        req.rerun = rerun
+        again = json.loads((await stub.BackfillSchedule(req, metadata=md)).json)
+        # Empty lists are left out of a reply, as everywhere in the API.
+        assert len(again.get("runs", [])) == runs and len(again.get("already_ran", [])) == 3 - runs
     update = pb.UpdateScheduleRequest(id="g", json='{"cron": "@daily", "task": {"name": "x"}}')
     updated = json.loads((await stub.UpdateSchedule(update, metadata=md)).json)
     assert updated["spec"]["cron"] == "@daily"

@@ -49,6 +49,16 @@ async def test_schedules_from_the_command_line(
     )
     assert filled.code == 0, filled.stderr
     assert len(filled.stdout.split()) == 3  # one 02:30 Berlin a day
+    again = await run_tierq(
+        "schedules", *url, "backfill", "nightly", "2026-01-01T00:00", "2026-01-04T23:59"
+    )
+    assert again.code == 0, again.stderr
+    assert len(again.stdout.split()) == 1
+    assert "1 runs; 3 fire times ran before, left out (--rerun runs them)" in again.stderr
+    forced = await run_tierq(
+        "schedules", *url, "backfill", "nightly", "2026-01-01T00:00", "2026-01-01T23:59", "--rerun"
+    )
+    assert forced.code == 0 and len(forced.stdout.split()) == 1, forced.stderr
     resumed = await run_tierq("schedules", *url, "resume", "nightly")
     assert resumed.code == 0 and "next fire" in resumed.stderr
     gone = await run_tierq("schedules", *url, "delete", "nightly")

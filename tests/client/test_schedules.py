@@ -66,6 +66,13 @@ async def test_a_schedule_runs_pauses_triggers_backfills_and_goes(
     now = float(int(time.time()))
     filled = await app.schedules.backfill("every-second", now - 3600, now - 3597)
     assert len(filled) == 4
+    # Again, wider: the four that ran are left out, and said so.
+    wider = await app.schedules.backfill_reply("every-second", now - 3601, now - 3596)
+    assert len(wider.runs) == 2 and wider.already_ran == [now - 3600 + k for k in range(4)]
+    assert len(await app.schedules.backfill("every-second", now - 3601, now - 3596)) == 0
+    assert (
+        len(await app.schedules.backfill("every-second", now - 3600, now - 3600, rerun=True)) == 1
+    )
     listed = {s.id: s for s in await app.schedules.list()}
     assert listed["every-second"].paused
     await app.schedules.delete("every-second")

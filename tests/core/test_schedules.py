@@ -361,6 +361,18 @@ def test_pause_resume_trigger_backfill_update_delete() -> None:
         "2025-12-31T23:59:00Z",
     ]
     assert all(e.trigger == "backfill" and e.outcome == "started" for e in fills)
+    # The same range again, and one overlapping it and the scheduled 00:11 fire: only what
+    # did not run before starts; rerun starts it all again.
+    assert h.state.schedules.already_ran("p", times) == times
+    assert h.rec(h.state.schedules.backfill("p", times, h.now)) == []
+    wider = firetimes.times_in(spec, t0 - 360, t0 + 660, 1000)
+    evs = h.rec(h.state.schedules.backfill("p", wider, h.now))
+    again = [e for e in evs if isinstance(e, ScheduleFired)]
+    assert len(wider) == 18 and len(again) == 18 - 5 - 1
+    assert iso(again[0].fire_time) == "2025-12-31T23:54:00Z"
+    assert t0 + 660 not in [e.fire_time for e in again]
+    forced = h.rec(h.state.schedules.backfill("p", times, h.now, rerun=True))
+    assert len([e for e in forced if isinstance(e, ScheduleFired)]) == 5
     # A range with more fire times than a backfill runs is refused as a whole.
     many = firetimes.times_in(spec, t0 - 86400, t0 - 60, MAX_BACKFILL)
     with pytest.raises(InvalidRequestError, match="at most 1,000 fire times; this range has more"):

@@ -231,7 +231,8 @@ class _Tierq:
     async def BackfillSchedule(self, c: Caller, r: pb.BackfillScheduleRequest) -> Message:
         sid = convert.required(r.id, "id")
         body = decode_json(
-            msgspec.json.encode({"start": r.start, "end": r.end}), schedules.ScheduleBackfillIn
+            msgspec.json.encode({"start": r.start, "end": r.end, "rerun": r.rerun}),
+            schedules.ScheduleBackfillIn,
         )
         return convert.document(await schedules.backfill_schedule(self.s, c, sid, body))
 

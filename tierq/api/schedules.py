@@ -70,10 +70,12 @@ class SchedulePauseIn(_In):
 
 
 class ScheduleBackfillIn(_In):
-    """Every fire time in ``[start, end]`` (in the past) runs once."""
+    """Every fire time in ``[start, end]`` (in the past) runs once; one whose run was started
+    before (by the schedule or an earlier backfill) is left out unless ``rerun``."""
 
     start: Time
     end: Time
+    rerun: bool = False
 
 
 def _spec(api: ApiService, caller: Caller, body: ScheduleDefIn) -> ScheduleSpec:
@@ -181,5 +183,6 @@ async def trigger_schedule(api: ApiService, caller: Caller, schedule_id: str) ->
 async def backfill_schedule(
     api: ApiService, caller: Caller, schedule_id: str, body: ScheduleBackfillIn
 ) -> ScheduleReply:
-    req = ScheduleRequest(id=schedule_id, start=epoch(body.start), end=epoch(body.end))
+    start, end = epoch(body.start), epoch(body.end)
+    req = ScheduleRequest(id=schedule_id, start=start, end=end, rerun=body.rerun)
     return await _call(api, "backfill", req)

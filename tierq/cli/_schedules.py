@@ -299,15 +299,23 @@ def trigger(ctx: click.Context, schedule_id: str) -> None:
 @click.argument("schedule_id")
 @click.argument("start")
 @click.argument("end")
+@click.option("--rerun", is_flag=True, help="Also run the fire times that ran before.")
 @click.pass_context
-def backfill(ctx: click.Context, schedule_id: str, start: str, end: str) -> None:
+def backfill(ctx: click.Context, schedule_id: str, start: str, end: str, rerun: bool) -> None:
     """Run every fire time from START to END (ISO 8601, UTC by default, or epoch seconds),
-    once each; prints the runs' ids."""
+    once each; prints the runs' ids. A fire time that ran before is left out unless --rerun."""
     first, last = _instant(start), _instant(end)
-    runs = _call(ctx, *_nats(ctx), lambda app: app.schedules.backfill(schedule_id, first, last))
-    for run_id in runs:
+    reply = _call(
+        ctx,
+        *_nats(ctx),
+        lambda app: app.schedules.backfill_reply(schedule_id, first, last, rerun=rerun),
+    )
+    for run_id in reply.runs:
         out.print(run_id, markup=False)
-    err.print(f"schedule {schedule_id}: {len(runs)} runs", markup=False)
+    note = f"schedule {schedule_id}: {len(reply.runs)} runs"
+    if reply.already_ran:
+        note += f"; {len(reply.already_ran)} fire times ran before, left out (--rerun runs them)"
+    err.print(note, markup=False)
 
 
 @schedules.command("delete")

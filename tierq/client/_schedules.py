@@ -179,10 +179,33 @@ class Schedules:
         """Fire now (the overlap policy applies); the ids of the runs started."""
         return (await self._call("trigger", ScheduleRequest(id=schedule_id))).runs
 
-    async def backfill(self, schedule_id: str, start: float, end: float) -> list[str]:
-        """Run every fire time in ``[start, end]`` (epoch seconds, in the past) once."""
-        req = ScheduleRequest(id=schedule_id, start=start, end=end)
-        return (await self._call("backfill", req)).runs
+    async def backfill(
+        self, schedule_id: str, start: float, end: float, *, rerun: bool = False
+    ) -> list[str]:
+        """Run every fire time in ``[start, end]`` (epoch seconds, in the past) once; the ids
+        of the runs started.
+
+        A fire time whose run was started before (by the schedule or an earlier backfill) is
+        left out, with a warning logged, unless ``rerun``: backfilling the same range twice
+        runs nothing twice. The schedule remembers its latest 10,000 such fire times.
+        """
+        return (await self.backfill_reply(schedule_id, start, end, rerun=rerun)).runs
+
+    async def backfill_reply(
+        self, schedule_id: str, start: float, end: float, *, rerun: bool = False
+    ) -> ScheduleReply:
+        """:meth:`backfill`, with the whole reply: ``runs`` and ``already_ran`` (the fire
+        times left out)."""
+        req = ScheduleRequest(id=schedule_id, start=start, end=end, rerun=rerun)
+        reply = await self._call("backfill", req)
+        if reply.already_ran:
+            log.warning(
+                "schedule %s: %d fire times in the range ran before and were left out "
+                "(rerun=True runs them again)",
+                schedule_id,
+                len(reply.already_ran),
+            )
+        return reply
 
     async def get(self, schedule_id: str) -> ScheduleView:
         reply = await self._call("get", ScheduleRequest(id=schedule_id))

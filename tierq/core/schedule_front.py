@@ -65,8 +65,14 @@ class ScheduleCommands:
     def trigger(self, schedule_id: str, now: float) -> list[Event]:
         return schedules.trigger(self._book, schedule_id, now)
 
-    def backfill(self, schedule_id: str, times: Sequence[float], now: float) -> list[Event]:
-        return schedules.backfill(self._book, schedule_id, times, now)
+    def backfill(
+        self, schedule_id: str, times: Sequence[float], now: float, rerun: bool = False
+    ) -> list[Event]:
+        return schedules.backfill(self._book, schedule_id, times, now, rerun)
+
+    def already_ran(self, schedule_id: str, times: Sequence[float]) -> list[float]:
+        """Those of ``times`` a backfill leaves out: their run was started before."""
+        return schedules.already_ran(self._book, schedule_id, times)
 
     def warnings(self, schedule_id: str) -> list[str]:
         """Why the schedule's runs would wait now: one line per task of its target that no

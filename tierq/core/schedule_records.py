@@ -27,6 +27,7 @@ _DEFAULT_RETRY = next(f.default for f in msgspec.structs.fields(TaskSpec) if f.n
 
 __all__ = [
     "CATCHUP_MODES",
+    "MAX_RAN",
     "MAX_RECENT",
     "MAX_SPAN",
     "MIN_EVERY",
@@ -52,6 +53,8 @@ CatchupMode = Literal["all", "latest"]
 CATCHUP_MODES: tuple[str, ...] = ("all", "latest")
 #: Runs kept per schedule (the newest).
 MAX_RECENT = 20
+#: Fire times remembered per schedule as run (the latest), so a backfill skips them.
+MAX_RAN = 10_000
 #: The shortest interval, seconds: cron's own step (six fields) and the master's tick; a
 #: shorter one would flood the queue with runs rather than schedule work.
 MIN_EVERY = 1.0
@@ -121,6 +124,9 @@ class ScheduleRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     running: list[str] = []
     recent: list[ScheduleRun] = []
     fires: int = 0
+    #: Fire times whose run was started (scheduled, backfilled or buffered), ascending, the
+    #: latest ``MAX_RAN``: a backfill does not start them again unless asked to.
+    ran: list[float] = []
 
 
 class ScheduleBook:

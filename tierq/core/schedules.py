@@ -12,6 +12,7 @@ a failover, or as a deposed master whose append the log refuses) fires nothing t
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import msgspec
@@ -30,6 +31,7 @@ from .events import (
 )
 from .model import TERMINAL_STATES, TaskSpec
 from .schedule_records import (
+    MAX_RAN,
     MAX_RECENT,
     ScheduleRecord,
     ScheduleRun,
@@ -42,6 +44,7 @@ from .validate import check_specs, check_text
 
 __all__ = [
     "active_runs",
+    "already_ran",
     "backfill",
     "create",
     "delete",
@@ -212,9 +215,14 @@ def trigger(book: Book, schedule_id: str, now: float) -> list[Event]:
     return out
 
 
-def backfill(book: Book, schedule_id: str, times: Sequence[float], now: float) -> list[Event]:
+def backfill(
+    book: Book, schedule_id: str, times: Sequence[float], now: float, rerun: bool = False
+) -> list[Event]:
     """Run the schedule for past fire ``times`` (the master lists those of a range), each
-    once, oldest first, whatever the overlap policy; the schedule's next fire is unchanged."""
+    once, oldest first, whatever the overlap policy; the schedule's next fire is unchanged.
+
+    A fire time whose run was started before (``already_ran``) is left out, unless ``rerun``:
+    running the same range twice does not run anything twice."""
     now = float(now)
     rec = book.schedules.get(schedule_id)
     if len(times) > MAX_BACKFILL:
@@ -223,10 +231,22 @@ def backfill(book: Book, schedule_id: str, times: Sequence[float], now: float) -
             f"a backfill runs at most {MAX_BACKFILL:,} fire times; this range has more: split it",
             field="end",
         )
+    skip = set() if rerun else set(already_ran(book, schedule_id, times))
     out: list[Event] = []
-    for t in sorted(set(times)):
+    for t in sorted(set(times) - skip):
         _start(book, rec, float(t), "backfill", now, out, advance=False, next_fire=None, missed=0)
     return out
+
+
+def already_ran(book: Book, schedule_id: str, times: Sequence[float]) -> list[float]:
+    """Those of ``times`` whose run was started (among the schedule's latest ``MAX_RAN``)."""
+    ran = book.schedules.get(schedule_id).ran
+    found = []
+    for t in sorted(set(times)):
+        i = bisect.bisect_left(ran, t)
+        if i < len(ran) and ran[i] == t:
+            found.append(t)
+    return found
 
 
 def release_buffered(book: Book, now: float, out: list[Event]) -> None:
@@ -417,6 +437,8 @@ def on_fired(book: Book, ev: ScheduleFired) -> None:
     if run_id is not None:
         running.append(run_id)
         rec.fires += 1
+        if ev.trigger != "manual":
+            _remember_ran(rec, ev.fire_time)
     rec.running = running
     run = ScheduleRun(
         fire_time=ev.fire_time,
@@ -429,3 +451,13 @@ def on_fired(book: Book, ev: ScheduleFired) -> None:
     )
     rec.recent = [*rec.recent[-(MAX_RECENT - 1) :], run]
     book.schedules.reindex(rec)
+
+
+def _remember_ran(rec: ScheduleRecord, fire_time: float) -> None:
+    ran = rec.ran
+    i = bisect.bisect_left(ran, fire_time)
+    if i < len(ran) and ran[i] == fire_time:
+        return
+    ran.insert(i, fire_time)
+    if len(ran) > MAX_RAN:
+        del ran[: len(ran) - MAX_RAN]

@@ -81,7 +81,7 @@ def schedule_view(state: SchedulerState, rec: ScheduleRecord) -> ScheduleView:
         for run in rec.recent
     ]
     fields = msgspec.structs.asdict(rec)
-    del fields["running"]
+    del fields["running"], fields["ran"]
     fields["recent"] = recent
     return ScheduleView(**fields, warnings=state.schedules.warnings(rec.id))
 
@@ -166,8 +166,9 @@ class ScheduleHandlers:
         times = firetimes.times_in(
             state.schedules.get(req.id).spec, req.start, req.end, MAX_BACKFILL
         )
-        events = state.schedules.backfill(req.id, times, now)
-        return self._reply(req.id, events, runs=_runs(events))
+        skipped = [] if req.rerun else state.schedules.already_ran(req.id, times)
+        events = state.schedules.backfill(req.id, times, now, req.rerun)
+        return self._reply(req.id, events, runs=_runs(events), already_ran=skipped)
 
     def get(self, data: bytes, now: float) -> Handled:
         return self._reply(_req(data).id, [])

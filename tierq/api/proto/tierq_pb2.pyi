@@ -38,14 +38,16 @@ class PauseScheduleRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class BackfillScheduleRequest(_message.Message):
-    __slots__ = ("id", "start", "end")
+    __slots__ = ("id", "start", "end", "rerun")
     ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
     id: str
     start: float
     end: float
-    def __init__(self, id: _Optional[str] = ..., start: _Optional[float] = ..., end: _Optional[float] = ...) -> None: ...
+    rerun: bool
+    def __init__(self, id: _Optional[str] = ..., start: _Optional[float] = ..., end: _Optional[float] = ..., rerun: _Optional[bool] = ...) -> None: ...
 
 class SubmitTaskRequest(_message.Message):
     __slots__ = ("task",)
