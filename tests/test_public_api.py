@@ -10,6 +10,7 @@ EXPECTED = [
     "PRIORITY_MIN",
     "App",
     "BackpressureError",
+    "ChangedSinceReadError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",

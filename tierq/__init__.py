@@ -82,6 +82,9 @@ from .errors import (
     BackpressureError as BackpressureError,
 )
 from .errors import (
+    ChangedSinceReadError as ChangedSinceReadError,
+)
+from .errors import (
     ConflictError as ConflictError,
 )
 from .errors import (
@@ -148,6 +151,7 @@ __all__ = [
     "PRIORITY_MIN",
     "App",
     "BackpressureError",
+    "ChangedSinceReadError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",

@@ -12,6 +12,7 @@ Branch on what the caller must do, not on where the error came from::
     │   └── PayloadTooLargeError     a message over the size limit
     ├── NotFoundError                no task / workflow / region with that id
     ├── ConflictError                idempotency key reused with another body, or wrong state
+    │   └── ChangedSinceReadError    a conditional write: the record changed since it was read
     ├── BackpressureError            back off and retry after ``retry_after`` seconds
     ├── UnauthenticatedError         no or bad credentials
     ├── PermissionDeniedError        credentials lack the role
@@ -37,6 +38,7 @@ import msgspec
 
 __all__ = [
     "BackpressureError",
+    "ChangedSinceReadError",
     "ConflictError",
     "CycleError",
     "DuplicateTaskError",
@@ -146,6 +148,13 @@ class ConflictError(TierqError):
 
     def to_info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, ids=self.ids)
+
+
+class ChangedSinceReadError(ConflictError):
+    """A write made on condition that the record is as read (HTTP ``If-Match``, the SDK's
+    keyword ``schedules.update``) found it changed; nothing was written. Read it again."""
+
+    code = "changed_since_read"
 
 
 class BackpressureError(TierqError):

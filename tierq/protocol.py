@@ -103,6 +103,8 @@ class ScheduleRequest(_Msg):
     spec: ScheduleSpec | None = None
     #: pause: why.
     note: str | None = None
+    #: update: refuse (ConflictError) unless the record's ``updated_at`` is still this.
+    if_updated_at: float | None = None
     #: backfill: the range of fire times, epoch seconds, both ends included.
     start: float | None = None
     end: float | None = None

@@ -62,11 +62,32 @@ async def test_a_schedule_over_rest(stack: Stack) -> None:
     kinds = [r["kind"] for r in got["recent"]]
     assert kinds == ["manual", "backfill", "backfill", "backfill", "backfill"]
     assert all(r["state"] == "ready" for r in got["recent"])
+    # A conditional replace: If-Match with the ETag of a GET; stale, it is refused (412).
+    read = await http.get("/v1/schedules/hourly-add")
+    etag = read.headers["etag"]
+    assert etag == f'"{read.json()["updated_at"]!r}"'
     replaced = await http.put(
-        "/v1/schedules/hourly-add", json={"every": 600, "task": {"name": "rest.add"}}
+        "/v1/schedules/hourly-add",
+        json={"every": 600, "task": {"name": "rest.add"}},
+        headers={"If-Match": etag},
     )
     assert replaced.status_code == 200, replaced.text
-    assert replaced.json()["spec"]["every"] == 600
+    assert replaced.json()["spec"]["every"] == 600 and replaced.headers["etag"] != etag
+    stale = await http.put(
+        "/v1/schedules/hourly-add",
+        json={"every": 900, "task": {"name": "rest.add"}},
+        headers={"If-Match": etag},
+    )
+    assert stale.status_code == 412, stale.text
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert stale.json()["code"] == "changed_since_read" and "read it" in stale.json()["detail"]
+    bad = await http.put(
+        "/v1/schedules/hourly-add",
+        json={"every": 900, "task": {"name": "rest.add"}},
+        headers={"If-Match": "not-a-tag"},
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "If-Match", bad.text
+    assert (await http.get("/v1/schedules/hourly-add")).json()["spec"]["every"] == 600
     assert (await http.post("/v1/schedules/hourly-add/resume")).json()["paused"] is False
     assert (await http.delete("/v1/schedules/hourly-add")).status_code == 204
     assert (await http.get("/v1/schedules/hourly-add")).status_code == 404
@@ -133,6 +154,17 @@ async def test_a_schedule_over_grpc(stack: Stack, stack_channel: grpc.aio.Channe
     update = pb.UpdateScheduleRequest(id="g", json='{"cron": "@daily", "task": {"name": "x"}}')
     updated = json.loads((await stub.UpdateSchedule(update, metadata=md)).json)
     assert updated["spec"]["cron"] == "@daily"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        stale = pb.UpdateScheduleRequest(
+            id="g", json='{"every": 60, "task": {"name": "x"}}', if_updated_at=1.0
+        )
+        await stub.UpdateSchedule(stale, metadata=md)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "changed since it was read" in (err.value.details() or "")
+    fresh = pb.UpdateScheduleRequest(
+        id="g", json='{"every": 60, "task": {"name": "x"}}', if_updated_at=updated["updated_at"]
+    )
+    assert json.loads((await stub.UpdateSchedule(fresh, metadata=md)).json)["spec"]["every"] == 60
     with pytest.raises(grpc.aio.AioRpcError) as err:
         bad = pb.UpdateScheduleRequest(id="g", json='{"cron": "nope", "task": {"name": "x"}}')
         await stub.UpdateSchedule(bad, metadata=md)

@@ -72,6 +72,17 @@ def test_schedules_page_pauses_triggers_edits_and_resumes(
     expect(row).to_contain_text("every 90 s")
     assert _schedule(api, "page-hourly")["spec"] == {"every": 90.0, "task": {"name": "b.sleep"}}
 
+    # Someone changes the schedule while the editor is open: saving does not overwrite it.
+    row.locator('[data-action="edit"]').click()
+    page.locator('[data-role="spec"]').fill('{"every": 30, "task": {"name": "b.sleep"}}')
+    other = {"every": 120, "task": {"name": "b.sleep"}}
+    assert api.put("/v1/schedules/page-hourly", json=other).status_code == 200
+    page.locator('[data-action="save-spec"]').click()
+    expect(page.locator('[data-role="error"]')).to_contain_text("changed since it was read")
+    assert _schedule(api, "page-hourly")["spec"] == {"every": 120.0, "task": {"name": "b.sleep"}}
+    dash.goto("/schedules")
+    expect(row).to_contain_text("every 120 s")
+
     row.locator('[data-action="resume"]').click()
     expect(row).to_contain_text("active")
     deadline = time.monotonic() + 10

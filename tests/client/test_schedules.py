@@ -18,7 +18,8 @@ import pytest
 
 import tierq
 from tierq.core import ScheduleSpec, TaskSpec
-from tierq.errors import InvalidRequestError, NotFoundError
+from tierq.errors import ConflictError, InvalidRequestError, NotFoundError
+from tierq.protocol import ScheduleRequest, ScheduleView
 from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -203,3 +204,32 @@ async def test_a_schedule_is_changed_by_keyword(cluster: LocalCluster, app: tier
     with pytest.raises(NotFoundError):
         await app.schedules.update("nope", every=5)
     assert (await app.schedules.get("kw")).spec == view.spec  # the refused ones changed nothing
+
+
+async def test_a_keyword_update_keeps_a_change_made_in_between(
+    cluster: LocalCluster, app: tierq.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client changes the schedule between this update's read and its write: the
+    write is refused by the master and made again on the new spec, so both changes stay."""
+    await app.schedules.create("race", "s.record", every=60)
+    real_get = app.schedules.get
+    reads = 0
+
+    async def read_then_someone_writes(schedule_id: str) -> ScheduleView:
+        nonlocal reads
+        view = await real_get(schedule_id)
+        reads += 1
+        if reads == 1:
+            async with tierq.App(cluster.nats_url) as other:
+                await other.schedules.update(schedule_id, jitter=5.0)
+        return view
+
+    monkeypatch.setattr(app.schedules, "get", read_then_someone_writes)
+    view = await app.schedules.update("race", every=120)
+    assert reads == 2
+    assert view.spec.every == 120 and view.spec.jitter == 5.0
+    # Stale, straight to the master: refused, nothing changed.
+    stale = ScheduleRequest(id="race", spec=view.spec, if_updated_at=view.updated_at - 1)
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        await app.schedules._call("update", stale)
+    assert (await real_get("race")).updated_at == view.updated_at

@@ -378,7 +378,12 @@ def test_pause_resume_trigger_backfill_update_delete() -> None:
     with pytest.raises(InvalidRequestError, match="at most 1,000 fire times; this range has more"):
         h.state.schedules.backfill("p", many, h.now)
     new = ScheduleSpec(every=120, task=TASK)
-    h.rec(h.state.schedules.update("p", new, firetimes.next_after(new, h.now), h.now))
+    read_at = h.state.schedules.get("p").updated_at
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        h.state.schedules.update("p", new, None, h.now, if_updated_at=read_at - 1)
+    assert h.state.schedules.get("p").spec.every == 60  # refused: nothing changed
+    nxt = firetimes.next_after(new, h.now)
+    h.rec(h.state.schedules.update("p", new, nxt, h.now, if_updated_at=read_at))
     assert h.state.schedules.get("p").spec.every == 120
     snap_before = h.state.snapshot()
     h.rec(h.state.schedules.delete("p", h.now))

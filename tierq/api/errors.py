@@ -105,6 +105,7 @@ TABLE: dict[str, Row] = {
     "payload_too_large": Row(413, _S.RESOURCE_EXHAUSTED, "Payload too large"),
     "not_found": Row(404, _S.NOT_FOUND, "Not found"),
     "conflict": Row(409, _S.FAILED_PRECONDITION, "Conflict"),
+    "changed_since_read": Row(412, _S.FAILED_PRECONDITION, "Changed since read"),
     "idempotency_conflict": Row(409, _S.ALREADY_EXISTS, "Idempotency key reused"),
     "backpressure": Row(429, _S.RESOURCE_EXHAUSTED, "Too many queued tasks"),
     "rate_limited": Row(429, _S.RESOURCE_EXHAUSTED, "Rate limit exceeded"),

@@ -208,7 +208,8 @@ class _Tierq:
     async def UpdateSchedule(self, c: Caller, r: pb.UpdateScheduleRequest) -> Message:
         body = decode_json(r.json.encode(), schedules.ScheduleDefIn)
         sid = convert.required(r.id, "id")
-        return convert.document(await schedules.update_schedule(self.s, c, sid, body))
+        since = r.if_updated_at if r.HasField("if_updated_at") else None
+        return convert.document(await schedules.update_schedule(self.s, c, sid, body, since))
 
     async def DeleteSchedule(self, c: Caller, r: pb.ScheduleRef) -> Message:
         sid = convert.required(r.id, "id")

@@ -120,15 +120,18 @@ def route_doc(
     body_media: tuple[str, ...] = ("application/json",),
     summary: str | None = None,
     public: bool = False,
+    conditional: bool = False,
 ) -> dict[str, Any]:
     """Decorator arguments documenting one route: its success body, its request body, and
-    the problem documents every route can answer with."""
+    the problem documents every route can answer with (and 412 if ``conditional``: the route
+    takes ``If-Match``)."""
+    statuses = _ERROR_STATUSES if not public else (503,)
     responses: dict[int | str, Any] = {
         code: {
             "description": "A problem (RFC 9457)",
             "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}},
         }
-        for code in (_ERROR_STATUSES if not public else (503,))
+        for code in ((*statuses, 412) if conditional else statuses)
     }
     ok: dict[str, Any] = {"description": "Success"}
     if out is not None:

@@ -148,11 +148,18 @@ async def create_schedule(api: ApiService, caller: Caller, body: ScheduleDefIn) 
 
 @operation(Permission.SUBMIT)
 async def update_schedule(
-    api: ApiService, caller: Caller, schedule_id: str, body: ScheduleDefIn
+    api: ApiService,
+    caller: Caller,
+    schedule_id: str,
+    body: ScheduleDefIn,
+    if_updated_at: float | None = None,
 ) -> ScheduleView:
+    """Replace the spec; with ``if_updated_at``, only if the record's ``updated_at`` is still
+    that (else ChangedSinceReadError, nothing changed)."""
     if body.id is not None and body.id != schedule_id:
         raise InvalidRequestError("the id in the body is not the path's", field="id")
-    req = ScheduleRequest(id=schedule_id, spec=_spec(api, caller, body))
+    spec = _spec(api, caller, body)
+    req = ScheduleRequest(id=schedule_id, spec=spec, if_updated_at=if_updated_at)
     api.check_size(req)
     return _view(await _call(api, "update", req))
 

@@ -27,7 +27,7 @@ from ..core import ScheduleSpec
 from ..core.model import TaskSpec, WorkflowSpec
 from ..core.schedule_records import check_schedule_id, check_schedule_spec
 from ..cronspec import check_cron
-from ..errors import InvalidRequestError
+from ..errors import ChangedSinceReadError, InvalidRequestError
 from ..protocol import ScheduleReply, ScheduleRequest, SchedulesReply, ScheduleView
 from ..rpc import MasterClient
 from ._handles import warn_unserved
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = ["Schedules", "changed_spec", "declare_all", "schedule_spec"]
 
 log = logging.getLogger("tierq.schedules")
+
+#: How many times a keyword ``update`` reads and writes before it gives up on a schedule that
+#: keeps changing under it.
+UPDATE_TRIES = 5
 
 #: Keyword arguments of :func:`schedule_spec` that shape the schedule, not the task.
 SCHEDULE_OPTIONS = frozenset(
@@ -149,15 +153,35 @@ class Schedules:
     ) -> ScheduleView:
         """Change a schedule: a whole new ``spec``, or only what changes as keywords (see
         :func:`changed_spec`: ``cron=``, ``every=``, ``end_at=None``, ``args=``...), the rest
-        kept from the stored spec. Keyword changes apply to the spec read just before: a
-        change someone else stores in between is overwritten."""
-        if spec is None:
-            if not changes:
-                raise TypeError("update: give a spec, or the options to change as keywords")
-            spec = changed_spec((await self.get(schedule_id)).spec, **changes)
-        elif changes:
-            raise TypeError("update: give a whole spec or keyword changes, not both")
-        reply = await self._call("update", ScheduleRequest(id=schedule_id, spec=spec))
+        kept from the stored spec.
+
+        Keyword changes are made to the spec as read, and stored only if nobody changed the
+        schedule in between (the master compares ``updated_at``); if someone did, the spec is
+        read again and the changes made to it, up to ``UPDATE_TRIES`` times, then
+        ChangedSinceReadError. A whole ``spec`` replaces what is stored."""
+        if spec is not None:
+            if changes:
+                raise TypeError("update: give a whole spec or keyword changes, not both")
+            return await self._update(ScheduleRequest(id=schedule_id, spec=spec))
+        if not changes:
+            raise TypeError("update: give a spec, or the options to change as keywords")
+        attempt = 0
+        while True:
+            attempt += 1
+            stored = await self.get(schedule_id)
+            req = ScheduleRequest(
+                id=schedule_id,
+                spec=changed_spec(stored.spec, **changes),
+                if_updated_at=stored.updated_at,
+            )
+            try:
+                return await self._update(req)
+            except ChangedSinceReadError:
+                if attempt >= UPDATE_TRIES:
+                    raise
+
+    async def _update(self, req: ScheduleRequest) -> ScheduleView:
+        reply = await self._call("update", req)
         assert reply.schedule is not None
         warn_unserved(reply.schedule.warnings)
         return reply.schedule

@@ -38,9 +38,14 @@ class ScheduleCommands:
         return schedules.create(self._book, schedule_id, spec, next_fire, now, source)
 
     def update(
-        self, schedule_id: str, spec: ScheduleSpec, next_fire: float | None, now: float
+        self,
+        schedule_id: str,
+        spec: ScheduleSpec,
+        next_fire: float | None,
+        now: float,
+        if_updated_at: float | None = None,
     ) -> list[Event]:
-        return schedules.update(self._book, schedule_id, spec, next_fire, now)
+        return schedules.update(self._book, schedule_id, spec, next_fire, now, if_updated_at)
 
     def delete(self, schedule_id: str, now: float) -> list[Event]:
         return schedules.delete(self._book, schedule_id, now)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..errors import ConflictError, InvalidRequestError, TierqError
+from ..errors import ChangedSinceReadError, ConflictError, InvalidRequestError, TierqError
 from . import cascade, submission, workflows
 from .book import Book
 from .events import (
@@ -92,11 +92,25 @@ def create(
 
 
 def update(
-    book: Book, schedule_id: str, spec: ScheduleSpec, next_fire: float | None, now: float
+    book: Book,
+    schedule_id: str,
+    spec: ScheduleSpec,
+    next_fire: float | None,
+    now: float,
+    if_updated_at: float | None = None,
 ) -> list[Event]:
     """Replace the spec; fires continue from ``next_fire`` (the master computes it from the
-    new spec, after the last fire time)."""
-    book.schedules.get(schedule_id)
+    new spec, after the last fire time).
+
+    With ``if_updated_at`` (the ``updated_at`` of the record the new spec was made from), a
+    record changed since is not overwritten: ChangedSinceReadError, nothing changed."""
+    rec = book.schedules.get(schedule_id)
+    if if_updated_at is not None and rec.updated_at != if_updated_at:
+        raise ChangedSinceReadError(
+            f"schedule {schedule_id!r} was changed since it was read (updated at "
+            f"{rec.updated_at}, not {if_updated_at}); read it and change it again",
+            ids=(schedule_id,),
+        )
     spec = check_schedule_spec(spec)
     _check_target(book, spec)
     out: list[Event] = []

@@ -136,7 +136,8 @@ class ScheduleHandlers:
         spec = _spec(req)
         rec = state.schedules.get(req.id)
         since = max(now, rec.last_fire) if rec.last_fire is not None else now
-        events = state.schedules.update(req.id, spec, firetimes.next_after(spec, since), now)
+        nxt = firetimes.next_after(spec, since)
+        events = state.schedules.update(req.id, spec, nxt, now, req.if_updated_at)
         return self._reply(req.id, events)
 
     def delete(self, data: bytes, now: float) -> Handled:

@@ -22,12 +22,14 @@ class ListSchedulesRequest(_message.Message):
     def __init__(self, cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class UpdateScheduleRequest(_message.Message):
-    __slots__ = ("id", "json")
+    __slots__ = ("id", "json", "if_updated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    IF_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     json: str
-    def __init__(self, id: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+    if_updated_at: float
+    def __init__(self, id: _Optional[str] = ..., json: _Optional[str] = ..., if_updated_at: _Optional[float] = ...) -> None: ...
 
 class PauseScheduleRequest(_message.Message):
     __slots__ = ("id", "note")

@@ -69,8 +69,8 @@ export async function get(path, params, signal) {
   return parse(r);
 }
 
-export async function send(method, path, body) {
-  const headers = { accept: "application/json" };
+export async function send(method, path, body, extraHeaders) {
+  const headers = { accept: "application/json", ...(extraHeaders || {}) };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (session.csrf_token) headers["x-csrf-token"] = session.csrf_token;
   let r;

@@ -72,7 +72,8 @@ export async function mount(view) {
             return;
           }
           act(`Saved ${s.id}`, async () => {
-            await send("PUT", `/v1/schedules/${enc(s.id)}`, spec);
+            // Only if nobody changed it since this page read it (else 412, shown; reload).
+            await send("PUT", `/v1/schedules/${enc(s.id)}`, spec, { "if-match": `"${s.updated_at}"` });
             clear(editor);
           });
         } } }, "Save"),
