@@ -811,7 +811,7 @@ def test_settings_page_edits_a_regions_own_autoscale_settings(
     saved = api.get("/v1/settings").json()["autoscale"]["regions"]
     assert saved == [
         {"region": "eu", "min_workers": 1, "max_workers": 3, "target_utilisation": 0.5,
-         "cooldown": 30.0}
+         "cooldown": 30.0, "target_latency": None}
     ]  # fmt: skip
     assert api.put("/v1/settings", json=original).status_code == 200
     assert dash.script_errors() == []
@@ -837,13 +837,14 @@ def test_settings_page_edits_autoscale_settings_per_task_type(
     # The second one for region gpu only: saved; blank cells took their defaults.
     editor.locator('input[data-path="autoscale.task_types[1].region"]').fill("gpu")
     editor.locator('input[data-path="autoscale.task_types[1].cooldown"]').fill("5")
+    editor.locator('input[data-path="autoscale.task_types[1].target_latency"]').fill("0.5")
     page.locator('[data-action="save"]').click()
     expect(page.locator('[data-role="saved"]')).to_be_visible()
     saved = api.get("/v1/settings").json()["autoscale"]["task_types"]
     common = {"task_type": "render", "min_workers": 0, "max_workers": 2, "target_utilisation": 0.75}
     assert saved == [
-        {**common, "region": None, "cooldown": 60.0},
-        {**common, "region": "gpu", "cooldown": 5.0},
+        {**common, "region": None, "cooldown": 60.0, "target_latency": None},
+        {**common, "region": "gpu", "cooldown": 5.0, "target_latency": 0.5},
     ]
     # Shown again after a reload: an empty region reads as blank, not "null".
     dash.goto("/settings")

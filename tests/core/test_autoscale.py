@@ -346,6 +346,45 @@ def test_a_pool_takes_the_settings_of_its_task_types(
     assert _PER_TYPE.for_pool(region, types) == expected
 
 
+def test_target_latency_per_region_and_task_type() -> None:
+    """A region's or a type's own target_latency wins; without one, the level above holds;
+    a pool of several types aims at the lowest of theirs."""
+    scale = AutoscaleSettings(
+        target_latency=5.0,
+        regions=(
+            AutoscaleRegion(region="eu", min_workers=0, max_workers=4, target_latency=2.0),
+            AutoscaleRegion(region="us", min_workers=0, max_workers=4),
+        ),
+        task_types=(
+            _tt("render", "eu", max=4, target_latency=0.5),
+            _tt("mail", max=2),
+            _tt("batch", max=2, target_latency=60.0),
+        ),
+    )
+    Settings(autoscale=scale).validate()
+    assert scale.for_region("eu").target_latency == 2.0
+    assert scale.for_region("us").target_latency == 5.0  # the entry names none
+    assert scale.for_region("asia").target_latency == 5.0
+    assert scale.for_pool("eu", ["render"]).target_latency == 0.5
+    assert scale.for_pool("eu", ["mail"]).target_latency == 2.0  # the region's
+    assert scale.for_pool("us", ["mail"]).target_latency == 5.0
+    assert scale.for_pool("eu", ["batch"]).target_latency == 60.0
+    assert scale.for_pool("eu", ["batch", "mail", "render"]).target_latency == 0.5
+    assert (
+        AutoscaleSettings(task_types=(_tt("mail"),)).for_pool("eu", ["mail"]).target_latency is None
+    )
+    for bad, field in [
+        (AutoscaleRegion(region="eu", min_workers=0, max_workers=1, target_latency=0.0),
+         "autoscale.regions[0].target_latency"),
+    ]:  # fmt: skip
+        with pytest.raises(InvalidRequestError) as err:
+            Settings(autoscale=AutoscaleSettings(regions=(bad,))).validate()
+        assert err.value.field == field
+    with pytest.raises(InvalidRequestError) as err:
+        Settings(autoscale=AutoscaleSettings(task_types=(_tt("x", target_latency=-1),))).validate()
+    assert err.value.field == "autoscale.task_types[0].target_latency"
+
+
 @given(
     st.lists(
         st.tuples(

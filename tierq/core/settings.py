@@ -59,6 +59,8 @@ class AutoscaleRegion(msgspec.Struct, frozen=True, kw_only=True):
     max_workers: int
     target_utilisation: float = 0.75
     cooldown: float = 60.0
+    #: In place of ``AutoscaleSettings.target_latency`` in this region (None: that one).
+    target_latency: float | None = None
 
 
 class AutoscaleTaskType(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +75,8 @@ class AutoscaleTaskType(msgspec.Struct, frozen=True, kw_only=True):
     max_workers: int
     target_utilisation: float = 0.75
     cooldown: float = 60.0
+    #: In place of the region's ``target_latency`` for this type (None: the region's).
+    target_latency: float | None = None
 
 
 class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -93,10 +97,11 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
     task_types: tuple[AutoscaleTaskType, ...] = ()
 
     def for_region(self, region: str) -> AutoscaleSettings:
-        """The settings that hold in ``region`` (its entry in ``regions``, else the defaults)."""
+        """The settings that hold in ``region`` (its entry in ``regions``, else the defaults;
+        an entry without a ``target_latency`` takes the default one)."""
         for r in self.regions:
             if r.region == region:
-                return _plain(r, self.target_latency)
+                return _plain(r, _latency(r, self.target_latency))
         return _plain(self, self.target_latency)
 
     def for_task_type(self, region: str, task_type: str) -> AutoscaleTaskType | None:
@@ -116,9 +121,11 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
 
         Each type's settings are its entry in ``task_types`` (:meth:`for_task_type`), else
         the region's (:meth:`for_region`). A pool serves all its types, so it takes the
-        loosest of them: the highest ``min_workers`` and ``max_workers``, the lowest
-        ``target_utilisation`` and the longest ``cooldown``. A pool of one type with an entry
-        has exactly that entry's settings; one with no entry, the region's.
+        settings of each that ask for the most workers: the highest ``min_workers`` and
+        ``max_workers``, the lowest ``target_utilisation``, the longest ``cooldown`` and the
+        lowest ``target_latency``. A pool of one type with an entry has exactly that entry's
+        settings (its ``target_latency`` the region's when it names none); one with no entry,
+        the region's.
         """
         region_wide = self.for_region(region)
         chosen: list[AutoscaleSettings] = []
@@ -127,16 +134,21 @@ class AutoscaleSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults
             if entry is None:
                 chosen.append(region_wide)
             else:
-                chosen.append(_plain(entry, self.target_latency))
+                chosen.append(_plain(entry, _latency(entry, region_wide.target_latency)))
         if not chosen:
             return region_wide
+        latencies = [c.target_latency for c in chosen if c.target_latency is not None]
         return AutoscaleSettings(
             min_workers=max(c.min_workers for c in chosen),
             max_workers=max(c.max_workers for c in chosen),
             target_utilisation=min(c.target_utilisation for c in chosen),
             cooldown=max(c.cooldown for c in chosen),
-            target_latency=self.target_latency,
+            target_latency=min(latencies) if latencies else None,
         )
+
+
+def _latency(s: AutoscaleRegion | AutoscaleTaskType, inherited: float | None) -> float | None:
+    return s.target_latency if s.target_latency is not None else inherited
 
 
 def _plain(
@@ -246,8 +258,6 @@ def _check_autoscale(a: AutoscaleSettings) -> None:
     from .validate import check_subject_token, check_task_name
 
     _autoscale(a, "autoscale")
-    if a.target_latency is not None:
-        _num(a.target_latency, "autoscale.target_latency", 0.001)
     seen: set[str] = set()
     for i, r in enumerate(a.regions):
         field = f"autoscale.regions[{i}]"
@@ -279,6 +289,8 @@ def _autoscale(s: AutoscaleSettings | AutoscaleRegion | AutoscaleTaskType, at: s
     _int(s.max_workers, f"{at}.max_workers", s.min_workers)
     _num(s.target_utilisation, f"{at}.target_utilisation", 0.01, 1.0)
     _num(s.cooldown, f"{at}.cooldown", 0.0)
+    if s.target_latency is not None:
+        _num(s.target_latency, f"{at}.target_latency", 0.001)
 
 
 def _int(value: object, field: str, lo: int | None = None, hi: int | None = None) -> None:
