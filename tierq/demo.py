@@ -21,6 +21,7 @@ from .client import App, TaskContext, TaskHandle, WorkflowHandle
 from .config import NatsConfig
 from .core.model import TERMINAL_STATES, Task, TaskState
 from .errors import TierqError
+from .protocol import QueryKind, QueryRequest, RegionsReply
 
 __all__ = ["app", "run_demo", "run_demo_against"]
 
@@ -134,12 +135,30 @@ async def run_demo(client: App, console: Console | None = None) -> dict[str, Any
 
 
 async def run_demo_against(nats: NatsConfig) -> None:
-    """What ``tierq dev --demo`` calls once the stack is up."""
+    """What ``tierq dev --demo`` calls once the stack is up: it waits for the workers to
+    register the demo's task types (the worker processes start after the stack says it is
+    up), so the first submissions are not told that no worker runs them."""
     async with App(nats) as client:
         try:
+            await until_served(client, set(app.tasks))
             await run_demo(client)
         except TierqError as exc:
             Console(stderr=True).print(f"[red]demo failed:[/] {exc}")
+
+
+async def until_served(client: App, names: set[str], timeout: float = 20.0) -> bool:
+    """Wait until some live region has workers for every task type in ``names``; False if
+    ``timeout`` seconds pass first (submitting is still fine: the tasks wait for workers)."""
+    master = await client.master()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        reply = await master.call("query", QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+        if names <= {t for r in reply.regions for t in r.task_types}:
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
 
 
 async def _show(client: App, run: WorkflowHandle, side: list[TaskHandle], console: Console) -> None:

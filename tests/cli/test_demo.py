@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 from rich.console import Console
 
 import tierq
-from tierq.demo import build, run_demo
+from tierq.demo import app as demo_app
+from tierq.demo import build, run_demo, until_served
 from tierq.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -31,3 +33,15 @@ async def test_run_demo_end_to_end(cluster: LocalCluster) -> None:
         (enrich,) = page.tasks
         assert enrich.attempt == 2  # the planned failure, then a successful retry
     assert "done:" in screen.getvalue()
+
+
+async def test_the_demo_waits_for_its_workers(cluster: LocalCluster) -> None:
+    """``tierq dev --demo`` submits only once a worker runs every demo task type, so a new
+    user's first run prints no "no live worker runs task type" warnings."""
+    names = set(demo_app.tasks)
+    async with tierq.App(cluster.nats_url) as app:
+        assert not await until_served(app, names, timeout=0.3)  # no worker yet
+        waiting = asyncio.create_task(until_served(app, names))
+        await cluster.start_worker("tierq.demo", concurrency=2)
+        assert await waiting
+        assert not await until_served(app, {"no.such.type"}, timeout=0.3)
