@@ -19,7 +19,8 @@ from rich.table import Table
 
 from .client import App, TaskContext, TaskHandle, WorkflowHandle
 from .config import NatsConfig
-from .core.model import TERMINAL_STATES, Task, TaskState
+from .core.model import TERMINAL_STATES, RegionInfo, Task, TaskSpec, TaskState
+from .core.waiting import unserved_message
 from .errors import TierqError
 from .protocol import QueryKind, QueryRequest, RegionsReply
 
@@ -150,11 +151,17 @@ async def until_served(client: App, names: set[str], timeout: float = 20.0) -> b
     """Wait until some live region has workers for every task type in ``names``; False if
     ``timeout`` seconds pass first (submitting is still fine: the tasks wait for workers)."""
     master = await client.master()
+    specs = [TaskSpec(name=name) for name in sorted(names)]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        reply = await master.call("query", QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
-        if names <= {t for r in reply.regions for t in r.task_types}:
+        reply = await master.query(QueryRequest(kind=QueryKind.REGIONS), RegionsReply)
+        regions = [
+            RegionInfo(name=r.name, instance=r.instance, labels=r.labels, task_types=r.task_types)
+            for r in reply.regions
+        ]
+        # The same test a submission's "no live worker" warning makes.
+        if all(unserved_message(regions, spec) is None for spec in specs):
             return True
         if loop.time() >= deadline:
             return False
